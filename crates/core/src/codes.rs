@@ -1,0 +1,209 @@
+//! Code tables loaded from `data/` at start-up: observation codes and the national
+//! immunization schedule (domain-rules §3). The files are compiled in, parsed once.
+
+use std::sync::OnceLock;
+
+use chrono::{Days, Months, NaiveDate};
+use serde::Deserialize;
+
+/// One row of `data/observation-codes.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ObservationCode {
+    /// LOINC code where one exists, else a `DHP-` local code.
+    pub code: String,
+    /// Short programme-facing key (`sbp`, `fasting_glucose`, …).
+    pub key: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub unit: String,
+    /// Plausible range; a value outside is rejected as a data-entry error.
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Deserialize)]
+struct ObservationFile {
+    code: Vec<ObservationCode>,
+}
+
+/// All observation codes, in file order.
+pub fn observation_codes() -> &'static [ObservationCode] {
+    static CODES: OnceLock<Vec<ObservationCode>> = OnceLock::new();
+    CODES.get_or_init(|| {
+        let file: ObservationFile =
+            toml::from_str(include_str!("../../../data/observation-codes.toml"))
+                .expect("data/observation-codes.toml is valid");
+        file.code
+    })
+}
+
+/// Look an observation code up by its key (`sbp`) or its code (`8480-6`).
+pub fn observation(key_or_code: &str) -> Option<&'static ObservationCode> {
+    observation_codes()
+        .iter()
+        .find(|c| c.key == key_or_code || c.code == key_or_code)
+}
+
+/// An age or interval written `Nd`, `Nm` or `Ny` in the rule tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Span {
+    Days(u32),
+    Months(u32),
+    Years(u32),
+}
+
+impl Span {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (num, unit) = s.split_at(s.len().saturating_sub(1));
+        let n: u32 = num
+            .parse()
+            .map_err(|_| format!("span {s:?} must be a number followed by d, m or y"))?;
+        match unit {
+            "d" => Ok(Span::Days(n)),
+            "m" => Ok(Span::Months(n)),
+            "y" => Ok(Span::Years(n)),
+            _ => Err(format!("span {s:?} must end in d, m or y")),
+        }
+    }
+
+    /// `date` plus this span (month ends clamp: 31 Jan + 1m = 28/29 Feb).
+    pub fn after(self, date: NaiveDate) -> NaiveDate {
+        match self {
+            Span::Days(n) => date + Days::new(n.into()),
+            Span::Months(n) => date + Months::new(n),
+            Span::Years(n) => date + Months::new(n * 12),
+        }
+    }
+}
+
+impl TryFrom<String> for Span {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Span::parse(&value)
+    }
+}
+
+/// One dose of a vaccine series.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DoseRule {
+    pub number: i32,
+    /// Minimum age for the dose.
+    pub age: Span,
+    /// Age by which the dose should be complete.
+    pub by: Option<Span>,
+    /// Minimum interval after the previous dose of the series.
+    pub min_interval: Option<Span>,
+}
+
+/// A vaccine of the national schedule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VaccineRule {
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub live: bool,
+    pub injectable: bool,
+    /// Not given at or after this age (e.g. BCG at ≥ 4 y).
+    pub not_at_or_after: Option<Span>,
+    pub doses: Vec<DoseRule>,
+}
+
+/// The immunization schedule table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ImmunizationSchedule {
+    pub edition: String,
+    #[serde(rename = "vaccine")]
+    pub vaccines: Vec<VaccineRule>,
+}
+
+impl ImmunizationSchedule {
+    pub fn vaccine(&self, code: &str) -> Option<&VaccineRule> {
+        self.vaccines.iter().find(|v| v.code == code)
+    }
+}
+
+/// The national schedule in force (`data/immunization-schedule.toml`).
+pub fn immunization_schedule() -> &'static ImmunizationSchedule {
+    static SCHEDULE: OnceLock<ImmunizationSchedule> = OnceLock::new();
+    SCHEDULE.get_or_init(|| {
+        toml::from_str(include_str!("../../../data/immunization-schedule.toml"))
+            .expect("data/immunization-schedule.toml is valid")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observation_table_has_the_programme_codes_with_units() {
+        for (key, unit) in [
+            ("sbp", "mmHg"),
+            ("dbp", "mmHg"),
+            ("fasting_glucose", "mmol/L"),
+            ("hba1c", "%"),
+            ("bmi", "kg/m2"),
+            ("weight", "kg"),
+            ("height", "cm"),
+            ("haemoglobin", "g/L"),
+        ] {
+            assert_eq!(
+                observation(key).map(|c| c.unit.as_str()),
+                Some(unit),
+                "{key}"
+            );
+        }
+        assert_eq!(observation("8480-6").unwrap().key, "sbp");
+        let mut codes: Vec<_> = observation_codes().iter().map(|c| &c.code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), observation_codes().len(), "codes are unique");
+    }
+
+    #[test]
+    fn schedule_matches_domain_rules_table() {
+        let s = immunization_schedule();
+        let ages = |code: &str| -> Vec<Span> {
+            s.vaccine(code)
+                .unwrap()
+                .doses
+                .iter()
+                .map(|d| d.age)
+                .collect()
+        };
+        use Span::*;
+        assert_eq!(ages("HepB"), [Days(0), Months(1), Months(6)]);
+        assert_eq!(ages("BCG"), [Days(0)]);
+        assert_eq!(ages("IPV"), [Months(2), Months(3)]);
+        assert_eq!(ages("bOPV"), [Months(4), Years(4)]);
+        assert_eq!(ages("DTaP"), [Months(3), Months(4), Months(5), Months(18)]);
+        assert_eq!(ages("DT"), [Years(6)]);
+        assert_eq!(ages("MMR"), [Months(8), Months(18)]);
+        assert_eq!(ages("JE-L"), [Months(8), Years(2)]);
+        assert_eq!(ages("MPSV-A"), [Months(6), Months(9)]);
+        assert_eq!(ages("MPSV-AC"), [Years(3), Years(6)]);
+        assert_eq!(ages("HepA-L"), [Months(18)]);
+        assert_eq!(s.vaccine("BCG").unwrap().not_at_or_after, Some(Years(4)));
+    }
+
+    #[test]
+    fn spans_add_calendar_units() {
+        let d = NaiveDate::from_ymd_opt(2024, 1, 31).unwrap();
+        assert_eq!(
+            Span::parse("1m").unwrap().after(d).to_string(),
+            "2024-02-29"
+        );
+        assert_eq!(
+            Span::parse("28d").unwrap().after(d).to_string(),
+            "2024-02-28"
+        );
+        assert_eq!(
+            Span::parse("4y").unwrap().after(d).to_string(),
+            "2028-01-31"
+        );
+        assert!(Span::parse("4w").is_err());
+        assert!(Span::parse("m").is_err());
+    }
+}

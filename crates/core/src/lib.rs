@@ -1,0 +1,19 @@
+//! dhp-core: the pure domain of the District Health Platform — types and rules.
+//!
+//! No I/O lives here: no database, no network, no async runtime. Rule tables from
+//! `data/` are compiled in and parsed once.
+
+pub mod codes;
+pub mod identity;
+pub mod record;
+pub mod registry;
+
+pub use identity::{IdentityError, IdentityNumber};
+pub use record::{
+    Condition, Contract, ContractStatus, Encounter, EncounterType, Immunization, Observation,
+    Programme,
+};
+pub use registry::{
+    HospitalLevel, Household, Id, OrgKind, Organisation, Practitioner, PractitionerRole, Resident,
+    Sex,
+};
