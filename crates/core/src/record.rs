@@ -120,6 +120,20 @@ impl Condition {
         code.starts_with("E11")
     }
 
+    /// The chronic-disease group a code belongs to, stored beside the code so the
+    /// store can count programme populations without re-implementing these rules.
+    pub fn category(code: &str) -> Option<&'static str> {
+        if Self::is_hypertension(code) {
+            Some("hypertension")
+        } else if Self::is_type2_diabetes(code) {
+            Some("diabetes")
+        } else if Self::is_severe_mental_disorder(code) {
+            Some("mental")
+        } else {
+            None
+        }
+    }
+
     /// Severe mental disorders managed by the programme (F20 schizophrenia, F25
     /// schizoaffective, F22 delusional, F31 bipolar, F06 organic, F70-F79 with psychosis).
     pub fn is_severe_mental_disorder(code: &str) -> bool {

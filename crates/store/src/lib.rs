@@ -1,1 +1,400 @@
-//! placeholder
+//! dhp-store: persistence behind the [`Store`] trait, with a SQLite backend (embedded,
+//! the default) and a PostgreSQL backend (production). Each backend has its own
+//! migrations; one conformance suite (`tests/it`) runs against both.
+//!
+//! Writes go in batches: one transaction per [`Batch`], multi-row `INSERT` on SQLite and
+//! `UNNEST` arrays on PostgreSQL. Keys are assigned by the writer, never by the
+//! database, so the same input always gives the same rows.
+
+mod figures;
+mod postgres;
+mod rows;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use dhp_core::{
+    Condition, Contract, Encounter, Household, Id, Immunization, Observation, Organisation,
+    Practitioner, Resident,
+};
+use sha2::{Digest, Sha256};
+
+pub use figures::DistrictFigures;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the store. `NotFound` and `Conflict` are answers, the rest are failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("database {0} already holds a district; use an empty database")]
+    NotEmpty(String),
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The large tables, in dependency order (a row only refers to rows of earlier tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Organisations,
+    Practitioners,
+    Households,
+    Residents,
+    Contracts,
+    Encounters,
+    Conditions,
+    Observations,
+    Immunizations,
+}
+
+impl Table {
+    pub const ALL: [Table; 9] = [
+        Table::Organisations,
+        Table::Practitioners,
+        Table::Households,
+        Table::Residents,
+        Table::Contracts,
+        Table::Encounters,
+        Table::Conditions,
+        Table::Observations,
+        Table::Immunizations,
+    ];
+
+    /// The SQL table name (the same in both backends).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Organisations => "organisations",
+            Table::Practitioners => "practitioners",
+            Table::Households => "households",
+            Table::Residents => "residents",
+            Table::Contracts => "contracts",
+            Table::Encounters => "encounters",
+            Table::Conditions => "conditions",
+            Table::Observations => "observations",
+            Table::Immunizations => "immunizations",
+        }
+    }
+}
+
+/// Rows to write in one transaction, or rows read from one table.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub organisations: Vec<Organisation>,
+    pub practitioners: Vec<Practitioner>,
+    pub households: Vec<Household>,
+    pub residents: Vec<Resident>,
+    pub contracts: Vec<Contract>,
+    pub encounters: Vec<Encounter>,
+    pub conditions: Vec<Condition>,
+    pub observations: Vec<Observation>,
+    pub immunizations: Vec<Immunization>,
+}
+
+impl Batch {
+    /// Number of rows in the batch.
+    pub fn len(&self) -> usize {
+        self.organisations.len()
+            + self.practitioners.len()
+            + self.households.len()
+            + self.residents.len()
+            + self.contracts.len()
+            + self.encounters.len()
+            + self.conditions.len()
+            + self.observations.len()
+            + self.immunizations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The largest id in the batch, for paging through a table.
+    pub fn last_id(&self) -> Option<Id> {
+        [
+            self.organisations.iter().map(|r| r.id).max(),
+            self.practitioners.iter().map(|r| r.id).max(),
+            self.households.iter().map(|r| r.id).max(),
+            self.residents.iter().map(|r| r.id).max(),
+            self.contracts.iter().map(|r| r.id).max(),
+            self.encounters.iter().map(|r| r.id).max(),
+            self.conditions.iter().map(|r| r.id).max(),
+            self.observations.iter().map(|r| r.id).max(),
+            self.immunizations.iter().map(|r| r.id).max(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
+    /// Canonical one-line text of every row, in table then id order. The digest of a
+    /// database is the SHA-256 of these lines, so it is the same on either backend.
+    fn canonical_lines(&self, out: &mut impl FnMut(String)) {
+        fn opt<T: fmt::Display>(v: &Option<T>) -> String {
+            v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+        }
+        for o in &self.organisations {
+            out(format!(
+                "o|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+                o.id,
+                o.code,
+                o.name_zh,
+                o.name_en,
+                o.kind.as_str(),
+                opt(&o.level.map(|l| l as i64)),
+                opt(&o.parent_id),
+                o.district_code,
+                o.beds
+            ));
+        }
+        for p in &self.practitioners {
+            out(format!(
+                "p|{}|{}|{}|{}|{}",
+                p.id,
+                p.name,
+                p.role.as_str(),
+                p.org_id,
+                p.district_code
+            ));
+        }
+        for h in &self.households {
+            out(format!(
+                "h|{}|{}|{}|{}",
+                h.id, h.district_code, h.street_org_id, h.address
+            ));
+        }
+        for r in &self.residents {
+            out(format!(
+                "r|{}|{}|{}|{}|{:?}|{}|{}|{}|{}|{}",
+                r.id,
+                r.district_code,
+                r.identity_number,
+                r.name,
+                r.sex,
+                r.birth_date,
+                r.street_org_id,
+                r.household_id,
+                r.phone,
+                r.registered
+            ));
+        }
+        for c in &self.contracts {
+            out(format!(
+                "k|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+                c.id,
+                c.resident_id,
+                c.centre_org_id,
+                c.doctor_id,
+                c.district_hospital_id,
+                c.city_hospital_id,
+                c.start,
+                c.end,
+                c.status.as_str()
+            ));
+        }
+        for e in &self.encounters {
+            out(format!(
+                "e|{}|{}|{}|{}|{}|{}|{}",
+                e.id,
+                e.resident_id,
+                e.kind.as_str(),
+                opt(&e.programme.map(|p| p.as_str())),
+                e.org_id,
+                opt(&e.practitioner_id),
+                e.start
+            ));
+        }
+        for c in &self.conditions {
+            out(format!(
+                "c|{}|{}|{}|{}|{}",
+                c.id, c.resident_id, c.icd10, c.onset, c.org_id
+            ));
+        }
+        for o in &self.observations {
+            out(format!(
+                "b|{}|{}|{}|{}|{}|{}|{}",
+                o.id,
+                o.resident_id,
+                opt(&o.encounter_id),
+                o.code,
+                o.value,
+                o.unit,
+                o.effective
+            ));
+        }
+        for i in &self.immunizations {
+            out(format!(
+                "i|{}|{}|{}|{}|{}|{}",
+                i.id, i.resident_id, i.vaccine, i.dose_number, i.date, i.org_id
+            ));
+        }
+    }
+}
+
+/// A login account of the portal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Id,
+    pub username: String,
+    /// PHC string of an argon2 hash; never the password.
+    pub password_hash: String,
+    /// `system`, `manager`, `public_health_doctor`, `family_doctor`,
+    /// `hospital_clinician` or `resident`.
+    pub role: String,
+    pub display_name: String,
+    pub org_id: Option<Id>,
+    pub practitioner_id: Option<Id>,
+    pub resident_id: Option<Id>,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("role", &self.role)
+            .field("org_id", &self.org_id)
+            .finish()
+    }
+}
+
+/// Residents of one street or town, for the home page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaCount {
+    pub org_id: Id,
+    pub residents: i64,
+    pub households: i64,
+}
+
+/// Persistence of the platform. Implemented by [`SqliteStore`] and [`PostgresStore`];
+/// both pass the same conformance suite.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Write every row of `batch` in one transaction: all or nothing.
+    async fn insert_batch(&self, batch: &Batch) -> Result<()>;
+
+    /// Up to `limit` rows of `table` with `id > after`, in id order.
+    async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch>;
+
+    /// Number of rows in `table`.
+    async fn count(&self, table: Table) -> Result<i64>;
+
+    /// A value of the `meta` table (generation parameters and the like).
+    async fn meta(&self, key: &str) -> Result<Option<String>>;
+
+    /// Set a value of the `meta` table.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Look an organisation up by its code.
+    async fn organisation_by_code(&self, code: &str) -> Result<Organisation>;
+
+    /// Look a resident up by identity number.
+    async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident>;
+
+    /// Residents and households per street or town.
+    async fn area_counts(&self) -> Result<Vec<AreaCount>>;
+
+    /// Add a login account; `Conflict` if the username is taken.
+    async fn insert_user(&self, user: &User) -> Result<()>;
+
+    async fn user_by_username(&self, username: &str) -> Result<User>;
+
+    async fn users(&self) -> Result<Vec<User>>;
+
+    /// Headline figures of the district for a calendar year (calibration, home page).
+    async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures>;
+
+    /// Remove every row of every table (used to undo a failed generation on a server
+    /// database, where the load cannot be one file renamed into place).
+    async fn clear(&self) -> Result<()>;
+}
+
+/// Every organisation, in id order.
+pub async fn organisations(store: &dyn Store) -> Result<Vec<Organisation>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.page(Table::Organisations, after, 10_000).await?;
+        let Some(last) = page.organisations.last() else {
+            break;
+        };
+        after = last.id;
+        out.extend(page.organisations);
+    }
+    Ok(out)
+}
+
+/// Row counts of every table plus a SHA-256 content digest over all rows in canonical
+/// form. Equal digests mean byte-identical data, whichever backend holds it.
+pub async fn content_digest(store: &dyn Store) -> Result<(Vec<(Table, i64)>, String)> {
+    const PAGE: i64 = 50_000;
+    let mut hasher = Sha256::new();
+    let mut counts = Vec::new();
+    for table in Table::ALL {
+        let mut after = 0;
+        let mut n = 0i64;
+        loop {
+            let page = store.page(table, after, PAGE).await?;
+            let rows = page.len() as i64;
+            if rows == 0 {
+                break;
+            }
+            n += rows;
+            page.canonical_lines(&mut |line| {
+                hasher.update(line.as_bytes());
+                hasher.update(b"\n");
+            });
+            after = page.last_id().unwrap_or(after);
+            if rows < PAGE {
+                break;
+            }
+        }
+        counts.push((table, n));
+    }
+    Ok((counts, hex::encode(hasher.finalize())))
+}
+
+/// Open the store a URL names, creating the database file (SQLite) and running the
+/// backend's migrations. Accepts `sqlite://PATH`, `sqlite:PATH`, `postgres://…` and
+/// `postgresql://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = sqlite_path(url) {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// The file path of a SQLite URL, or `None` if the URL is not SQLite.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .filter(|p| !p.is_empty())
+}
+
+/// Dates that bound a calendar year: `[start, next_start)`, and the year's last day.
+pub(crate) fn year_bounds(year: i32) -> (NaiveDate, NaiveDate, NaiveDate) {
+    let start = NaiveDate::from_ymd_opt(year, 1, 1).expect("valid year");
+    let next = NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("valid year");
+    let last = NaiveDate::from_ymd_opt(year, 12, 31).expect("valid year");
+    (start, next, last)
+}

@@ -1,0 +1,266 @@
+//! PostgreSQL backend: batched writes as `INSERT … SELECT FROM UNNEST(arrays)`, one
+//! statement per table per chunk, all in one transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dhp_core::{Condition, Id, Organisation, Resident, Sex};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::figures::{self, DistrictFigures, Param};
+use crate::rows::{self, Col};
+use crate::sqlite::{conflict, AREA_COUNTS_SQL, INSERT_USER_SQL};
+use crate::{AreaCount, Batch, Result, Store, StoreError, Table, User};
+
+/// Rows per UNNEST statement: large enough to amortise the round trip, small enough to
+/// keep the bound arrays modest.
+const CHUNK: usize = 20_000;
+
+/// The production store: a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connect to `url` and migrate the database.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("src/postgres/migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// Collect one column of a chunk.
+fn col<T, U>(rows: &[T], f: impl Fn(&T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn insert_batch(&self, b: &Batch) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for c in b.organisations.chunks(CHUNK) {
+            sqlx::query("INSERT INTO organisations (id, code, name_zh, name_en, kind, level, parent_id, district_code, beds) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])")
+                .bind(col(c, |o| o.id)).bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.name_zh.clone()))
+                .bind(col(c, |o| o.name_en.clone())).bind(col(c, |o| o.kind.as_str())).bind(col(c, |o| o.level.map(|l| l as i64)))
+                .bind(col(c, |o| o.parent_id)).bind(col(c, |o| o.district_code.clone())).bind(col(c, |o| o.beds))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.practitioners.chunks(CHUNK) {
+            sqlx::query("INSERT INTO practitioners (id, name, role, org_id, district_code) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])")
+                .bind(col(c, |p| p.id)).bind(col(c, |p| p.name.clone())).bind(col(c, |p| p.role.as_str()))
+                .bind(col(c, |p| p.org_id)).bind(col(c, |p| p.district_code.clone()))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.households.chunks(CHUNK) {
+            sqlx::query(
+                "INSERT INTO households (id, district_code, street_org_id, address) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[])",
+            )
+            .bind(col(c, |h| h.id))
+            .bind(col(c, |h| h.district_code.clone()))
+            .bind(col(c, |h| h.street_org_id))
+            .bind(col(c, |h| h.address.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict)?;
+        }
+        for c in b.residents.chunks(CHUNK) {
+            sqlx::query("INSERT INTO residents (id, district_code, identity_number, name, sex, birth_date, street_org_id, household_id, phone, registered) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])")
+                .bind(col(c, |r| r.id)).bind(col(c, |r| r.district_code.clone()))
+                .bind(col(c, |r| r.identity_number.as_str().to_string())).bind(col(c, |r| r.name.clone()))
+                .bind(col(c, |r| match r.sex { Sex::Male => "male", Sex::Female => "female" }))
+                .bind(col(c, |r| r.birth_date)).bind(col(c, |r| r.street_org_id)).bind(col(c, |r| r.household_id))
+                .bind(col(c, |r| r.phone.clone())).bind(col(c, |r| r.registered))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.contracts.chunks(CHUNK) {
+            sqlx::query("INSERT INTO contracts (id, resident_id, centre_org_id, doctor_id, district_hospital_id, city_hospital_id, start_date, end_date, status) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::date[], $8::date[], $9::text[])")
+                .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.centre_org_id))
+                .bind(col(c, |k| k.doctor_id)).bind(col(c, |k| k.district_hospital_id)).bind(col(c, |k| k.city_hospital_id))
+                .bind(col(c, |k| k.start)).bind(col(c, |k| k.end)).bind(col(c, |k| k.status.as_str()))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.encounters.chunks(CHUNK) {
+            sqlx::query("INSERT INTO encounters (id, resident_id, kind, programme, org_id, practitioner_id, start_time) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamp[])")
+                .bind(col(c, |e| e.id)).bind(col(c, |e| e.resident_id)).bind(col(c, |e| e.kind.as_str()))
+                .bind(col(c, |e| e.programme.map(|p| p.as_str()))).bind(col(c, |e| e.org_id))
+                .bind(col(c, |e| e.practitioner_id)).bind(col(c, |e| e.start))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.conditions.chunks(CHUNK) {
+            sqlx::query("INSERT INTO conditions (id, resident_id, icd10, category, onset, org_id) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::bigint[])")
+                .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.icd10.clone()))
+                .bind(col(c, |k| Condition::category(&k.icd10))).bind(col(c, |k| k.onset)).bind(col(c, |k| k.org_id))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.observations.chunks(CHUNK) {
+            sqlx::query("INSERT INTO observations (id, resident_id, encounter_id, code, value, unit, effective) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamp[])")
+                .bind(col(c, |o| o.id)).bind(col(c, |o| o.resident_id)).bind(col(c, |o| o.encounter_id))
+                .bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.value)).bind(col(c, |o| o.unit.clone()))
+                .bind(col(c, |o| o.effective))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        for c in b.immunizations.chunks(CHUNK) {
+            sqlx::query("INSERT INTO immunizations (id, resident_id, vaccine, dose_number, date, org_id) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::date[], $6::bigint[])")
+                .bind(col(c, |i| i.id)).bind(col(c, |i| i.resident_id)).bind(col(c, |i| i.vaccine.clone()))
+                .bind(col(c, |i| i.dose_number as i64)).bind(col(c, |i| i.date)).bind(col(c, |i| i.org_id))
+                .execute(&mut *tx).await.map_err(conflict)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch> {
+        let rows = sqlx::query(&rows::page_sql(table))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut batch = Batch::default();
+        for r in &rows {
+            rows::push(&mut batch, table, r)?;
+        }
+        Ok(batch)
+    }
+
+    async fn count(&self, table: Table) -> Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn organisation_by_code(&self, code: &str) -> Result<Organisation> {
+        let sql = format!(
+            "SELECT {} FROM organisations WHERE code = $1",
+            rows::columns(Table::Organisations)
+        );
+        let row = sqlx::query(&sql)
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("organisation {code}")))?;
+        rows::organisation(&row)
+    }
+
+    async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident> {
+        let sql = format!(
+            "SELECT {} FROM residents WHERE identity_number = $1",
+            rows::columns(Table::Residents)
+        );
+        let row = sqlx::query(&sql)
+            .bind(identity_number)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("resident".into()))?;
+        rows::resident(&row)
+    }
+
+    async fn area_counts(&self) -> Result<Vec<AreaCount>> {
+        let rows = sqlx::query(AREA_COUNTS_SQL).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AreaCount {
+                    org_id: r.i64(0)?,
+                    residents: r.i64(1)?,
+                    households: r.i64(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_user(&self, u: &User) -> Result<()> {
+        sqlx::query(INSERT_USER_SQL)
+            .bind(u.id)
+            .bind(&u.username)
+            .bind(&u.password_hash)
+            .bind(&u.role)
+            .bind(&u.display_name)
+            .bind(u.org_id)
+            .bind(u.practitioner_id)
+            .bind(u.resident_id)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict)?;
+        Ok(())
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<User> {
+        let sql = format!(
+            "SELECT {} FROM users WHERE username = $1",
+            rows::USER_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {username}")))?;
+        rows::user(&row)
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {} FROM users ORDER BY id", rows::USER_COLUMNS);
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
+        let mut out = Vec::new();
+        for fq in figures::queries(district_code, year) {
+            let mut q = sqlx::query(fq.sql);
+            for p in fq.params {
+                q = match p {
+                    Param::Text(s) => q.bind(s),
+                    Param::Date(d) => q.bind(d),
+                    Param::DateTime(t) => q.bind(t),
+                };
+            }
+            let row = q.fetch_one(&self.pool).await?;
+            out.push(
+                (0..fq.columns)
+                    .map(|i| row.i64(i))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        Ok(figures::assemble(year, out))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        sqlx::query("TRUNCATE users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

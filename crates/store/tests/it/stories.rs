@@ -1,0 +1,202 @@
+//! The stories every backend must tell the same way.
+
+use dhp_store::{content_digest, Batch, DistrictFigures, Store, StoreError, Table, User};
+
+use crate::fixture;
+
+pub async fn a_new_store_is_empty(s: &dyn Store) {
+    for t in Table::ALL {
+        assert_eq!(s.count(t).await.unwrap(), 0, "{t:?}");
+    }
+    assert_eq!(s.meta("seed").await.unwrap(), None);
+    assert!(s.users().await.unwrap().is_empty());
+}
+
+async fn read_all(s: &dyn Store, page_size: i64) -> Batch {
+    let mut all = Batch::default();
+    for t in Table::ALL {
+        let mut after = 0;
+        loop {
+            let page = s.page(t, after, page_size).await.unwrap();
+            let Some(last) = page.last_id() else { break };
+            after = last;
+            all.organisations.extend(page.organisations);
+            all.practitioners.extend(page.practitioners);
+            all.households.extend(page.households);
+            all.residents.extend(page.residents);
+            all.contracts.extend(page.contracts);
+            all.encounters.extend(page.encounters);
+            all.conditions.extend(page.conditions);
+            all.observations.extend(page.observations);
+            all.immunizations.extend(page.immunizations);
+        }
+    }
+    all
+}
+
+pub async fn batches_round_trip_through_pages(s: &dyn Store) {
+    let batch = fixture::district();
+    s.insert_batch(&batch).await.unwrap();
+    assert_eq!(s.count(Table::Residents).await.unwrap(), 6);
+    assert_eq!(s.count(Table::Encounters).await.unwrap(), 10);
+    // A page size that splits tables exercises the keyset paging.
+    assert_eq!(read_all(s, 3).await, batch);
+    assert_eq!(read_all(s, 1000).await, batch);
+}
+
+pub async fn a_failing_batch_writes_nothing(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let before = content_digest(s).await.unwrap();
+
+    // Good rows followed by one that refers to a resident that does not exist.
+    let mut bad = Batch::default();
+    let mut good_condition = fixture::district().conditions[0].clone();
+    good_condition.id = 900;
+    bad.conditions.push(good_condition);
+    let mut dangling = fixture::district().immunizations[0].clone();
+    dangling.id = 901;
+    dangling.resident_id = 999_999;
+    bad.immunizations.push(dangling);
+    let err = s.insert_batch(&bad).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    // A duplicate identity number is a conflict too.
+    let mut dup = Batch::default();
+    let mut twin = fixture::district().residents[0].clone();
+    twin.id = 902;
+    dup.residents.push(twin);
+    assert!(matches!(
+        s.insert_batch(&dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    assert_eq!(
+        content_digest(s).await.unwrap(),
+        before,
+        "nothing half-written"
+    );
+}
+
+pub async fn lookups_keep_not_found_apart(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let chc = s.organisation_by_code("310118-CHC01").await.unwrap();
+    assert_eq!(chc.id, 4);
+    assert_eq!(chc.beds, 20);
+    assert!(matches!(
+        s.organisation_by_code("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let r = &fixture::district().residents[2];
+    let found = s
+        .resident_by_identity(r.identity_number.as_str())
+        .await
+        .unwrap();
+    assert_eq!(&found, r);
+    assert!(matches!(
+        s.resident_by_identity("11010519491231002X").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let areas = s.area_counts().await.unwrap();
+    assert_eq!(areas.len(), 1);
+    assert_eq!(
+        (areas[0].org_id, areas[0].residents, areas[0].households),
+        (3, 6, 2)
+    );
+}
+
+pub async fn users_are_unique_and_redacted(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let u = User {
+        id: 1,
+        username: "doctor".into(),
+        password_hash: "$argon2id$v=19$secret".into(),
+        role: "family_doctor".into(),
+        display_name: "医生10".into(),
+        org_id: Some(4),
+        practitioner_id: Some(10),
+        resident_id: None,
+    };
+    s.insert_user(&u).await.unwrap();
+    assert_eq!(s.user_by_username("doctor").await.unwrap(), u);
+    let twin = User { id: 2, ..u.clone() };
+    assert!(matches!(
+        s.insert_user(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.user_by_username("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!format!("{u:?}").contains("secret"));
+    assert_eq!(s.users().await.unwrap().len(), 1);
+}
+
+pub async fn district_figures_count_the_fixture(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let f = s.district_figures("310118", 2025).await.unwrap();
+    // Counted by hand from fixture.rs:
+    let expect = DistrictFigures {
+        year: 2025,
+        residents: 5, // 205 is born in 2026
+        households: 2,
+        beds: 520,                       // the city hospital's 1,000 are the city's
+        physicians: 3,                   // 10 family doctor, 12 specialist, 13 public health
+        nurses: 2,                       // 11, 14
+        general_practitioners: 1,        // 10
+        key_population: 4,               // 200 (75), 201 (3), 202 (I10), 204 (65, E11)
+        key_population_signed: 2,        // 200, 202; 204's contract was ended
+        signed_residents: 3,             // 200, 202, 203
+        signed_visits: 5,                // 400–404; 405 is 2024, 407 is unsigned
+        signed_visits_in_centre: 2,      // 400 centre, 401 its station
+        signed_visits_in_combination: 4, // + 402 district, 403 city hospital; 404 elsewhere
+        hypertensives: 1,
+        hypertensives_managed: 1,
+        diabetics: 1,
+        diabetics_managed: 1,
+    };
+    assert_eq!(f, expect);
+    // The year before: only 200 was signed (contract 299, which covered 2024-12-31
+    // and expired later); 203's 2024 visit was unsigned.
+    let f24 = s.district_figures("310118", 2024).await.unwrap();
+    assert_eq!(f24.signed_residents, 1);
+    assert_eq!(f24.signed_visits, 0);
+    assert_eq!(f24.hypertensives_managed, 0);
+}
+
+pub async fn meta_values_overwrite(s: &dyn Store) {
+    s.set_meta("seed", "1").await.unwrap();
+    s.set_meta("seed", "2").await.unwrap();
+    assert_eq!(s.meta("seed").await.unwrap().as_deref(), Some("2"));
+}
+
+pub async fn clear_empties_every_table(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    s.set_meta("seed", "1").await.unwrap();
+    s.clear().await.unwrap();
+    a_new_store_is_empty(s).await;
+}
+
+pub async fn digest_is_the_same_on_every_backend(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let (counts, digest) = content_digest(s).await.unwrap();
+    assert_eq!(
+        counts.iter().map(|(_, n)| n).sum::<i64>(),
+        8 + 7 + 2 + 6 + 5 + 10 + 3 + 3 + 2
+    );
+    // The same rows on a fresh SQLite store give the same digest.
+    let reference = crate::sqlite().await;
+    reference
+        .store
+        .insert_batch(&fixture::district())
+        .await
+        .unwrap();
+    assert_eq!(content_digest(&*reference.store).await.unwrap().1, digest);
+    reference.finish().await;
+    // Any change to any row changes it.
+    let mut other = fixture::district();
+    other.observations[1].value = 92.6;
+    let changed = crate::sqlite().await;
+    changed.store.insert_batch(&other).await.unwrap();
+    assert_ne!(content_digest(&*changed.store).await.unwrap().1, digest);
+    changed.finish().await;
+}
