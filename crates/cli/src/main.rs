@@ -1,1 +1,115 @@
-fn main() {}
+//! `dhp`: the District Health Platform in one binary.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "dhp", version, about = "District Health Platform (区域数字健康平台)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a demo district into ./dhp-demo.db if absent, then serve it.
+    Demo {
+        /// Residents of the demo district (when it has to be generated).
+        #[arg(long, default_value_t = 50_000)]
+        residents: u64,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, default_value = "dhp-demo.db")]
+        path: String,
+    },
+    /// Serve the portal and API over a database.
+    Serve {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Generate a synthetic district into an empty database.
+    Generate {
+        /// sqlite://PATH (a new file) or postgres://USER@HOST/DB (an empty database).
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long)]
+        residents: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Years of history.
+        #[arg(long, default_value_t = 10)]
+        years: u32,
+        /// Last day of the history (YYYY-MM-DD).
+        #[arg(long)]
+        end_date: Option<chrono::NaiveDate>,
+    },
+    /// Row counts and a content digest of a database.
+    Stats {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resident identity numbers.
+    Id {
+        #[command(subcommand)]
+        command: IdCommand,
+    },
+    /// Benchmarks at district scale (not run by the tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IdCommand {
+    /// Validate an 18-digit resident identity number (GB 11643-1999).
+    Check { number: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Generator throughput into a fresh SQLite file (and PostgreSQL if given).
+    Generate {
+        #[arg(long, default_value_t = 100_000)]
+        residents: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = matches!(cli.command, Command::Serve { .. } | Command::Demo { .. });
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DHP_LOG")
+                .unwrap_or_else(|_| if verbose { "info,sqlx=warn".into() } else { "warn".into() }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

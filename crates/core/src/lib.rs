@@ -5,6 +5,7 @@
 
 pub mod codes;
 pub mod identity;
+pub mod plan;
 pub mod record;
 pub mod registry;
 

@@ -1,1 +1,136 @@
-//! placeholder
+//! dhp-server: the HTTP face of the platform — portal pages (Chinese and English),
+//! login, and the health check. Handlers parse, ask the store, and render; no SQL and
+//! no domain rules live here.
+
+pub mod auth;
+pub mod i18n;
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dhp_store::{DistrictFigures, Store, StoreError, Table};
+use tokio::sync::OnceCell;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{create_demo_accounts, DemoAccount};
+
+/// Shared state of the server.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub sessions: auth::Sessions,
+    /// Headline figures for the calibration year, computed once on first use.
+    figures: OnceCell<Option<DistrictFigures>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            sessions: auth::Sessions::default(),
+            figures: OnceCell::new(),
+        })
+    }
+
+    async fn figures(&self) -> Result<Option<DistrictFigures>, StoreError> {
+        self.figures
+            .get_or_try_init(|| async {
+                let district = self.store.meta("district_code").await?;
+                let year = self.store.meta("calibration_year").await?;
+                match (district, year.and_then(|y| y.parse::<i32>().ok())) {
+                    (Some(d), Some(y)) => Ok(Some(self.store.district_figures(&d, y).await?)),
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// The application's routes over `state`.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/healthz", get(healthz))
+        .route("/static/app.css", get(stylesheet))
+        .layer(TraceLayer::new_for_http())
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
+/// Serve `store` on `listener` until Ctrl-C.
+pub async fn serve(store: Arc<dyn Store>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let app = app(AppState::new(store));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let residents = state.store.count(Table::Residents).await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "backend": state.store.backend(),
+        "residents": residents,
+    })))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/app.css"),
+    )
+}
+
+/// A failure while answering: logged in full, shown without internals.
+#[derive(Debug)]
+pub enum AppError {
+    Store(StoreError),
+    Render(askama::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Store(e)
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Render(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = ?self, "request failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the server could not answer; see its log",
+        )
+            .into_response()
+    }
+}

@@ -39,10 +39,24 @@ pub enum StoreError {
     NotEmpty(String),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    // The sqlx error is shown in the message rather than chained as a source: its own
+    // Display already includes its cause, and a chain would print it twice.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -397,4 +411,51 @@ pub(crate) fn year_bounds(year: i32) -> (NaiveDate, NaiveDate, NaiveDate) {
     let next = NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("valid year");
     let last = NaiveDate::from_ymd_opt(year, 12, 31).expect("valid year");
     (start, next, last)
+}
+
+/// A database URL fit for messages: the password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once('@') {
+        Some((scheme_user, host)) => match scheme_user.rsplit_once(':') {
+            Some((user, _)) if user.contains("//") => format!("{user}:***@{host}"),
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// A PostgreSQL connection for administrative statements (scratch databases for
+/// benchmarks); not part of the `Store`.
+#[derive(Debug)]
+pub struct AdminPool(sqlx::PgPool);
+
+impl AdminPool {
+    pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Self(sqlx::PgPool::connect(url).await?))
+    }
+
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        sqlx::query(sql).execute(&self.0).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords_in_messages() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn only_known_schemes_are_sqlite() {
+        assert_eq!(sqlite_path("sqlite://x.db"), Some("x.db"));
+        assert_eq!(sqlite_path("sqlite:x.db"), Some("x.db"));
+        assert_eq!(sqlite_path("sqlite://"), None);
+        assert_eq!(sqlite_path("mysql://x"), None);
+    }
 }

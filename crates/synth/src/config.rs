@@ -133,43 +133,15 @@ pub fn banded(table: &[(u32, f64)], age: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One calibration target with the plan clause it comes from.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Target {
-    pub key: String,
-    pub name_zh: String,
-    pub value: f64,
-    pub unit: String,
-    pub tolerance: f64,
-    pub clause: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Calibration {
-    #[serde(rename = "target")]
-    pub targets: Vec<Target>,
-}
-
-impl Calibration {
-    /// The target value for `key`; the file is part of the build, so a missing key is a
-    /// programming error caught by the tests.
-    pub fn value(&self, key: &str) -> f64 {
-        self.targets
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value)
-            .unwrap_or_else(|| panic!("calibration target {key} missing"))
-    }
-}
+pub use dhp_core::plan::{Calibration, Target};
 
 pub fn district() -> DistrictConfig {
     toml::from_str(include_str!("../../../data/district/qingpu.toml"))
         .expect("data/district/qingpu.toml is valid")
 }
 
-pub fn calibration() -> Calibration {
-    toml::from_str(include_str!("../../../data/calibration/qingpu-2020.toml"))
-        .expect("data/calibration/qingpu-2020.toml is valid")
+pub fn calibration() -> &'static Calibration {
+    dhp_core::plan::calibration()
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ pub enum GenerateError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot use {path}: {source}")]
+    #[error("cannot use {path}")]
     Io {
         path: String,
         #[source]
@@ -156,6 +156,19 @@ pub async fn generate_into(
         if final_path.exists() {
             return Err(GenerateError::Exists(final_path.display().to_string()));
         }
+        let dir = final_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(GenerateError::Io {
+                path: final_path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", dir.display()),
+                ),
+            });
+        }
         let partial = PathBuf::from(format!("{path}.partial"));
         remove_sqlite_files(&partial);
         let io = |source| GenerateError::Io {
@@ -184,7 +197,7 @@ pub async fn generate_into(
     } else {
         let store = dhp_store::connect(url).await?;
         if store.count(Table::Organisations).await? > 0 {
-            return Err(StoreError::NotEmpty(redact(url)).into());
+            return Err(StoreError::NotEmpty(dhp_store::redact_url(url)).into());
         }
         match generate(&*store, params, progress).await {
             Ok(summary) => Ok((store, summary)),
@@ -193,16 +206,6 @@ pub async fn generate_into(
                 Err(e)
             }
         }
-    }
-}
-
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((scheme_user, host)) => match scheme_user.rsplit_once(':') {
-            Some((user, _)) if user.contains("//") => format!("{user}:***@{host}"),
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
     }
 }
 
@@ -389,11 +392,5 @@ mod tests {
         let c: u64 = stream(7, 2, 1).random();
         assert_ne!(a, b);
         assert_eq!(a, c);
-    }
-
-    #[test]
-    fn urls_lose_their_passwords_in_messages() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -54,10 +54,10 @@ async fn the_district_reproduces_every_calibration_target() {
     let f = store.district_figures("310118", summary.calibration_year).await.unwrap();
     let mut report = Vec::new();
     let mut failures = Vec::new();
-    for t in config::calibration().targets {
+    for t in &config::calibration().targets {
         let got = measured(&f, &t.key);
         // Percentages within ±tolerance points; ratios per 1,000 within ±tolerance %.
-        let off = if t.unit == "%" { (got - t.value).abs() } else { (got / t.value - 1.0).abs() * 100.0 };
+        let off = if t.is_percent() { (got - t.value).abs() } else { (got / t.value - 1.0).abs() * 100.0 };
         report.push(format!("{:<32} plan {:>7.2} generated {:>7.2}", t.key, t.value, got));
         if off > t.tolerance {
             failures.push(t.key.clone());

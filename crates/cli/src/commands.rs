@@ -1,0 +1,251 @@
+//! The subcommands. Each parses its flags into library calls and prints the result.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use chrono::Local;
+use dhp_core::IdentityNumber;
+use dhp_server::DemoAccount;
+use dhp_store::{redact_url, sqlite_path, Store};
+use dhp_synth::{generate_into, Params, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{BenchCommand, Command, IdCommand};
+
+pub async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Id { command: IdCommand::Check { number } } => Ok(id_check(&number)),
+        Command::Generate { database, residents, seed, years, end_date } => {
+            let mut params = Params::new(residents, seed);
+            params.years = years;
+            if let Some(end) = end_date {
+                params.end = end;
+            }
+            generate(&database, &params).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { database, json } => {
+            stats(&database, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { database, listen } => {
+            let store = open_existing(&database).await?;
+            serve(store, &listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { residents, listen, path } => {
+            demo(residents, &listen, &path).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { command: BenchCommand::Generate { residents, seed, postgres } } => {
+            bench_generate(residents, seed, postgres.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `dhp id check`: JSON on stdout; exit 1 with the reason when invalid.
+fn id_check(number: &str) -> ExitCode {
+    let today = Local::now().date_naive();
+    match IdentityNumber::parse(number, today) {
+        Ok(id) => {
+            #[derive(serde::Serialize)]
+            struct Valid<'a> {
+                valid: bool,
+                birth_date: String,
+                sex: dhp_core::Sex,
+                region: &'a str,
+            }
+            let out = Valid {
+                valid: true,
+                birth_date: id.birth_date().to_string(),
+                sex: id.sex(),
+                region: id.region(),
+            };
+            println!("{}", serde_json::to_string(&out).expect("serialisable"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            #[derive(serde::Serialize)]
+            struct Invalid {
+                valid: bool,
+                reason: String,
+            }
+            let out = Invalid { valid: false, reason: e.to_string() };
+            println!("{}", serde_json::to_string(&out).expect("serialisable"));
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Open a database that must already exist (serve, stats): a mistyped SQLite path is
+/// an error, not a new empty file.
+async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = sqlite_path(url) {
+        if !Path::new(path).exists() {
+            bail!("database file {path} does not exist (create one with dhp generate)");
+        }
+    }
+    dhp_store::connect(url).await.with_context(|| format!("failed to open {}", redact_url(url)))
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn begin(&self, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+    fn advance(&self, residents: u64, _rows: u64) {
+        self.0.inc(residents);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn bar() -> Bar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} generating [{bar:40}] {pos}/{len} residents ({per_sec}, {eta} left)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    Bar(pb)
+}
+
+async fn generate(url: &str, params: &Params) -> Result<(Arc<dyn Store>, Vec<DemoAccount>)> {
+    let progress = bar();
+    let (store, summary) = generate_into(url, params, &progress)
+        .await
+        .with_context(|| format!("failed to generate into {}", redact_url(url)))?;
+    let accounts = dhp_server::create_demo_accounts(&*store)
+        .await
+        .context("failed to create the demo accounts")?;
+    println!(
+        "generated {} residents, {} rows in {:.1} s ({:.0} residents/s, {:.0} rows/s) into {}",
+        summary.residents,
+        summary.rows,
+        summary.seconds,
+        summary.residents as f64 / summary.seconds,
+        summary.rows as f64 / summary.seconds,
+        redact_url(url)
+    );
+    print_accounts(&accounts);
+    Ok((store, accounts))
+}
+
+fn print_accounts(accounts: &[DemoAccount]) {
+    if accounts.is_empty() {
+        return;
+    }
+    println!("demo accounts (password = username; for the demo only):");
+    for a in accounts {
+        println!("  {:<10} {:<22} {}", a.username, a.role, a.display_name);
+    }
+}
+
+async fn stats(url: &str, json: bool) -> Result<()> {
+    let store = open_existing(url).await?;
+    let (counts, digest) = dhp_store::content_digest(&*store).await?;
+    let seed = store.meta("seed").await?;
+    if json {
+        let tables: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(t, n)| (t.name().to_string(), (*n).into()))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "backend": store.backend(), "seed": seed, "tables": tables, "digest": digest })
+        );
+    } else {
+        for (t, n) in &counts {
+            println!("{:<14} {:>12}", t.name(), n);
+        }
+        println!("{:<14} {:>12}", "total", counts.iter().map(|(_, n)| n).sum::<i64>());
+        println!("digest         sha256:{digest}");
+    }
+    Ok(())
+}
+
+async fn serve(store: Arc<dyn Store>, listen: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("serving http://{addr}/  (Ctrl-C to stop)");
+    dhp_server::serve(store, listener).await?;
+    Ok(())
+}
+
+async fn demo(residents: u64, listen: &str, path: &str) -> Result<()> {
+    let url = format!("sqlite://{path}");
+    let store = if Path::new(path).exists() {
+        println!("using the existing demo district in {path}");
+        let store = open_existing(&url).await?;
+        let accounts = dhp_server::create_demo_accounts(&*store).await?;
+        print_accounts(&accounts);
+        if accounts.is_empty() {
+            println!("demo accounts: manager, phdoctor, doctor, clinician, resident (password = username)");
+        }
+        store
+    } else {
+        println!("generating a demo district of {residents} residents into {path} …");
+        generate(&url, &Params::new(residents, 1)).await?.0
+    };
+    serve(store, listen).await
+}
+
+async fn bench_generate(residents: u64, seed: u64, postgres: Option<&str>) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("dhp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let params = Params::new(residents, seed);
+    let mut rows_out = Vec::new();
+    let sqlite_url = format!("sqlite://{}", dir.join("bench.db").display());
+    let started = Instant::now();
+    let result = generate_into(&sqlite_url, &params, &bar()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_, s) = result?;
+    rows_out.push(("sqlite", s.residents, s.rows, started.elapsed().as_secs_f64()));
+    if let Some(admin) = postgres {
+        let name = format!("dhp_bench_{}", std::process::id());
+        let pool = sqlx_admin(admin).await?;
+        sqlx_exec(&pool, &format!("CREATE DATABASE {name}")).await?;
+        let (base, _) = admin.rsplit_once('/').context("postgres url needs a database name")?;
+        let url = format!("{base}/{name}");
+        let started = Instant::now();
+        let result = generate_into(&url, &params, &bar()).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        if let Ok((store, _)) = &result {
+            drop(store.clone());
+        }
+        let outcome = result.map(|(_, s)| s);
+        sqlx_exec(&pool, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+        let s = outcome?;
+        rows_out.push(("postgres", s.residents, s.rows, elapsed));
+    }
+    println!("| backend | residents | rows | seconds | residents/s | rows/s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (backend, residents, rows, secs) in rows_out {
+        println!(
+            "| {backend} | {residents} | {rows} | {secs:.1} | {:.0} | {:.0} |",
+            residents as f64 / secs,
+            rows as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+async fn sqlx_admin(url: &str) -> Result<dhp_store::AdminPool> {
+    dhp_store::AdminPool::connect(url).await.context("failed to reach PostgreSQL")
+}
+
+async fn sqlx_exec(pool: &dhp_store::AdminPool, sql: &str) -> Result<()> {
+    pool.execute(sql).await.with_context(|| format!("failed to run {sql}"))
+}

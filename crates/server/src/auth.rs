@@ -1,0 +1,147 @@
+//! Password login: argon2id hashes, in-memory sessions keyed by a random token, and the
+//! demo accounts a generated district gets (one per role).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use dhp_core::{OrgKind, PractitionerRole};
+use dhp_store::{Store, StoreError, Table, User};
+
+/// Roles of the portal (the FHIR API's access control uses the same names).
+pub const ROLES: [&str; 6] = [
+    "system",
+    "manager",
+    "public_health_doctor",
+    "family_doctor",
+    "hospital_clinician",
+    "resident",
+];
+
+/// Hash a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters hashes any password")
+        .to_string()
+}
+
+/// Check `password` against a stored PHC hash; a malformed hash never verifies.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// Logged-in users by session token.
+#[derive(Debug, Default)]
+pub struct Sessions(RwLock<HashMap<String, User>>);
+
+impl Sessions {
+    pub fn open(&self, user: User) -> String {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        self.0.write().expect("sessions lock").insert(token.clone(), user);
+        token
+    }
+
+    pub fn user(&self, token: &str) -> Option<User> {
+        self.0.read().expect("sessions lock").get(token).cloned()
+    }
+
+    pub fn close(&self, token: &str) {
+        self.0.write().expect("sessions lock").remove(token);
+    }
+}
+
+/// A demo account as printed for the person running the demo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoAccount {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    pub display_name: String,
+}
+
+/// Create one account per role on a generated district (password = username; for
+/// the demo only). Returns the accounts; does nothing if accounts already exist.
+pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>, StoreError> {
+    if !store.users().await?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let orgs = dhp_store::organisations(store).await?;
+    let mut practitioners = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.page(Table::Practitioners, after, 10_000).await?;
+        let Some(last) = page.last_id() else { break };
+        after = last;
+        practitioners.extend(page.practitioners);
+    }
+    let resident = store.page(Table::Residents, 0, 1).await?.residents.into_iter().next();
+    let org_of = |kind: OrgKind| orgs.iter().find(|o| o.kind == kind);
+    let practitioner_of = |role: PractitionerRole, org_kind: OrgKind| {
+        practitioners.iter().find(|p| {
+            p.role == role && orgs.iter().any(|o| o.id == p.org_id && o.kind == org_kind)
+        })
+    };
+    let mut plan: Vec<(&str, &str, String, Option<i64>, Option<i64>, Option<i64>)> = Vec::new();
+    let commission = org_of(OrgKind::Commission);
+    plan.push(("system", "system", "集成系统 Integrating system".into(), None, None, None));
+    if let Some(m) = practitioner_of(PractitionerRole::Manager, OrgKind::Commission) {
+        plan.push(("manager", "manager", m.name.clone(), commission.map(|o| o.id), Some(m.id), None));
+    }
+    if let Some(p) = practitioner_of(PractitionerRole::PublicHealthDoctor, OrgKind::PublicHealth) {
+        plan.push(("phdoctor", "public_health_doctor", p.name.clone(), Some(p.org_id), Some(p.id), None));
+    }
+    if let Some(p) = practitioner_of(PractitionerRole::FamilyDoctor, OrgKind::CommunityHealthCentre) {
+        plan.push(("doctor", "family_doctor", p.name.clone(), Some(p.org_id), Some(p.id), None));
+    }
+    if let Some(p) = practitioner_of(PractitionerRole::Specialist, OrgKind::Hospital) {
+        plan.push(("clinician", "hospital_clinician", p.name.clone(), Some(p.org_id), Some(p.id), None));
+    }
+    if let Some(r) = &resident {
+        plan.push(("resident", "resident", r.name.clone(), None, None, Some(r.id)));
+    }
+    let mut out = Vec::new();
+    for (i, (username, role, display_name, org_id, practitioner_id, resident_id)) in plan.into_iter().enumerate() {
+        store
+            .insert_user(&User {
+                id: i as i64 + 1,
+                username: username.to_string(),
+                password_hash: hash_password(username),
+                role: role.to_string(),
+                display_name: display_name.clone(),
+                org_id,
+                practitioner_id,
+                resident_id,
+            })
+            .await?;
+        out.push(DemoAccount {
+            username: username.to_string(),
+            password: username.to_string(),
+            role: role.to_string(),
+            display_name,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let h = hash_password("s3cret");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("s3cre", &h));
+        assert!(!verify_password("s3cret", "not a hash"));
+        assert_ne!(hash_password("s3cret"), h, "salted");
+    }
+}

@@ -1,0 +1,47 @@
+//! Chinese and English message catalogues (`i18n/zh.toml`, `i18n/en.toml`).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One language's messages. A missing key shows as itself, so a gap is visible.
+#[derive(Debug)]
+pub struct Messages(HashMap<String, String>);
+
+impl Messages {
+    pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
+        self.0.get(key).map(String::as_str).unwrap_or(key)
+    }
+}
+
+fn load(text: &str) -> Messages {
+    Messages(toml::from_str(text).expect("message catalogue is valid TOML"))
+}
+
+/// Messages for `lang` (`zh` default, `en`).
+pub fn messages(lang: &str) -> &'static Messages {
+    static ZH: OnceLock<Messages> = OnceLock::new();
+    static EN: OnceLock<Messages> = OnceLock::new();
+    if lang == "en" {
+        EN.get_or_init(|| load(include_str!("../i18n/en.toml")))
+    } else {
+        ZH.get_or_init(|| load(include_str!("../i18n/zh.toml")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogues_have_the_same_keys() {
+        let zh: HashMap<String, String> = toml::from_str(include_str!("../i18n/zh.toml")).unwrap();
+        let en: HashMap<String, String> = toml::from_str(include_str!("../i18n/en.toml")).unwrap();
+        let mut a: Vec<_> = zh.keys().collect();
+        let mut b: Vec<_> = en.keys().collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert_eq!(messages("zh").get("residents"), "常住居民");
+        assert_eq!(messages("en").get("residents"), "Residents");
+    }
+}

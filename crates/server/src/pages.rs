@@ -1,0 +1,308 @@
+//! HTML pages: home (the district at a glance) and login.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use dhp_core::{HospitalLevel, OrgKind};
+use dhp_store::{DistrictFigures, StoreError, Table, User};
+use serde::Deserialize;
+
+use crate::i18n::{messages, Messages};
+use crate::{auth, AppError, AppState};
+
+const SESSION_COOKIE: &str = "dhp_session";
+
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+impl LangQuery {
+    fn messages(&self) -> &'static Messages {
+        messages(self.lang.as_deref().unwrap_or("zh"))
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn current_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
+    session_token(headers).and_then(|t| state.sessions.user(&t))
+}
+
+/// `12345` → `12,345`.
+pub(crate) fn thousands(n: i64) -> String {
+    let s = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+pub(crate) struct AreaRow {
+    name: String,
+    kind: String,
+    residents: String,
+    households: String,
+    centres: String,
+}
+
+pub(crate) struct HospitalRow {
+    name: String,
+    level: String,
+    beds: String,
+}
+
+pub(crate) struct FigureRow {
+    label: String,
+    plan: String,
+    current: String,
+    bar: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    t: &'static Messages,
+    user: Option<User>,
+    district: String,
+    empty: bool,
+    year: i32,
+    counts: Vec<(String, String)>,
+    figures: Vec<FigureRow>,
+    areas: Vec<AreaRow>,
+    hospitals: Vec<HospitalRow>,
+    city_hospitals: Vec<HospitalRow>,
+}
+
+fn level_label(t: &Messages, level: Option<HospitalLevel>) -> String {
+    match level {
+        Some(HospitalLevel::Primary) => t.get("level_1").to_string(),
+        Some(HospitalLevel::Secondary) => t.get("level_2").to_string(),
+        Some(HospitalLevel::Tertiary) => t.get("level_3").to_string(),
+        None => String::new(),
+    }
+}
+
+fn figure_rows(t: &Messages, f: &DistrictFigures) -> Vec<FigureRow> {
+    let pct = |n, d| DistrictFigures::percent(n, d);
+    // Each row: message key, calibration key (data/calibration/qingpu-2020.toml), value.
+    let rows = [
+        ("key_signing", "key_population_signing_rate", pct(f.key_population_signed, f.key_population)),
+        ("combination_visits", "in_combination_visit_rate", pct(f.signed_visits_in_combination, f.signed_visits)),
+        ("community_visits", "community_visit_rate", pct(f.signed_visits_in_centre, f.signed_visits)),
+        ("ht_management", "hypertension_management_rate", pct(f.hypertensives_managed, f.hypertensives)),
+        ("dm_management", "diabetes_management_rate", pct(f.diabetics_managed, f.diabetics)),
+        ("beds_per_1000", "beds_per_1000", f.per_1000(f.beds)),
+        ("physicians_per_1000", "physicians_per_1000", f.per_1000(f.physicians)),
+        ("nurses_per_1000", "nurses_per_1000", f.per_1000(f.nurses)),
+        ("gps_per_1000", "gps_per_1000", f.per_1000(f.general_practitioners)),
+    ];
+    let cal = dhp_core::plan::calibration();
+    rows.iter()
+        .filter_map(|(label, key, current)| {
+            let target = cal.target(key)?;
+            let plan = target.value;
+            let percent = target.is_percent();
+            Some(FigureRow {
+                label: t.get(label).to_string(),
+                plan: if percent { format!("{plan:.1}%") } else { format!("{plan:.2}") },
+                current: if percent { format!("{current:.1}%") } else { format!("{current:.2}") },
+                bar: if percent {
+                    format!("{:.0}", current.clamp(0.0, 100.0))
+                } else {
+                    format!("{:.0}", (current / plan * 50.0).clamp(0.0, 100.0))
+                },
+            })
+        })
+        .collect()
+}
+
+pub async fn home(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Result<Html<String>, AppError> {
+    let t = q.messages();
+    let store = &*state.store;
+    let orgs = dhp_store::organisations(store).await?;
+    let en = t.get("lang") == "en";
+    let name = |o: &dhp_core::Organisation| if en { o.name_en.clone() } else { o.name_zh.clone() };
+    let district_org = orgs.iter().find(|o| o.kind == OrgKind::District);
+    let mut counts = Vec::new();
+    for (key, table) in [
+        ("residents", Table::Residents),
+        ("households", Table::Households),
+        ("organisations", Table::Organisations),
+        ("practitioners", Table::Practitioners),
+        ("contracts", Table::Contracts),
+        ("encounters", Table::Encounters),
+        ("observations", Table::Observations),
+        ("immunizations", Table::Immunizations),
+    ] {
+        counts.push((t.get(key).to_string(), thousands(store.count(table).await?)));
+    }
+    let area_counts = store.area_counts().await?;
+    let areas = orgs
+        .iter()
+        .filter(|o| o.kind.is_area())
+        .map(|a| {
+            let c = area_counts.iter().find(|c| c.org_id == a.id);
+            let centres: Vec<String> = orgs
+                .iter()
+                .filter(|o| o.kind == OrgKind::CommunityHealthCentre && o.parent_id == Some(a.id))
+                .map(&name)
+                .collect();
+            AreaRow {
+                name: name(a),
+                kind: t.get(if a.kind == OrgKind::Street { "street" } else { "town" }).to_string(),
+                residents: thousands(c.map(|c| c.residents).unwrap_or(0)),
+                households: thousands(c.map(|c| c.households).unwrap_or(0)),
+                centres: centres.join("、"),
+            }
+        })
+        .collect();
+    let district_code = district_org.map(|d| d.district_code.clone()).unwrap_or_default();
+    let hospital_rows = |city: bool| -> Vec<HospitalRow> {
+        orgs.iter()
+            .filter(|o| o.kind == OrgKind::Hospital && (o.district_code != district_code) == city)
+            .map(|h| HospitalRow {
+                name: name(h),
+                level: level_label(t, h.level),
+                beds: thousands(h.beds),
+            })
+            .collect()
+    };
+    let figures = state.figures().await?;
+    let page = HomePage {
+        t,
+        user: current_user(&state, &headers),
+        district: district_org.map(&name).unwrap_or_else(|| t.get("platform").to_string()),
+        empty: orgs.is_empty(),
+        year: figures.as_ref().map(|f| f.year).unwrap_or_default(),
+        counts,
+        figures: figures.as_ref().map(|f| figure_rows(t, f)).unwrap_or_default(),
+        areas,
+        hospitals: hospital_rows(false),
+        city_hospitals: hospital_rows(true),
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    t: &'static Messages,
+    user: Option<User>,
+    failed: bool,
+    username: String,
+}
+
+pub async fn login_form(Query(q): Query<LangQuery>) -> Result<Html<String>, AppError> {
+    let page = LoginPage {
+        t: q.messages(),
+        user: None,
+        failed: false,
+        username: String::new(),
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<LangQuery>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let user = match state.store.user_by_username(form.username.trim()).await {
+        Ok(u) => Some(u),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let verified = match user {
+        Some(u) => {
+            let hash = u.password_hash.clone();
+            let password = form.password.clone();
+            // argon2 is deliberately slow: keep it off the async workers.
+            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false);
+            ok.then_some(u)
+        }
+        None => None,
+    };
+    let Some(user) = verified else {
+        tracing::warn!(username = %form.username, "failed login");
+        let page = LoginPage {
+            t: q.messages(),
+            user: None,
+            failed: true,
+            username: form.username,
+        };
+        return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
+    };
+    tracing::info!(username = %user.username, role = %user.role, "login");
+    let token = state.sessions.open(user);
+    let lang = q.lang.unwrap_or_else(|| "zh".into());
+    Ok((
+        [(
+            header::SET_COOKIE,
+            format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/"),
+        )],
+        Redirect::to(&format!("/?lang={lang}")),
+    )
+        .into_response())
+}
+
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_token(&headers) {
+        state.sessions.close(&token);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(-1234), "-1,234");
+    }
+}
