@@ -17,14 +17,23 @@ use crate::{BenchCommand, Command, IdCommand};
 
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Id { command: IdCommand::Check { number } } => Ok(id_check(&number)),
-        Command::Generate { database, residents, seed, years, end_date } => {
+        Command::Id {
+            command: IdCommand::Check { number },
+        } => Ok(id_check(&number)),
+        Command::Generate {
+            database,
+            residents,
+            seed,
+            years,
+            end_date,
+        } => {
             let mut params = Params::new(residents, seed);
             params.years = years;
             if let Some(end) = end_date {
                 params.end = end;
             }
-            generate(&database, &params).await?;
+            let (store, _) = generate(&database, &params).await?;
+            store.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { database, json } => {
@@ -36,11 +45,22 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             serve(store, &listen).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { residents, listen, path } => {
+        Command::Demo {
+            residents,
+            listen,
+            path,
+        } => {
             demo(residents, &listen, &path).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { command: BenchCommand::Generate { residents, seed, postgres } } => {
+        Command::Bench {
+            command:
+                BenchCommand::Generate {
+                    residents,
+                    seed,
+                    postgres,
+                },
+        } => {
             bench_generate(residents, seed, postgres.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -74,7 +94,10 @@ fn id_check(number: &str) -> ExitCode {
                 valid: bool,
                 reason: String,
             }
-            let out = Invalid { valid: false, reason: e.to_string() };
+            let out = Invalid {
+                valid: false,
+                reason: e.to_string(),
+            };
             println!("{}", serde_json::to_string(&out).expect("serialisable"));
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -90,7 +113,9 @@ async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
             bail!("database file {path} does not exist (create one with dhp generate)");
         }
     }
-    dhp_store::connect(url).await.with_context(|| format!("failed to open {}", redact_url(url)))
+    dhp_store::connect(url)
+        .await
+        .with_context(|| format!("failed to open {}", redact_url(url)))
 }
 
 struct Bar(ProgressBar);
@@ -168,9 +193,14 @@ async fn stats(url: &str, json: bool) -> Result<()> {
         for (t, n) in &counts {
             println!("{:<14} {:>12}", t.name(), n);
         }
-        println!("{:<14} {:>12}", "total", counts.iter().map(|(_, n)| n).sum::<i64>());
+        println!(
+            "{:<14} {:>12}",
+            "total",
+            counts.iter().map(|(_, n)| n).sum::<i64>()
+        );
         println!("digest         sha256:{digest}");
     }
+    store.close().await;
     Ok(())
 }
 
@@ -180,7 +210,8 @@ async fn serve(store: Arc<dyn Store>, listen: &str) -> Result<()> {
         .with_context(|| format!("failed to listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("serving http://{addr}/  (Ctrl-C to stop)");
-    dhp_server::serve(store, listener).await?;
+    dhp_server::serve(store.clone(), listener).await?;
+    store.close().await;
     Ok(())
 }
 
@@ -212,12 +243,19 @@ async fn bench_generate(residents: u64, seed: u64, postgres: Option<&str>) -> Re
     let result = generate_into(&sqlite_url, &params, &bar()).await;
     let _ = std::fs::remove_dir_all(&dir);
     let (_, s) = result?;
-    rows_out.push(("sqlite", s.residents, s.rows, started.elapsed().as_secs_f64()));
+    rows_out.push((
+        "sqlite",
+        s.residents,
+        s.rows,
+        started.elapsed().as_secs_f64(),
+    ));
     if let Some(admin) = postgres {
         let name = format!("dhp_bench_{}", std::process::id());
         let pool = sqlx_admin(admin).await?;
         sqlx_exec(&pool, &format!("CREATE DATABASE {name}")).await?;
-        let (base, _) = admin.rsplit_once('/').context("postgres url needs a database name")?;
+        let (base, _) = admin
+            .rsplit_once('/')
+            .context("postgres url needs a database name")?;
         let url = format!("{base}/{name}");
         let started = Instant::now();
         let result = generate_into(&url, &params, &bar()).await;
@@ -226,7 +264,11 @@ async fn bench_generate(residents: u64, seed: u64, postgres: Option<&str>) -> Re
             drop(store.clone());
         }
         let outcome = result.map(|(_, s)| s);
-        sqlx_exec(&pool, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+        sqlx_exec(
+            &pool,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .await?;
         let s = outcome?;
         rows_out.push(("postgres", s.residents, s.rows, elapsed));
     }
@@ -243,9 +285,13 @@ async fn bench_generate(residents: u64, seed: u64, postgres: Option<&str>) -> Re
 }
 
 async fn sqlx_admin(url: &str) -> Result<dhp_store::AdminPool> {
-    dhp_store::AdminPool::connect(url).await.context("failed to reach PostgreSQL")
+    dhp_store::AdminPool::connect(url)
+        .await
+        .context("failed to reach PostgreSQL")
 }
 
 async fn sqlx_exec(pool: &dhp_store::AdminPool, sql: &str) -> Result<()> {
-    pool.execute(sql).await.with_context(|| format!("failed to run {sql}"))
+    pool.execute(sql)
+        .await
+        .with_context(|| format!("failed to run {sql}"))
 }

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "dhp", version, about = "District Health Platform (区域数字健康平台)")]
+#[command(
+    name = "dhp",
+    version,
+    about = "District Health Platform (区域数字健康平台)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,12 +97,20 @@ fn main() -> ExitCode {
     let verbose = matches!(cli.command, Command::Serve { .. } | Command::Demo { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DHP_LOG")
-                .unwrap_or_else(|_| if verbose { "info,sqlx=warn".into() } else { "warn".into() }),
+            tracing_subscriber::EnvFilter::try_from_env("DHP_LOG").unwrap_or_else(|_| {
+                if verbose {
+                    "info,sqlx=warn".into()
+                } else {
+                    "warn".into()
+                }
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the runtime: {e}");

@@ -32,7 +32,11 @@ pub fn hash_password(password: &str) -> String {
 /// Check `password` against a stored PHC hash; a malformed hash never verifies.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -45,7 +49,10 @@ impl Sessions {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
-        self.0.write().expect("sessions lock").insert(token.clone(), user);
+        self.0
+            .write()
+            .expect("sessions lock")
+            .insert(token.clone(), user);
         token
     }
 
@@ -82,50 +89,73 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
         after = last;
         practitioners.extend(page.practitioners);
     }
-    let resident = store.page(Table::Residents, 0, 1).await?.residents.into_iter().next();
+    let resident = store
+        .page(Table::Residents, 0, 1)
+        .await?
+        .residents
+        .into_iter()
+        .next();
     let org_of = |kind: OrgKind| orgs.iter().find(|o| o.kind == kind);
     let practitioner_of = |role: PractitionerRole, org_kind: OrgKind| {
-        practitioners.iter().find(|p| {
-            p.role == role && orgs.iter().any(|o| o.id == p.org_id && o.kind == org_kind)
-        })
+        practitioners
+            .iter()
+            .find(|p| p.role == role && orgs.iter().any(|o| o.id == p.org_id && o.kind == org_kind))
     };
-    let mut plan: Vec<(&str, &str, String, Option<i64>, Option<i64>, Option<i64>)> = Vec::new();
-    let commission = org_of(OrgKind::Commission);
-    plan.push(("system", "system", "集成系统 Integrating system".into(), None, None, None));
-    if let Some(m) = practitioner_of(PractitionerRole::Manager, OrgKind::Commission) {
-        plan.push(("manager", "manager", m.name.clone(), commission.map(|o| o.id), Some(m.id), None));
+    let account = |username: &str, role: &str, display_name: String| User {
+        id: 0,
+        username: username.to_string(),
+        password_hash: String::new(),
+        role: role.to_string(),
+        display_name,
+        org_id: None,
+        practitioner_id: None,
+        resident_id: None,
+    };
+    let staff = |username: &str, role: &str, p: &dhp_core::Practitioner, org_id: i64| User {
+        org_id: Some(org_id),
+        practitioner_id: Some(p.id),
+        ..account(username, role, p.name.clone())
+    };
+    let mut plan = vec![account(
+        "system",
+        "system",
+        "集成系统 Integrating system".into(),
+    )];
+    if let (Some(m), Some(c)) = (
+        practitioner_of(PractitionerRole::Manager, OrgKind::Commission),
+        org_of(OrgKind::Commission),
+    ) {
+        plan.push(staff("manager", "manager", m, c.id));
     }
     if let Some(p) = practitioner_of(PractitionerRole::PublicHealthDoctor, OrgKind::PublicHealth) {
-        plan.push(("phdoctor", "public_health_doctor", p.name.clone(), Some(p.org_id), Some(p.id), None));
+        plan.push(staff("phdoctor", "public_health_doctor", p, p.org_id));
     }
-    if let Some(p) = practitioner_of(PractitionerRole::FamilyDoctor, OrgKind::CommunityHealthCentre) {
-        plan.push(("doctor", "family_doctor", p.name.clone(), Some(p.org_id), Some(p.id), None));
+    if let Some(p) = practitioner_of(
+        PractitionerRole::FamilyDoctor,
+        OrgKind::CommunityHealthCentre,
+    ) {
+        plan.push(staff("doctor", "family_doctor", p, p.org_id));
     }
     if let Some(p) = practitioner_of(PractitionerRole::Specialist, OrgKind::Hospital) {
-        plan.push(("clinician", "hospital_clinician", p.name.clone(), Some(p.org_id), Some(p.id), None));
+        plan.push(staff("clinician", "hospital_clinician", p, p.org_id));
     }
     if let Some(r) = &resident {
-        plan.push(("resident", "resident", r.name.clone(), None, None, Some(r.id)));
+        plan.push(User {
+            resident_id: Some(r.id),
+            ..account("resident", "resident", r.name.clone())
+        });
     }
     let mut out = Vec::new();
-    for (i, (username, role, display_name, org_id, practitioner_id, resident_id)) in plan.into_iter().enumerate() {
-        store
-            .insert_user(&User {
-                id: i as i64 + 1,
-                username: username.to_string(),
-                password_hash: hash_password(username),
-                role: role.to_string(),
-                display_name: display_name.clone(),
-                org_id,
-                practitioner_id,
-                resident_id,
-            })
-            .await?;
+    for (i, mut user) in plan.into_iter().enumerate() {
+        user.id = i as i64 + 1;
+        // The demo password is the username.
+        user.password_hash = hash_password(&user.username);
+        store.insert_user(&user).await?;
         out.push(DemoAccount {
-            username: username.to_string(),
-            password: username.to_string(),
-            role: role.to_string(),
-            display_name,
+            password: user.username.clone(),
+            username: user.username,
+            role: user.role,
+            display_name: user.display_name,
         });
     }
     Ok(out)

@@ -75,13 +75,19 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// Serve `store` on `listener` until Ctrl-C.
-pub async fn serve(store: Arc<dyn Store>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    store: Arc<dyn Store>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let app = app(AppState::new(store));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }
 
 async fn healthz(

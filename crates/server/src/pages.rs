@@ -47,7 +47,7 @@ pub(crate) fn thousands(n: i64) -> String {
     let s = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -108,15 +108,43 @@ fn figure_rows(t: &Messages, f: &DistrictFigures) -> Vec<FigureRow> {
     let pct = |n, d| DistrictFigures::percent(n, d);
     // Each row: message key, calibration key (data/calibration/qingpu-2020.toml), value.
     let rows = [
-        ("key_signing", "key_population_signing_rate", pct(f.key_population_signed, f.key_population)),
-        ("combination_visits", "in_combination_visit_rate", pct(f.signed_visits_in_combination, f.signed_visits)),
-        ("community_visits", "community_visit_rate", pct(f.signed_visits_in_centre, f.signed_visits)),
-        ("ht_management", "hypertension_management_rate", pct(f.hypertensives_managed, f.hypertensives)),
-        ("dm_management", "diabetes_management_rate", pct(f.diabetics_managed, f.diabetics)),
+        (
+            "key_signing",
+            "key_population_signing_rate",
+            pct(f.key_population_signed, f.key_population),
+        ),
+        (
+            "combination_visits",
+            "in_combination_visit_rate",
+            pct(f.signed_visits_in_combination, f.signed_visits),
+        ),
+        (
+            "community_visits",
+            "community_visit_rate",
+            pct(f.signed_visits_in_centre, f.signed_visits),
+        ),
+        (
+            "ht_management",
+            "hypertension_management_rate",
+            pct(f.hypertensives_managed, f.hypertensives),
+        ),
+        (
+            "dm_management",
+            "diabetes_management_rate",
+            pct(f.diabetics_managed, f.diabetics),
+        ),
         ("beds_per_1000", "beds_per_1000", f.per_1000(f.beds)),
-        ("physicians_per_1000", "physicians_per_1000", f.per_1000(f.physicians)),
+        (
+            "physicians_per_1000",
+            "physicians_per_1000",
+            f.per_1000(f.physicians),
+        ),
         ("nurses_per_1000", "nurses_per_1000", f.per_1000(f.nurses)),
-        ("gps_per_1000", "gps_per_1000", f.per_1000(f.general_practitioners)),
+        (
+            "gps_per_1000",
+            "gps_per_1000",
+            f.per_1000(f.general_practitioners),
+        ),
     ];
     let cal = dhp_core::plan::calibration();
     rows.iter()
@@ -126,8 +154,16 @@ fn figure_rows(t: &Messages, f: &DistrictFigures) -> Vec<FigureRow> {
             let percent = target.is_percent();
             Some(FigureRow {
                 label: t.get(label).to_string(),
-                plan: if percent { format!("{plan:.1}%") } else { format!("{plan:.2}") },
-                current: if percent { format!("{current:.1}%") } else { format!("{current:.2}") },
+                plan: if percent {
+                    format!("{plan:.1}%")
+                } else {
+                    format!("{plan:.2}")
+                },
+                current: if percent {
+                    format!("{current:.1}%")
+                } else {
+                    format!("{current:.2}")
+                },
                 bar: if percent {
                     format!("{:.0}", current.clamp(0.0, 100.0))
                 } else {
@@ -147,7 +183,13 @@ pub async fn home(
     let store = &*state.store;
     let orgs = dhp_store::organisations(store).await?;
     let en = t.get("lang") == "en";
-    let name = |o: &dhp_core::Organisation| if en { o.name_en.clone() } else { o.name_zh.clone() };
+    let name = |o: &dhp_core::Organisation| {
+        if en {
+            o.name_en.clone()
+        } else {
+            o.name_zh.clone()
+        }
+    };
     let district_org = orgs.iter().find(|o| o.kind == OrgKind::District);
     let mut counts = Vec::new();
     for (key, table) in [
@@ -175,14 +217,22 @@ pub async fn home(
                 .collect();
             AreaRow {
                 name: name(a),
-                kind: t.get(if a.kind == OrgKind::Street { "street" } else { "town" }).to_string(),
+                kind: t
+                    .get(if a.kind == OrgKind::Street {
+                        "street"
+                    } else {
+                        "town"
+                    })
+                    .to_string(),
                 residents: thousands(c.map(|c| c.residents).unwrap_or(0)),
                 households: thousands(c.map(|c| c.households).unwrap_or(0)),
                 centres: centres.join("、"),
             }
         })
         .collect();
-    let district_code = district_org.map(|d| d.district_code.clone()).unwrap_or_default();
+    let district_code = district_org
+        .map(|d| d.district_code.clone())
+        .unwrap_or_default();
     let hospital_rows = |city: bool| -> Vec<HospitalRow> {
         orgs.iter()
             .filter(|o| o.kind == OrgKind::Hospital && (o.district_code != district_code) == city)
@@ -197,11 +247,16 @@ pub async fn home(
     let page = HomePage {
         t,
         user: current_user(&state, &headers),
-        district: district_org.map(&name).unwrap_or_else(|| t.get("platform").to_string()),
+        district: district_org
+            .map(&name)
+            .unwrap_or_else(|| t.get("platform").to_string()),
         empty: orgs.is_empty(),
         year: figures.as_ref().map(|f| f.year).unwrap_or_default(),
         counts,
-        figures: figures.as_ref().map(|f| figure_rows(t, f)).unwrap_or_default(),
+        figures: figures
+            .as_ref()
+            .map(|f| figure_rows(t, f))
+            .unwrap_or_default(),
         areas,
         hospitals: hospital_rows(false),
         city_hospitals: hospital_rows(true),

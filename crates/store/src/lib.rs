@@ -338,6 +338,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Remove every row of every table (used to undo a failed generation on a server
     /// database, where the load cannot be one file renamed into place).
     async fn clear(&self) -> Result<()>;
+
+    /// Close the connections (SQLite: checkpoint the WAL into the file first).
+    async fn close(&self);
 }
 
 /// Every organisation, in id order.
@@ -446,7 +449,10 @@ mod tests {
 
     #[test]
     fn urls_lose_their_passwords_in_messages() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }

@@ -155,11 +155,24 @@ mod tests {
         assert_eq!(d.areas.len(), 11, "Qingpu's 3 streets and 8 towns");
         assert_eq!(d.centres.len(), 12, "the plan's twelve centres");
         for centre in &d.centres {
-            assert!(d.areas.iter().any(|a| a.code == centre.area), "{}", centre.code);
+            assert!(
+                d.areas.iter().any(|a| a.code == centre.area),
+                "{}",
+                centre.code
+            );
         }
         for a in &d.areas {
-            let share: f64 = d.centres.iter().filter(|c| c.area == a.code).map(|c| c.share).sum();
-            assert!((share - 1.0).abs() < 1e-9, "{} centres' shares sum to {share}", a.code);
+            let share: f64 = d
+                .centres
+                .iter()
+                .filter(|c| c.area == a.code)
+                .map(|c| c.share)
+                .sum();
+            assert!(
+                (share - 1.0).abs() < 1e-9,
+                "{} centres' shares sum to {share}",
+                a.code
+            );
         }
         let total: f64 = d.areas.iter().map(|a| a.share).sum();
         assert!((total - 1.0).abs() < 1e-9, "area shares sum to {total}");

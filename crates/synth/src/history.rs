@@ -10,8 +10,8 @@ use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime};
 use dhp_core::codes::{immunization_schedule, observation, Span};
 use dhp_core::registry::age_years;
 use dhp_core::{
-    Condition, Contract, ContractStatus, Encounter, EncounterType, Id, Immunization,
-    Observation, Programme,
+    Condition, Contract, ContractStatus, Encounter, EncounterType, Id, Immunization, Observation,
+    Programme,
 };
 use dhp_store::Batch;
 use rand::seq::IndexedRandom;
@@ -61,7 +61,10 @@ struct Ids {
 impl Ids {
     fn take(&mut self, table: usize) -> Id {
         let k = self.next[table];
-        assert!(k < IDS_PER_RESIDENT, "more than {IDS_PER_RESIDENT} rows for one resident");
+        assert!(
+            k < IDS_PER_RESIDENT,
+            "more than {IDS_PER_RESIDENT} rows for one resident"
+        );
         self.next[table] += 1;
         self.base + k
     }
@@ -81,8 +84,12 @@ fn uniform_date(rng: &mut ChaCha8Rng, lo: NaiveDate, hi: NaiveDate) -> NaiveDate
 }
 
 fn at_time(rng: &mut ChaCha8Rng, d: NaiveDate, from_hour: u32, to_hour: u32) -> NaiveDateTime {
-    let t = NaiveTime::from_hms_opt(rng.random_range(from_hour..to_hour), rng.random_range(0..60), 0)
-        .expect("valid time");
+    let t = NaiveTime::from_hms_opt(
+        rng.random_range(from_hour..to_hour),
+        rng.random_range(0..60),
+        0,
+    )
+    .expect("valid time");
     d.and_time(t)
 }
 
@@ -117,28 +124,32 @@ pub(crate) fn resident_history(
     let r = &p.resident;
     let birth = r.birth_date;
     let k = w.calibration;
-    let mut ids = Ids { base: r.id * IDS_PER_RESIDENT, next: [0; 5] };
+    let mut ids = Ids {
+        base: r.id * IDS_PER_RESIDENT,
+        next: [0; 5],
+    };
     let centre = &reg.centres[p.centre];
     let age_end = age_years(birth, w.end);
 
     // Chronic conditions, with onset somewhere in adult life up to now.
     let mut managed: Vec<(Programme, NaiveDate, f64)> = Vec::new();
     let mut key_condition_by_k = false;
-    let mut diagnose = |rng: &mut ChaCha8Rng, icd10: &str, from_age: u32, out: &mut Batch| -> NaiveDate {
-        let lo_age = from_age.max(age_end.saturating_sub(25));
-        let onset_age = rng.random_range(lo_age..=age_end.max(lo_age));
-        let onset = (birth + Months::new(12 * onset_age) + Days::new(rng.random_range(0..365)))
-            .min(w.end)
-            .max(birth);
-        out.conditions.push(Condition {
-            id: ids.take(CONDITION),
-            resident_id: r.id,
-            icd10: icd10.to_string(),
-            onset,
-            org_id: centre.org_id,
-        });
-        onset
-    };
+    let mut diagnose =
+        |rng: &mut ChaCha8Rng, icd10: &str, from_age: u32, out: &mut Batch| -> NaiveDate {
+            let lo_age = from_age.max(age_end.saturating_sub(25));
+            let onset_age = rng.random_range(lo_age..=age_end.max(lo_age));
+            let onset = (birth + Months::new(12 * onset_age) + Days::new(rng.random_range(0..365)))
+                .min(w.end)
+                .max(birth);
+            out.conditions.push(Condition {
+                id: ids.take(CONDITION),
+                resident_id: r.id,
+                icd10: icd10.to_string(),
+                onset,
+                org_id: centre.org_id,
+            });
+            onset
+        };
     if age_end >= 18 && rng.random_bool(banded(&model.hypertension, age_end)) {
         let onset = diagnose(rng, "I10", 18, out);
         managed.push((Programme::Hypertension, onset, rng.random()));
@@ -164,24 +175,38 @@ pub(crate) fn resident_history(
     // managed chronic condition / severe mental disorder.
     let born_by_k = birth <= k;
     let key = born_by_k
-        && (birth <= k - Months::new(12 * 60) || birth > k - Months::new(12 * 7) || key_condition_by_k);
+        && (birth <= k - Months::new(12 * 60)
+            || birth > k - Months::new(12 * 7)
+            || key_condition_by_k);
 
     // The 1+1+1 combination the resident signs (or would sign).
     let zone = p.zone;
-    let dh_weights: Vec<f64> = reg.district_hospitals.iter().map(|h| h.combination[zone]).collect();
+    let dh_weights: Vec<f64> = reg
+        .district_hospitals
+        .iter()
+        .map(|h| h.combination[zone])
+        .collect();
     let ch_weights: Vec<f64> = reg.city_hospitals.iter().map(|h| h.city_weight).collect();
     let combo = Combination {
-        doctor: *centre.doctors.choose(rng).expect("every centre has a family doctor"),
+        doctor: *centre
+            .doctors
+            .choose(rng)
+            .expect("every centre has a family doctor"),
         district_hospital: reg.district_hospitals[weighted(rng, &dh_weights)].org_id,
         city_hospital: reg.city_hospitals[weighted(rng, &ch_weights)].org_id,
     };
 
     // Contract chains: (first start, number of yearly contracts).
-    let signing_start = NaiveDate::from_ymd_opt(model.signing_start_year, 1, 1).expect("valid year");
+    let signing_start =
+        NaiveDate::from_ymd_opt(model.signing_start_year, 1, 1).expect("valid year");
     let earliest = signing_start.max(birth);
     let mut chains: Vec<(NaiveDate, u32)> = Vec::new();
     let signed_at_k = born_by_k
-        && rng.random_bool(if key { rates.key_signing } else { model.non_key_signing });
+        && rng.random_bool(if key {
+            rates.key_signing
+        } else {
+            model.non_key_signing
+        });
     let renewals = |rng: &mut ChaCha8Rng, s0: NaiveDate, mut n: u32| -> u32 {
         while s0 + Months::new(12 * n) <= w.end && rng.random_bool(model.renewal) {
             n += 1;
@@ -226,7 +251,11 @@ pub(crate) fn resident_history(
                 city_hospital_id: combo.city_hospital,
                 start,
                 end,
-                status: if end < w.end { ContractStatus::Expired } else { ContractStatus::Active },
+                status: if end < w.end {
+                    ContractStatus::Expired
+                } else {
+                    ContractStatus::Active
+                },
             });
         }
     }
@@ -257,15 +286,21 @@ pub(crate) fn resident_history(
     };
 
     for y in lo.year()..=w.end.year() {
-        let Some((a, b)) = year_part(y, lo, w.end) else { continue };
+        let Some((a, b)) = year_part(y, lo, w.end) else {
+            continue;
+        };
         let frac = ((b - a).num_days() + 1) as f64 / 365.0;
         let age = age_years(birth, a);
         let active_chronic = managed.iter().filter(|(_, onset, _)| *onset <= b).count() as f64;
 
         // Outpatient visits.
-        let lambda = (banded(&model.outpatient_visits, age) + model.chronic_extra_visits * active_chronic) * frac;
+        let lambda = (banded(&model.outpatient_visits, age)
+            + model.chronic_extra_visits * active_chronic)
+            * frac;
         let visits = if lambda > 0.0 {
-            Poisson::new(lambda).map(|d| d.sample(rng) as u32).unwrap_or(0)
+            Poisson::new(lambda)
+                .map(|d| d.sample(rng) as u32)
+                .unwrap_or(0)
         } else {
             0
         };
@@ -275,7 +310,9 @@ pub(crate) fn resident_history(
                 let u: f64 = rng.random();
                 if u < rates.community_visits {
                     (station_or_centre(rng), Some(combo.doctor))
-                } else if u < rates.community_visits + (rates.combination_visits - rates.community_visits) * 0.7 {
+                } else if u < rates.community_visits
+                    + (rates.combination_visits - rates.community_visits) * 0.7
+                {
                     (combo.district_hospital, None)
                 } else if u < rates.combination_visits {
                     (combo.city_hospital, None)
@@ -295,7 +332,10 @@ pub(crate) fn resident_history(
                 if u < c {
                     (station_or_centre(rng), centre.doctors.choose(rng).copied())
                 } else if u < c + dh {
-                    (reg.district_hospitals[weighted(rng, &dh_weights)].org_id, None)
+                    (
+                        reg.district_hospitals[weighted(rng, &dh_weights)].org_id,
+                        None,
+                    )
                 } else {
                     (reg.city_hospitals[weighted(rng, &ch_weights)].org_id, None)
                 }
@@ -314,7 +354,11 @@ pub(crate) fn resident_history(
         }
 
         // Inpatient stays.
-        let p_in = if age >= 65 { model.inpatient_rate.1 } else { model.inpatient_rate.0 } * frac;
+        let p_in = if age >= 65 {
+            model.inpatient_rate.1
+        } else {
+            model.inpatient_rate.0
+        } * frac;
         if rng.random_bool(p_in.min(1.0)) {
             let org = reg.district_hospitals[weighted(rng, &dh_weights)].org_id;
             let day = uniform_date(rng, a, b);
@@ -337,7 +381,9 @@ pub(crate) fn resident_history(
                 Programme::Hypertension => rates.hypertension_management,
                 _ => rates.diabetes_management,
             };
-            let Some((fa, fb)) = year_part(y, a.max(*onset), b) else { continue };
+            let Some((fa, fb)) = year_part(y, a.max(*onset), b) else {
+                continue;
+            };
             if *propensity >= rate {
                 continue;
             }
@@ -346,7 +392,11 @@ pub(crate) fn resident_history(
             dates.sort();
             for d in dates {
                 let start = at_time(rng, d, 8, 12);
-                let doctor = if signed_on(d) { combo.doctor } else { *centre.doctors.choose(rng).expect("doctor") };
+                let doctor = if signed_on(d) {
+                    combo.doctor
+                } else {
+                    *centre.doctors.choose(rng).expect("doctor")
+                };
                 let encounter_id = ids.take(ENCOUNTER);
                 out.encounters.push(Encounter {
                     id: encounter_id,
@@ -357,21 +407,22 @@ pub(crate) fn resident_history(
                     practitioner_id: Some(doctor),
                     start,
                 });
-                let mut reading = |key: &str, mean: f64, sd: f64, decimals: i32, rng: &mut ChaCha8Rng| {
-                    let code = observation(key).expect("code in data/observation-codes.toml");
-                    let x = Normal::new(mean, sd).expect("valid normal").sample(rng);
-                    let scale = 10f64.powi(decimals);
-                    let value = ((x * scale).round() / scale).clamp(code.min, code.max);
-                    out.observations.push(Observation {
-                        id: ids.take(OBSERVATION),
-                        resident_id: r.id,
-                        encounter_id: Some(encounter_id),
-                        code: code.code.clone(),
-                        value,
-                        unit: code.unit.clone(),
-                        effective: start + chrono::Duration::minutes(5),
-                    });
-                };
+                let mut reading =
+                    |key: &str, mean: f64, sd: f64, decimals: i32, rng: &mut ChaCha8Rng| {
+                        let code = observation(key).expect("code in data/observation-codes.toml");
+                        let x = Normal::new(mean, sd).expect("valid normal").sample(rng);
+                        let scale = 10f64.powi(decimals);
+                        let value = ((x * scale).round() / scale).clamp(code.min, code.max);
+                        out.observations.push(Observation {
+                            id: ids.take(OBSERVATION),
+                            resident_id: r.id,
+                            encounter_id: Some(encounter_id),
+                            code: code.code.clone(),
+                            value,
+                            unit: code.unit.clone(),
+                            effective: start + chrono::Duration::minutes(5),
+                        });
+                    };
                 match programme {
                     Programme::Hypertension => {
                         reading("sbp", 136.0, 15.0, 0, rng);
@@ -426,10 +477,18 @@ fn immunizations(
             }
             let at_birth = dose.age == Span::Days(0);
             let delay = if at_birth {
-                if v.code == "HepB" { 0 } else { rng.random_range(0..3) }
+                if v.code == "HepB" {
+                    0
+                } else {
+                    rng.random_range(0..3)
+                }
             } else {
                 let bucket = weighted(rng, &delay_weights);
-                let lo = if bucket == 0 { 0 } else { model.dose_delay[bucket - 1].1 + 1 };
+                let lo = if bucket == 0 {
+                    0
+                } else {
+                    model.dose_delay[bucket - 1].1 + 1
+                };
                 rng.random_range(lo..=model.dose_delay[bucket].1)
             };
             let mut date = due + Days::new(delay.into());

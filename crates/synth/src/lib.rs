@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use chrono::{Datelike, Months, NaiveDate};
 use dhp_store::{sqlite_path, Batch, SqliteStore, Store, StoreError, Table};
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -55,13 +56,19 @@ impl Params {
 
     pub fn validate(&self) -> Result<(), GenerateError> {
         if self.residents == 0 {
-            return Err(GenerateError::Invalid("--residents must be at least 1".into()));
+            return Err(GenerateError::Invalid(
+                "--residents must be at least 1".into(),
+            ));
         }
         if self.residents > 50_000_000 {
-            return Err(GenerateError::Invalid("--residents must be at most 50,000,000".into()));
+            return Err(GenerateError::Invalid(
+                "--residents must be at most 50,000,000".into(),
+            ));
         }
         if !(1..=30).contains(&self.years) {
-            return Err(GenerateError::Invalid("--years must be between 1 and 30".into()));
+            return Err(GenerateError::Invalid(
+                "--years must be between 1 and 30".into(),
+            ));
         }
         Ok(())
     }
@@ -243,7 +250,14 @@ pub async fn generate(
     for p in &people.persons {
         centre_population[p.centre] += 1;
     }
-    registry::staff(&mut reg, &cfg, &cal, population, &centre_population, &mut stream(params.seed, 1, 0));
+    registry::staff(
+        &mut reg,
+        &cfg,
+        cal,
+        population,
+        &centre_population,
+        &mut stream(params.seed, 1, 0),
+    );
     progress.begin(params.residents);
     let head = Batch {
         organisations: reg.organisations.clone(),
@@ -260,9 +274,19 @@ pub async fn generate(
         hypertension_management: cal.value("hypertension_management_rate") / 100.0,
         diabetes_management: cal.value("diabetes_management_rate") / 100.0,
     };
-    let shared = Arc::new(Shared { people, reg, model: cfg.model.clone(), rates, window, seed: params.seed });
+    let shared = Arc::new(Shared {
+        people,
+        reg,
+        model: cfg.model.clone(),
+        rates,
+        window,
+        seed: params.seed,
+    });
     let chunks = chunk_bounds(&shared.people);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
     let mut receivers: Vec<Receiver<Batch>> = Vec::new();
     let mut handles = Vec::new();
     for w in 0..workers {
@@ -342,13 +366,24 @@ impl Shared {
     fn chunk(&self, lo: usize, hi: usize) -> Batch {
         let persons = &self.people.persons[lo..hi];
         let mut batch = Batch::default();
-        let first = persons.first().map(|p| p.resident.household_id).unwrap_or(1);
+        let first = persons
+            .first()
+            .map(|p| p.resident.household_id)
+            .unwrap_or(1);
         let last = persons.last().map(|p| p.resident.household_id).unwrap_or(0);
         batch.households = self.people.households[(first - 1) as usize..last as usize].to_vec();
         for p in persons {
             batch.residents.push(p.resident.clone());
             let mut rng = stream(self.seed, 2, p.resident.id as u64);
-            history::resident_history(p, &self.reg, &self.model, &self.rates, &self.window, &mut rng, &mut batch);
+            history::resident_history(
+                p,
+                &self.reg,
+                &self.model,
+                &self.rates,
+                &self.window,
+                &mut rng,
+                &mut batch,
+            );
         }
         batch
     }
@@ -361,7 +396,9 @@ fn chunk_bounds(people: &People) -> Vec<(usize, usize)> {
     let mut lo = 0;
     while lo < persons.len() {
         let mut hi = (lo + CHUNK).min(persons.len());
-        while hi < persons.len() && persons[hi].resident.household_id == persons[hi - 1].resident.household_id {
+        while hi < persons.len()
+            && persons[hi].resident.household_id == persons[hi - 1].resident.household_id
+        {
             hi += 1;
         }
         out.push((lo, hi));

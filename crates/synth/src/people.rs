@@ -106,9 +106,19 @@ pub(crate) fn generate(
         let band = weighted(rng, &cfg.population.age_bands) as u32;
         let anchor_age = band * 5 + rng.random_range(0..5);
         let mut members: Vec<(u32, Sex)> = Vec::new();
-        let anchor_sex = if rng.random_bool(0.5) { Sex::Male } else { Sex::Female };
+        let anchor_sex = if rng.random_bool(0.5) {
+            Sex::Male
+        } else {
+            Sex::Female
+        };
         members.push((anchor_age, anchor_sex));
-        let opposite = |s: Sex| if s == Sex::Male { Sex::Female } else { Sex::Male };
+        let opposite = |s: Sex| {
+            if s == Sex::Male {
+                Sex::Female
+            } else {
+                Sex::Male
+            }
+        };
         if anchor_age < 18 {
             let parent_age = anchor_age + rng.random_range(24..37);
             members.push((parent_age, Sex::Female));
@@ -117,10 +127,24 @@ pub(crate) fn generate(
             }
             if rng.random_bool(0.3) {
                 let sib = anchor_age + rng.random_range(1..7);
-                members.push((sib, if rng.random_bool(0.5) { Sex::Male } else { Sex::Female }));
+                members.push((
+                    sib,
+                    if rng.random_bool(0.5) {
+                        Sex::Male
+                    } else {
+                        Sex::Female
+                    },
+                ));
             }
             if rng.random_bool(0.25) {
-                members.push((parent_age + rng.random_range(22..33), if rng.random_bool(0.6) { Sex::Female } else { Sex::Male }));
+                members.push((
+                    parent_age + rng.random_range(22..33),
+                    if rng.random_bool(0.6) {
+                        Sex::Female
+                    } else {
+                        Sex::Male
+                    },
+                ));
             }
         } else if anchor_age < 60 {
             if rng.random_bool(0.6) {
@@ -138,7 +162,8 @@ pub(crate) fn generate(
             _ => cfg.population.registered_by_age.elderly,
         };
         let registered = rng.random_bool(reg_share);
-        let migrant_region = &cfg.population.migrant_regions[rng.random_range(0..cfg.population.migrant_regions.len())];
+        let migrant_region = &cfg.population.migrant_regions
+            [rng.random_range(0..cfg.population.migrant_regions.len())];
         for (age, sex) in members {
             if people.persons.len() >= n {
                 break;
@@ -152,9 +177,9 @@ pub(crate) fn generate(
             } else {
                 district.as_str()
             };
-            let sequence = seq
-                .next(region, birth, sex)
-                .ok_or_else(|| format!("more than 500 residents share region {region}, birth date {birth} and sex"))?;
+            let sequence = seq.next(region, birth, sex).ok_or_else(|| {
+                format!("more than 500 residents share region {region}, birth date {birth} and sex")
+            })?;
             let identity_number = IdentityNumber::compose(region, birth, sequence);
             let id = people.persons.len() as Id + 1;
             people.persons.push(Person {

@@ -1,9 +1,7 @@
 //! The district's organisations and staff: the real units of `data/district/qingpu.toml`
 //! with beds and practitioners in the per-1,000 ratios of the calibration file.
 
-use dhp_core::{
-    HospitalLevel, Id, OrgKind, Organisation, Practitioner, PractitionerRole,
-};
+use dhp_core::{HospitalLevel, Id, OrgKind, Organisation, Practitioner, PractitionerRole};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -63,7 +61,9 @@ pub(crate) fn apportion(total: i64, weights: &[f64]) -> Vec<i64> {
     order.sort_by(|&a, &b| {
         let ra = exact[a] - exact[a].floor();
         let rb = exact[b] - exact[b].floor();
-        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
     });
     for i in order {
         if left == 0 {
@@ -79,7 +79,14 @@ pub(crate) fn apportion(total: i64, weights: &[f64]) -> Vec<i64> {
 pub(crate) fn build_orgs(cfg: &DistrictConfig) -> Registry {
     let d = &cfg.district;
     let mut orgs: Vec<Organisation> = Vec::new();
-    let mut add = |code: &str, zh: &str, en: &str, kind: OrgKind, level: Option<HospitalLevel>, parent: Option<Id>, district: &str| -> Id {
+    let mut add = |code: &str,
+                   zh: &str,
+                   en: &str,
+                   kind: OrgKind,
+                   level: Option<HospitalLevel>,
+                   parent: Option<Id>,
+                   district: &str|
+     -> Id {
         let id = orgs.len() as Id + 1;
         orgs.push(Organisation {
             id,
@@ -94,35 +101,111 @@ pub(crate) fn build_orgs(cfg: &DistrictConfig) -> Registry {
         });
         id
     };
-    let city = add(&cfg.city.code, &cfg.city.name_zh, &cfg.city.name_en, OrgKind::City, None, None, &cfg.city.code);
-    let district = add(&d.code, &d.name_zh, &d.name_en, OrgKind::District, None, Some(city), &d.code);
-    let commission = add(&format!("{}-HC", d.code), &d.commission_zh, &d.commission_en, OrgKind::Commission, None, Some(district), &d.code);
-    let cdc = add(&format!("{}-CDC", d.code), &d.cdc_zh, &d.cdc_en, OrgKind::PublicHealth, None, Some(district), &d.code);
+    let city = add(
+        &cfg.city.code,
+        &cfg.city.name_zh,
+        &cfg.city.name_en,
+        OrgKind::City,
+        None,
+        None,
+        &cfg.city.code,
+    );
+    let district = add(
+        &d.code,
+        &d.name_zh,
+        &d.name_en,
+        OrgKind::District,
+        None,
+        Some(city),
+        &d.code,
+    );
+    let commission = add(
+        &format!("{}-HC", d.code),
+        &d.commission_zh,
+        &d.commission_en,
+        OrgKind::Commission,
+        None,
+        Some(district),
+        &d.code,
+    );
+    let cdc = add(
+        &format!("{}-CDC", d.code),
+        &d.cdc_zh,
+        &d.cdc_en,
+        OrgKind::PublicHealth,
+        None,
+        Some(district),
+        &d.code,
+    );
     let area_ids: Vec<Id> = cfg
         .areas
         .iter()
         .map(|a| {
-            let kind = if a.kind == "street" { OrgKind::Street } else { OrgKind::Town };
-            add(&a.code, &a.name_zh, &a.name_en, kind, None, Some(district), &d.code)
+            let kind = if a.kind == "street" {
+                OrgKind::Street
+            } else {
+                OrgKind::Town
+            };
+            add(
+                &a.code,
+                &a.name_zh,
+                &a.name_en,
+                kind,
+                None,
+                Some(district),
+                &d.code,
+            )
         })
         .collect();
     let mut centres = Vec::new();
     for c in &cfg.centres {
-        let area = cfg.areas.iter().position(|a| a.code == c.area).expect("centre area exists");
-        let org_id = add(&c.code, &c.name_zh, &c.name_en, OrgKind::CommunityHealthCentre, None, Some(area_ids[area]), &d.code);
+        let area = cfg
+            .areas
+            .iter()
+            .position(|a| a.code == c.area)
+            .expect("centre area exists");
+        let org_id = add(
+            &c.code,
+            &c.name_zh,
+            &c.name_en,
+            OrgKind::CommunityHealthCentre,
+            None,
+            Some(area_ids[area]),
+            &d.code,
+        );
         let stations = c
             .stations
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                add(&format!("{}-ST{}", c.code, i + 1), name, &format!("{} station {}", c.name_en, i + 1), OrgKind::Station, None, Some(org_id), &d.code)
+                add(
+                    &format!("{}-ST{}", c.code, i + 1),
+                    name,
+                    &format!("{} station {}", c.name_en, i + 1),
+                    OrgKind::Station,
+                    None,
+                    Some(org_id),
+                    &d.code,
+                )
             })
             .collect();
-        centres.push(CentreInfo { org_id, stations, doctors: Vec::new() });
+        centres.push(CentreInfo {
+            org_id,
+            stations,
+            doctors: Vec::new(),
+        });
     }
     let mut district_hospitals = Vec::new();
     for h in &cfg.hospitals {
-        let org_id = add(&h.code, &h.name_zh, &h.name_en, OrgKind::Hospital, HospitalLevel::from_number(h.level), Some(district), &d.code);
+        let org_id = add(
+            &h.code,
+            &h.name_zh,
+            &h.name_en,
+            OrgKind::Hospital,
+            HospitalLevel::from_number(h.level),
+            Some(district),
+            &d.code,
+        );
         let w = |z: &str| h.combination.get(z).copied().unwrap_or(0.0);
         district_hospitals.push(HospitalInfo {
             org_id,
@@ -136,7 +219,15 @@ pub(crate) fn build_orgs(cfg: &DistrictConfig) -> Registry {
     let _ = (commission, cdc);
     let mut city_beds = Vec::new();
     for h in &cfg.city_hospitals {
-        let org_id = add(&h.code, &h.name_zh, &h.name_en, OrgKind::Hospital, Some(HospitalLevel::Tertiary), Some(city), &cfg.city.code);
+        let org_id = add(
+            &h.code,
+            &h.name_zh,
+            &h.name_en,
+            OrgKind::Hospital,
+            Some(HospitalLevel::Tertiary),
+            Some(city),
+            &cfg.city.code,
+        );
         city_beds.push((org_id, h.beds));
         city_hospitals.push(HospitalInfo {
             org_id,
@@ -219,28 +310,41 @@ pub(crate) fn staff(
     let gp_split = apportion(gps - centres.len() as i64, &centre_weights);
     for (i, c) in centres.iter_mut().enumerate() {
         for _ in 0..gp_split[i] + 1 {
-            c.doctors.push(hire(PractitionerRole::FamilyDoctor, c.org_id, &d.code, rng));
+            c.doctors
+                .push(hire(PractitionerRole::FamilyDoctor, c.org_id, &d.code, rng));
         }
     }
-    let public_health = (d.public_health_doctors_per_1000 * population as f64 / 1000.0).round() as i64;
+    // At least one public-health doctor and one specialist, however small the district.
+    let public_health =
+        ((d.public_health_doctors_per_1000 * population as f64 / 1000.0).round() as i64).max(1);
     for _ in 0..public_health {
         hire(PractitionerRole::PublicHealthDoctor, cdc, &d.code, rng);
     }
-    let specialists = (per_1000("physicians_per_1000") - gps - public_health).max(0);
+    let specialists = (per_1000("physicians_per_1000") - gps - public_health).max(1);
     let hospital_weights: Vec<f64> = cfg.hospitals.iter().map(|h| h.beds_weight).collect();
-    for (h, n) in district_hospitals.iter_mut().zip(apportion(specialists, &hospital_weights)) {
+    for (h, n) in district_hospitals
+        .iter_mut()
+        .zip(apportion(specialists, &hospital_weights))
+    {
         for _ in 0..n {
-            h.specialists.push(hire(PractitionerRole::Specialist, h.org_id, &d.code, rng));
+            h.specialists
+                .push(hire(PractitionerRole::Specialist, h.org_id, &d.code, rng));
         }
     }
     let nurses = per_1000("nurses_per_1000");
     let community_nurses = (nurses as f64 * d.community_nurse_share).round() as i64;
-    for (c, n) in centres.iter().zip(apportion(community_nurses, &centre_weights)) {
+    for (c, n) in centres
+        .iter()
+        .zip(apportion(community_nurses, &centre_weights))
+    {
         for _ in 0..n {
             hire(PractitionerRole::Nurse, c.org_id, &d.code, rng);
         }
     }
-    for (h, n) in district_hospitals.iter().zip(apportion(nurses - community_nurses, &hospital_weights)) {
+    for (h, n) in district_hospitals
+        .iter()
+        .zip(apportion(nurses - community_nurses, &hospital_weights))
+    {
         for _ in 0..n {
             hire(PractitionerRole::Nurse, h.org_id, &d.code, rng);
         }
@@ -258,7 +362,12 @@ pub(crate) fn staff(
     }
     for h in city_hospitals.iter_mut() {
         for _ in 0..4 {
-            h.specialists.push(hire(PractitionerRole::Specialist, h.org_id, &cfg.city.code, rng));
+            h.specialists.push(hire(
+                PractitionerRole::Specialist,
+                h.org_id,
+                &cfg.city.code,
+                rng,
+            ));
         }
     }
     reg.practitioners = practitioners;

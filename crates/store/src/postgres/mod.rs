@@ -257,6 +257,10 @@ impl Store for PostgresStore {
         Ok(figures::assemble(year, out))
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn clear(&self) -> Result<()> {
         sqlx::query("TRUNCATE users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)

@@ -55,14 +55,6 @@ impl SqliteStore {
         sqlx::migrate!("src/sqlite/migrations").run(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// Close the pool, checkpointing the WAL into the main file.
-    pub async fn close(&self) {
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await;
-        self.pool.close().await;
-    }
 }
 
 /// Multi-row INSERT of `rows`, as many rows per statement as the parameter limit allows.
@@ -316,6 +308,17 @@ impl Store for SqliteStore {
             );
         }
         Ok(figures::assemble(year, out))
+    }
+
+    async fn close(&self) {
+        // Best effort: a failed checkpoint leaves the WAL, which the next open replays.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "wal checkpoint failed");
+        }
+        self.pool.close().await;
     }
 
     async fn clear(&self) -> Result<()> {

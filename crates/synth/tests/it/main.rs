@@ -14,7 +14,8 @@ impl Dir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let p = std::env::temp_dir().join(format!("dhp_synth_{name}_{}_{nanos}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("dhp_synth_{name}_{}_{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }
@@ -32,10 +33,18 @@ impl Drop for Dir {
 /// Each figure of the calibration file, recomputed from the stored records.
 fn measured(f: &DistrictFigures, key: &str) -> f64 {
     match key {
-        "key_population_signing_rate" => DistrictFigures::percent(f.key_population_signed, f.key_population),
-        "in_combination_visit_rate" => DistrictFigures::percent(f.signed_visits_in_combination, f.signed_visits),
-        "community_visit_rate" => DistrictFigures::percent(f.signed_visits_in_centre, f.signed_visits),
-        "hypertension_management_rate" => DistrictFigures::percent(f.hypertensives_managed, f.hypertensives),
+        "key_population_signing_rate" => {
+            DistrictFigures::percent(f.key_population_signed, f.key_population)
+        }
+        "in_combination_visit_rate" => {
+            DistrictFigures::percent(f.signed_visits_in_combination, f.signed_visits)
+        }
+        "community_visit_rate" => {
+            DistrictFigures::percent(f.signed_visits_in_centre, f.signed_visits)
+        }
+        "hypertension_management_rate" => {
+            DistrictFigures::percent(f.hypertensives_managed, f.hypertensives)
+        }
         "diabetes_management_rate" => DistrictFigures::percent(f.diabetics_managed, f.diabetics),
         "beds_per_1000" => f.per_1000(f.beds),
         "physicians_per_1000" => f.per_1000(f.physicians),
@@ -49,24 +58,43 @@ fn measured(f: &DistrictFigures, key: &str) -> f64 {
 async fn the_district_reproduces_every_calibration_target() {
     let dir = Dir::new("calibration");
     let params = Params::new(100_000, 20_201);
-    let (store, summary) = generate_into(&dir.url("d.db"), &params, &Quiet).await.unwrap();
+    let (store, summary) = generate_into(&dir.url("d.db"), &params, &Quiet)
+        .await
+        .unwrap();
     assert_eq!(summary.residents, 100_000);
-    let f = store.district_figures("310118", summary.calibration_year).await.unwrap();
+    let f = store
+        .district_figures("310118", summary.calibration_year)
+        .await
+        .unwrap();
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for t in &config::calibration().targets {
         let got = measured(&f, &t.key);
         // Percentages within ±tolerance points; ratios per 1,000 within ±tolerance %.
-        let off = if t.is_percent() { (got - t.value).abs() } else { (got / t.value - 1.0).abs() * 100.0 };
-        report.push(format!("{:<32} plan {:>7.2} generated {:>7.2}", t.key, t.value, got));
+        let off = if t.is_percent() {
+            (got - t.value).abs()
+        } else {
+            (got / t.value - 1.0).abs() * 100.0
+        };
+        report.push(format!(
+            "{:<32} plan {:>7.2} generated {:>7.2}",
+            t.key, t.value, got
+        ));
         if off > t.tolerance {
             failures.push(t.key.clone());
         }
     }
     println!("{}\n{f:#?}", report.join("\n"));
-    assert!(failures.is_empty(), "off target: {failures:?}\n{}", report.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "off target: {failures:?}\n{}",
+        report.join("\n")
+    );
     // The denominators are big enough for the rates to mean something.
-    assert!(f.key_population > 20_000 && f.hypertensives > 5_000 && f.diabetics > 1_500, "{f:?}");
+    assert!(
+        f.key_population > 20_000 && f.hypertensives > 5_000 && f.diabetics > 1_500,
+        "{f:?}"
+    );
     assert!(f.signed_visits > 10_000, "{f:?}");
 }
 
@@ -74,9 +102,15 @@ async fn the_district_reproduces_every_calibration_target() {
 async fn the_same_seed_gives_the_same_bytes() {
     let dir = Dir::new("determinism");
     let params = Params::new(3_000, 7);
-    let (a, _) = generate_into(&dir.url("a.db"), &params, &Quiet).await.unwrap();
-    let (b, _) = generate_into(&dir.url("b.db"), &params, &Quiet).await.unwrap();
-    let (c, _) = generate_into(&dir.url("c.db"), &Params::new(3_000, 8), &Quiet).await.unwrap();
+    let (a, _) = generate_into(&dir.url("a.db"), &params, &Quiet)
+        .await
+        .unwrap();
+    let (b, _) = generate_into(&dir.url("b.db"), &params, &Quiet)
+        .await
+        .unwrap();
+    let (c, _) = generate_into(&dir.url("c.db"), &Params::new(3_000, 8), &Quiet)
+        .await
+        .unwrap();
     let (counts_a, digest_a) = content_digest(&*a).await.unwrap();
     let (counts_b, digest_b) = content_digest(&*b).await.unwrap();
     assert_eq!(digest_a, digest_b);
@@ -90,17 +124,29 @@ async fn the_same_seed_gives_the_same_bytes() {
     if let Ok(admin_url) = std::env::var("DHP_TEST_POSTGRES_URL") {
         let name = format!("dhp_synth_{}", std::process::id());
         let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
         let (pg, _) = generate_into(&url, &params, &Quiet).await.unwrap();
         assert_eq!(content_digest(&*pg).await.unwrap().1, digest_a);
         // A second generation into the same database is refused and changes nothing.
         let again = generate_into(&url, &params, &Quiet).await;
-        assert!(matches!(again, Err(GenerateError::Store(dhp_store::StoreError::NotEmpty(_)))));
+        assert!(matches!(
+            again,
+            Err(GenerateError::Store(dhp_store::StoreError::NotEmpty(_)))
+        ));
         assert_eq!(content_digest(&*pg).await.unwrap().1, digest_a);
         drop(pg);
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await
+            .unwrap();
     }
 }
 
@@ -108,13 +154,27 @@ async fn the_same_seed_gives_the_same_bytes() {
 async fn records_are_valid_and_shaped_like_qingpu() {
     let dir = Dir::new("shape");
     let params = Params::new(5_000, 11);
-    let (store, _) = generate_into(&dir.url("d.db"), &params, &Quiet).await.unwrap();
+    let (store, _) = generate_into(&dir.url("d.db"), &params, &Quiet)
+        .await
+        .unwrap();
     let orgs = dhp_store::organisations(&*store).await.unwrap();
     let names: Vec<&str> = orgs.iter().map(|o| o.name_zh.as_str()).collect();
-    for expected in ["青浦区", "夏阳街道", "朱家角镇", "复旦大学附属中山医院青浦分院", "朱家角人民医院", "金泽镇社区卫生服务中心商榻分中心"] {
+    for expected in [
+        "青浦区",
+        "夏阳街道",
+        "朱家角镇",
+        "复旦大学附属中山医院青浦分院",
+        "朱家角人民医院",
+        "金泽镇社区卫生服务中心商榻分中心",
+    ] {
         assert!(names.contains(&expected), "{expected} missing");
     }
-    assert_eq!(orgs.iter().filter(|o| o.kind == OrgKind::CommunityHealthCentre).count(), 12);
+    assert_eq!(
+        orgs.iter()
+            .filter(|o| o.kind == OrgKind::CommunityHealthCentre)
+            .count(),
+        12
+    );
     for o in &orgs {
         if o.kind != OrgKind::City {
             assert!(o.parent_id.is_some(), "{} has no parent", o.code);
@@ -122,7 +182,11 @@ async fn records_are_valid_and_shaped_like_qingpu() {
     }
     // Every identity number is valid, unique, and matches the recorded sex and birth date.
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    let residents = store.page(Table::Residents, 0, 10_000).await.unwrap().residents;
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
     assert_eq!(residents.len(), 5_000);
     let mut seen = std::collections::HashSet::new();
     let mut over_65 = 0;
@@ -137,7 +201,10 @@ async fn records_are_valid_and_shaped_like_qingpu() {
     }
     let share = over_65 as f64 / residents.len() as f64;
     assert!((0.12..0.25).contains(&share), "65+ share {share}");
-    let regions: std::collections::HashSet<&str> = residents.iter().map(|r| r.identity_number.region()).collect();
+    let regions: std::collections::HashSet<&str> = residents
+        .iter()
+        .map(|r| r.identity_number.region())
+        .collect();
     assert!(regions.contains("310118") && regions.contains("310229"));
 }
 
@@ -148,14 +215,31 @@ async fn bad_input_changes_nothing() {
     let zero = generate_into(&url, &Params::new(0, 1), &Quiet).await;
     assert!(matches!(zero, Err(GenerateError::Invalid(m)) if m.contains("--residents")));
     assert!(!dir.0.join("d.db").exists(), "nothing written for N = 0");
-    let unwritable = generate_into("sqlite:///nonexistent-dir/sub/d.db", &Params::new(10, 1), &Quiet).await;
+    let unwritable = generate_into(
+        "sqlite:///nonexistent-dir/sub/d.db",
+        &Params::new(10, 1),
+        &Quiet,
+    )
+    .await;
     assert!(unwritable.is_err());
     assert!(!std::path::Path::new("/nonexistent-dir/sub/d.db").exists());
     let scheme = generate_into("mysql://x/y", &Params::new(10, 1), &Quiet).await;
-    assert!(matches!(scheme, Err(GenerateError::Store(dhp_store::StoreError::BadUrl(_)))));
-    generate_into(&url, &Params::new(50, 1), &Quiet).await.unwrap();
+    assert!(matches!(
+        scheme,
+        Err(GenerateError::Store(dhp_store::StoreError::BadUrl(_)))
+    ));
+    generate_into(&url, &Params::new(50, 1), &Quiet)
+        .await
+        .unwrap();
     let again = generate_into(&url, &Params::new(50, 1), &Quiet).await;
     assert!(matches!(again, Err(GenerateError::Exists(_))));
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers, vec![std::ffi::OsString::from("d.db")], "no partial files left");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from("d.db")],
+        "no partial files left"
+    );
 }

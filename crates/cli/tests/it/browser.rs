@@ -1,0 +1,133 @@
+//! Pages as a person sees them: the real server, headless Chromium, a screenshot.
+//! Skipped (with a note) where Chromium is not installed, except in CI where it must be.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::{dhp, stderr, Scratch};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn start_server(url: &str) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
+        .args(["serve", "--database", url, "--listen", "127.0.0.1:0"])
+        .env("DHP_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (Server(child), base)
+}
+
+fn browse(chrome: &Path, profile: &Path, args: &[&str], url: &str) -> std::process::Output {
+    Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn home_and_login_pages_render_in_chromium() {
+    let Some(chrome) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (.ci/run does)"
+        );
+        eprintln!("chromium not installed: page test skipped");
+        return;
+    };
+    let dir = Scratch::new("browser");
+    let url = dir.url("d.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &url,
+        "--residents",
+        "3000",
+        "--seed",
+        "9",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_server, base) = start_server(&url);
+    let profile = dir.0.join("profile");
+
+    // What a person's browser builds from the page.
+    let dom = browse(&chrome, &profile, &["--dump-dom"], &base);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for text in [
+        "青浦区",
+        "夏阳街道",
+        "复旦大学附属中山医院青浦分院",
+        "3,000",
+        "重点人群签约率",
+    ] {
+        assert!(dom.contains(text), "rendered page lacks {text}");
+    }
+
+    // Screenshots kept for a person to look at: target/tmp/screenshots/.
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (name, page) in [
+        ("home-zh", base.clone()),
+        ("home-en", format!("{base}?lang=en")),
+        ("login", format!("{base}login")),
+    ] {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        browse(
+            &chrome,
+            &profile,
+            &[
+                &format!("--screenshot={}", file.display()),
+                "--window-size=1280,1500",
+            ],
+            &page,
+        );
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{name} screenshot is {size} bytes");
+    }
+
+    // A CJK font is installed, so the Chinese text renders as glyphs, not boxes.
+    let fonts = Command::new("fc-list")
+        .arg(":lang=zh")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    assert!(!fonts.is_empty(), "no CJK font: install fonts-noto-cjk");
+}

@@ -1,0 +1,177 @@
+//! The server answered in-process (`oneshot`) over a real generated district.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use dhp_server::{app, create_demo_accounts, AppState};
+use dhp_store::Store;
+use dhp_synth::{generate_into, Params, Quiet};
+use tower::ServiceExt;
+
+struct Site {
+    state: Arc<AppState>,
+    dir: PathBuf,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir =
+        std::env::temp_dir().join(format!("dhp_server_{name}_{}_{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn site(residents: u64) -> Site {
+    let dir = temp_dir("site");
+    let url = format!("sqlite://{}", dir.join("d.db").display());
+    let store: Arc<dyn Store> = if residents > 0 {
+        let (store, _) = generate_into(&url, &Params::new(residents, 3), &Quiet)
+            .await
+            .unwrap();
+        create_demo_accounts(&*store).await.unwrap();
+        store
+    } else {
+        dhp_store::connect(&url).await.unwrap()
+    };
+    Site {
+        state: AppState::new(store),
+        dir,
+    }
+}
+
+async fn get(site: &Site, uri: &str, cookie: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::get(uri);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = app(site.state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn login(
+    site: &Site,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Option<String>, String) {
+    let body = format!("username={username}&password={password}");
+    let req = Request::post("/login?lang=en")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let res = app(site.state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, cookie, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_reports_the_store() {
+    let s = site(200).await;
+    let (status, body) = get(&s, "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["backend"], "sqlite");
+    assert_eq!(v["residents"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_page_shows_the_district_in_both_languages() {
+    let s = site(2_000).await;
+    let (status, zh) = get(&s, "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for text in [
+        "青浦区",
+        "夏阳街道",
+        "朱家角镇社区卫生服务中心",
+        "复旦大学附属中山医院青浦分院",
+        "2,000",
+        "重点人群签约率",
+        "登录",
+    ] {
+        assert!(zh.contains(text), "zh page lacks {text}");
+    }
+    let (_, en) = get(&s, "/?lang=en", None).await;
+    for text in [
+        "Qingpu District",
+        "Xiayang Subdistrict",
+        "Key-population signing rate",
+        "Log in",
+    ] {
+        assert!(en.contains(text), "en page lacks {text}");
+    }
+    let (status, css) = get(&s, "/static/app.css", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(css.contains("Noto Sans CJK SC"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_argon2_and_a_session_cookie() {
+    let s = site(300).await;
+    let (status, cookie, body) = login(&s, "doctor", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(cookie.is_none());
+    assert!(body.contains("Wrong username or password"));
+    let (status, _, _) = login(&s, "nobody", "nobody").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, cookie, _) = login(&s, "doctor", "doctor").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.expect("session cookie");
+    let user = s.state.store.user_by_username("doctor").await.unwrap();
+    assert!(user.password_hash.starts_with("$argon2id$"));
+    let (_, home) = get(&s, "/?lang=en", Some(&cookie)).await;
+    assert!(home.contains(&user.display_name), "signed-in name shown");
+    assert!(home.contains("family_doctor"));
+    // A forged cookie is nobody.
+    let (_, anon) = get(&s, "/?lang=en", Some("dhp_session=forged")).await;
+    assert!(!anon.contains("Signed in as"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_accounts_cover_every_role_once() {
+    let s = site(300).await;
+    let users = s.state.store.users().await.unwrap();
+    let mut roles: Vec<&str> = users.iter().map(|u| u.role.as_str()).collect();
+    roles.sort();
+    let mut expected = dhp_server::auth::ROLES.to_vec();
+    expected.sort();
+    assert_eq!(roles, expected);
+    // Asking again creates nothing more.
+    assert!(create_demo_accounts(&*s.state.store)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_database_says_so() {
+    let s = site(0).await;
+    let (status, body) = get(&s, "/?lang=en", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Run dhp generate first"));
+}
