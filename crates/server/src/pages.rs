@@ -226,7 +226,7 @@ pub async fn home(
                     .to_string(),
                 residents: thousands(c.map(|c| c.residents).unwrap_or(0)),
                 households: thousands(c.map(|c| c.households).unwrap_or(0)),
-                centres: centres.join("、"),
+                centres: centres.join(t.get("list_sep")),
             }
         })
         .collect();
