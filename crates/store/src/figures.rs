@@ -3,9 +3,10 @@
 //! calibration test and the home page read these; the indicator engine will grow out
 //! of them.
 
-use chrono::{Months, NaiveDate, NaiveDateTime};
+use chrono::{Months, NaiveDate};
 use serde::Serialize;
 
+use crate::shared::Param;
 use crate::year_bounds;
 
 /// Counts behind the plan's baseline figures (five-year plan Table 1) for one year.
@@ -62,14 +63,6 @@ impl DistrictFigures {
             num as f64 * 100.0 / den as f64
         }
     }
-}
-
-/// A bound parameter of a figure query.
-#[derive(Debug, Clone)]
-pub(crate) enum Param {
-    Text(String),
-    Date(NaiveDate),
-    DateTime(NaiveDateTime),
 }
 
 /// One query returning one row of BIGINT columns.

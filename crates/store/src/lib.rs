@@ -9,6 +9,7 @@
 mod figures;
 mod postgres;
 mod rows;
+mod shared;
 mod sqlite;
 
 use std::fmt;

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 
 use crate::config::{banded, Model};
+use crate::draw::weighted;
 use crate::people::Person;
 use crate::registry::Registry;
 
@@ -91,18 +92,6 @@ fn at_time(rng: &mut ChaCha8Rng, d: NaiveDate, from_hour: u32, to_hour: u32) -> 
     )
     .expect("valid time");
     d.and_time(t)
-}
-
-fn weighted(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
-    let total: f64 = weights.iter().sum();
-    let mut x = rng.random::<f64>() * total;
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i;
-        }
-        x -= w;
-    }
-    weights.len().saturating_sub(1)
 }
 
 fn year_part(y: i32, lo: NaiveDate, hi: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {

@@ -7,6 +7,7 @@
 //! so residents can be generated on several threads in any order.
 
 pub mod config;
+mod draw;
 mod history;
 mod names;
 mod people;

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::DistrictConfig;
+use crate::draw::weighted;
 use crate::names;
 use crate::registry::{zone_index, Registry};
 
@@ -26,18 +27,6 @@ pub(crate) struct Person {
 pub(crate) struct People {
     pub households: Vec<Household>,
     pub persons: Vec<Person>,
-}
-
-fn weighted(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
-    let total: f64 = weights.iter().sum();
-    let mut x = rng.random::<f64>() * total;
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i;
-        }
-        x -= w;
-    }
-    weights.len() - 1
 }
 
 /// Issues identity-number sequences so that no two residents share a number.

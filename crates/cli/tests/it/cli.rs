@@ -162,5 +162,12 @@ fn bad_input_is_one_line_nonzero_and_writes_nothing() {
     assert!(stderr(&o).contains("already exists"));
     let o = dhp(&["stats", "--database", &dir.url("missing.db")]);
     assert_ne!(o.status.code(), Some(0));
-    assert_eq!(dir.files(), vec!["d.db".to_string()]);
+    let files = dir.files();
+    assert!(files.contains(&"d.db".to_string()), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f == "d.db" || f == "d.db-wal" || f == "d.db-shm"),
+        "only the database and its WAL sidecars: {files:?}"
+    );
 }

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use dhp_core::{Condition, Id, Organisation, Resident, Sex};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::figures::{self, DistrictFigures, Param};
-use crate::rows::{self, Col};
-use crate::sqlite::{conflict, AREA_COUNTS_SQL, INSERT_USER_SQL};
-use crate::{AreaCount, Batch, Result, Store, StoreError, Table, User};
+use crate::figures::DistrictFigures;
+use crate::shared::{self, impl_exec};
+use crate::{AreaCount, Batch, Result, Store, Table, User};
+
+impl_exec!(PgPool, sqlx::postgres::PgRow);
 
 /// Rows per UNNEST statement: large enough to amortise the round trip, small enough to
 /// keep the bound arrays modest.
@@ -54,14 +55,14 @@ impl Store for PostgresStore {
                 .bind(col(c, |o| o.id)).bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.name_zh.clone()))
                 .bind(col(c, |o| o.name_en.clone())).bind(col(c, |o| o.kind.as_str())).bind(col(c, |o| o.level.map(|l| l as i64)))
                 .bind(col(c, |o| o.parent_id)).bind(col(c, |o| o.district_code.clone())).bind(col(c, |o| o.beds))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.practitioners.chunks(CHUNK) {
             sqlx::query("INSERT INTO practitioners (id, name, role, org_id, district_code) \
                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])")
                 .bind(col(c, |p| p.id)).bind(col(c, |p| p.name.clone())).bind(col(c, |p| p.role.as_str()))
                 .bind(col(c, |p| p.org_id)).bind(col(c, |p| p.district_code.clone()))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.households.chunks(CHUNK) {
             sqlx::query(
@@ -74,7 +75,7 @@ impl Store for PostgresStore {
             .bind(col(c, |h| h.address.clone()))
             .execute(&mut *tx)
             .await
-            .map_err(conflict)?;
+            .map_err(shared::conflict)?;
         }
         for c in b.residents.chunks(CHUNK) {
             sqlx::query("INSERT INTO residents (id, district_code, identity_number, name, sex, birth_date, street_org_id, household_id, phone, registered) \
@@ -84,7 +85,7 @@ impl Store for PostgresStore {
                 .bind(col(c, |r| match r.sex { Sex::Male => "male", Sex::Female => "female" }))
                 .bind(col(c, |r| r.birth_date)).bind(col(c, |r| r.street_org_id)).bind(col(c, |r| r.household_id))
                 .bind(col(c, |r| r.phone.clone())).bind(col(c, |r| r.registered))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.contracts.chunks(CHUNK) {
             sqlx::query("INSERT INTO contracts (id, resident_id, centre_org_id, doctor_id, district_hospital_id, city_hospital_id, start_date, end_date, status) \
@@ -92,7 +93,7 @@ impl Store for PostgresStore {
                 .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.centre_org_id))
                 .bind(col(c, |k| k.doctor_id)).bind(col(c, |k| k.district_hospital_id)).bind(col(c, |k| k.city_hospital_id))
                 .bind(col(c, |k| k.start)).bind(col(c, |k| k.end)).bind(col(c, |k| k.status.as_str()))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.encounters.chunks(CHUNK) {
             sqlx::query("INSERT INTO encounters (id, resident_id, kind, programme, org_id, practitioner_id, start_time) \
@@ -100,14 +101,14 @@ impl Store for PostgresStore {
                 .bind(col(c, |e| e.id)).bind(col(c, |e| e.resident_id)).bind(col(c, |e| e.kind.as_str()))
                 .bind(col(c, |e| e.programme.map(|p| p.as_str()))).bind(col(c, |e| e.org_id))
                 .bind(col(c, |e| e.practitioner_id)).bind(col(c, |e| e.start))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.conditions.chunks(CHUNK) {
             sqlx::query("INSERT INTO conditions (id, resident_id, icd10, category, onset, org_id) \
                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::bigint[])")
                 .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.icd10.clone()))
                 .bind(col(c, |k| Condition::category(&k.icd10))).bind(col(c, |k| k.onset)).bind(col(c, |k| k.org_id))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.observations.chunks(CHUNK) {
             sqlx::query("INSERT INTO observations (id, resident_id, encounter_id, code, value, unit, effective) \
@@ -115,146 +116,61 @@ impl Store for PostgresStore {
                 .bind(col(c, |o| o.id)).bind(col(c, |o| o.resident_id)).bind(col(c, |o| o.encounter_id))
                 .bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.value)).bind(col(c, |o| o.unit.clone()))
                 .bind(col(c, |o| o.effective))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         for c in b.immunizations.chunks(CHUNK) {
             sqlx::query("INSERT INTO immunizations (id, resident_id, vaccine, dose_number, date, org_id) \
                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::date[], $6::bigint[])")
                 .bind(col(c, |i| i.id)).bind(col(c, |i| i.resident_id)).bind(col(c, |i| i.vaccine.clone()))
                 .bind(col(c, |i| i.dose_number as i64)).bind(col(c, |i| i.date)).bind(col(c, |i| i.org_id))
-                .execute(&mut *tx).await.map_err(conflict)?;
+                .execute(&mut *tx).await.map_err(shared::conflict)?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch> {
-        let rows = sqlx::query(&rows::page_sql(table))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut batch = Batch::default();
-        for r in &rows {
-            rows::push(&mut batch, table, r)?;
-        }
-        Ok(batch)
+        shared::page(&self.pool, table, after, limit).await
     }
 
     async fn count(&self, table: Table) -> Result<i64> {
-        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
-        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+        shared::count(&self.pool, table).await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        shared::meta(&self.pool, key).await
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        shared::set_meta(&self.pool, key, value).await
     }
 
     async fn organisation_by_code(&self, code: &str) -> Result<Organisation> {
-        let sql = format!(
-            "SELECT {} FROM organisations WHERE code = $1",
-            rows::columns(Table::Organisations)
-        );
-        let row = sqlx::query(&sql)
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("organisation {code}")))?;
-        rows::organisation(&row)
+        shared::organisation_by_code(&self.pool, code).await
     }
 
     async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident> {
-        let sql = format!(
-            "SELECT {} FROM residents WHERE identity_number = $1",
-            rows::columns(Table::Residents)
-        );
-        let row = sqlx::query(&sql)
-            .bind(identity_number)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound("resident".into()))?;
-        rows::resident(&row)
+        shared::resident_by_identity(&self.pool, identity_number).await
     }
 
     async fn area_counts(&self) -> Result<Vec<AreaCount>> {
-        let rows = sqlx::query(AREA_COUNTS_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AreaCount {
-                    org_id: r.i64(0)?,
-                    residents: r.i64(1)?,
-                    households: r.i64(2)?,
-                })
-            })
-            .collect()
+        shared::area_counts(&self.pool).await
     }
 
-    async fn insert_user(&self, u: &User) -> Result<()> {
-        sqlx::query(INSERT_USER_SQL)
-            .bind(u.id)
-            .bind(&u.username)
-            .bind(&u.password_hash)
-            .bind(&u.role)
-            .bind(&u.display_name)
-            .bind(u.org_id)
-            .bind(u.practitioner_id)
-            .bind(u.resident_id)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict)?;
-        Ok(())
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        shared::insert_user(&self.pool, user).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<User> {
-        let sql = format!(
-            "SELECT {} FROM users WHERE username = $1",
-            rows::USER_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {username}")))?;
-        rows::user(&row)
+        shared::user_by_username(&self.pool, username).await
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        let sql = format!("SELECT {} FROM users ORDER BY id", rows::USER_COLUMNS);
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(rows::user).collect()
+        shared::users(&self.pool).await
     }
 
     async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
-        let mut out = Vec::new();
-        for fq in figures::queries(district_code, year) {
-            let mut q = sqlx::query(fq.sql);
-            for p in fq.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s),
-                    Param::Date(d) => q.bind(d),
-                    Param::DateTime(t) => q.bind(t),
-                };
-            }
-            let row = q.fetch_one(&self.pool).await?;
-            out.push(
-                (0..fq.columns)
-                    .map(|i| row.i64(i))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-        }
-        Ok(figures::assemble(year, out))
+        shared::district_figures(&self.pool, district_code, year).await
     }
 
     async fn close(&self) {

@@ -13,9 +13,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::figures::{self, DistrictFigures, Param};
-use crate::rows::{self, Col};
-use crate::{AreaCount, Batch, Result, Store, StoreError, Table, User};
+use crate::figures::DistrictFigures;
+use crate::shared::{self, impl_exec};
+use crate::{AreaCount, Batch, Result, Store, Table, User};
+
+impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
 
 /// SQLite allows 32,766 bound parameters per statement since 3.32.
 const MAX_PARAMS: usize = 32_766;
@@ -69,23 +71,12 @@ async fn insert_rows<'a, T: 'a>(
     for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
         let mut qb: QueryBuilder<'a, Sqlite> = QueryBuilder::new(head);
         qb.push_values(chunk, |mut b, r| bind(&mut b, r));
-        qb.build().execute(&mut *conn).await.map_err(conflict)?;
+        qb.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(shared::conflict)?;
     }
     Ok(())
-}
-
-/// Keep constraint violations apart from failures.
-pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d)
-            if d.is_unique_violation()
-                || d.is_foreign_key_violation()
-                || d.is_check_violation() =>
-        {
-            StoreError::Conflict(d.message().to_string())
-        }
-        _ => StoreError::Database(e),
-    }
 }
 
 #[async_trait]
@@ -182,132 +173,47 @@ impl Store for SqliteStore {
     }
 
     async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch> {
-        let rows = sqlx::query(&rows::page_sql(table))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut batch = Batch::default();
-        for r in &rows {
-            rows::push(&mut batch, table, r)?;
-        }
-        Ok(batch)
+        shared::page(&self.pool, table, after, limit).await
     }
 
     async fn count(&self, table: Table) -> Result<i64> {
-        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
-        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+        shared::count(&self.pool, table).await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        shared::meta(&self.pool, key).await
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        shared::set_meta(&self.pool, key, value).await
     }
 
     async fn organisation_by_code(&self, code: &str) -> Result<Organisation> {
-        let sql = format!(
-            "SELECT {} FROM organisations WHERE code = $1",
-            rows::columns(Table::Organisations)
-        );
-        let row = sqlx::query(&sql)
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("organisation {code}")))?;
-        rows::organisation(&row)
+        shared::organisation_by_code(&self.pool, code).await
     }
 
     async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident> {
-        let sql = format!(
-            "SELECT {} FROM residents WHERE identity_number = $1",
-            rows::columns(Table::Residents)
-        );
-        let row = sqlx::query(&sql)
-            .bind(identity_number)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound("resident".into()))?;
-        rows::resident(&row)
+        shared::resident_by_identity(&self.pool, identity_number).await
     }
 
     async fn area_counts(&self) -> Result<Vec<AreaCount>> {
-        let rows = sqlx::query(AREA_COUNTS_SQL).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AreaCount {
-                    org_id: r.i64(0)?,
-                    residents: r.i64(1)?,
-                    households: r.i64(2)?,
-                })
-            })
-            .collect()
+        shared::area_counts(&self.pool).await
     }
 
-    async fn insert_user(&self, u: &User) -> Result<()> {
-        sqlx::query(INSERT_USER_SQL)
-            .bind(u.id)
-            .bind(&u.username)
-            .bind(&u.password_hash)
-            .bind(&u.role)
-            .bind(&u.display_name)
-            .bind(u.org_id)
-            .bind(u.practitioner_id)
-            .bind(u.resident_id)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict)?;
-        Ok(())
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        shared::insert_user(&self.pool, user).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<User> {
-        let sql = format!(
-            "SELECT {} FROM users WHERE username = $1",
-            rows::USER_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {username}")))?;
-        rows::user(&row)
+        shared::user_by_username(&self.pool, username).await
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        let sql = format!("SELECT {} FROM users ORDER BY id", rows::USER_COLUMNS);
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(rows::user).collect()
+        shared::users(&self.pool).await
     }
 
     async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
-        let mut out = Vec::new();
-        for fq in figures::queries(district_code, year) {
-            let mut q = sqlx::query(fq.sql);
-            for p in fq.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s),
-                    Param::Date(d) => q.bind(d),
-                    Param::DateTime(t) => q.bind(t),
-                };
-            }
-            let row = q.fetch_one(&self.pool).await?;
-            out.push(
-                (0..fq.columns)
-                    .map(|i| row.i64(i))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-        }
-        Ok(figures::assemble(year, out))
+        shared::district_figures(&self.pool, district_code, year).await
     }
 
     async fn close(&self) {
@@ -337,14 +243,6 @@ fn sex(r: &Resident) -> &'static str {
         dhp_core::Sex::Female => "female",
     }
 }
-
-pub(crate) const AREA_COUNTS_SQL: &str = "SELECT o.id, \
-    (SELECT COUNT(*) FROM residents r WHERE r.street_org_id = o.id), \
-    (SELECT COUNT(*) FROM households h WHERE h.street_org_id = o.id) \
-    FROM organisations o WHERE o.kind IN ('street', 'town') ORDER BY o.id";
-
-pub(crate) const INSERT_USER_SQL: &str = "INSERT INTO users (id, username, password_hash, role, display_name, org_id, practitioner_id, resident_id) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Children before parents.
 pub(crate) const CLEAR_SQL: [&str; 11] = [

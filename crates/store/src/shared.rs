@@ -1,0 +1,241 @@
+//! The reads and small writes whose SQL is the same text on both backends, written
+//! once over [`Exec`]: each backend only says how to run a statement with parameters.
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use dhp_core::{Id, Organisation, Resident};
+
+use crate::figures::{self, DistrictFigures};
+use crate::rows::{self, Col};
+use crate::{AreaCount, Batch, Result, StoreError, Table, User};
+
+/// A bound parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    I64(i64),
+    OptI64(Option<i64>),
+    Text(String),
+    Date(NaiveDate),
+    DateTime(NaiveDateTime),
+}
+
+impl From<&str> for Param {
+    fn from(s: &str) -> Self {
+        Param::Text(s.to_string())
+    }
+}
+
+/// How a backend runs one statement.
+#[async_trait]
+pub(crate) trait Exec: Send + Sync {
+    type Row: Col + Send;
+    async fn rows(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>>;
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<()>;
+}
+
+/// Bind every parameter of `params` to query `q`.
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                $crate::shared::Param::I64(v) => q.bind(v),
+                $crate::shared::Param::OptI64(v) => q.bind(v),
+                $crate::shared::Param::Text(v) => q.bind(v),
+                $crate::shared::Param::Date(v) => q.bind(v),
+                $crate::shared::Param::DateTime(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_all;
+
+/// Implement [`Exec`] for a pool type: the bodies differ only in the pool's types.
+macro_rules! impl_exec {
+    ($pool:ty, $row:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::shared::Exec for $pool {
+            type Row = $row;
+
+            async fn rows(
+                &self,
+                sql: &str,
+                params: Vec<$crate::shared::Param>,
+            ) -> $crate::Result<Vec<$row>> {
+                let q = $crate::shared::bind_all!(sqlx::query(sql), params);
+                Ok(q.fetch_all(self).await?)
+            }
+
+            async fn execute(
+                &self,
+                sql: &str,
+                params: Vec<$crate::shared::Param>,
+            ) -> $crate::Result<()> {
+                let q = $crate::shared::bind_all!(sqlx::query(sql), params);
+                q.execute(self).await.map_err($crate::shared::conflict)?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_exec;
+
+/// Keep constraint violations apart from failures.
+pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d)
+            if d.is_unique_violation()
+                || d.is_foreign_key_violation()
+                || d.is_check_violation() =>
+        {
+            StoreError::Conflict(d.message().to_string())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+async fn one<E: Exec>(
+    e: &E,
+    sql: &str,
+    params: Vec<Param>,
+    what: impl FnOnce() -> String,
+) -> Result<E::Row> {
+    e.rows(sql, params)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound(what()))
+}
+
+pub(crate) async fn page<E: Exec>(e: &E, table: Table, after: Id, limit: i64) -> Result<Batch> {
+    let rows = e
+        .rows(
+            &rows::page_sql(table),
+            vec![Param::I64(after), Param::I64(limit)],
+        )
+        .await?;
+    let mut batch = Batch::default();
+    for r in &rows {
+        rows::push(&mut batch, table, r)?;
+    }
+    Ok(batch)
+}
+
+pub(crate) async fn count<E: Exec>(e: &E, table: Table) -> Result<i64> {
+    let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+    one(e, &sql, vec![], || table.name().into()).await?.i64(0)
+}
+
+pub(crate) async fn meta<E: Exec>(e: &E, key: &str) -> Result<Option<String>> {
+    let rows = e
+        .rows("SELECT value FROM meta WHERE key = $1", vec![key.into()])
+        .await?;
+    rows.first().map(|r| r.text(0)).transpose()
+}
+
+pub(crate) async fn set_meta<E: Exec>(e: &E, key: &str, value: &str) -> Result<()> {
+    e.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        vec![key.into(), value.into()],
+    )
+    .await
+}
+
+pub(crate) async fn organisation_by_code<E: Exec>(e: &E, code: &str) -> Result<Organisation> {
+    let sql = format!(
+        "SELECT {} FROM organisations WHERE code = $1",
+        rows::columns(Table::Organisations)
+    );
+    rows::organisation(
+        &one(e, &sql, vec![code.into()], || {
+            format!("organisation {code}")
+        })
+        .await?,
+    )
+}
+
+pub(crate) async fn resident_by_identity<E: Exec>(
+    e: &E,
+    identity_number: &str,
+) -> Result<Resident> {
+    let sql = format!(
+        "SELECT {} FROM residents WHERE identity_number = $1",
+        rows::columns(Table::Residents)
+    );
+    rows::resident(&one(e, &sql, vec![identity_number.into()], || "resident".into()).await?)
+}
+
+pub(crate) async fn area_counts<E: Exec>(e: &E) -> Result<Vec<AreaCount>> {
+    let rows = e
+        .rows(
+            "SELECT o.id, \
+             (SELECT COUNT(*) FROM residents r WHERE r.street_org_id = o.id), \
+             (SELECT COUNT(*) FROM households h WHERE h.street_org_id = o.id) \
+             FROM organisations o WHERE o.kind IN ('street', 'town') ORDER BY o.id",
+            vec![],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AreaCount {
+                org_id: r.i64(0)?,
+                residents: r.i64(1)?,
+                households: r.i64(2)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn insert_user<E: Exec>(e: &E, u: &User) -> Result<()> {
+    e.execute(
+        "INSERT INTO users (id, username, password_hash, role, display_name, org_id, practitioner_id, resident_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        vec![
+            Param::I64(u.id),
+            u.username.as_str().into(),
+            u.password_hash.as_str().into(),
+            u.role.as_str().into(),
+            u.display_name.as_str().into(),
+            Param::OptI64(u.org_id),
+            Param::OptI64(u.practitioner_id),
+            Param::OptI64(u.resident_id),
+        ],
+    )
+    .await
+}
+
+pub(crate) async fn user_by_username<E: Exec>(e: &E, username: &str) -> Result<User> {
+    let sql = format!(
+        "SELECT {} FROM users WHERE username = $1",
+        rows::USER_COLUMNS
+    );
+    rows::user(
+        &one(e, &sql, vec![username.into()], || {
+            format!("user {username}")
+        })
+        .await?,
+    )
+}
+
+pub(crate) async fn users<E: Exec>(e: &E) -> Result<Vec<User>> {
+    let sql = format!("SELECT {} FROM users ORDER BY id", rows::USER_COLUMNS);
+    e.rows(&sql, vec![]).await?.iter().map(rows::user).collect()
+}
+
+pub(crate) async fn district_figures<E: Exec>(
+    e: &E,
+    district_code: &str,
+    year: i32,
+) -> Result<DistrictFigures> {
+    let mut out = Vec::new();
+    for q in figures::queries(district_code, year) {
+        let row = one(e, q.sql, q.params, || "figures".into()).await?;
+        out.push(
+            (0..q.columns)
+                .map(|i| row.i64(i))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    Ok(figures::assemble(year, out))
+}
