@@ -3,6 +3,7 @@
 //! No I/O lives here: no database, no network, no async runtime. Rule tables from
 //! `data/` are compiled in and parsed once.
 
+pub mod access;
 pub mod codes;
 pub mod identity;
 pub mod plan;

@@ -16,7 +16,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
+use dhp_core::access::ResidentFacts;
 use dhp_core::{
     Condition, Contract, Encounter, Household, Id, Immunization, Observation, Organisation,
     Practitioner, Resident,
@@ -287,6 +288,26 @@ impl fmt::Debug for User {
     }
 }
 
+/// One entry of the audit log (审计日志): who did what to which resident's data, when,
+/// and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Time-ordered unique id (UUIDv7), assigned by the writer.
+    pub id: String,
+    pub recorded: NaiveDateTime,
+    pub username: String,
+    pub role: String,
+    pub org_id: Option<Id>,
+    pub resident_id: Option<Id>,
+    /// `read`, `search`, `create`, `update`, `delete`, `login`.
+    pub action: String,
+    /// What was touched, e.g. `Patient/123`, or `/auth/token`.
+    pub resource: String,
+    /// `success`, `denied`, `not-found`, `invalid`, `failed`.
+    pub outcome: String,
+    pub detail: String,
+}
+
 /// Residents of one street or town, for the home page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AreaCount {
@@ -339,6 +360,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Remove every row of every table (used to undo a failed generation on a server
     /// database, where the load cannot be one file renamed into place).
     async fn clear(&self) -> Result<()>;
+
+    async fn resident(&self, id: Id) -> Result<Resident>;
+
+    async fn household(&self, id: Id) -> Result<Household>;
+
+    async fn organisation(&self, id: Id) -> Result<Organisation>;
+
+    /// What decides who may see resident `id` on `today` (contracts in force,
+    /// organisations of their encounters).
+    async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts>;
+
+    /// Append to the audit log.
+    async fn insert_audit(&self, event: &AuditEvent) -> Result<()>;
+
+    /// The audit log, newest first, at most `limit` entries, optionally for one resident.
+    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
 
     /// Close the connections (SQLite: checkpoint the WAL into the file first).
     async fn close(&self);

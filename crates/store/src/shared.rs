@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
-use dhp_core::{Id, Organisation, Resident};
+use dhp_core::access::ResidentFacts;
+use dhp_core::{Household, Id, Organisation, Resident};
 
 use crate::figures::{self, DistrictFigures};
 use crate::rows::{self, Col};
-use crate::{AreaCount, Batch, Result, StoreError, Table, User};
+use crate::{AreaCount, AuditEvent, Batch, Result, StoreError, Table, User};
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
@@ -238,4 +239,143 @@ pub(crate) async fn district_figures<E: Exec>(
         );
     }
     Ok(figures::assemble(year, out))
+}
+
+fn by_id_sql(table: Table) -> String {
+    format!(
+        "SELECT {} FROM {} WHERE id = $1",
+        rows::columns(table),
+        table.name()
+    )
+}
+
+/// One row of `table` by id, decoded through the paging decoder.
+async fn by_id<E: Exec>(e: &E, table: Table, id: Id) -> Result<Batch> {
+    let row = one(e, &by_id_sql(table), vec![Param::I64(id)], || {
+        format!("{} {id}", table.name())
+    })
+    .await?;
+    let mut batch = Batch::default();
+    rows::push(&mut batch, table, &row)?;
+    Ok(batch)
+}
+
+fn first<T>(v: Vec<T>, what: &str) -> Result<T> {
+    v.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound(what.into()))
+}
+
+pub(crate) async fn resident<E: Exec>(e: &E, id: Id) -> Result<Resident> {
+    first(by_id(e, Table::Residents, id).await?.residents, "resident")
+}
+
+pub(crate) async fn household<E: Exec>(e: &E, id: Id) -> Result<Household> {
+    first(
+        by_id(e, Table::Households, id).await?.households,
+        "household",
+    )
+}
+
+pub(crate) async fn organisation<E: Exec>(e: &E, id: Id) -> Result<Organisation> {
+    first(
+        by_id(e, Table::Organisations, id).await?.organisations,
+        "organisation",
+    )
+}
+
+pub(crate) async fn resident_access_facts<E: Exec>(
+    e: &E,
+    id: Id,
+    today: NaiveDate,
+) -> Result<ResidentFacts> {
+    let r = one(
+        e,
+        "SELECT district_code, street_org_id FROM residents WHERE id = $1",
+        vec![Param::I64(id)],
+        || format!("resident {id}"),
+    )
+    .await?;
+    let contracts = e
+        .rows(
+            "SELECT centre_org_id, doctor_id FROM contracts WHERE resident_id = $1 \
+             AND status <> 'ended' AND start_date <= $2 AND end_date >= $2",
+            vec![Param::I64(id), Param::Date(today)],
+        )
+        .await?;
+    let encounters = e
+        .rows(
+            "SELECT DISTINCT org_id FROM encounters WHERE resident_id = $1",
+            vec![Param::I64(id)],
+        )
+        .await?;
+    Ok(ResidentFacts {
+        resident_id: id,
+        district_code: r.text(0)?,
+        street_org_id: r.i64(1)?,
+        contract_centres: contracts.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
+        contract_doctors: contracts.iter().map(|c| c.i64(1)).collect::<Result<_>>()?,
+        encounter_orgs: encounters.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, recorded, username, role, org_id, resident_id, action, resource, outcome, detail";
+
+pub(crate) async fn insert_audit<E: Exec>(e: &E, a: &AuditEvent) -> Result<()> {
+    e.execute(
+        &format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        vec![
+            a.id.as_str().into(),
+            Param::DateTime(a.recorded),
+            a.username.as_str().into(),
+            a.role.as_str().into(),
+            Param::OptI64(a.org_id),
+            Param::OptI64(a.resident_id),
+            a.action.as_str().into(),
+            a.resource.as_str().into(),
+            a.outcome.as_str().into(),
+            a.detail.as_str().into(),
+        ],
+    )
+    .await
+}
+
+pub(crate) async fn audit_events<E: Exec>(
+    e: &E,
+    resident_id: Option<Id>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    let rows = match resident_id {
+        Some(r) => {
+            e.rows(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE resident_id = $1 ORDER BY recorded DESC, id DESC LIMIT $2"),
+                vec![Param::I64(r), Param::I64(limit)],
+            )
+            .await?
+        }
+        None => {
+            e.rows(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_events ORDER BY recorded DESC, id DESC LIMIT $1"),
+                vec![Param::I64(limit)],
+            )
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEvent {
+                id: r.text(0)?,
+                recorded: r.datetime(1)?,
+                username: r.text(2)?,
+                role: r.text(3)?,
+                org_id: r.oi64(4)?,
+                resident_id: r.oi64(5)?,
+                action: r.text(6)?,
+                resource: r.text(7)?,
+                outcome: r.text(8)?,
+                detail: r.text(9)?,
+            })
+        })
+        .collect()
 }

@@ -9,7 +9,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::figures::DistrictFigures;
 use crate::shared::{self, impl_exec};
-use crate::{AreaCount, Batch, Result, Store, Table, User};
+use crate::{AreaCount, AuditEvent, Batch, Result, Store, Table, User};
+use chrono::NaiveDate;
+use dhp_core::access::ResidentFacts;
+use dhp_core::Household;
 
 impl_exec!(PgPool, sqlx::postgres::PgRow);
 
@@ -173,12 +176,36 @@ impl Store for PostgresStore {
         shared::district_figures(&self.pool, district_code, year).await
     }
 
+    async fn resident(&self, id: Id) -> Result<Resident> {
+        shared::resident(&self.pool, id).await
+    }
+
+    async fn household(&self, id: Id) -> Result<Household> {
+        shared::household(&self.pool, id).await
+    }
+
+    async fn organisation(&self, id: Id) -> Result<Organisation> {
+        shared::organisation(&self.pool, id).await
+    }
+
+    async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts> {
+        shared::resident_access_facts(&self.pool, id, today).await
+    }
+
+    async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
+        shared::insert_audit(&self.pool, event).await
+    }
+
+    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
+        shared::audit_events(&self.pool, resident_id, limit).await
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
 
     async fn clear(&self) -> Result<()> {
-        sqlx::query("TRUNCATE users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+        sqlx::query("TRUNCATE audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)
             .await?;
         Ok(())

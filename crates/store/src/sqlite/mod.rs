@@ -15,7 +15,10 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::figures::DistrictFigures;
 use crate::shared::{self, impl_exec};
-use crate::{AreaCount, Batch, Result, Store, Table, User};
+use crate::{AreaCount, AuditEvent, Batch, Result, Store, Table, User};
+use chrono::NaiveDate;
+use dhp_core::access::ResidentFacts;
+use dhp_core::Household;
 
 impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
 
@@ -216,6 +219,30 @@ impl Store for SqliteStore {
         shared::district_figures(&self.pool, district_code, year).await
     }
 
+    async fn resident(&self, id: Id) -> Result<Resident> {
+        shared::resident(&self.pool, id).await
+    }
+
+    async fn household(&self, id: Id) -> Result<Household> {
+        shared::household(&self.pool, id).await
+    }
+
+    async fn organisation(&self, id: Id) -> Result<Organisation> {
+        shared::organisation(&self.pool, id).await
+    }
+
+    async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts> {
+        shared::resident_access_facts(&self.pool, id, today).await
+    }
+
+    async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
+        shared::insert_audit(&self.pool, event).await
+    }
+
+    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
+        shared::audit_events(&self.pool, resident_id, limit).await
+    }
+
     async fn close(&self) {
         // Best effort: a failed checkpoint leaves the WAL, which the next open replays.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -245,7 +272,8 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 11] = [
+pub(crate) const CLEAR_SQL: [&str; 12] = [
+    "DELETE FROM audit_events",
     "DELETE FROM users",
     "DELETE FROM immunizations",
     "DELETE FROM observations",

@@ -128,4 +128,6 @@ conformance!(
     meta_values_overwrite,
     clear_empties_every_table,
     digest_is_the_same_on_every_backend,
+    single_rows_and_access_facts,
+    audit_events_are_kept_newest_first,
 );

@@ -1,6 +1,8 @@
 //! The stories every backend must tell the same way.
 
-use dhp_store::{content_digest, Batch, DistrictFigures, Store, StoreError, Table, User};
+use dhp_store::{
+    content_digest, AuditEvent, Batch, DistrictFigures, Store, StoreError, Table, User,
+};
 
 use crate::fixture;
 
@@ -199,4 +201,70 @@ pub async fn digest_is_the_same_on_every_backend(s: &dyn Store) {
     changed.store.insert_batch(&other).await.unwrap();
     assert_ne!(content_digest(&*changed.store).await.unwrap().1, digest);
     changed.finish().await;
+}
+
+pub async fn single_rows_and_access_facts(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let b = fixture::district();
+    assert_eq!(s.resident(202).await.unwrap(), b.residents[2]);
+    assert_eq!(s.household(101).await.unwrap(), b.households[1]);
+    assert_eq!(s.organisation(4).await.unwrap(), b.organisations[3]);
+    assert!(matches!(s.resident(9).await, Err(StoreError::NotFound(_))));
+    // Resident 200 mid-2025: contract 300 in force (299 expired in February).
+    let f = s
+        .resident_access_facts(200, fixture::date("2025-06-01"))
+        .await
+        .unwrap();
+    assert_eq!(f.district_code, "310118");
+    assert_eq!(f.street_org_id, 3);
+    assert_eq!(f.contract_centres, vec![4]);
+    assert_eq!(f.contract_doctors, vec![10]);
+    let mut orgs = f.encounter_orgs.clone();
+    orgs.sort();
+    assert_eq!(orgs, vec![4, 5, 6]);
+    // 204's contract was ended: no contract in force.
+    let f = s
+        .resident_access_facts(204, fixture::date("2025-06-01"))
+        .await
+        .unwrap();
+    assert!(f.contract_centres.is_empty());
+    assert!(matches!(
+        s.resident_access_facts(9, fixture::date("2025-06-01"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn audit_events_are_kept_newest_first(s: &dyn Store) {
+    let event = |id: &str, at: &str, resident: Option<i64>, outcome: &str| AuditEvent {
+        id: id.into(),
+        recorded: fixture::at(at),
+        username: "doctor".into(),
+        role: "family_doctor".into(),
+        org_id: Some(4),
+        resident_id: resident,
+        action: "read".into(),
+        resource: format!("Patient/{}", resident.unwrap_or(0)),
+        outcome: outcome.into(),
+        detail: "lives in the centre's street or town".into(),
+    };
+    let a = event("01", "2025-06-01 09:00", Some(200), "success");
+    let b = event("02", "2025-06-01 09:05", Some(201), "denied");
+    let c = event("03", "2025-06-01 09:10", None, "not-found");
+    for e in [&a, &b, &c] {
+        s.insert_audit(e).await.unwrap();
+    }
+    assert_eq!(
+        s.audit_events(None, 10).await.unwrap(),
+        vec![c.clone(), b.clone(), a.clone()]
+    );
+    assert_eq!(s.audit_events(None, 1).await.unwrap(), vec![c]);
+    assert_eq!(s.audit_events(Some(201), 10).await.unwrap(), vec![b]);
+    // An audit entry is never overwritten.
+    assert!(matches!(
+        s.insert_audit(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.clear().await.unwrap();
+    assert!(s.audit_events(None, 10).await.unwrap().is_empty());
 }

@@ -1,0 +1,282 @@
+//! Who may see which resident's record: roles scoped by organisation unit (SPEC
+//! capability 8; plans: 信息安全等级保护三级). Pure decisions over facts the store
+//! gathers; the server enforces them and audits every answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{Id, OrgKind};
+
+/// Role of a signed-in account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An integrating system (HIS / EMR / LIS, the city platform).
+    System,
+    /// District health commission manager (区卫健委).
+    Manager,
+    /// CDC public-health doctor (疾控).
+    PublicHealthDoctor,
+    /// Family doctor at a community health centre (家庭医生).
+    FamilyDoctor,
+    /// Hospital clinician.
+    HospitalClinician,
+    /// A resident (居民), for their own record.
+    Resident,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::System,
+        Role::Manager,
+        Role::PublicHealthDoctor,
+        Role::FamilyDoctor,
+        Role::HospitalClinician,
+        Role::Resident,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::Manager => "manager",
+            Role::PublicHealthDoctor => "public_health_doctor",
+            Role::FamilyDoctor => "family_doctor",
+            Role::HospitalClinician => "hospital_clinician",
+            Role::Resident => "resident",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the role sees identity numbers in full. Clinical and integrating roles
+    /// need them to match records; a manager works with aggregates and sees them masked
+    /// (domain-rules §1: "masked everywhere except where the role allows").
+    pub fn sees_full_identity(self) -> bool {
+        !matches!(self, Role::Manager)
+    }
+}
+
+/// The signed-in account a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub username: String,
+    pub role: Role,
+    /// The organisation the account works at (centre, hospital, commission, CDC).
+    pub org_id: Option<Id>,
+    pub practitioner_id: Option<Id>,
+    /// For a resident account: the resident themself.
+    pub resident_id: Option<Id>,
+}
+
+/// The organisation a principal works at, as the rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgFacts {
+    pub id: Id,
+    pub kind: OrgKind,
+    pub parent_id: Option<Id>,
+    pub district_code: String,
+}
+
+/// What the store knows about a resident that decides who may see them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResidentFacts {
+    pub resident_id: Id,
+    pub district_code: String,
+    /// The street or town of the address.
+    pub street_org_id: Id,
+    /// Centres and doctors of contracts in force (not ended, covering today).
+    pub contract_centres: Vec<Id>,
+    pub contract_doctors: Vec<Id>,
+    /// Organisations where the resident has had an encounter.
+    pub encounter_orgs: Vec<Id>,
+}
+
+/// An access decision with the reason, for the audit log and the error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(&'static str),
+    Deny(&'static str),
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Decision::Allow(r) | Decision::Deny(r) => r,
+        }
+    }
+}
+
+/// May `who` (working at `org`) read the record of the resident `facts` describe?
+///
+/// - system: every resident (an integrating system of the district);
+/// - manager: residents of the district their organisation belongs to;
+/// - public-health doctor: residents of their district (case investigation);
+/// - family doctor: residents living in their centre's street or town, and residents
+///   contracted with their centre or with them;
+/// - hospital clinician: residents with an encounter at their hospital;
+/// - resident: only themself.
+pub fn may_read_resident(
+    who: &Principal,
+    org: Option<&OrgFacts>,
+    facts: &ResidentFacts,
+) -> Decision {
+    match who.role {
+        Role::System => Decision::Allow("integrating system"),
+        Role::Resident => {
+            if who.resident_id == Some(facts.resident_id) {
+                Decision::Allow("own record")
+            } else {
+                Decision::Deny("a resident sees only their own record")
+            }
+        }
+        Role::Manager | Role::PublicHealthDoctor => match org {
+            Some(o) if o.district_code == facts.district_code => {
+                Decision::Allow("resident of the district")
+            }
+            _ => Decision::Deny("resident outside the district of the account's organisation"),
+        },
+        Role::FamilyDoctor => {
+            let Some(o) = org else {
+                return Decision::Deny("account has no organisation");
+            };
+            if who
+                .practitioner_id
+                .is_some_and(|p| facts.contract_doctors.contains(&p))
+            {
+                Decision::Allow("contracted with this doctor")
+            } else if facts.contract_centres.contains(&o.id) {
+                Decision::Allow("contracted with this centre")
+            } else if o.kind == OrgKind::CommunityHealthCentre
+                && o.parent_id == Some(facts.street_org_id)
+            {
+                Decision::Allow("lives in the centre's street or town")
+            } else {
+                Decision::Deny(
+                    "resident neither lives in the centre's area nor is contracted with it",
+                )
+            }
+        }
+        Role::HospitalClinician => match org {
+            Some(o) if facts.encounter_orgs.contains(&o.id) => {
+                Decision::Allow("encounter at this hospital")
+            }
+            _ => Decision::Deny("resident has no encounter at this hospital"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(
+        role: Role,
+        org: Option<Id>,
+        practitioner: Option<Id>,
+        resident: Option<Id>,
+    ) -> Principal {
+        Principal {
+            username: "u".into(),
+            role,
+            org_id: org,
+            practitioner_id: practitioner,
+            resident_id: resident,
+        }
+    }
+
+    fn org(id: Id, kind: OrgKind, parent: Option<Id>, district: &str) -> OrgFacts {
+        OrgFacts {
+            id,
+            kind,
+            parent_id: parent,
+            district_code: district.into(),
+        }
+    }
+
+    fn resident() -> ResidentFacts {
+        ResidentFacts {
+            resident_id: 7,
+            district_code: "310118".into(),
+            street_org_id: 3,
+            contract_centres: vec![40],
+            contract_doctors: vec![400],
+            encounter_orgs: vec![6],
+        }
+    }
+
+    #[track_caller]
+    fn check(p: Principal, o: Option<OrgFacts>, expect: bool) {
+        let d = may_read_resident(&p, o.as_ref(), &resident());
+        assert_eq!(d.allowed(), expect, "{p:?}: {d:?}");
+    }
+
+    #[test]
+    fn each_role_sees_its_scope_and_nothing_more() {
+        use OrgKind::*;
+        check(who(Role::System, None, None, None), None, true);
+        check(who(Role::Resident, None, None, Some(7)), None, true);
+        check(who(Role::Resident, None, None, Some(8)), None, false);
+        let commission = org(2, Commission, Some(1), "310118");
+        check(
+            who(Role::Manager, Some(2), None, None),
+            Some(commission.clone()),
+            true,
+        );
+        check(
+            who(Role::Manager, Some(9), None, None),
+            Some(org(9, Commission, Some(1), "310117")),
+            false,
+        );
+        check(
+            who(Role::PublicHealthDoctor, Some(2), None, None),
+            Some(commission),
+            true,
+        );
+        // Family doctor: area of the centre, contracted centre, contracted doctor.
+        check(
+            who(Role::FamilyDoctor, Some(4), Some(1), None),
+            Some(org(4, CommunityHealthCentre, Some(3), "310118")),
+            true,
+        );
+        check(
+            who(Role::FamilyDoctor, Some(40), Some(1), None),
+            Some(org(40, CommunityHealthCentre, Some(30), "310118")),
+            true,
+        );
+        check(
+            who(Role::FamilyDoctor, Some(41), Some(400), None),
+            Some(org(41, CommunityHealthCentre, Some(31), "310118")),
+            true,
+        );
+        check(
+            who(Role::FamilyDoctor, Some(41), Some(401), None),
+            Some(org(41, CommunityHealthCentre, Some(31), "310118")),
+            false,
+        );
+        check(who(Role::FamilyDoctor, None, Some(401), None), None, false);
+        // Hospital clinician: only with an encounter there.
+        check(
+            who(Role::HospitalClinician, Some(6), Some(9), None),
+            Some(org(6, Hospital, Some(2), "310118")),
+            true,
+        );
+        check(
+            who(Role::HospitalClinician, Some(5), Some(9), None),
+            Some(org(5, Hospital, Some(2), "310118")),
+            false,
+        );
+    }
+
+    #[test]
+    fn only_the_manager_sees_masked_identity_numbers() {
+        for r in Role::ALL {
+            assert_eq!(r.sees_full_identity(), r != Role::Manager, "{r:?}");
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+    }
+}
