@@ -40,15 +40,20 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// `N` bytes from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
 /// Logged-in users by session token.
 #[derive(Debug, Default)]
 pub struct Sessions(RwLock<HashMap<String, User>>);
 
 impl Sessions {
     pub fn open(&self, user: User) -> String {
-        let mut bytes = [0u8; 32];
-        OsRng.fill_bytes(&mut bytes);
-        let token = hex::encode(bytes);
+        let token = hex::encode(random_bytes::<32>());
         self.0
             .write()
             .expect("sessions lock")

@@ -2,9 +2,12 @@
 //! login, and the health check. Handlers parse, ask the store, and render; no SQL and
 //! no domain rules live here.
 
+mod audit;
 pub mod auth;
+mod fhir;
 pub mod i18n;
 mod pages;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,17 +31,31 @@ pub use auth::{create_demo_accounts, DemoAccount};
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sessions: auth::Sessions,
+    /// HS256 key that signs bearer tokens; kept in the store so tokens outlive a restart.
+    token_key: Vec<u8>,
     /// Headline figures for the calibration year, computed once on first use.
     figures: OnceCell<Option<DistrictFigures>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self {
+    /// State over `store`, creating the token-signing key on first use.
+    pub async fn open(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+        let token_key = match store.meta("token_key").await? {
+            Some(hex_key) => {
+                hex::decode(hex_key).map_err(|e| StoreError::Corrupt(format!("token_key: {e}")))?
+            }
+            None => {
+                let key = auth::random_bytes::<32>().to_vec();
+                store.set_meta("token_key", &hex::encode(&key)).await?;
+                key
+            }
+        };
+        Ok(Arc::new(Self {
             store,
             sessions: auth::Sessions::default(),
+            token_key,
             figures: OnceCell::new(),
-        })
+        }))
     }
 
     async fn figures(&self) -> Result<Option<DistrictFigures>, StoreError> {
@@ -64,6 +81,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/logout", post(pages::logout))
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(stylesheet))
+        .route("/auth/token", post(token::token))
+        .nest("/fhir", fhir::router())
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(1 << 20))
@@ -79,7 +98,8 @@ pub async fn serve(
     store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    let app = app(AppState::new(store));
+    let state = AppState::open(store).await.map_err(std::io::Error::other)?;
+    let app = app(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

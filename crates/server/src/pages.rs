@@ -11,6 +11,7 @@ use dhp_core::{HospitalLevel, OrgKind};
 use dhp_store::{DistrictFigures, StoreError, Table, User};
 use serde::Deserialize;
 
+use crate::audit::{self, Actor};
 use crate::i18n::{messages, Messages};
 use crate::{auth, AppError, AppState};
 
@@ -313,6 +314,21 @@ pub async fn login(
     };
     let Some(user) = verified else {
         tracing::warn!(username = %form.username, "failed login");
+        let actor = Actor {
+            username: form.username.clone(),
+            role: String::new(),
+            org_id: None,
+        };
+        audit::record(
+            &*state.store,
+            &actor,
+            "login",
+            "/login",
+            None,
+            "failed",
+            "password",
+        )
+        .await?;
         let page = LoginPage {
             t: q.messages(),
             user: None,
@@ -322,6 +338,21 @@ pub async fn login(
         return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
     };
     tracing::info!(username = %user.username, role = %user.role, "login");
+    let actor = Actor {
+        username: user.username.clone(),
+        role: user.role.clone(),
+        org_id: user.org_id,
+    };
+    audit::record(
+        &*state.store,
+        &actor,
+        "login",
+        "/login",
+        user.resident_id,
+        "success",
+        "password",
+    )
+    .await?;
     let token = state.sessions.open(user);
     let lang = q.lang.unwrap_or_else(|| "zh".into());
     Ok((

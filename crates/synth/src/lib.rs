@@ -339,6 +339,8 @@ pub async fn generate(
         ("district_code", cfg.district.code.clone()),
         ("district_name_zh", cfg.district.name_zh.clone()),
         ("district_name_en", cfg.district.name_en.clone()),
+        ("city_name_zh", cfg.city.name_zh.clone()),
+        ("city_name_en", cfg.city.name_en.clone()),
     ] {
         store.set_meta(k, &v).await?;
     }

@@ -1,5 +1,7 @@
 //! The server answered in-process (`oneshot`) over a real generated district.
 
+mod fhir;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,7 +47,7 @@ async fn site(residents: u64) -> Site {
         dhp_store::connect(&url).await.unwrap()
     };
     Site {
-        state: AppState::new(store),
+        state: AppState::open(store).await.unwrap(),
         dir,
     }
 }

@@ -1,0 +1,209 @@
+//! The FHIR R4 API under `/fhir`: what the CapabilityStatement lists, with bearer-token
+//! access scoped by role and organisation unit, and every access to a resident audited.
+
+use std::sync::Arc;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Local;
+use dhp_core::access::{may_read_resident, OrgFacts, Principal};
+use dhp_fhir::{capability, patient, Issue, IssueCode, OperationOutcome, FHIR_JSON};
+use dhp_store::StoreError;
+use serde_json::Value;
+
+use crate::audit::{self, Actor};
+use crate::token::{self, TokenError};
+use crate::{AppError, AppState};
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route("/Patient/{id}", get(read_patient))
+        .fallback(not_supported)
+}
+
+fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, FHIR_JSON)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn outcome(o: OperationOutcome) -> Response {
+    let status = StatusCode::from_u16(o.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = fhir_json(status, &o.to_json());
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    res
+}
+
+fn issue(code: IssueCode, text: impl Into<String>) -> Response {
+    outcome(OperationOutcome::one(Issue::new(code, text)))
+}
+
+/// The principal of a request, or the `OperationOutcome` that refuses it.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, OperationOutcome> {
+    token::principal(&state.token_key, headers).map_err(|e| {
+        OperationOutcome::one(match e {
+            TokenError::Missing => Issue::new(
+                IssueCode::Login,
+                "a bearer token is required: POST /auth/token",
+            ),
+            TokenError::Invalid(why) => Issue::new(IssueCode::Login, why),
+        })
+    })
+}
+
+async fn metadata(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let today = Local::now().date_naive().to_string();
+    let statement = capability::capability_statement(
+        &format!("http://{host}/fhir"),
+        env!("CARGO_PKG_VERSION"),
+        &today,
+    );
+    fhir_json(StatusCode::OK, &statement)
+}
+
+async fn not_supported(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    issue(
+        IssueCode::NotSupported,
+        format!(
+            "{method} {} is not supported by this server; GET /fhir/metadata lists what is",
+            uri.path()
+        ),
+    )
+}
+
+/// `GET /fhir/Patient/{id}`.
+async fn read_patient(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let store = &*state.store;
+    let resource = format!("Patient/{id}");
+    let who = match authenticate(&state, &headers) {
+        Ok(p) => p,
+        Err(refusal) => {
+            // An attempt without a valid token is a security event too.
+            let anonymous = Actor {
+                username: String::new(),
+                role: String::new(),
+                org_id: None,
+            };
+            audit::record(
+                store,
+                &anonymous,
+                "read",
+                &resource,
+                None,
+                "unauthenticated",
+                "no valid bearer token",
+            )
+            .await?;
+            return Ok(outcome(refusal));
+        }
+    };
+    let actor = Actor::from(&who);
+    let not_found = || issue(IssueCode::NotFound, format!("{resource} does not exist"));
+    let Ok(resident_id) = id.parse::<i64>() else {
+        audit::record(
+            store,
+            &actor,
+            "read",
+            &resource,
+            None,
+            "not-found",
+            "id is not a resident id",
+        )
+        .await?;
+        return Ok(not_found());
+    };
+    let facts = match store
+        .resident_access_facts(resident_id, Local::now().date_naive())
+        .await
+    {
+        Ok(f) => f,
+        Err(StoreError::NotFound(_)) => {
+            audit::record(
+                store,
+                &actor,
+                "read",
+                &resource,
+                None,
+                "not-found",
+                "no such resident",
+            )
+            .await?;
+            return Ok(not_found());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = match who.org_id {
+        Some(o) => {
+            let o = store.organisation(o).await?;
+            Some(OrgFacts {
+                id: o.id,
+                kind: o.kind,
+                parent_id: o.parent_id,
+                district_code: o.district_code,
+            })
+        }
+        None => None,
+    };
+    let decision = may_read_resident(&who, org.as_ref(), &facts);
+    if !decision.allowed() {
+        audit::record(
+            store,
+            &actor,
+            "read",
+            &resource,
+            Some(resident_id),
+            "denied",
+            decision.reason(),
+        )
+        .await?;
+        return Ok(issue(
+            IssueCode::Forbidden,
+            format!("{resource}: {}", decision.reason()),
+        ));
+    }
+    let resident = store.resident(resident_id).await?;
+    let household = store.household(resident.household_id).await?;
+    let city = store.meta("city_name_zh").await?.unwrap_or_default();
+    let district = store.meta("district_name_zh").await?.unwrap_or_default();
+    let body = patient::to_fhir(
+        &resident,
+        &patient::PatientContext {
+            address_line: Some(&household.address),
+            city: &city,
+            district: &district,
+            masked: !who.role.sees_full_identity(),
+        },
+    );
+    // Fail closed: the record leaves only once its reading is in the audit log.
+    audit::record(
+        store,
+        &actor,
+        "read",
+        &resource,
+        Some(resident_id),
+        "success",
+        decision.reason(),
+    )
+    .await?;
+    Ok(fhir_json(StatusCode::OK, &body))
+}

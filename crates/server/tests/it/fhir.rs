@@ -1,0 +1,307 @@
+//! The FHIR API end to end: tokens, scope by role and organisation unit, masking,
+//! OperationOutcome errors, and an audit row for every access.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use dhp_core::OrgKind;
+use dhp_server::app;
+use dhp_store::Table;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::{site, Site};
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    www_authenticate: Option<String>,
+    json: Value,
+}
+
+async fn call(s: &Site, req: Request<Body>) -> Answer {
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let header_text = |name| {
+        res.headers()
+            .get(name)
+            .map(|v: &header::HeaderValue| v.to_str().unwrap().to_string())
+    };
+    let content_type = header_text(header::CONTENT_TYPE).unwrap_or_default();
+    let www_authenticate = header_text(header::WWW_AUTHENTICATE);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        content_type,
+        www_authenticate,
+        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    }
+}
+
+async fn token_request(s: &Site, form: &str) -> Answer {
+    call(
+        s,
+        Request::post("/auth/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+async fn token(s: &Site, user: &str) -> String {
+    let a = token_request(
+        s,
+        &format!("grant_type=password&username={user}&password={user}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    a.json["access_token"].as_str().unwrap().to_string()
+}
+
+async fn read(s: &Site, token: Option<&str>, path: &str) -> Answer {
+    let mut req = Request::get(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    call(s, req.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_follow_the_oauth2_grants() {
+    let s = site(300).await;
+    let ok = token_request(&s, "grant_type=password&username=doctor&password=doctor").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.json["token_type"], "Bearer");
+    assert_eq!(ok.json["expires_in"], 3600);
+    let client = token_request(
+        &s,
+        "grant_type=client_credentials&client_id=system&client_secret=system",
+    )
+    .await;
+    assert_eq!(client.status, StatusCode::OK);
+    // A person's account is not a client.
+    let not_client = token_request(
+        &s,
+        "grant_type=client_credentials&client_id=doctor&client_secret=doctor",
+    )
+    .await;
+    assert_eq!(
+        (not_client.status, not_client.json["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let wrong = token_request(&s, "grant_type=password&username=doctor&password=nope").await;
+    assert_eq!(
+        (wrong.status, wrong.json["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_grant"))
+    );
+    let grant = token_request(&s, "grant_type=implicit&username=doctor&password=doctor").await;
+    assert_eq!(
+        (grant.status, grant.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+    let missing = token_request(&s, "grant_type=password&username=doctor").await;
+    assert_eq!(
+        (missing.status, missing.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    // Failed logins are in the audit log.
+    let failed: Vec<_> = s
+        .state
+        .store
+        .audit_events(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "login" && e.outcome == "failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().any(|e| e.username == "doctor"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_tells_the_truth_and_the_rest_is_not_supported() {
+    let s = site(50).await;
+    let m = read(&s, None, "/fhir/metadata").await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m.content_type.starts_with("application/fhir+json"));
+    assert_eq!(m.json["resourceType"], "CapabilityStatement");
+    assert_eq!(m.json["fhirVersion"], "4.0.1");
+    assert_eq!(m.json["rest"][0]["resource"][0]["type"], "Patient");
+    let other = read(&s, None, "/fhir/Observation/1").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.json["resourceType"], "OperationOutcome");
+    assert_eq!(other.json["issue"][0]["code"], "not-supported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_reads_are_scoped_masked_and_audited() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let audit_before = store.audit_events(None, 10_000).await.unwrap().len();
+
+    // The family doctor's centre and its street or town.
+    let doctor = store.user_by_username("doctor").await.unwrap();
+    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
+    assert_eq!(centre.kind, OrgKind::CommunityHealthCentre);
+    let area = centre.parent_id.unwrap();
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let contracts = store
+        .page(Table::Contracts, 0, 1_000_000)
+        .await
+        .unwrap()
+        .contracts;
+    let inside = residents.iter().find(|r| r.street_org_id == area).unwrap();
+    let outside = residents
+        .iter()
+        .find(|r| {
+            r.street_org_id != area
+                && !contracts.iter().any(|c| {
+                    c.resident_id == r.id
+                        && (c.centre_org_id == centre.id
+                            || Some(c.doctor_id) == doctor.practitioner_id)
+                })
+        })
+        .unwrap();
+
+    // No token, a forged token: login required.
+    let none = read(&s, None, &format!("/fhir/Patient/{}", inside.id)).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json["issue"][0]["code"], "login");
+    assert_eq!(none.www_authenticate.as_deref(), Some("Bearer"));
+    let forged = read(
+        &s,
+        Some("not.a.token"),
+        &format!("/fhir/Patient/{}", inside.id),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+
+    // The family doctor: inside their area yes, in full; outside no.
+    let t = token(&s, "doctor").await;
+    let yes = read(&s, Some(&t), &format!("/fhir/Patient/{}", inside.id)).await;
+    assert_eq!(yes.status, StatusCode::OK, "{}", yes.json);
+    assert_eq!(yes.json["resourceType"], "Patient");
+    assert_eq!(
+        yes.json["identifier"][0]["value"],
+        inside.identity_number.as_str()
+    );
+    assert_eq!(yes.json["name"][0]["text"], inside.name);
+    let no = read(&s, Some(&t), &format!("/fhir/Patient/{}", outside.id)).await;
+    assert_eq!(no.status, StatusCode::FORBIDDEN);
+    assert_eq!(no.json["resourceType"], "OperationOutcome");
+    assert_eq!(no.json["issue"][0]["code"], "forbidden");
+    assert!(no
+        .json
+        .to_string()
+        .find(outside.identity_number.as_str())
+        .is_none());
+
+    // The manager sees the district, masked.
+    let m = token(&s, "manager").await;
+    let masked = read(&s, Some(&m), &format!("/fhir/Patient/{}", outside.id)).await;
+    assert_eq!(masked.status, StatusCode::OK);
+    assert_eq!(
+        masked.json["identifier"][0]["value"],
+        outside.identity_number.masked()
+    );
+    assert_eq!(masked.json["meta"]["security"][0]["code"], "MASKED");
+    assert!(masked.json.get("telecom").is_none());
+
+    // A resident sees only themself.
+    let me = store
+        .user_by_username("resident")
+        .await
+        .unwrap()
+        .resident_id
+        .unwrap();
+    let r = token(&s, "resident").await;
+    assert_eq!(
+        read(&s, Some(&r), &format!("/fhir/Patient/{me}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let other = if me == inside.id {
+        outside.id
+    } else {
+        inside.id
+    };
+    assert_eq!(
+        read(&s, Some(&r), &format!("/fhir/Patient/{other}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A hospital clinician sees residents with an encounter at their hospital only.
+    let clinician = store.user_by_username("clinician").await.unwrap();
+    let hospital = clinician.org_id.unwrap();
+    let encounters = store
+        .page(Table::Encounters, 0, 10_000_000)
+        .await
+        .unwrap()
+        .encounters;
+    let seen_there = encounters
+        .iter()
+        .find(|e| e.org_id == hospital)
+        .unwrap()
+        .resident_id;
+    let never_there = residents
+        .iter()
+        .find(|r| {
+            !encounters
+                .iter()
+                .any(|e| e.resident_id == r.id && e.org_id == hospital)
+        })
+        .unwrap()
+        .id;
+    let c = token(&s, "clinician").await;
+    assert_eq!(
+        read(&s, Some(&c), &format!("/fhir/Patient/{seen_there}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        read(&s, Some(&c), &format!("/fhir/Patient/{never_there}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Unknown ids are not-found outcomes.
+    for bad in ["999999999", "abc"] {
+        let a = read(&s, Some(&t), &format!("/fhir/Patient/{bad}")).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND);
+        assert_eq!(a.json["issue"][0]["code"], "not-found");
+    }
+
+    // Every attempt left one audit row: 2 unauthenticated, 9 reads, 4 token logins.
+    let after = store.audit_events(None, 10_000).await.unwrap();
+    let new = &after[..after.len() - audit_before];
+    let count = |action: &str, outcome: &str| {
+        new.iter()
+            .filter(|e| e.action == action && e.outcome == outcome)
+            .count()
+    };
+    assert_eq!(count("read", "unauthenticated"), 2);
+    assert_eq!(count("read", "success"), 4); // doctor, manager, resident, clinician
+    assert_eq!(count("read", "denied"), 3); // doctor, resident, clinician outside their scope
+    assert_eq!(count("read", "not-found"), 2);
+    assert_eq!(count("login", "success"), 4);
+    assert_eq!(new.len(), 15);
+    let reads: Vec<_> = new.iter().filter(|e| e.action == "read").collect();
+    let denied = store.audit_events(Some(outside.id), 10).await.unwrap();
+    assert!(denied.iter().any(|e| e.username == "doctor"
+        && e.outcome == "denied"
+        && e.resource == format!("Patient/{}", outside.id)));
+    assert!(reads.iter().any(|e| e.username == "manager"
+        && e.outcome == "success"
+        && e.resident_id == Some(outside.id)));
+}
