@@ -13,7 +13,8 @@ use dhp_store::{redact_url, sqlite_path, Store};
 use dhp_synth::{generate_into, Params, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{BenchCommand, Command, IdCommand};
+use crate::accounts;
+use crate::{BenchCommand, ClientCommand, Command, IdCommand, UserCommand};
 
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
@@ -34,6 +35,55 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             }
             let (store, _) = generate(&database, &params).await?;
             store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    database,
+                    username,
+                    role,
+                    org,
+                    resident,
+                    display_name,
+                },
+        } => {
+            let password = secret("DHP_PASSWORD", "password")?;
+            let store = open_existing(&database).await?;
+            let account = accounts::NewAccount {
+                username,
+                role,
+                org,
+                resident,
+                display_name,
+                password,
+            };
+            let result = accounts::add(&*store, account).await;
+            store.close().await;
+            println!("added {}", result?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client {
+            command:
+                ClientCommand::Add {
+                    database,
+                    client_id,
+                    display_name,
+                },
+        } => {
+            let password = secret("DHP_CLIENT_SECRET", "client secret")?;
+            let store = open_existing(&database).await?;
+            let account = accounts::NewAccount {
+                username: client_id,
+                role: "system".into(),
+                org: None,
+                resident: None,
+                display_name,
+                password,
+            };
+            let result = accounts::add(&*store, account).await;
+            store.close().await;
+            println!("added {}", result?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { database, json } => {
@@ -65,6 +115,24 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A password or secret from the environment, or else one line of standard input.
+fn secret(env: &str, what: &str) -> Result<String> {
+    let value = match std::env::var(env) {
+        Ok(v) => v,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .with_context(|| format!("failed to read the {what}"))?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if value.len() < 6 {
+        bail!("the {what} must be at least 6 characters (give it on standard input or in {env})");
+    }
+    Ok(value)
 }
 
 /// `dhp id check`: JSON on stdout; exit 1 with the reason when invalid.

@@ -1,5 +1,6 @@
 //! `dhp`: the District Health Platform in one binary.
 
+mod accounts;
 mod commands;
 
 use std::process::ExitCode;
@@ -52,6 +53,16 @@ enum Command {
         #[arg(long)]
         end_date: Option<chrono::NaiveDate>,
     },
+    /// Login accounts of people.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Integrating-system clients (client_credentials grant).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Row counts and a content digest of a database.
     Stats {
         #[arg(long, env = "DHP_DATABASE")]
@@ -69,6 +80,43 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add an account. The password is read from standard input (one line) or from
+    /// DHP_PASSWORD, never from the command line.
+    Add {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long)]
+        username: String,
+        /// manager, public_health_doctor, family_doctor, hospital_clinician, resident.
+        #[arg(long)]
+        role: String,
+        /// Code of the organisation the person works at (staff roles).
+        #[arg(long)]
+        org: Option<String>,
+        /// Identity number of the resident (role resident).
+        #[arg(long)]
+        resident: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Add an integrating-system client. The secret is read from standard input (one
+    /// line) or from DHP_CLIENT_SECRET.
+    Add {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        display_name: Option<String>,
     },
 }
 

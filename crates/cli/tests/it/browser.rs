@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::{dhp, stderr, Scratch};
 
-struct Server(Child);
+pub struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -23,7 +23,7 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn start_server(url: &str) -> (Server, String) {
+pub fn start_server(url: &str) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
         .args(["serve", "--database", url, "--listen", "127.0.0.1:0"])
         .env("DHP_LOG", "error")

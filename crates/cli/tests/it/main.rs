@@ -1,5 +1,6 @@
 //! The `dhp` binary, run as a person runs it.
 
+mod accounts;
 mod browser;
 mod cli;
 
