@@ -100,11 +100,28 @@ def main():
                 check("403 code forbidden", body["issue"][0]["code"] == "forbidden")
     check("doctor reads some and is refused others", seen["ok"] > 0 and seen["forbidden"] > 0, seen)
 
+    # One of each record type, found through the documented id scheme
+    # (row id = resident id x 10000 + k), validated by the outside models.
+    for kind in ["Encounter", "Condition", "Observation", "Immunization", "CareTeam"]:
+        found = None
+        for rid in range(1, 400):
+            status, _, body = http("GET", f"/fhir/{kind}/{rid * 10000}", token=system)
+            if status == 200:
+                found = body
+                break
+        check(f"a {kind} is readable", found is not None)
+        if found:
+            validate(kind, found, kind)
+    for kind, rid in [("Organization", 1), ("Organization", 20), ("Practitioner", 1)]:
+        status, _, body = http("GET", f"/fhir/{kind}/{rid}", token=doctor)
+        check(f"{kind}/{rid} readable", status == 200, status)
+        validate(f"{kind}/{rid}", body, kind)
+
     for name, path, tok, want_status, want_code in [
         ("no token", "/fhir/Patient/1", None, 401, "login"),
         ("unknown patient", "/fhir/Patient/99999999", system, 404, "not-found"),
         ("bad id", "/fhir/Patient/abc", system, 404, "not-found"),
-        ("unsupported type", "/fhir/Observation/1", system, 404, "not-supported"),
+        ("unsupported type", "/fhir/Appointment/1", system, 404, "not-supported"),
     ]:
         status, _, body = http("GET", path, token=tok)
         check(f"{name}: status {want_status}", status == want_status, status)

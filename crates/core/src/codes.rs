@@ -16,6 +16,10 @@ pub struct ObservationCode {
     pub name_zh: String,
     pub name_en: String,
     pub unit: String,
+    /// FHIR `Observation.category` code (`vital-signs`, `laboratory`, `exam`, `survey`).
+    pub category: String,
+    /// UCUM code of the unit (`mm[Hg]` for mmHg).
+    pub ucum: String,
     /// Plausible range; a value outside is rejected as a data-entry error.
     pub min: f64,
     pub max: f64,

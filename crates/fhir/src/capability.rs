@@ -14,11 +14,31 @@ pub struct Supported {
 }
 
 /// The resources and interactions implemented today.
-pub const SUPPORTED: &[Supported] = &[Supported {
-    resource: "Patient",
-    interactions: &["read"],
-    search_params: &[],
-}];
+pub const SUPPORTED: &[Supported] = &[
+    read_only("Patient"),
+    read_only("Organization"),
+    read_only("Practitioner"),
+    read_only("Encounter"),
+    read_only("Condition"),
+    read_only("Observation"),
+    read_only("Immunization"),
+    read_only("CareTeam"),
+];
+
+const fn read_only(resource: &'static str) -> Supported {
+    Supported {
+        resource,
+        interactions: &["read"],
+        search_params: &[],
+    }
+}
+
+/// Whether `resource` supports `interaction`.
+pub fn supports(resource: &str, interaction: &str) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|s| s.resource == resource && s.interactions.contains(&interaction))
+}
 
 /// The statement for a server whose FHIR base is `base_url`.
 pub fn capability_statement(base_url: &str, software_version: &str, date: &str) -> Value {
@@ -62,12 +82,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_statement_claims_only_patient_read() {
+    fn the_statement_claims_exactly_what_is_supported() {
         let c = capability_statement("http://127.0.0.1:8080/fhir", "0.0.0", "2026-11-23");
         assert_eq!(c["fhirVersion"], "4.0.1");
         let resources = c["rest"][0]["resource"].as_array().unwrap();
-        assert_eq!(resources.len(), 1);
-        assert_eq!(resources[0]["type"], "Patient");
-        assert_eq!(resources[0]["interaction"], json!([{ "code": "read" }]));
+        assert_eq!(resources.len(), SUPPORTED.len());
+        for r in resources {
+            assert_eq!(
+                r["interaction"],
+                json!([{ "code": "read" }]),
+                "{}",
+                r["type"]
+            );
+        }
+        assert!(supports("Patient", "read"));
+        assert!(!supports("Patient", "create"));
+        assert!(!supports("Appointment", "read"));
     }
 }

@@ -5,6 +5,7 @@
 pub mod capability;
 pub mod outcome;
 pub mod patient;
+pub mod resources;
 
 pub use outcome::{Issue, IssueCode, OperationOutcome};
 

@@ -10,8 +10,9 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Local;
 use dhp_core::access::{may_read_resident, OrgFacts, Principal};
-use dhp_fhir::{capability, patient, Issue, IssueCode, OperationOutcome, FHIR_JSON};
-use dhp_store::StoreError;
+use dhp_core::Id;
+use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
+use dhp_store::{Batch, StoreError, Table};
 use serde_json::Value;
 
 use crate::audit::{self, Actor};
@@ -21,7 +22,7 @@ use crate::{AppError, AppState};
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/metadata", get(metadata))
-        .route("/Patient/{id}", get(read_patient))
+        .route("/{resource_type}/{id}", get(read))
         .fallback(not_supported)
 }
 
@@ -87,57 +88,87 @@ async fn not_supported(method: Method, OriginalUri(uri): OriginalUri) -> Respons
     )
 }
 
-/// `GET /fhir/Patient/{id}`.
-async fn read_patient(
+/// The table a resource type is read from.
+fn table_of(resource_type: &str) -> Option<Table> {
+    Some(match resource_type {
+        "Patient" => Table::Residents,
+        "Organization" => Table::Organisations,
+        "Practitioner" => Table::Practitioners,
+        "Encounter" => Table::Encounters,
+        "Condition" => Table::Conditions,
+        "Observation" => Table::Observations,
+        "Immunization" => Table::Immunizations,
+        "CareTeam" => Table::Contracts,
+        _ => return None,
+    })
+}
+
+/// The resident a resident-owned row belongs to (`None` for registry rows).
+fn owner(row: &Batch) -> Option<Id> {
+    row.residents
+        .first()
+        .map(|r| r.id)
+        .or_else(|| row.encounters.first().map(|r| r.resident_id))
+        .or_else(|| row.conditions.first().map(|r| r.resident_id))
+        .or_else(|| row.observations.first().map(|r| r.resident_id))
+        .or_else(|| row.immunizations.first().map(|r| r.resident_id))
+        .or_else(|| row.contracts.first().map(|r| r.resident_id))
+}
+
+/// `GET /fhir/{type}/{id}`: registry resources for any signed-in account; a resident's
+/// data only within the account's scope, every attempt audited.
+async fn read(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    let Some(table) =
+        table_of(&resource_type).filter(|_| capability::supports(&resource_type, "read"))
+    else {
+        return Ok(issue(
+            IssueCode::NotSupported,
+            format!("reading {resource_type} is not supported by this server; GET /fhir/metadata lists what is"),
+        ));
+    };
     let store = &*state.store;
-    let resource = format!("Patient/{id}");
+    let resource = format!("{resource_type}/{id}");
+    let resident_data = !matches!(table, Table::Organisations | Table::Practitioners);
     let who = match authenticate(&state, &headers) {
         Ok(p) => p,
         Err(refusal) => {
-            // An attempt without a valid token is a security event too.
-            let anonymous = Actor {
-                username: String::new(),
-                role: String::new(),
-                org_id: None,
-            };
-            audit::record(
-                store,
-                &anonymous,
-                "read",
-                &resource,
-                None,
-                "unauthenticated",
-                "no valid bearer token",
-            )
-            .await?;
+            if resident_data {
+                // An attempt without a valid token is a security event too.
+                let anonymous = Actor {
+                    username: String::new(),
+                    role: String::new(),
+                    org_id: None,
+                };
+                audit::record(
+                    store,
+                    &anonymous,
+                    "read",
+                    &resource,
+                    None,
+                    "unauthenticated",
+                    "no valid bearer token",
+                )
+                .await?;
+            }
             return Ok(outcome(refusal));
         }
     };
     let actor = Actor::from(&who);
     let not_found = || issue(IssueCode::NotFound, format!("{resource} does not exist"));
-    let Ok(resident_id) = id.parse::<i64>() else {
-        audit::record(
-            store,
-            &actor,
-            "read",
-            &resource,
-            None,
-            "not-found",
-            "id is not a resident id",
-        )
-        .await?;
-        return Ok(not_found());
+    let row = match id.parse::<i64>() {
+        Ok(n) => match store.get(table, n).await {
+            Ok(row) => Some(row),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        Err(_) => None,
     };
-    let facts = match store
-        .resident_access_facts(resident_id, Local::now().date_naive())
-        .await
-    {
-        Ok(f) => f,
-        Err(StoreError::NotFound(_)) => {
+    let Some(row) = row else {
+        if resident_data {
             audit::record(
                 store,
                 &actor,
@@ -145,13 +176,25 @@ async fn read_patient(
                 &resource,
                 None,
                 "not-found",
-                "no such resident",
+                "no such record",
             )
             .await?;
-            return Ok(not_found());
         }
-        Err(e) => return Err(e.into()),
+        return Ok(not_found());
     };
+    let Some(resident_id) = owner(&row) else {
+        let body = row
+            .organisations
+            .first()
+            .map(resources::organization)
+            .or_else(|| row.practitioners.first().map(resources::practitioner));
+        return Ok(body
+            .map(|b| fhir_json(StatusCode::OK, &b))
+            .unwrap_or_else(not_found));
+    };
+    let facts = store
+        .resident_access_facts(resident_id, Local::now().date_naive())
+        .await?;
     let org = match who.org_id {
         Some(o) => {
             let o = store.organisation(o).await?;
@@ -181,19 +224,33 @@ async fn read_patient(
             format!("{resource}: {}", decision.reason()),
         ));
     }
-    let resident = store.resident(resident_id).await?;
-    let household = store.household(resident.household_id).await?;
-    let city = store.meta("city_name_zh").await?.unwrap_or_default();
-    let district = store.meta("district_name_zh").await?.unwrap_or_default();
-    let body = patient::to_fhir(
-        &resident,
-        &patient::PatientContext {
-            address_line: Some(&household.address),
-            city: &city,
-            district: &district,
-            masked: !who.role.sees_full_identity(),
-        },
-    );
+    let body = if let Some(resident) = row.residents.first() {
+        let household = store.household(resident.household_id).await?;
+        let city = store.meta("city_name_zh").await?.unwrap_or_default();
+        let district = store.meta("district_name_zh").await?.unwrap_or_default();
+        patient::to_fhir(
+            resident,
+            &patient::PatientContext {
+                address_line: Some(&household.address),
+                city: &city,
+                district: &district,
+                masked: !who.role.sees_full_identity(),
+            },
+        )
+    } else {
+        row.encounters
+            .first()
+            .map(resources::encounter)
+            .or_else(|| row.conditions.first().map(resources::condition))
+            .or_else(|| {
+                row.observations
+                    .first()
+                    .map(resources::observation_resource)
+            })
+            .or_else(|| row.immunizations.first().map(resources::immunization))
+            .or_else(|| row.contracts.first().map(resources::care_team))
+            .unwrap_or_default()
+    };
     // Fail closed: the record leaves only once its reading is in the audit log.
     audit::record(
         store,

@@ -361,6 +361,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// database, where the load cannot be one file renamed into place).
     async fn clear(&self) -> Result<()>;
 
+    /// The row of `table` with `id` (in the batch's vector for that table).
+    async fn get(&self, table: Table, id: Id) -> Result<Batch>;
+
     async fn resident(&self, id: Id) -> Result<Resident>;
 
     async fn household(&self, id: Id) -> Result<Household>;

@@ -250,7 +250,7 @@ fn by_id_sql(table: Table) -> String {
 }
 
 /// One row of `table` by id, decoded through the paging decoder.
-async fn by_id<E: Exec>(e: &E, table: Table, id: Id) -> Result<Batch> {
+pub(crate) async fn by_id<E: Exec>(e: &E, table: Table, id: Id) -> Result<Batch> {
     let row = one(e, &by_id_sql(table), vec![Param::I64(id)], || {
         format!("{} {id}", table.name())
     })

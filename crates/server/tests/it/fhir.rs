@@ -129,7 +129,14 @@ async fn metadata_tells_the_truth_and_the_rest_is_not_supported() {
     assert_eq!(m.json["resourceType"], "CapabilityStatement");
     assert_eq!(m.json["fhirVersion"], "4.0.1");
     assert_eq!(m.json["rest"][0]["resource"][0]["type"], "Patient");
-    let other = read(&s, None, "/fhir/Observation/1").await;
+    let types: Vec<&str> = m.json["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"CareTeam") && types.contains(&"Observation"));
+    let other = read(&s, None, "/fhir/Appointment/1").await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.json["resourceType"], "OperationOutcome");
     assert_eq!(other.json["issue"][0]["code"], "not-supported");
@@ -304,4 +311,108 @@ async fn patient_reads_are_scoped_masked_and_audited() {
     assert!(reads.iter().any(|e| e.username == "manager"
         && e.outcome == "success"
         && e.resident_id == Some(outside.id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_residents_records_follow_the_residents_scope() {
+    let s = site(1_500).await;
+    let store = &*s.state.store;
+    let doctor = store.user_by_username("doctor").await.unwrap();
+    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
+    let area = centre.parent_id.unwrap();
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let contracts = store
+        .page(Table::Contracts, 0, 1_000_000)
+        .await
+        .unwrap()
+        .contracts;
+    let encounters = store
+        .page(Table::Encounters, 0, 10_000_000)
+        .await
+        .unwrap()
+        .encounters;
+    let in_scope = |rid: i64| {
+        residents
+            .iter()
+            .any(|r| r.id == rid && r.street_org_id == area)
+            || contracts.iter().any(|c| {
+                c.resident_id == rid
+                    && (c.centre_org_id == centre.id || Some(c.doctor_id) == doctor.practitioner_id)
+            })
+    };
+    let mine = encounters
+        .iter()
+        .find(|e| {
+            residents
+                .iter()
+                .any(|r| r.id == e.resident_id && r.street_org_id == area)
+        })
+        .unwrap();
+    let theirs = encounters
+        .iter()
+        .find(|e| !in_scope(e.resident_id))
+        .unwrap();
+    let t = token(&s, "doctor").await;
+    let yes = read(&s, Some(&t), &format!("/fhir/Encounter/{}", mine.id)).await;
+    assert_eq!(yes.status, StatusCode::OK, "{}", yes.json);
+    assert_eq!(
+        yes.json["subject"]["reference"],
+        format!("Patient/{}", mine.resident_id)
+    );
+    let no = read(&s, Some(&t), &format!("/fhir/Encounter/{}", theirs.id)).await;
+    assert_eq!(no.status, StatusCode::FORBIDDEN);
+    let audit = store
+        .audit_events(Some(theirs.resident_id), 10)
+        .await
+        .unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.resource == format!("Encounter/{}", theirs.id) && e.outcome == "denied"));
+
+    // Registry resources: any signed-in account, no resident involved.
+    let org = read(&s, Some(&t), &format!("/fhir/Organization/{}", centre.id)).await;
+    assert_eq!(org.status, StatusCode::OK);
+    assert_eq!(org.json["name"], centre.name_zh);
+    assert_eq!(
+        org.json["partOf"]["reference"],
+        format!("Organization/{area}")
+    );
+    assert_eq!(
+        read(&s, None, &format!("/fhir/Organization/{}", centre.id))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Every record type of a resident reads through the system client.
+    let sys = token_request(
+        &s,
+        "grant_type=client_credentials&client_id=system&client_secret=system",
+    )
+    .await;
+    let sys = sys.json["access_token"].as_str().unwrap().to_string();
+    let b = |table| async move { store.page(table, 0, 1).await.unwrap() };
+    let condition = b(Table::Conditions).await.conditions[0].id;
+    let observation = b(Table::Observations).await.observations[0].id;
+    let contract = b(Table::Contracts).await.contracts[0].id;
+    for (path, kind) in [
+        (format!("/fhir/Condition/{condition}"), "Condition"),
+        (format!("/fhir/Observation/{observation}"), "Observation"),
+        (format!("/fhir/CareTeam/{contract}"), "CareTeam"),
+        (
+            format!("/fhir/Practitioner/{}", doctor.practitioner_id.unwrap()),
+            "Practitioner",
+        ),
+    ] {
+        let a = read(&s, Some(&sys), &path).await;
+        assert_eq!(
+            (a.status, a.json["resourceType"].as_str()),
+            (StatusCode::OK, Some(kind)),
+            "{path}"
+        );
+    }
 }

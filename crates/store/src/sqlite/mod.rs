@@ -219,6 +219,10 @@ impl Store for SqliteStore {
         shared::district_figures(&self.pool, district_code, year).await
     }
 
+    async fn get(&self, table: Table, id: Id) -> Result<Batch> {
+        shared::by_id(&self.pool, table, id).await
+    }
+
     async fn resident(&self, id: Id) -> Result<Resident> {
         shared::resident(&self.pool, id).await
     }
