@@ -170,6 +170,49 @@ pub fn may_read_resident(
     }
 }
 
+/// The residents an account may see, as a filter a store can apply in bulk (search).
+/// It selects exactly the residents [`may_read_resident`] allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    District(String),
+    /// A family doctor: residents of `area` (when the account works at a centre), and
+    /// residents with a contract in force with `centre` or with `practitioner`.
+    FamilyDoctor {
+        centre: Id,
+        area: Option<Id>,
+        practitioner: Option<Id>,
+    },
+    /// Residents with an encounter at this hospital.
+    Hospital(Id),
+    /// One resident.
+    Resident(Id),
+    Nothing,
+}
+
+/// The scope of `who`, working at `org`.
+pub fn resident_scope(who: &Principal, org: Option<&OrgFacts>) -> Scope {
+    match (who.role, org) {
+        (Role::System, _) => Scope::All,
+        (Role::Resident, _) => who
+            .resident_id
+            .map(Scope::Resident)
+            .unwrap_or(Scope::Nothing),
+        (Role::Manager | Role::PublicHealthDoctor, Some(o)) => {
+            Scope::District(o.district_code.clone())
+        }
+        (Role::FamilyDoctor, Some(o)) => Scope::FamilyDoctor {
+            centre: o.id,
+            area: o
+                .parent_id
+                .filter(|_| o.kind == OrgKind::CommunityHealthCentre),
+            practitioner: who.practitioner_id,
+        },
+        (Role::HospitalClinician, Some(o)) => Scope::Hospital(o.id),
+        (_, None) => Scope::Nothing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +320,79 @@ mod tests {
         for r in Role::ALL {
             assert_eq!(r.sees_full_identity(), r != Role::Manager, "{r:?}");
             assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A scope read as a predicate over facts, the way a store applies it.
+    fn in_scope(scope: &Scope, f: &ResidentFacts) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::District(d) => &f.district_code == d,
+            Scope::FamilyDoctor {
+                centre,
+                area,
+                practitioner,
+            } => {
+                *area == Some(f.street_org_id)
+                    || f.contract_centres.contains(centre)
+                    || practitioner.is_some_and(|p| f.contract_doctors.contains(&p))
+            }
+            Scope::Hospital(h) => f.encounter_orgs.contains(h),
+            Scope::Resident(r) => *r == f.resident_id,
+            Scope::Nothing => false,
+        }
+    }
+
+    fn role() -> impl Strategy<Value = Role> {
+        prop::sample::select(Role::ALL.to_vec())
+    }
+
+    fn kind() -> impl Strategy<Value = OrgKind> {
+        prop::sample::select(vec![
+            OrgKind::CommunityHealthCentre,
+            OrgKind::Hospital,
+            OrgKind::Commission,
+            OrgKind::PublicHealth,
+        ])
+    }
+
+    proptest! {
+        /// Search scope and single-record decisions never disagree.
+        #[test]
+        fn the_scope_selects_exactly_what_may_be_read(
+            role in role(),
+            has_org in any::<bool>(),
+            org_id in 1i64..6,
+            org_kind in kind(),
+            org_parent in 1i64..6,
+            org_district in prop::sample::select(vec!["310118", "310117"]),
+            practitioner in prop::option::of(1i64..6),
+            own in prop::option::of(1i64..6),
+            resident_id in 1i64..6,
+            district in prop::sample::select(vec!["310118", "310117"]),
+            street in 1i64..6,
+            centres in prop::collection::vec(1i64..6, 0..3),
+            doctors in prop::collection::vec(1i64..6, 0..3),
+            encounters in prop::collection::vec(1i64..6, 0..3),
+        ) {
+            let who = Principal { username: "u".into(), role, org_id: has_org.then_some(org_id), practitioner_id: practitioner, resident_id: own };
+            let org = has_org.then(|| OrgFacts { id: org_id, kind: org_kind, parent_id: Some(org_parent), district_code: org_district.into() });
+            let facts = ResidentFacts {
+                resident_id,
+                district_code: district.into(),
+                street_org_id: street,
+                contract_centres: centres,
+                contract_doctors: doctors,
+                encounter_orgs: encounters,
+            };
+            let scope = resident_scope(&who, org.as_ref());
+            prop_assert_eq!(in_scope(&scope, &facts), may_read_resident(&who, org.as_ref(), &facts).allowed(), "{:?}", scope);
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
-use dhp_core::access::ResidentFacts;
+use dhp_core::access::{ResidentFacts, Scope};
 use dhp_core::{
     Condition, Contract, Encounter, Household, Id, Immunization, Observation, Organisation,
     Practitioner, Resident,
@@ -288,6 +288,45 @@ impl fmt::Debug for User {
     }
 }
 
+/// A comparison of a date search parameter (FHIR prefixes eq, ne, lt, gt, le, ge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+impl Comparison {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Comparison::Eq => "=",
+            Comparison::Ne => "<>",
+            Comparison::Lt => "<",
+            Comparison::Gt => ">",
+            Comparison::Le => "<=",
+            Comparison::Ge => ">=",
+        }
+    }
+}
+
+/// What a resident search asks for; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResidentFilter {
+    pub id: Option<Id>,
+    pub identity_number: Option<String>,
+    /// Any part of the name starts with this (family name or given name).
+    pub name: Option<String>,
+    /// The family name (the first character) starts with this.
+    pub family: Option<String>,
+    /// The given name (after the family name) starts with this.
+    pub given: Option<String>,
+    pub sex: Option<dhp_core::Sex>,
+    pub birth_date: Vec<(Comparison, NaiveDate)>,
+}
+
 /// One entry of the audit log (审计日志): who did what to which resident's data, when,
 /// and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +399,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Remove every row of every table (used to undo a failed generation on a server
     /// database, where the load cannot be one file renamed into place).
     async fn clear(&self) -> Result<()>;
+
+    /// Residents matching `filter` within `scope` (as of `today`), in id order:
+    /// `limit` of them from `offset`, and the total that match.
+    async fn search_residents(
+        &self,
+        filter: &ResidentFilter,
+        scope: &Scope,
+        today: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Resident>, i64)>;
 
     /// The row of `table` with `id` (in the batch's vector for that table).
     async fn get(&self, table: Table, id: Id) -> Result<Batch>;

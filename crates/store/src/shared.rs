@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
-use dhp_core::access::ResidentFacts;
+use dhp_core::access::{ResidentFacts, Scope};
 use dhp_core::{Household, Id, Organisation, Resident};
 
 use crate::figures::{self, DistrictFigures};
 use crate::rows::{self, Col};
-use crate::{AreaCount, AuditEvent, Batch, Result, StoreError, Table, User};
+use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, StoreError, Table, User};
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
@@ -378,4 +378,140 @@ pub(crate) async fn audit_events<E: Exec>(
             })
         })
         .collect()
+}
+
+/// `text` as a LIKE pattern matching strings that start with it.
+fn starts_with(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The WHERE clause (without the keyword) and its parameters for a search in a scope.
+fn resident_where(f: &ResidentFilter, scope: &Scope, today: NaiveDate) -> (String, Vec<Param>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    let mut bind = |v: Param| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    if let Some(id) = f.id {
+        clauses.push(format!("r.id = {}", bind(Param::I64(id))));
+    }
+    if let Some(n) = &f.identity_number {
+        clauses.push(format!("r.identity_number = {}", bind(n.as_str().into())));
+    }
+    if let Some(n) = &f.name {
+        let p = bind(Param::Text(starts_with(n)));
+        clauses.push(format!(
+            "(r.name LIKE {p} ESCAPE '\\' OR SUBSTR(r.name, 2) LIKE {p} ESCAPE '\\')"
+        ));
+    }
+    if let Some(n) = &f.family {
+        clauses.push(format!(
+            "r.name LIKE {} ESCAPE '\\'",
+            bind(Param::Text(starts_with(n)))
+        ));
+    }
+    if let Some(n) = &f.given {
+        clauses.push(format!(
+            "SUBSTR(r.name, 2) LIKE {} ESCAPE '\\'",
+            bind(Param::Text(starts_with(n)))
+        ));
+    }
+    if let Some(sex) = f.sex {
+        let s = match sex {
+            dhp_core::Sex::Male => "male",
+            dhp_core::Sex::Female => "female",
+        };
+        clauses.push(format!("r.sex = {}", bind(s.into())));
+    }
+    for (cmp, date) in &f.birth_date {
+        clauses.push(format!(
+            "r.birth_date {} {}",
+            cmp.sql(),
+            bind(Param::Date(*date))
+        ));
+    }
+    match scope {
+        Scope::All => {}
+        Scope::District(d) => {
+            clauses.push(format!("r.district_code = {}", bind(d.as_str().into())))
+        }
+        Scope::FamilyDoctor {
+            centre,
+            area,
+            practitioner,
+        } => {
+            let mut any = Vec::new();
+            if let Some(a) = area {
+                any.push(format!("r.street_org_id = {}", bind(Param::I64(*a))));
+            }
+            let t = bind(Param::Date(today));
+            let mut whose = vec![format!("c.centre_org_id = {}", bind(Param::I64(*centre)))];
+            if let Some(p) = practitioner {
+                whose.push(format!("c.doctor_id = {}", bind(Param::I64(*p))));
+            }
+            any.push(format!(
+                "EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status <> 'ended' \
+                 AND c.start_date <= {t} AND c.end_date >= {t} AND ({}))",
+                whose.join(" OR ")
+            ));
+            clauses.push(format!("({})", any.join(" OR ")));
+        }
+        Scope::Hospital(h) => clauses.push(format!(
+            "EXISTS (SELECT 1 FROM encounters e WHERE e.resident_id = r.id AND e.org_id = {})",
+            bind(Param::I64(*h))
+        )),
+        Scope::Resident(id) => clauses.push(format!("r.id = {}", bind(Param::I64(*id)))),
+        Scope::Nothing => clauses.push("1 = 0".into()),
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, params)
+}
+
+pub(crate) async fn search_residents<E: Exec>(
+    e: &E,
+    f: &ResidentFilter,
+    scope: &Scope,
+    today: NaiveDate,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Resident>, i64)> {
+    let (where_sql, params) = resident_where(f, scope, today);
+    let total = one(
+        e,
+        &format!("SELECT COUNT(*) FROM residents r{where_sql}"),
+        params.clone(),
+        || "count".into(),
+    )
+    .await?
+    .i64(0)?;
+    let n = params.len();
+    let mut page_params = params;
+    page_params.push(Param::I64(limit));
+    page_params.push(Param::I64(offset));
+    let sql = format!(
+        "SELECT {} FROM residents r{where_sql} ORDER BY r.id LIMIT ${} OFFSET ${}",
+        rows::columns(Table::Residents),
+        n + 1,
+        n + 2
+    );
+    let residents = e
+        .rows(&sql, page_params)
+        .await?
+        .iter()
+        .map(rows::resident)
+        .collect::<Result<_>>()?;
+    Ok((residents, total))
 }

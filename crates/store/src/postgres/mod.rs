@@ -9,9 +9,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::figures::DistrictFigures;
 use crate::shared::{self, impl_exec};
-use crate::{AreaCount, AuditEvent, Batch, Result, Store, Table, User};
+use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, Store, Table, User};
 use chrono::NaiveDate;
-use dhp_core::access::ResidentFacts;
+use dhp_core::access::{ResidentFacts, Scope};
 use dhp_core::Household;
 
 impl_exec!(PgPool, sqlx::postgres::PgRow);
@@ -174,6 +174,17 @@ impl Store for PostgresStore {
 
     async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
         shared::district_figures(&self.pool, district_code, year).await
+    }
+
+    async fn search_residents(
+        &self,
+        filter: &ResidentFilter,
+        scope: &Scope,
+        today: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Resident>, i64)> {
+        shared::search_residents(&self.pool, filter, scope, today, limit, offset).await
     }
 
     async fn get(&self, table: Table, id: Id) -> Result<Batch> {

@@ -130,4 +130,6 @@ conformance!(
     digest_is_the_same_on_every_backend,
     single_rows_and_access_facts,
     audit_events_are_kept_newest_first,
+    search_scope_matches_the_access_rules,
+    search_filters_and_pages,
 );

@@ -1,7 +1,8 @@
 //! The stories every backend must tell the same way.
 
 use dhp_store::{
-    content_digest, AuditEvent, Batch, DistrictFigures, Store, StoreError, Table, User,
+    content_digest, AuditEvent, Batch, Comparison, DistrictFigures, ResidentFilter, Store,
+    StoreError, Table, User,
 };
 
 use crate::fixture;
@@ -267,4 +268,187 @@ pub async fn audit_events_are_kept_newest_first(s: &dyn Store) {
     ));
     s.clear().await.unwrap();
     assert!(s.audit_events(None, 10).await.unwrap().is_empty());
+}
+
+pub async fn search_scope_matches_the_access_rules(s: &dyn Store) {
+    use dhp_core::access::{may_read_resident, resident_scope, OrgFacts, Principal, Role};
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let today = fixture::date("2025-06-01");
+    let all_ids: Vec<i64> = fixture::district().residents.iter().map(|r| r.id).collect();
+    let who =
+        |role, org: Option<i64>, practitioner: Option<i64>, resident: Option<i64>| Principal {
+            username: "u".into(),
+            role,
+            org_id: org,
+            practitioner_id: practitioner,
+            resident_id: resident,
+        };
+    let principals = [
+        who(Role::System, None, None, None),
+        who(Role::Manager, Some(2), None, None),
+        who(Role::PublicHealthDoctor, Some(7), None, None), // works at a city hospital: city district
+        who(Role::FamilyDoctor, Some(4), Some(10), None),
+        who(Role::FamilyDoctor, Some(8), Some(99), None),
+        who(Role::HospitalClinician, Some(6), Some(12), None),
+        who(Role::HospitalClinician, Some(7), Some(15), None),
+        who(Role::Resident, None, None, Some(202)),
+    ];
+    for p in &principals {
+        let org = match p.org_id {
+            Some(id) => {
+                let o = s.organisation(id).await.unwrap();
+                Some(OrgFacts {
+                    id: o.id,
+                    kind: o.kind,
+                    parent_id: o.parent_id,
+                    district_code: o.district_code,
+                })
+            }
+            None => None,
+        };
+        let mut expected = Vec::new();
+        for id in &all_ids {
+            let facts = s.resident_access_facts(*id, today).await.unwrap();
+            if may_read_resident(p, org.as_ref(), &facts).allowed() {
+                expected.push(*id);
+            }
+        }
+        let scope = resident_scope(p, org.as_ref());
+        let (found, total) = s
+            .search_residents(&ResidentFilter::default(), &scope, today, 100, 0)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = found.iter().map(|r| r.id).collect();
+        assert_eq!(ids, expected, "{p:?} with {scope:?}");
+        assert_eq!(total, expected.len() as i64);
+    }
+}
+
+pub async fn search_filters_and_pages(s: &dyn Store) {
+    use dhp_core::access::Scope;
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let today = fixture::date("2025-06-01");
+    let find = |f: ResidentFilter| async move {
+        let (rows, total) = s
+            .search_residents(&f, &Scope::All, today, 100, 0)
+            .await
+            .unwrap();
+        assert_eq!(rows.len() as i64, total);
+        rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    let text = |s: &str| Some(s.to_string());
+    assert_eq!(
+        find(ResidentFilter {
+            name: text("居民20"),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        6
+    );
+    assert_eq!(
+        find(ResidentFilter {
+            name: text("民200"),
+            ..Default::default()
+        })
+        .await,
+        vec![200]
+    );
+    assert_eq!(
+        find(ResidentFilter {
+            family: text("居"),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        6
+    );
+    assert!(find(ResidentFilter {
+        family: text("民"),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    assert_eq!(
+        find(ResidentFilter {
+            given: text("民201"),
+            ..Default::default()
+        })
+        .await,
+        vec![201]
+    );
+    assert!(
+        find(ResidentFilter {
+            name: text("%"),
+            ..Default::default()
+        })
+        .await
+        .is_empty(),
+        "LIKE wildcards are literal"
+    );
+    assert!(find(ResidentFilter {
+        name: text("居_"),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    assert_eq!(
+        find(ResidentFilter {
+            sex: Some(dhp_core::Sex::Female),
+            ..Default::default()
+        })
+        .await,
+        vec![200, 203, 205]
+    );
+    let born = |c, d: &str| ResidentFilter {
+        birth_date: vec![(c, fixture::date(d))],
+        ..Default::default()
+    };
+    assert_eq!(
+        find(born(Comparison::Ge, "1990-01-01")).await,
+        vec![201, 203, 205]
+    );
+    assert_eq!(find(born(Comparison::Lt, "1960-02-02")).await, vec![200]);
+    assert_eq!(
+        find(born(Comparison::Le, "1960-02-02")).await,
+        vec![200, 204]
+    );
+    assert_eq!(find(born(Comparison::Eq, "1980-01-15")).await, vec![202]);
+    assert_eq!(find(born(Comparison::Ne, "1980-01-15")).await.len(), 5);
+    let range = ResidentFilter {
+        birth_date: vec![
+            (Comparison::Ge, fixture::date("1950-01-01")),
+            (Comparison::Lt, fixture::date("1970-01-01")),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(find(range).await, vec![200, 204]);
+    let id202 = fixture::district().residents[2]
+        .identity_number
+        .as_str()
+        .to_string();
+    assert_eq!(
+        find(ResidentFilter {
+            identity_number: Some(id202),
+            ..Default::default()
+        })
+        .await,
+        vec![202]
+    );
+    assert_eq!(
+        find(ResidentFilter {
+            id: Some(203),
+            ..Default::default()
+        })
+        .await,
+        vec![203]
+    );
+    let (page, total) = s
+        .search_residents(&ResidentFilter::default(), &Scope::All, today, 2, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.iter().map(|r| r.id).collect::<Vec<_>>(), total),
+        (vec![202, 203], 6)
+    );
 }
