@@ -117,6 +117,29 @@ def main():
         check(f"{kind}/{rid} readable", status == 200, status)
         validate(f"{kind}/{rid}", body, kind)
 
+    # Search: a searchset Bundle the outside models accept, fhirpy's search syntax with
+    # prefixes, and paging links.
+    status, _, bundle = http("GET", "/fhir/Patient?birthdate=ge1950-01-01&gender=female&_count=5", token=system)
+    check("search 200", status == 200, status)
+    validate("search result", bundle, "Bundle")
+    check("search pages", len(bundle.get("entry", [])) == 5 and any(l["relation"] == "next" for l in bundle["link"]), bundle.get("link"))
+    found = client.resources("Patient").search(birthdate__ge="1950-01-01", gender="female").limit(5).fetch()
+    check(
+        "fhirpy search with a prefix",
+        0 < len(found) <= 5 and all(p["birthDate"] >= "1950-01-01" and p["gender"] == "female" for p in found),
+        [(p["birthDate"], p["gender"]) for p in found],
+    )
+    for p in found[:2]:
+        validate("fhirpy search match", p.serialize(), "Patient")
+    older = client.resources("Patient").search(birthdate__lt="1950").limit(3).fetch()
+    check("fhirpy search lt a year", all(p["birthDate"] < "1950-01-01" for p in older), [p["birthDate"] for p in older])
+    status, _, count = http("GET", "/fhir/Patient?_summary=count", token=doctor)
+    validate("_summary=count", count, "Bundle")
+    check("doctor's count is below the district's", 0 < count["total"] < 2000, count.get("total"))
+    status, _, unknown = http("GET", "/fhir/Patient?colour=red", token=system)
+    check("unknown parameter: 400", status == 400, status)
+    validate("unknown parameter", unknown, "OperationOutcome")
+
     for name, path, tok, want_status, want_code in [
         ("no token", "/fhir/Patient/1", None, 401, "login"),
         ("unknown patient", "/fhir/Patient/99999999", system, 404, "not-found"),

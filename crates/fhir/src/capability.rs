@@ -15,7 +15,11 @@ pub struct Supported {
 
 /// The resources and interactions implemented today.
 pub const SUPPORTED: &[Supported] = &[
-    read_only("Patient"),
+    Supported {
+        resource: "Patient",
+        interactions: &["read", "search-type"],
+        search_params: crate::search::PATIENT_PARAMS,
+    },
     read_only("Organization"),
     read_only("Practitioner"),
     read_only("Encounter"),
@@ -87,7 +91,9 @@ mod tests {
         assert_eq!(c["fhirVersion"], "4.0.1");
         let resources = c["rest"][0]["resource"].as_array().unwrap();
         assert_eq!(resources.len(), SUPPORTED.len());
-        for r in resources {
+        assert_eq!(resources[0]["interaction"][1]["code"], "search-type");
+        assert_eq!(resources[0]["searchParam"].as_array().unwrap().len(), 7);
+        for r in &resources[1..] {
             assert_eq!(
                 r["interaction"],
                 json!([{ "code": "read" }]),

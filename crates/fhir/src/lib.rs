@@ -6,6 +6,7 @@ pub mod capability;
 pub mod outcome;
 pub mod patient;
 pub mod resources;
+pub mod search;
 
 pub use outcome::{Issue, IssueCode, OperationOutcome};
 

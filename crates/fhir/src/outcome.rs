@@ -81,24 +81,32 @@ impl Issue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationOutcome {
     pub issues: Vec<Issue>,
+    /// An HTTP status that overrides the one the first issue implies (a search with an
+    /// unknown parameter is a bad request, though its issue is `not-supported`).
+    pub status: Option<u16>,
 }
 
 impl OperationOutcome {
     pub fn new(issues: Vec<Issue>) -> Self {
-        Self { issues }
-    }
-
-    pub fn one(issue: Issue) -> Self {
         Self {
-            issues: vec![issue],
+            issues,
+            status: None,
         }
     }
 
-    /// The HTTP status: that of the first issue.
+    pub fn one(issue: Issue) -> Self {
+        Self::new(vec![issue])
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The HTTP status: the override, or that of the first issue.
     pub fn http_status(&self) -> u16 {
-        self.issues
-            .first()
-            .map(|i| i.code.http_status())
+        self.status
+            .or_else(|| self.issues.first().map(|i| i.code.http_status()))
             .unwrap_or(500)
     }
 

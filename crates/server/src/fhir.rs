@@ -3,16 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::Form;
 use axum::Router;
 use chrono::Local;
-use dhp_core::access::{may_read_resident, OrgFacts, Principal};
+use dhp_core::access::{may_read_resident, resident_scope, OrgFacts, Principal};
 use dhp_core::Id;
+use dhp_fhir::search::{parse_patient_search, Prefix};
 use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
-use dhp_store::{Batch, StoreError, Table};
+use dhp_store::{Batch, Comparison, ResidentFilter, StoreError, Table};
 use serde_json::Value;
 
 use crate::audit::{self, Actor};
@@ -22,6 +24,8 @@ use crate::{AppError, AppState};
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/metadata", get(metadata))
+        .route("/Patient", get(search_get))
+        .route("/Patient/_search", post(search_post))
         .route("/{resource_type}/{id}", get(read))
         .fallback(not_supported)
 }
@@ -263,4 +267,193 @@ async fn read(
     )
     .await?;
     Ok(fhir_json(StatusCode::OK, &body))
+}
+
+async fn org_facts(state: &AppState, who: &Principal) -> Result<Option<OrgFacts>, StoreError> {
+    Ok(match who.org_id {
+        Some(o) => {
+            let o = state.store.organisation(o).await?;
+            Some(OrgFacts {
+                id: o.id,
+                kind: o.kind,
+                parent_id: o.parent_id,
+                district_code: o.district_code,
+            })
+        }
+        None => None,
+    })
+}
+
+fn fhir_base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/fhir")
+}
+
+/// `GET /fhir/Patient?…`.
+async fn search_get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    search_patients(&state, &headers, pairs).await
+}
+
+/// `POST /fhir/Patient/_search` with the parameters as a form.
+async fn search_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    search_patients(&state, &headers, pairs).await
+}
+
+/// A Patient search within the account's scope: a searchset Bundle, and one audit row
+/// per resident it discloses.
+async fn search_patients(
+    state: &AppState,
+    headers: &HeaderMap,
+    pairs: Vec<(String, String)>,
+) -> Result<Response, AppError> {
+    let store = &*state.store;
+    let who = match authenticate(state, headers) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let anonymous = Actor {
+                username: String::new(),
+                role: String::new(),
+                org_id: None,
+            };
+            audit::record(
+                store,
+                &anonymous,
+                "search",
+                "Patient",
+                None,
+                "unauthenticated",
+                "no valid bearer token",
+            )
+            .await?;
+            return Ok(outcome(refusal));
+        }
+    };
+    let lenient = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("handling=lenient"));
+    let q = match parse_patient_search(&pairs, lenient) {
+        Ok(q) => q,
+        Err(issues) => return Ok(outcome(OperationOutcome::new(issues).with_status(400))),
+    };
+    let org = org_facts(state, &who).await?;
+    let scope = resident_scope(&who, org.as_ref());
+    let filter = ResidentFilter {
+        id: q.id,
+        identity_number: q.identifier.clone(),
+        name: q.name.clone(),
+        family: q.family.clone(),
+        given: q.given.clone(),
+        sex: q.gender,
+        birth_date: q
+            .birthdate
+            .iter()
+            .map(|(p, d)| {
+                let c = match p {
+                    Prefix::Eq => Comparison::Eq,
+                    Prefix::Ne => Comparison::Ne,
+                    Prefix::Lt => Comparison::Lt,
+                    Prefix::Gt => Comparison::Gt,
+                    Prefix::Le => Comparison::Le,
+                    Prefix::Ge => Comparison::Ge,
+                };
+                (c, *d)
+            })
+            .collect(),
+    };
+    let limit = if q.summary_count { 0 } else { q.count };
+    let (residents, total) = if q.impossible {
+        (Vec::new(), 0)
+    } else {
+        store
+            .search_residents(&filter, &scope, Local::now().date_naive(), limit, q.offset)
+            .await?
+    };
+    let actor = Actor::from(&who);
+    let base = fhir_base(headers);
+    let city = store.meta("city_name_zh").await?.unwrap_or_default();
+    let district = store.meta("district_name_zh").await?.unwrap_or_default();
+    let mut entries = Vec::with_capacity(residents.len());
+    for r in &residents {
+        let household = store.household(r.household_id).await?;
+        let resource = patient::to_fhir(
+            r,
+            &patient::PatientContext {
+                address_line: Some(&household.address),
+                city: &city,
+                district: &district,
+                masked: !who.role.sees_full_identity(),
+            },
+        );
+        audit::record(
+            store,
+            &actor,
+            "search",
+            &format!("Patient/{}", r.id),
+            Some(r.id),
+            "success",
+            "search match",
+        )
+        .await?;
+        entries.push(serde_json::json!({
+            "fullUrl": format!("{base}/Patient/{}", r.id),
+            "resource": resource,
+            "search": { "mode": "match" },
+        }));
+    }
+    if q.summary_count {
+        audit::record(
+            store,
+            &actor,
+            "search",
+            "Patient?_summary=count",
+            None,
+            "success",
+            "count only",
+        )
+        .await?;
+    }
+    let query = |offset: i64| {
+        let mut kept: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(k, _)| k != "_offset")
+            .cloned()
+            .collect();
+        if offset > 0 {
+            kept.push(("_offset".into(), offset.to_string()));
+        }
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .finish();
+        format!("{base}/Patient?{encoded}")
+    };
+    let mut links = vec![serde_json::json!({ "relation": "self", "url": query(q.offset) })];
+    if !q.summary_count && q.count > 0 && q.offset + q.count < total {
+        links.push(serde_json::json!({ "relation": "next", "url": query(q.offset + q.count) }));
+    }
+    if !q.summary_count && q.offset > 0 {
+        links.push(serde_json::json!({ "relation": "previous", "url": query((q.offset - q.count).max(0)) }));
+    }
+    let mut bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(fhir_json(StatusCode::OK, &bundle))
 }

@@ -416,3 +416,162 @@ async fn a_residents_records_follow_the_residents_scope() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_search_stays_in_scope_pages_and_reports_bad_parameters() {
+    let s = site(1_500).await;
+    let store = &*s.state.store;
+    let today = chrono::Local::now().date_naive();
+    let doctor = store.user_by_username("doctor").await.unwrap();
+    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
+    let area = centre.parent_id.unwrap();
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let contracts = store
+        .page(Table::Contracts, 0, 1_000_000)
+        .await
+        .unwrap()
+        .contracts;
+    // Counted here from the rows, independently of the store's search SQL.
+    let in_scope: Vec<i64> = residents
+        .iter()
+        .filter(|r| {
+            r.street_org_id == area
+                || contracts.iter().any(|c| {
+                    c.resident_id == r.id
+                        && c.status != dhp_core::ContractStatus::Ended
+                        && c.start <= today
+                        && today <= c.end
+                        && (c.centre_org_id == centre.id
+                            || Some(c.doctor_id) == doctor.practitioner_id)
+                })
+        })
+        .map(|r| r.id)
+        .collect();
+    let t = token(&s, "doctor").await;
+    let all = read(&s, Some(&t), "/fhir/Patient?_summary=count").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(all.json["resourceType"], "Bundle");
+    assert_eq!(all.json["type"], "searchset");
+    assert_eq!(all.json["total"], in_scope.len() as i64);
+    assert!(all.json.get("entry").is_none());
+
+    // Page through everything in scope, 50 at a time, following the next links.
+    let mut seen = Vec::new();
+    let mut next = Some("/fhir/Patient?_count=50".to_string());
+    while let Some(path) = next.take() {
+        let page = read(&s, Some(&t), &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+        for e in page.json["entry"].as_array().cloned().unwrap_or_default() {
+            seen.push(
+                e["resource"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap(),
+            );
+        }
+        next = page.json["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| {
+                l["url"]
+                    .as_str()
+                    .unwrap()
+                    .split_once("/fhir")
+                    .unwrap()
+                    .1
+                    .to_string()
+            })
+            .map(|p| format!("/fhir{p}"));
+    }
+    assert_eq!(seen, in_scope, "every resident in scope once, in id order");
+
+    // Filters: every match satisfies them.
+    let born = read(
+        &s,
+        Some(&t),
+        "/fhir/Patient?birthdate=ge1960-01-01&birthdate=lt1970&gender=female&_count=200",
+    )
+    .await;
+    let entries = born.json["entry"].as_array().cloned().unwrap_or_default();
+    assert!(!entries.is_empty());
+    for e in &entries {
+        let d = e["resource"]["birthDate"].as_str().unwrap();
+        assert!(("1960-01-01".."1970-01-01").contains(&d), "{d}");
+        assert_eq!(e["resource"]["gender"], "female");
+    }
+    let someone = residents.iter().find(|r| in_scope.contains(&r.id)).unwrap();
+    let by_id = read(
+        &s,
+        Some(&t),
+        &format!("/fhir/Patient?identifier={}", someone.identity_number),
+    )
+    .await;
+    assert_eq!(by_id.json["total"], 1);
+    let family: String = someone.name.chars().take(1).collect();
+    let by_family = read(
+        &s,
+        Some(&t),
+        &format!("/fhir/Patient?family={}&_count=200", urlencoding(&family)),
+    )
+    .await;
+    for e in by_family.json["entry"].as_array().unwrap() {
+        assert!(e["resource"]["name"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(&family));
+    }
+
+    // POST _search answers the same.
+    let post = call(
+        &s,
+        Request::post("/fhir/Patient/_search")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("_summary=count"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(post.json["total"], in_scope.len() as i64);
+
+    // Unknown parameters are reported, unless the client asks for lenience.
+    let unknown = read(&s, Some(&t), "/fhir/Patient?colour=red").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json["issue"][0]["code"], "not-supported");
+    assert_eq!(unknown.json["issue"][0]["expression"][0], "Patient?colour");
+    let lenient = call(
+        &s,
+        Request::get("/fhir/Patient?colour=red&_summary=count")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .header("prefer", "handling=lenient")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(lenient.status, StatusCode::OK);
+    let bad = read(&s, Some(&t), "/fhir/Patient?gender=x&birthdate=sa2000").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json["issue"].as_array().unwrap().len(), 2);
+
+    // One audit row per resident disclosed.
+    let audited = store
+        .audit_events(None, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "search" && e.resident_id.is_some())
+        .count();
+    let disclosed =
+        seen.len() + entries.len() + 1 + by_family.json["entry"].as_array().unwrap().len();
+    assert_eq!(audited, disclosed);
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
