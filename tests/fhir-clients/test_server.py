@@ -140,6 +140,12 @@ def main():
     check("unknown parameter: 400", status == 400, status)
     validate("unknown parameter", unknown, "OperationOutcome")
 
+    status, _, log = http("GET", "/fhir/AuditEvent?_count=20", token=manager)
+    check("manager reads the audit log", status == 200 and len(log.get("entry", [])) > 0, status)
+    validate("audit log", log, "Bundle")
+    for e in log.get("entry", [])[:20]:
+        validate("AuditEvent", e["resource"], "AuditEvent")
+
     for name, path, tok, want_status, want_code in [
         ("no token", "/fhir/Patient/1", None, 401, "login"),
         ("unknown patient", "/fhir/Patient/99999999", system, 404, "not-found"),

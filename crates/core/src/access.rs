@@ -170,6 +170,12 @@ pub fn may_read_resident(
     }
 }
 
+/// Who may read the audit log: the commission's managers, who supervise access (等保
+/// 三级 audit review), and integrating systems that archive it.
+pub fn may_read_audit_log(role: Role) -> bool {
+    matches!(role, Role::Manager | Role::System)
+}
+
 /// The residents an account may see, as a filter a store can apply in bulk (search).
 /// It selects exactly the residents [`may_read_resident`] allows.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,11 @@ pub const SUPPORTED: &[Supported] = &[
     read_only("Observation"),
     read_only("Immunization"),
     read_only("CareTeam"),
+    Supported {
+        resource: "AuditEvent",
+        interactions: &["search-type"],
+        search_params: &[("patient", "reference"), ("_count", "number")],
+    },
 ];
 
 const fn read_only(resource: &'static str) -> Supported {
@@ -93,7 +98,7 @@ mod tests {
         assert_eq!(resources.len(), SUPPORTED.len());
         assert_eq!(resources[0]["interaction"][1]["code"], "search-type");
         assert_eq!(resources[0]["searchParam"].as_array().unwrap().len(), 7);
-        for r in &resources[1..] {
+        for r in &resources[1..resources.len() - 1] {
             assert_eq!(
                 r["interaction"],
                 json!([{ "code": "read" }]),

@@ -2,6 +2,7 @@
 //! and from the core types, `OperationOutcome` errors that name the element at fault, and
 //! a `CapabilityStatement` that claims only what the server does. Pure: no I/O.
 
+pub mod audit;
 pub mod capability;
 pub mod outcome;
 pub mod patient;

@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::Form;
 use axum::Router;
 use chrono::Local;
-use dhp_core::access::{may_read_resident, resident_scope, OrgFacts, Principal};
+use dhp_core::access::{
+    may_read_audit_log, may_read_resident, resident_scope, OrgFacts, Principal,
+};
 use dhp_core::Id;
 use dhp_fhir::search::{parse_patient_search, Prefix};
 use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
@@ -26,6 +28,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/metadata", get(metadata))
         .route("/Patient", get(search_get))
         .route("/Patient/_search", post(search_post))
+        .route("/AuditEvent", get(audit_search))
         .route("/{resource_type}/{id}", get(read))
         .fallback(not_supported)
 }
@@ -452,6 +455,105 @@ async fn search_patients(
         "total": total,
         "link": links,
     });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(fhir_json(StatusCode::OK, &bundle))
+}
+
+/// `GET /fhir/AuditEvent?patient=…&_count=…`: the audit log, newest first, for managers
+/// and integrating systems. Reading it is audited too.
+async fn audit_search(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let store = &*state.store;
+    let who = match authenticate(&state, &headers) {
+        Ok(p) => p,
+        Err(refusal) => return Ok(outcome(refusal)),
+    };
+    let actor = Actor::from(&who);
+    if !may_read_audit_log(who.role) {
+        audit::record(
+            store,
+            &actor,
+            "search",
+            "AuditEvent",
+            None,
+            "denied",
+            "role may not read the audit log",
+        )
+        .await?;
+        return Ok(issue(
+            IssueCode::Forbidden,
+            "AuditEvent: only managers and integrating systems read the audit log",
+        ));
+    }
+    let mut patient = None;
+    let mut count = 50;
+    let mut issues = Vec::new();
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "patient" => match v.trim_start_matches("Patient/").parse::<i64>() {
+                Ok(id) => patient = Some(id),
+                Err(_) => issues.push(Issue::at(
+                    IssueCode::Invalid,
+                    "AuditEvent?patient",
+                    format!("{v:?} is not a Patient reference"),
+                )),
+            },
+            "_count" => match v.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => count = n,
+                _ => issues.push(Issue::at(
+                    IssueCode::Invalid,
+                    "AuditEvent?_count",
+                    "must be a whole number from 1 to 500",
+                )),
+            },
+            other => issues.push(Issue::at(
+                IssueCode::NotSupported,
+                format!("AuditEvent?{other}"),
+                format!("unknown search parameter {other:?}; AuditEvent supports patient, _count"),
+            )),
+        }
+    }
+    if !issues.is_empty() {
+        return Ok(outcome(OperationOutcome::new(issues).with_status(400)));
+    }
+    let events = store.audit_events(patient, count).await?;
+    audit::record(
+        store,
+        &actor,
+        "search",
+        "AuditEvent",
+        patient,
+        "success",
+        "audit log review",
+    )
+    .await?;
+    let base = fhir_base(&headers);
+    let entries: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let resource = dhp_fhir::audit::audit_event(&dhp_fhir::audit::AuditEntry {
+                id: &e.id,
+                recorded: e.recorded,
+                username: &e.username,
+                role: &e.role,
+                action: &e.action,
+                resource: &e.resource,
+                outcome: &e.outcome,
+                detail: &e.detail,
+            });
+            serde_json::json!({
+                "fullUrl": format!("{base}/AuditEvent/{}", e.id),
+                "resource": resource,
+                "search": { "mode": "match" },
+            })
+        })
+        .collect();
+    let mut bundle = serde_json::json!({ "resourceType": "Bundle", "type": "searchset" });
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }

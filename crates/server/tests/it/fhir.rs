@@ -575,3 +575,55 @@ async fn patient_search_stays_in_scope_pages_and_reports_bad_parameters() {
 fn urlencoding(s: &str) -> String {
     s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_read_the_audit_log_through_fhir() {
+    let s = site(300).await;
+    let d = token(&s, "doctor").await;
+    // Leave a trace: the doctor reads a resident outside scope or inside, either way audited.
+    let residents = s
+        .state
+        .store
+        .page(Table::Residents, 0, 10)
+        .await
+        .unwrap()
+        .residents;
+    let target = residents[0].id;
+    read(&s, Some(&d), &format!("/fhir/Patient/{target}")).await;
+    // The doctor may not read the log.
+    let refused = read(&s, Some(&d), "/fhir/AuditEvent").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let m = token(&s, "manager").await;
+    let log = read(
+        &s,
+        Some(&m),
+        &format!("/fhir/AuditEvent?patient=Patient/{target}&_count=10"),
+    )
+    .await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.json);
+    let entries = log.json["entry"].as_array().unwrap();
+    assert!(entries
+        .iter()
+        .all(|e| e["resource"]["entity"][0]["what"]["reference"] == format!("Patient/{target}")));
+    assert!(entries
+        .iter()
+        .any(|e| e["resource"]["agent"][0]["who"]["identifier"]["value"] == "doctor"));
+    let all = read(&s, Some(&m), "/fhir/AuditEvent?_count=100").await;
+    let kinds: Vec<&str> = all.json["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["type"]["code"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"110114"), "logins are in the log");
+    let bad = read(&s, Some(&m), "/fhir/AuditEvent?who=x").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The refusal and the reviews are themselves in the log.
+    let rows = s.state.store.audit_events(None, 1000).await.unwrap();
+    assert!(rows
+        .iter()
+        .any(|e| e.username == "doctor" && e.resource == "AuditEvent" && e.outcome == "denied"));
+    assert!(rows
+        .iter()
+        .any(|e| e.username == "manager" && e.resource == "AuditEvent" && e.outcome == "success"));
+}
