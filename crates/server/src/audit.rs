@@ -24,6 +24,29 @@ impl From<&Principal> for Actor {
     }
 }
 
+/// An entry for `actor`, stamped now.
+pub fn entry(
+    actor: &Actor,
+    action: &str,
+    resource: &str,
+    resident_id: Option<Id>,
+    outcome: &str,
+    detail: &str,
+) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        recorded: Utc::now().naive_utc(),
+        username: actor.username.clone(),
+        role: actor.role.clone(),
+        org_id: actor.org_id,
+        resident_id,
+        action: action.to_string(),
+        resource: resource.to_string(),
+        outcome: outcome.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
 /// Append one entry.
 pub async fn record(
     store: &dyn Store,
@@ -35,17 +58,13 @@ pub async fn record(
     detail: &str,
 ) -> Result<(), StoreError> {
     store
-        .insert_audit(&AuditEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            recorded: Utc::now().naive_utc(),
-            username: actor.username.clone(),
-            role: actor.role.clone(),
-            org_id: actor.org_id,
+        .insert_audit(&entry(
+            actor,
+            action,
+            resource,
             resident_id,
-            action: action.to_string(),
-            resource: resource.to_string(),
-            outcome: outcome.to_string(),
-            detail: detail.to_string(),
-        })
+            outcome,
+            detail,
+        ))
         .await
 }

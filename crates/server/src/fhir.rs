@@ -388,34 +388,41 @@ async fn search_patients(
     let base = fhir_base(headers);
     let city = store.meta("city_name_zh").await?.unwrap_or_default();
     let district = store.meta("district_name_zh").await?.unwrap_or_default();
+    let household_ids: Vec<Id> = residents.iter().map(|r| r.household_id).collect();
+    let households: std::collections::HashMap<Id, String> = store
+        .households(&household_ids)
+        .await?
+        .into_iter()
+        .map(|h| (h.id, h.address))
+        .collect();
     let mut entries = Vec::with_capacity(residents.len());
+    let mut trail = Vec::with_capacity(residents.len());
     for r in &residents {
-        let household = store.household(r.household_id).await?;
         let resource = patient::to_fhir(
             r,
             &patient::PatientContext {
-                address_line: Some(&household.address),
+                address_line: households.get(&r.household_id).map(String::as_str),
                 city: &city,
                 district: &district,
                 masked: !who.role.sees_full_identity(),
             },
         );
-        audit::record(
-            store,
+        trail.push(audit::entry(
             &actor,
             "search",
             &format!("Patient/{}", r.id),
             Some(r.id),
             "success",
             "search match",
-        )
-        .await?;
+        ));
         entries.push(serde_json::json!({
             "fullUrl": format!("{base}/Patient/{}", r.id),
             "resource": resource,
             "search": { "mode": "match" },
         }));
     }
+    // Fail closed: the matches leave only once all of them are in the audit log.
+    store.insert_audits(&trail).await?;
     if q.summary_count {
         audit::record(
             store,

@@ -427,6 +427,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Append to the audit log.
     async fn insert_audit(&self, event: &AuditEvent) -> Result<()>;
 
+    /// Append several entries in one transaction (all or none).
+    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()>;
+
+    /// The households with these ids (any order; unknown ids are skipped).
+    async fn households(&self, ids: &[Id]) -> Result<Vec<Household>>;
+
     /// The audit log, newest first, at most `limit` entries, optionally for one resident.
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
 

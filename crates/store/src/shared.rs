@@ -322,23 +322,81 @@ pub(crate) async fn resident_access_facts<E: Exec>(
 const AUDIT_COLUMNS: &str =
     "id, recorded, username, role, org_id, resident_id, action, resource, outcome, detail";
 
+fn audit_params(a: &AuditEvent) -> [Param; 10] {
+    [
+        a.id.as_str().into(),
+        Param::DateTime(a.recorded),
+        a.username.as_str().into(),
+        a.role.as_str().into(),
+        Param::OptI64(a.org_id),
+        Param::OptI64(a.resident_id),
+        a.action.as_str().into(),
+        a.resource.as_str().into(),
+        a.outcome.as_str().into(),
+        a.detail.as_str().into(),
+    ]
+}
+
 pub(crate) async fn insert_audit<E: Exec>(e: &E, a: &AuditEvent) -> Result<()> {
+    insert_audits(e, std::slice::from_ref(a)).await
+}
+
+/// One multi-row INSERT (a single statement is atomic on both backends).
+pub(crate) async fn insert_audits<E: Exec>(e: &E, events: &[AuditEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // 10 parameters a row; both backends take 3,000 rows' worth in one statement.
+    if events.len() > 3_000 {
+        return Err(StoreError::Conflict(
+            "at most 3,000 audit entries at once".into(),
+        ));
+    }
+    let mut params = Vec::with_capacity(events.len() * 10);
+    let mut rows = Vec::with_capacity(events.len());
+    for a in events {
+        let base = params.len();
+        rows.push(format!(
+            "({})",
+            (1..=10)
+                .map(|i| format!("${}", base + i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        params.extend(audit_params(a));
+    }
     e.execute(
-        &format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
-        vec![
-            a.id.as_str().into(),
-            Param::DateTime(a.recorded),
-            a.username.as_str().into(),
-            a.role.as_str().into(),
-            Param::OptI64(a.org_id),
-            Param::OptI64(a.resident_id),
-            a.action.as_str().into(),
-            a.resource.as_str().into(),
-            a.outcome.as_str().into(),
-            a.detail.as_str().into(),
-        ],
+        &format!(
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
+            rows.join(", ")
+        ),
+        params,
     )
     .await
+}
+
+pub(crate) async fn households<E: Exec>(e: &E, ids: &[Id]) -> Result<Vec<Household>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1_000) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {} FROM households WHERE id IN ({})",
+            rows::columns(Table::Households),
+            marks.join(", ")
+        );
+        let found = e
+            .rows(&sql, chunk.iter().map(|id| Param::I64(*id)).collect())
+            .await?;
+        let mut batch = Batch::default();
+        for r in &found {
+            rows::push(&mut batch, Table::Households, r)?;
+        }
+        out.extend(batch.households);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn audit_events<E: Exec>(

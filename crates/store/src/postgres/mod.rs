@@ -211,6 +211,14 @@ impl Store for PostgresStore {
         shared::insert_audit(&self.pool, event).await
     }
 
+    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()> {
+        shared::insert_audits(&self.pool, events).await
+    }
+
+    async fn households(&self, ids: &[Id]) -> Result<Vec<Household>> {
+        shared::households(&self.pool, ids).await
+    }
+
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
         shared::audit_events(&self.pool, resident_id, limit).await
     }

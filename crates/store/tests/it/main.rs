@@ -132,4 +132,5 @@ conformance!(
     audit_events_are_kept_newest_first,
     search_scope_matches_the_access_rules,
     search_filters_and_pages,
+    audit_batches_and_household_lookups,
 );

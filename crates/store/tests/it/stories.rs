@@ -452,3 +452,35 @@ pub async fn search_filters_and_pages(s: &dyn Store) {
         (vec![202, 203], 6)
     );
 }
+
+pub async fn audit_batches_and_household_lookups(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let event = |id: &str| AuditEvent {
+        id: id.into(),
+        recorded: fixture::at("2025-06-01 09:00"),
+        username: "doctor".into(),
+        role: "family_doctor".into(),
+        org_id: Some(4),
+        resident_id: Some(200),
+        action: "search".into(),
+        resource: "Patient/200".into(),
+        outcome: "success".into(),
+        detail: "search match".into(),
+    };
+    let batch: Vec<AuditEvent> = (0..250).map(|i| event(&format!("{i:04}"))).collect();
+    s.insert_audits(&batch).await.unwrap();
+    assert_eq!(s.audit_events(None, 1000).await.unwrap().len(), 250);
+    // All or none: a batch that repeats an id writes nothing.
+    let clash = vec![event("x1"), event("0007")];
+    assert!(matches!(
+        s.insert_audits(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.audit_events(None, 1000).await.unwrap().len(), 250);
+    s.insert_audits(&[]).await.unwrap();
+
+    let mut found = s.households(&[101, 100, 999]).await.unwrap();
+    found.sort_by_key(|h| h.id);
+    assert_eq!(found, fixture::district().households);
+    assert!(s.households(&[]).await.unwrap().is_empty());
+}
