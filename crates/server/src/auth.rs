@@ -40,6 +40,31 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The account `username` if `secret` is its password (and, with `systems_only`, if it
+/// is an integrating system's client); `None` for an unknown name or a wrong secret.
+pub async fn verify_account(
+    store: &dyn Store,
+    username: &str,
+    secret: &str,
+    systems_only: bool,
+) -> Result<Option<User>, StoreError> {
+    let user = match store.user_by_username(username).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if systems_only && user.role != "system" {
+        return Ok(None);
+    }
+    let hash = user.password_hash.clone();
+    let secret = secret.to_string();
+    // argon2 is deliberately slow: keep it off the async workers.
+    let ok = tokio::task::spawn_blocking(move || verify_password(&secret, &hash))
+        .await
+        .unwrap_or(false);
+    Ok(ok.then_some(user))
+}
+
 /// `N` bytes from the operating system's random source.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

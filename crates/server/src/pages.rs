@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use dhp_core::{HospitalLevel, OrgKind};
-use dhp_store::{DistrictFigures, StoreError, Table, User};
+use dhp_store::{DistrictFigures, Table, User};
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
@@ -295,23 +295,8 @@ pub async fn login(
     Query(q): Query<LangQuery>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    let user = match state.store.user_by_username(form.username.trim()).await {
-        Ok(u) => Some(u),
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let verified = match user {
-        Some(u) => {
-            let hash = u.password_hash.clone();
-            let password = form.password.clone();
-            // argon2 is deliberately slow: keep it off the async workers.
-            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-                .await
-                .unwrap_or(false);
-            ok.then_some(u)
-        }
-        None => None,
-    };
+    let verified =
+        auth::verify_account(&*state.store, form.username.trim(), &form.password, false).await?;
     let Some(user) = verified else {
         tracing::warn!(username = %form.username, "failed login");
         let actor = Actor {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use chrono::Utc;
 use dhp_core::access::{Principal, Role};
-use dhp_store::{StoreError, User};
+use dhp_store::User;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -131,21 +131,7 @@ pub async fn token(
             &format!("{fields} are required"),
         ));
     };
-    let user = match state.store.user_by_username(&name).await {
-        Ok(u) => Some(u),
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let verified = match user {
-        Some(u) if !clients_only || u.role == Role::System.as_str() => {
-            let hash = u.password_hash.clone();
-            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&secret, &hash))
-                .await
-                .unwrap_or(false);
-            ok.then_some(u)
-        }
-        _ => None,
-    };
+    let verified = auth::verify_account(&*state.store, &name, &secret, clients_only).await?;
     let Some(user) = verified else {
         let actor = Actor {
             username: name,

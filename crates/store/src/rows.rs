@@ -12,7 +12,7 @@ use sqlx::Row;
 use crate::{Batch, Result, StoreError, Table};
 
 /// Typed column access, implemented for each backend's row type.
-pub(crate) trait Col {
+pub trait Col {
     fn i64(&self, i: usize) -> Result<i64>;
     fn oi64(&self, i: usize) -> Result<Option<i64>>;
     fn text(&self, i: usize) -> Result<String>;

@@ -8,11 +8,111 @@ use dhp_core::{Household, Id, Organisation, Resident};
 
 use crate::figures::{self, DistrictFigures};
 use crate::rows::{self, Col};
-use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, StoreError, Table, User};
+use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, Store, StoreError, Table, User};
+
+/// What differs between backends; everything else of [`Store`] is written once, here,
+/// for every backend (the blanket impl below).
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    type Pool: Exec;
+    fn pool(&self) -> &Self::Pool;
+    /// `sqlite` or `postgres`.
+    fn name(&self) -> &'static str;
+    /// Write a whole batch in one transaction, in the dialect's fastest bulk form.
+    async fn write_batch(&self, batch: &Batch) -> Result<()>;
+    async fn clear_all(&self) -> Result<()>;
+    async fn shut(&self);
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    fn backend(&self) -> &'static str {
+        self.name()
+    }
+    async fn insert_batch(&self, batch: &Batch) -> Result<()> {
+        self.write_batch(batch).await
+    }
+    async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch> {
+        page(self.pool(), table, after, limit).await
+    }
+    async fn count(&self, table: Table) -> Result<i64> {
+        count(self.pool(), table).await
+    }
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        meta(self.pool(), key).await
+    }
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        set_meta(self.pool(), key, value).await
+    }
+    async fn organisation_by_code(&self, code: &str) -> Result<Organisation> {
+        organisation_by_code(self.pool(), code).await
+    }
+    async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident> {
+        resident_by_identity(self.pool(), identity_number).await
+    }
+    async fn area_counts(&self) -> Result<Vec<AreaCount>> {
+        area_counts(self.pool()).await
+    }
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        insert_user(self.pool(), user).await
+    }
+    async fn user_by_username(&self, username: &str) -> Result<User> {
+        user_by_username(self.pool(), username).await
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        users(self.pool()).await
+    }
+    async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
+        district_figures(self.pool(), district_code, year).await
+    }
+    async fn search_residents(
+        &self,
+        filter: &ResidentFilter,
+        scope: &Scope,
+        today: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Resident>, i64)> {
+        search_residents(self.pool(), filter, scope, today, limit, offset).await
+    }
+    async fn get(&self, table: Table, id: Id) -> Result<Batch> {
+        by_id(self.pool(), table, id).await
+    }
+    async fn resident(&self, id: Id) -> Result<Resident> {
+        resident(self.pool(), id).await
+    }
+    async fn household(&self, id: Id) -> Result<Household> {
+        household(self.pool(), id).await
+    }
+    async fn organisation(&self, id: Id) -> Result<Organisation> {
+        organisation(self.pool(), id).await
+    }
+    async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts> {
+        resident_access_facts(self.pool(), id, today).await
+    }
+    async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
+        insert_audit(self.pool(), event).await
+    }
+    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()> {
+        insert_audits(self.pool(), events).await
+    }
+    async fn households(&self, ids: &[Id]) -> Result<Vec<Household>> {
+        households(self.pool(), ids).await
+    }
+    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
+        audit_events(self.pool(), resident_id, limit).await
+    }
+    async fn clear(&self) -> Result<()> {
+        self.clear_all().await
+    }
+    async fn close(&self) {
+        self.shut().await
+    }
+}
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
-pub(crate) enum Param {
+pub enum Param {
     I64(i64),
     OptI64(Option<i64>),
     Text(String),
@@ -28,7 +128,7 @@ impl From<&str> for Param {
 
 /// How a backend runs one statement.
 #[async_trait]
-pub(crate) trait Exec: Send + Sync {
+pub trait Exec: Send + Sync {
     type Row: Col + Send;
     async fn rows(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>>;
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<()>;

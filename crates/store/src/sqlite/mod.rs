@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dhp_core::{Condition, Id, Organisation, Resident};
+use dhp_core::{Condition, Resident};
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -13,12 +13,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::figures::DistrictFigures;
-use crate::shared::{self, impl_exec};
-use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, Store, Table, User};
-use chrono::NaiveDate;
-use dhp_core::access::{ResidentFacts, Scope};
-use dhp_core::Household;
+use crate::shared::{self, impl_exec, Backend};
+use crate::{Batch, Result};
 
 impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
 
@@ -83,12 +79,18 @@ async fn insert_rows<'a, T: 'a>(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
+impl Backend for SqliteStore {
+    type Pool = SqlitePool;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn name(&self) -> &'static str {
         "sqlite"
     }
 
-    async fn insert_batch(&self, b: &Batch) -> Result<()> {
+    async fn write_batch(&self, b: &Batch) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let c = &mut *tx;
         insert_rows(c, "INSERT INTO organisations (id, code, name_zh, name_en, kind, level, parent_id, district_code, beds) ", 9, &b.organisations, |q, o| {
@@ -175,98 +177,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch> {
-        shared::page(&self.pool, table, after, limit).await
-    }
-
-    async fn count(&self, table: Table) -> Result<i64> {
-        shared::count(&self.pool, table).await
-    }
-
-    async fn meta(&self, key: &str) -> Result<Option<String>> {
-        shared::meta(&self.pool, key).await
-    }
-
-    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        shared::set_meta(&self.pool, key, value).await
-    }
-
-    async fn organisation_by_code(&self, code: &str) -> Result<Organisation> {
-        shared::organisation_by_code(&self.pool, code).await
-    }
-
-    async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident> {
-        shared::resident_by_identity(&self.pool, identity_number).await
-    }
-
-    async fn area_counts(&self) -> Result<Vec<AreaCount>> {
-        shared::area_counts(&self.pool).await
-    }
-
-    async fn insert_user(&self, user: &User) -> Result<()> {
-        shared::insert_user(&self.pool, user).await
-    }
-
-    async fn user_by_username(&self, username: &str) -> Result<User> {
-        shared::user_by_username(&self.pool, username).await
-    }
-
-    async fn users(&self) -> Result<Vec<User>> {
-        shared::users(&self.pool).await
-    }
-
-    async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
-        shared::district_figures(&self.pool, district_code, year).await
-    }
-
-    async fn search_residents(
-        &self,
-        filter: &ResidentFilter,
-        scope: &Scope,
-        today: NaiveDate,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<Resident>, i64)> {
-        shared::search_residents(&self.pool, filter, scope, today, limit, offset).await
-    }
-
-    async fn get(&self, table: Table, id: Id) -> Result<Batch> {
-        shared::by_id(&self.pool, table, id).await
-    }
-
-    async fn resident(&self, id: Id) -> Result<Resident> {
-        shared::resident(&self.pool, id).await
-    }
-
-    async fn household(&self, id: Id) -> Result<Household> {
-        shared::household(&self.pool, id).await
-    }
-
-    async fn organisation(&self, id: Id) -> Result<Organisation> {
-        shared::organisation(&self.pool, id).await
-    }
-
-    async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts> {
-        shared::resident_access_facts(&self.pool, id, today).await
-    }
-
-    async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
-        shared::insert_audit(&self.pool, event).await
-    }
-
-    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()> {
-        shared::insert_audits(&self.pool, events).await
-    }
-
-    async fn households(&self, ids: &[Id]) -> Result<Vec<Household>> {
-        shared::households(&self.pool, ids).await
-    }
-
-    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
-        shared::audit_events(&self.pool, resident_id, limit).await
-    }
-
-    async fn close(&self) {
+    async fn shut(&self) {
         // Best effort: a failed checkpoint leaves the WAL, which the next open replays.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
@@ -277,7 +188,7 @@ impl Store for SqliteStore {
         self.pool.close().await;
     }
 
-    async fn clear(&self) -> Result<()> {
+    async fn clear_all(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for sql in CLEAR_SQL {
             sqlx::query(sql).execute(&mut *tx).await?;
