@@ -105,6 +105,28 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Bench {
             command:
+                BenchCommand::Fhir {
+                    database,
+                    connections,
+                    seconds,
+                },
+        } => {
+            let store = open_existing(&database).await?;
+            let figures =
+                crate::bench_fhir::run(store.clone(), connections.max(1), seconds).await?;
+            println!("| request | connections | requests | per second | p50 ms | p99 ms |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            for f in figures {
+                println!(
+                    "| {} | {connections} | {} | {:.0} | {:.2} | {:.2} |",
+                    f.kind, f.requests, f.per_second, f.p50_ms, f.p99_ms
+                );
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Generate {
                     residents,
                     seed,

@@ -1,6 +1,7 @@
 //! `dhp`: the District Health Platform in one binary.
 
 mod accounts;
+mod bench_fhir;
 mod commands;
 
 use std::process::ExitCode;
@@ -137,6 +138,18 @@ enum BenchCommand {
         /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// FHIR read and search throughput with p50/p99 latency, over HTTP on loopback,
+    /// against an existing (generated) database.
+    Fhir {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds per kind of request.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
 }
 
