@@ -50,7 +50,7 @@ impl SqliteStore {
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(16)
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/sqlite/migrations").run(&pool).await?;
