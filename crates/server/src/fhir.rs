@@ -72,16 +72,9 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Oper
 }
 
 async fn metadata(headers: HeaderMap) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
     let today = Local::now().date_naive().to_string();
-    let statement = capability::capability_statement(
-        &format!("http://{host}/fhir"),
-        env!("CARGO_PKG_VERSION"),
-        &today,
-    );
+    let statement =
+        capability::capability_statement(&fhir_base(&headers), env!("CARGO_PKG_VERSION"), &today);
     fhir_json(StatusCode::OK, &statement)
 }
 
@@ -202,18 +195,7 @@ async fn read(
     let facts = store
         .resident_access_facts(resident_id, Local::now().date_naive())
         .await?;
-    let org = match who.org_id {
-        Some(o) => {
-            let o = store.organisation(o).await?;
-            Some(OrgFacts {
-                id: o.id,
-                kind: o.kind,
-                parent_id: o.parent_id,
-                district_code: o.district_code,
-            })
-        }
-        None => None,
-    };
+    let org = org_facts(&state, &who).await?;
     let decision = may_read_resident(&who, org.as_ref(), &facts);
     if !decision.allowed() {
         audit::record(
