@@ -49,7 +49,6 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                 },
         } => {
             let password = secret("DHP_PASSWORD", "password")?;
-            let store = open_existing(&database).await?;
             let account = accounts::NewAccount {
                 username,
                 role,
@@ -58,10 +57,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                 display_name,
                 password,
             };
-            let result = accounts::add(&*store, account).await;
-            store.close().await;
-            println!("added {}", result?);
-            Ok(ExitCode::SUCCESS)
+            add_account(&database, account).await
         }
         Command::Client {
             command:
@@ -72,7 +68,6 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                 },
         } => {
             let password = secret("DHP_CLIENT_SECRET", "client secret")?;
-            let store = open_existing(&database).await?;
             let account = accounts::NewAccount {
                 username: client_id,
                 role: "system".into(),
@@ -81,10 +76,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                 display_name,
                 password,
             };
-            let result = accounts::add(&*store, account).await;
-            store.close().await;
-            println!("added {}", result?);
-            Ok(ExitCode::SUCCESS)
+            add_account(&database, account).await
         }
         Command::Stats { database, json } => {
             stats(&database, json).await?;
@@ -137,6 +129,15 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Write one account into the database at `url` and say what was added.
+async fn add_account(url: &str, account: accounts::NewAccount) -> Result<ExitCode> {
+    let store = open_existing(url).await?;
+    let result = accounts::add(&*store, account).await;
+    store.close().await;
+    println!("added {}", result?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A password or secret from the environment, or else one line of standard input.

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use dhp_core::access::Principal;
 use dhp_core::Id;
-use dhp_store::{AuditEvent, Store, StoreError};
+use dhp_store::{AuditEvent, Store, StoreError, User};
 
 /// Who is acting, for an audit entry (a failed login has no principal yet).
 #[derive(Debug, Clone)]
@@ -12,6 +12,28 @@ pub struct Actor {
     pub username: String,
     pub role: String,
     pub org_id: Option<Id>,
+}
+
+impl Actor {
+    /// Someone not (yet) identified: a failed login names who they claimed to be; a
+    /// request without a valid token names nobody.
+    pub fn unverified(claimed: &str) -> Self {
+        Self {
+            username: claimed.to_string(),
+            role: String::new(),
+            org_id: None,
+        }
+    }
+}
+
+impl From<&User> for Actor {
+    fn from(u: &User) -> Self {
+        Self {
+            username: u.username.clone(),
+            role: u.role.clone(),
+            org_id: u.org_id,
+        }
+    }
 }
 
 impl From<&Principal> for Actor {

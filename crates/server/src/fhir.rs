@@ -138,11 +138,7 @@ async fn read(
         Err(refusal) => {
             if resident_data {
                 // An attempt without a valid token is a security event too.
-                let anonymous = Actor {
-                    username: String::new(),
-                    role: String::new(),
-                    org_id: None,
-                };
+                let anonymous = Actor::unverified("");
                 audit::record(
                     store,
                     &anonymous,
@@ -306,11 +302,7 @@ async fn search_patients(
     let who = match authenticate(state, headers) {
         Ok(p) => p,
         Err(refusal) => {
-            let anonymous = Actor {
-                username: String::new(),
-                role: String::new(),
-                org_id: None,
-            };
+            let anonymous = Actor::unverified("");
             audit::record(
                 store,
                 &anonymous,

@@ -299,11 +299,7 @@ pub async fn login(
         auth::verify_account(&*state.store, form.username.trim(), &form.password, false).await?;
     let Some(user) = verified else {
         tracing::warn!(username = %form.username, "failed login");
-        let actor = Actor {
-            username: form.username.clone(),
-            role: String::new(),
-            org_id: None,
-        };
+        let actor = Actor::unverified(&form.username);
         audit::record(
             &*state.store,
             &actor,
@@ -323,11 +319,7 @@ pub async fn login(
         return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
     };
     tracing::info!(username = %user.username, role = %user.role, "login");
-    let actor = Actor {
-        username: user.username.clone(),
-        role: user.role.clone(),
-        org_id: user.org_id,
-    };
+    let actor = Actor::from(&user);
     audit::record(
         &*state.store,
         &actor,

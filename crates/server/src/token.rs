@@ -133,11 +133,7 @@ pub async fn token(
     };
     let verified = auth::verify_account(&*state.store, &name, &secret, clients_only).await?;
     let Some(user) = verified else {
-        let actor = Actor {
-            username: name,
-            role: String::new(),
-            org_id: None,
-        };
+        let actor = Actor::unverified(&name);
         audit::record(
             &*state.store,
             &actor,
@@ -155,11 +151,7 @@ pub async fn token(
         };
         return Ok(oauth_error(StatusCode::UNAUTHORIZED, error, what));
     };
-    let actor = Actor {
-        username: user.username.clone(),
-        role: user.role.clone(),
-        org_id: user.org_id,
-    };
+    let actor = Actor::from(&user);
     audit::record(
         &*state.store,
         &actor,

@@ -39,6 +39,39 @@ async fn call(s: &Site, req: Request<Body>) -> Answer {
     }
 }
 
+/// The demo family doctor, their centre and its street or town, and every resident and
+/// contract: what the scope tests count from.
+struct DoctorView {
+    doctor: dhp_store::User,
+    centre: dhp_core::Organisation,
+    area: i64,
+    residents: Vec<dhp_core::Resident>,
+    contracts: Vec<dhp_core::Contract>,
+}
+
+async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
+    let doctor = store.user_by_username("doctor").await.unwrap();
+    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
+    let area = centre.parent_id.unwrap();
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let contracts = store
+        .page(Table::Contracts, 0, 1_000_000)
+        .await
+        .unwrap()
+        .contracts;
+    DoctorView {
+        doctor,
+        centre,
+        area,
+        residents,
+        contracts,
+    }
+}
+
 async fn token_request(s: &Site, form: &str) -> Answer {
     call(
         s,
@@ -149,20 +182,14 @@ async fn patient_reads_are_scoped_masked_and_audited() {
     let audit_before = store.audit_events(None, 10_000).await.unwrap().len();
 
     // The family doctor's centre and its street or town.
-    let doctor = store.user_by_username("doctor").await.unwrap();
-    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
+    let DoctorView {
+        doctor,
+        centre,
+        area,
+        residents,
+        contracts,
+    } = doctor_view(store).await;
     assert_eq!(centre.kind, OrgKind::CommunityHealthCentre);
-    let area = centre.parent_id.unwrap();
-    let residents = store
-        .page(Table::Residents, 0, 10_000)
-        .await
-        .unwrap()
-        .residents;
-    let contracts = store
-        .page(Table::Contracts, 0, 1_000_000)
-        .await
-        .unwrap()
-        .contracts;
     let inside = residents.iter().find(|r| r.street_org_id == area).unwrap();
     let outside = residents
         .iter()
@@ -317,19 +344,13 @@ async fn patient_reads_are_scoped_masked_and_audited() {
 async fn a_residents_records_follow_the_residents_scope() {
     let s = site(1_500).await;
     let store = &*s.state.store;
-    let doctor = store.user_by_username("doctor").await.unwrap();
-    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
-    let area = centre.parent_id.unwrap();
-    let residents = store
-        .page(Table::Residents, 0, 10_000)
-        .await
-        .unwrap()
-        .residents;
-    let contracts = store
-        .page(Table::Contracts, 0, 1_000_000)
-        .await
-        .unwrap()
-        .contracts;
+    let DoctorView {
+        doctor,
+        centre,
+        area,
+        residents,
+        contracts,
+    } = doctor_view(store).await;
     let encounters = store
         .page(Table::Encounters, 0, 10_000_000)
         .await
@@ -422,19 +443,13 @@ async fn patient_search_stays_in_scope_pages_and_reports_bad_parameters() {
     let s = site(1_500).await;
     let store = &*s.state.store;
     let today = chrono::Local::now().date_naive();
-    let doctor = store.user_by_username("doctor").await.unwrap();
-    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
-    let area = centre.parent_id.unwrap();
-    let residents = store
-        .page(Table::Residents, 0, 10_000)
-        .await
-        .unwrap()
-        .residents;
-    let contracts = store
-        .page(Table::Contracts, 0, 1_000_000)
-        .await
-        .unwrap()
-        .contracts;
+    let DoctorView {
+        doctor,
+        centre,
+        area,
+        residents,
+        contracts,
+    } = doctor_view(store).await;
     // Counted here from the rows, independently of the store's search SQL.
     let in_scope: Vec<i64> = residents
         .iter()
