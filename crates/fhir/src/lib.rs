@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod capability;
+pub mod input;
 pub mod outcome;
 pub mod patient;
 pub mod resources;

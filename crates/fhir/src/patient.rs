@@ -8,6 +8,11 @@ use serde_json::{json, Value};
 use crate::outcome::{Issue, IssueCode};
 use crate::RESIDENT_ID_SYSTEM;
 
+/// Extension: whether the resident holds the district's household registration (户籍)
+/// rather than living there as a migrant (常住非户籍).
+pub const HOUSEHOLD_REGISTRATION_EXT: &str =
+    "https://fhir.dhp.example/StructureDefinition/household-registration";
+
 /// What a Patient is drawn from besides the resident row.
 #[derive(Debug, Clone, Copy)]
 pub struct PatientContext<'a> {
@@ -62,6 +67,7 @@ pub fn to_fhir(r: &Resident, ctx: &PatientContext<'_>) -> Value {
         "name": [name],
         "gender": gender(r.sex),
         "birthDate": r.birth_date.to_string(),
+        "extension": [{ "url": HOUSEHOLD_REGISTRATION_EXT, "valueBoolean": r.registered }],
     });
     let mut address = json!({
         "use": "home",
@@ -97,6 +103,12 @@ pub struct PatientInput {
     pub sex: Sex,
     pub birth_date: NaiveDate,
     pub phone: Option<String>,
+    /// Household registration, when the Patient states it.
+    pub registered: Option<bool>,
+    /// The home address as written (line, then text), to place the resident.
+    pub address: Option<String>,
+    /// `managingOrganization`, when given (`Organization/{id}`).
+    pub managing_org: Option<i64>,
 }
 
 /// Read a Patient from a client, checking it against the identity rules as of `today`.
@@ -230,6 +242,57 @@ pub fn from_fhir(v: &Value, today: NaiveDate) -> Result<PatientInput, Vec<Issue>
         })
         .and_then(|c| c.get("value").and_then(Value::as_str))
         .map(str::to_string);
+    let registered = v
+        .get("extension")
+        .and_then(Value::as_array)
+        .and_then(|e| {
+            e.iter()
+                .find(|x| x.get("url").and_then(Value::as_str) == Some(HOUSEHOLD_REGISTRATION_EXT))
+        })
+        .and_then(|x| x.get("valueBoolean").and_then(Value::as_bool));
+    let address = v
+        .get("address")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x.get("use").and_then(Value::as_str) != Some("old"))
+        })
+        .and_then(|a| {
+            let line: String = a
+                .get("line")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let text = a.get("text").and_then(Value::as_str).unwrap_or_default();
+            let full = if line.is_empty() {
+                text.to_string()
+            } else {
+                line
+            };
+            (!full.trim().is_empty()).then_some(full)
+        });
+    let managing_org = match v
+        .pointer("/managingOrganization/reference")
+        .and_then(Value::as_str)
+    {
+        None => None,
+        Some(r) => {
+            match r
+                .strip_prefix("Organization/")
+                .and_then(|id| id.parse::<i64>().ok())
+            {
+                Some(id) => Some(id),
+                None => {
+                    issues.push(Issue::at(
+                    IssueCode::Value,
+                    "Patient.managingOrganization.reference",
+                    format!("{r:?} is not a local reference to an Organization (e.g. Organization/4)"),
+                ));
+                    None
+                }
+            }
+        }
+    };
     match (identity, name, sex, birth_date) {
         (Some(identity_number), Some(name), Some(sex), Some(birth_date)) if issues.is_empty() => {
             Ok(PatientInput {
@@ -238,6 +301,9 @@ pub fn from_fhir(v: &Value, today: NaiveDate) -> Result<PatientInput, Vec<Issue>
                 sex,
                 birth_date,
                 phone,
+                registered,
+                address,
+                managing_org,
             })
         }
         _ => Err(issues),

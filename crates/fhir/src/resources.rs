@@ -115,6 +115,10 @@ pub fn condition(c: &Condition) -> Value {
         "code": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": c.icd10 }] },
         "subject": reference("Patient", c.resident_id),
         "onsetDateTime": c.onset.to_string(),
+        "extension": [{
+            "url": crate::input::DIAGNOSING_ORG_EXT,
+            "valueReference": reference("Organization", c.org_id),
+        }],
     })
 }
 

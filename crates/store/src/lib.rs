@@ -8,6 +8,7 @@
 
 mod figures;
 mod postgres;
+mod resources;
 mod rows;
 mod shared;
 mod sqlite;
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 pub use figures::DistrictFigures;
 pub use postgres::PostgresStore;
+pub use resources::{core_table, Prior, ResourceWrite, StoredResource, WriteSet};
 pub use sqlite::SqliteStore;
 
 /// Errors of the store. `NotFound` and `Conflict` are answers, the rest are failures.
@@ -395,6 +397,24 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Headline figures of the district for a calendar year (calibration, home page).
     async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures>;
+
+    /// Write resources, the core rows they project to and their audit entries in one
+    /// transaction. `Conflict` (and nothing written) when a prior version no longer
+    /// holds, an id is taken, or a deleted row is still referred to.
+    async fn write_resources(&self, set: &WriteSet) -> Result<()>;
+
+    /// The current version (or the tombstone) of a stored resource; `None` if the
+    /// resource was never written through the API (generated rows have no stored JSON).
+    async fn resource(&self, kind: &str, id: Id) -> Result<Option<StoredResource>>;
+
+    /// The current versions of several resources of one type; missing ones left out.
+    async fn resources(&self, kind: &str, ids: &[Id]) -> Result<Vec<StoredResource>>;
+
+    /// Every stored version of a resource, newest first.
+    async fn resource_versions(&self, kind: &str, id: Id) -> Result<Vec<StoredResource>>;
+
+    /// Reserve `n` new ids for resources of `kind`; returns the first of them.
+    async fn reserve_ids(&self, kind: &str, n: i64) -> Result<Id>;
 
     /// Remove every row of every table (used to undo a failed generation on a server
     /// database, where the load cannot be one file renamed into place).

@@ -7,6 +7,7 @@ use dhp_core::access::{ResidentFacts, Scope};
 use dhp_core::{Household, Id, Organisation, Resident};
 
 use crate::figures::{self, DistrictFigures};
+use crate::resources::{self, StoredResource, WriteSet};
 use crate::rows::{self, Col};
 use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, Store, StoreError, Table, User};
 
@@ -20,6 +21,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Write a whole batch in one transaction, in the dialect's fastest bulk form.
     async fn write_batch(&self, batch: &Batch) -> Result<()>;
+    /// Write a [`WriteSet`] in one transaction: all or nothing.
+    async fn write_set(&self, set: &WriteSet) -> Result<()>;
     async fn clear_all(&self) -> Result<()>;
     async fn shut(&self);
 }
@@ -102,6 +105,21 @@ impl<B: Backend> Store for B {
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
         audit_events(self.pool(), resident_id, limit).await
     }
+    async fn write_resources(&self, set: &WriteSet) -> Result<()> {
+        self.write_set(set).await
+    }
+    async fn resource(&self, kind: &str, id: Id) -> Result<Option<StoredResource>> {
+        resources::current(self.pool(), kind, id).await
+    }
+    async fn resources(&self, kind: &str, ids: &[Id]) -> Result<Vec<StoredResource>> {
+        resources::current_many(self.pool(), kind, ids).await
+    }
+    async fn resource_versions(&self, kind: &str, id: Id) -> Result<Vec<StoredResource>> {
+        resources::versions(self.pool(), kind, id).await
+    }
+    async fn reserve_ids(&self, kind: &str, n: i64) -> Result<Id> {
+        resources::reserve_ids(self.pool(), kind, n).await
+    }
     async fn clear(&self) -> Result<()> {
         self.clear_all().await
     }
@@ -116,6 +134,7 @@ pub enum Param {
     I64(i64),
     OptI64(Option<i64>),
     Text(String),
+    OptText(Option<String>),
     Date(NaiveDate),
     DateTime(NaiveDateTime),
 }
@@ -143,6 +162,7 @@ macro_rules! bind_all {
                 $crate::shared::Param::I64(v) => q.bind(v),
                 $crate::shared::Param::OptI64(v) => q.bind(v),
                 $crate::shared::Param::Text(v) => q.bind(v),
+                $crate::shared::Param::OptText(v) => q.bind(v),
                 $crate::shared::Param::Date(v) => q.bind(v),
                 $crate::shared::Param::DateTime(v) => q.bind(v),
             };
@@ -181,6 +201,20 @@ macro_rules! impl_exec {
     };
 }
 pub(crate) use impl_exec;
+
+/// ` ON CONFLICT (id) DO UPDATE SET …` for an `INSERT INTO t (id, a, b) …` statement:
+/// every column but the id takes the new value. The same text on both backends.
+pub(crate) fn on_conflict_update(insert: &str) -> String {
+    let open = insert.find('(').map_or(0, |i| i + 1);
+    let close = insert[open..].find(')').map_or(open, |i| open + i);
+    let sets: Vec<String> = insert[open..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|c| *c != "id" && !c.is_empty())
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(" ON CONFLICT (id) DO UPDATE SET {}", sets.join(", "))
+}
 
 /// Keep constraint violations apart from failures.
 pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
@@ -452,6 +486,12 @@ pub(crate) async fn insert_audits<E: Exec>(e: &E, events: &[AuditEvent]) -> Resu
             "at most 3,000 audit entries at once".into(),
         ));
     }
+    let (sql, params) = audit_insert(events);
+    e.execute(&sql, params).await
+}
+
+/// The multi-row INSERT of audit entries (at most 3,000).
+pub(crate) fn audit_insert(events: &[AuditEvent]) -> (String, Vec<Param>) {
     let mut params = Vec::with_capacity(events.len() * 10);
     let mut rows = Vec::with_capacity(events.len());
     for a in events {
@@ -465,14 +505,13 @@ pub(crate) async fn insert_audits<E: Exec>(e: &E, events: &[AuditEvent]) -> Resu
         ));
         params.extend(audit_params(a));
     }
-    e.execute(
-        &format!(
+    (
+        format!(
             "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
             rows.join(", ")
         ),
         params,
     )
-    .await
 }
 
 pub(crate) async fn households<E: Exec>(e: &E, ids: &[Id]) -> Result<Vec<Household>> {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dhp_core::{Condition, Sex};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use crate::shared::{self, impl_exec, Backend};
-use crate::{Batch, Result};
+use crate::{Batch, Result, WriteSet};
 
 impl_exec!(PgPool, sqlx::postgres::PgRow);
 
@@ -54,82 +54,14 @@ impl Backend for PostgresStore {
 
     async fn write_batch(&self, b: &Batch) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for c in b.organisations.chunks(CHUNK) {
-            sqlx::query("INSERT INTO organisations (id, code, name_zh, name_en, kind, level, parent_id, district_code, beds) \
-                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])")
-                .bind(col(c, |o| o.id)).bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.name_zh.clone()))
-                .bind(col(c, |o| o.name_en.clone())).bind(col(c, |o| o.kind.as_str())).bind(col(c, |o| o.level.map(|l| l as i64)))
-                .bind(col(c, |o| o.parent_id)).bind(col(c, |o| o.district_code.clone())).bind(col(c, |o| o.beds))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.practitioners.chunks(CHUNK) {
-            sqlx::query("INSERT INTO practitioners (id, name, role, org_id, district_code) \
-                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])")
-                .bind(col(c, |p| p.id)).bind(col(c, |p| p.name.clone())).bind(col(c, |p| p.role.as_str()))
-                .bind(col(c, |p| p.org_id)).bind(col(c, |p| p.district_code.clone()))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.households.chunks(CHUNK) {
-            sqlx::query(
-                "INSERT INTO households (id, district_code, street_org_id, address) \
-                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[])",
-            )
-            .bind(col(c, |h| h.id))
-            .bind(col(c, |h| h.district_code.clone()))
-            .bind(col(c, |h| h.street_org_id))
-            .bind(col(c, |h| h.address.clone()))
-            .execute(&mut *tx)
-            .await
-            .map_err(shared::conflict)?;
-        }
-        for c in b.residents.chunks(CHUNK) {
-            sqlx::query("INSERT INTO residents (id, district_code, identity_number, name, sex, birth_date, street_org_id, household_id, phone, registered) \
-                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])")
-                .bind(col(c, |r| r.id)).bind(col(c, |r| r.district_code.clone()))
-                .bind(col(c, |r| r.identity_number.as_str().to_string())).bind(col(c, |r| r.name.clone()))
-                .bind(col(c, |r| match r.sex { Sex::Male => "male", Sex::Female => "female" }))
-                .bind(col(c, |r| r.birth_date)).bind(col(c, |r| r.street_org_id)).bind(col(c, |r| r.household_id))
-                .bind(col(c, |r| r.phone.clone())).bind(col(c, |r| r.registered))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.contracts.chunks(CHUNK) {
-            sqlx::query("INSERT INTO contracts (id, resident_id, centre_org_id, doctor_id, district_hospital_id, city_hospital_id, start_date, end_date, status) \
-                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::date[], $8::date[], $9::text[])")
-                .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.centre_org_id))
-                .bind(col(c, |k| k.doctor_id)).bind(col(c, |k| k.district_hospital_id)).bind(col(c, |k| k.city_hospital_id))
-                .bind(col(c, |k| k.start)).bind(col(c, |k| k.end)).bind(col(c, |k| k.status.as_str()))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.encounters.chunks(CHUNK) {
-            sqlx::query("INSERT INTO encounters (id, resident_id, kind, programme, org_id, practitioner_id, start_time) \
-                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamp[])")
-                .bind(col(c, |e| e.id)).bind(col(c, |e| e.resident_id)).bind(col(c, |e| e.kind.as_str()))
-                .bind(col(c, |e| e.programme.map(|p| p.as_str()))).bind(col(c, |e| e.org_id))
-                .bind(col(c, |e| e.practitioner_id)).bind(col(c, |e| e.start))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.conditions.chunks(CHUNK) {
-            sqlx::query("INSERT INTO conditions (id, resident_id, icd10, category, onset, org_id) \
-                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::bigint[])")
-                .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.icd10.clone()))
-                .bind(col(c, |k| Condition::category(&k.icd10))).bind(col(c, |k| k.onset)).bind(col(c, |k| k.org_id))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.observations.chunks(CHUNK) {
-            sqlx::query("INSERT INTO observations (id, resident_id, encounter_id, code, value, unit, effective) \
-                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamp[])")
-                .bind(col(c, |o| o.id)).bind(col(c, |o| o.resident_id)).bind(col(c, |o| o.encounter_id))
-                .bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.value)).bind(col(c, |o| o.unit.clone()))
-                .bind(col(c, |o| o.effective))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
-        for c in b.immunizations.chunks(CHUNK) {
-            sqlx::query("INSERT INTO immunizations (id, resident_id, vaccine, dose_number, date, org_id) \
-                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::date[], $6::bigint[])")
-                .bind(col(c, |i| i.id)).bind(col(c, |i| i.resident_id)).bind(col(c, |i| i.vaccine.clone()))
-                .bind(col(c, |i| i.dose_number as i64)).bind(col(c, |i| i.date)).bind(col(c, |i| i.org_id))
-                .execute(&mut *tx).await.map_err(shared::conflict)?;
-        }
+        write_rows(&mut tx, b, false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_set(&self, w: &WriteSet) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        crate::resources::run_write_set!(tx, w, upsert_rows)?;
         tx.commit().await?;
         Ok(())
     }
@@ -139,9 +71,104 @@ impl Backend for PostgresStore {
     }
 
     async fn clear_all(&self) -> Result<()> {
-        sqlx::query("TRUNCATE audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+        sqlx::query("TRUNCATE resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)
             .await?;
         Ok(())
     }
+}
+
+/// The INSERT text, with the upsert clause when asked.
+fn statement(upsert: bool, insert: &str) -> String {
+    if upsert {
+        format!("{insert}{}", shared::on_conflict_update(insert))
+    } else {
+        insert.to_string()
+    }
+}
+
+async fn upsert_rows(c: &mut PgConnection, b: &Batch) -> Result<()> {
+    write_rows(c, b, true).await
+}
+
+/// Every row of `b`, parents before children, on an open transaction.
+async fn write_rows(conn: &mut PgConnection, b: &Batch, upsert: bool) -> Result<()> {
+    for c in b.organisations.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO organisations (id, code, name_zh, name_en, kind, level, parent_id, district_code, beds) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])"))
+                .bind(col(c, |o| o.id)).bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.name_zh.clone()))
+                .bind(col(c, |o| o.name_en.clone())).bind(col(c, |o| o.kind.as_str())).bind(col(c, |o| o.level.map(|l| l as i64)))
+                .bind(col(c, |o| o.parent_id)).bind(col(c, |o| o.district_code.clone())).bind(col(c, |o| o.beds))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.practitioners.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO practitioners (id, name, role, org_id, district_code) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])"))
+                .bind(col(c, |p| p.id)).bind(col(c, |p| p.name.clone())).bind(col(c, |p| p.role.as_str()))
+                .bind(col(c, |p| p.org_id)).bind(col(c, |p| p.district_code.clone()))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.households.chunks(CHUNK) {
+        sqlx::query(&statement(
+            upsert,
+            "INSERT INTO households (id, district_code, street_org_id, address) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[])",
+        ))
+        .bind(col(c, |h| h.id))
+        .bind(col(c, |h| h.district_code.clone()))
+        .bind(col(c, |h| h.street_org_id))
+        .bind(col(c, |h| h.address.clone()))
+        .execute(&mut *conn)
+        .await
+        .map_err(shared::conflict)?;
+    }
+    for c in b.residents.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO residents (id, district_code, identity_number, name, sex, birth_date, street_org_id, household_id, phone, registered) \
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])"))
+                .bind(col(c, |r| r.id)).bind(col(c, |r| r.district_code.clone()))
+                .bind(col(c, |r| r.identity_number.as_str().to_string())).bind(col(c, |r| r.name.clone()))
+                .bind(col(c, |r| match r.sex { Sex::Male => "male", Sex::Female => "female" }))
+                .bind(col(c, |r| r.birth_date)).bind(col(c, |r| r.street_org_id)).bind(col(c, |r| r.household_id))
+                .bind(col(c, |r| r.phone.clone())).bind(col(c, |r| r.registered))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.contracts.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO contracts (id, resident_id, centre_org_id, doctor_id, district_hospital_id, city_hospital_id, start_date, end_date, status) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::date[], $8::date[], $9::text[])"))
+                .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.centre_org_id))
+                .bind(col(c, |k| k.doctor_id)).bind(col(c, |k| k.district_hospital_id)).bind(col(c, |k| k.city_hospital_id))
+                .bind(col(c, |k| k.start)).bind(col(c, |k| k.end)).bind(col(c, |k| k.status.as_str()))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.encounters.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO encounters (id, resident_id, kind, programme, org_id, practitioner_id, start_time) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamp[])"))
+                .bind(col(c, |e| e.id)).bind(col(c, |e| e.resident_id)).bind(col(c, |e| e.kind.as_str()))
+                .bind(col(c, |e| e.programme.map(|p| p.as_str()))).bind(col(c, |e| e.org_id))
+                .bind(col(c, |e| e.practitioner_id)).bind(col(c, |e| e.start))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.conditions.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO conditions (id, resident_id, icd10, category, onset, org_id) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::bigint[])"))
+                .bind(col(c, |k| k.id)).bind(col(c, |k| k.resident_id)).bind(col(c, |k| k.icd10.clone()))
+                .bind(col(c, |k| Condition::category(&k.icd10))).bind(col(c, |k| k.onset)).bind(col(c, |k| k.org_id))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.observations.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO observations (id, resident_id, encounter_id, code, value, unit, effective) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamp[])"))
+                .bind(col(c, |o| o.id)).bind(col(c, |o| o.resident_id)).bind(col(c, |o| o.encounter_id))
+                .bind(col(c, |o| o.code.clone())).bind(col(c, |o| o.value)).bind(col(c, |o| o.unit.clone()))
+                .bind(col(c, |o| o.effective))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.immunizations.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO immunizations (id, resident_id, vaccine, dose_number, date, org_id) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::date[], $6::bigint[])"))
+                .bind(col(c, |i| i.id)).bind(col(c, |i| i.resident_id)).bind(col(c, |i| i.vaccine.clone()))
+                .bind(col(c, |i| i.dose_number as i64)).bind(col(c, |i| i.date)).bind(col(c, |i| i.org_id))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    Ok(())
 }

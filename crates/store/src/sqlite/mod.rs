@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::shared::{self, impl_exec, Backend};
-use crate::{Batch, Result};
+use crate::{Batch, Result, WriteSet};
 
 impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
 
@@ -60,16 +60,27 @@ impl SqliteStore {
 
 /// Multi-row INSERT of `rows`, as many rows per statement as the parameter limit allows.
 /// Full chunks share one SQL text, so the prepared statement is cached and reused.
+/// With `upsert`, a row whose id exists replaces it.
 async fn insert_rows<'a, T: 'a>(
     conn: &mut SqliteConnection,
+    upsert: bool,
     head: &'static str,
     columns: usize,
     rows: &'a [T],
     bind: impl Fn(&mut Separated<'_, 'a, Sqlite, &'static str>, &'a T),
 ) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let suffix = if upsert {
+        shared::on_conflict_update(head)
+    } else {
+        String::new()
+    };
     for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
         let mut qb: QueryBuilder<'a, Sqlite> = QueryBuilder::new(head);
         qb.push_values(chunk, |mut b, r| bind(&mut b, r));
+        qb.push(&suffix);
         qb.build()
             .execute(&mut *conn)
             .await
@@ -92,87 +103,16 @@ impl Backend for SqliteStore {
 
     async fn write_batch(&self, b: &Batch) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let c = &mut *tx;
-        insert_rows(c, "INSERT INTO organisations (id, code, name_zh, name_en, kind, level, parent_id, district_code, beds) ", 9, &b.organisations, |q, o| {
-            q.push_bind(o.id).push_bind(o.code.as_str()).push_bind(o.name_zh.as_str()).push_bind(o.name_en.as_str())
-                .push_bind(o.kind.as_str()).push_bind(o.level.map(|l| l as i64)).push_bind(o.parent_id)
-                .push_bind(o.district_code.as_str()).push_bind(o.beds);
-        }).await?;
-        insert_rows(
-            c,
-            "INSERT INTO practitioners (id, name, role, org_id, district_code) ",
-            5,
-            &b.practitioners,
-            |q, p| {
-                q.push_bind(p.id)
-                    .push_bind(p.name.as_str())
-                    .push_bind(p.role.as_str())
-                    .push_bind(p.org_id)
-                    .push_bind(p.district_code.as_str());
-            },
-        )
-        .await?;
-        insert_rows(
-            c,
-            "INSERT INTO households (id, district_code, street_org_id, address) ",
-            4,
-            &b.households,
-            |q, h| {
-                q.push_bind(h.id)
-                    .push_bind(h.district_code.as_str())
-                    .push_bind(h.street_org_id)
-                    .push_bind(h.address.as_str());
-            },
-        )
-        .await?;
-        insert_rows(c, "INSERT INTO residents (id, district_code, identity_number, name, sex, birth_date, street_org_id, household_id, phone, registered) ", 10, &b.residents, |q, r| {
-            q.push_bind(r.id).push_bind(r.district_code.as_str()).push_bind(r.identity_number.as_str()).push_bind(r.name.as_str())
-                .push_bind(sex(r)).push_bind(r.birth_date).push_bind(r.street_org_id).push_bind(r.household_id)
-                .push_bind(r.phone.as_str()).push_bind(r.registered);
-        }).await?;
-        insert_rows(c, "INSERT INTO contracts (id, resident_id, centre_org_id, doctor_id, district_hospital_id, city_hospital_id, start_date, end_date, status) ", 9, &b.contracts, |q, k| {
-            q.push_bind(k.id).push_bind(k.resident_id).push_bind(k.centre_org_id).push_bind(k.doctor_id)
-                .push_bind(k.district_hospital_id).push_bind(k.city_hospital_id).push_bind(k.start).push_bind(k.end)
-                .push_bind(k.status.as_str());
-        }).await?;
-        insert_rows(c, "INSERT INTO encounters (id, resident_id, kind, programme, org_id, practitioner_id, start_time) ", 7, &b.encounters, |q, e| {
-            q.push_bind(e.id).push_bind(e.resident_id).push_bind(e.kind.as_str()).push_bind(e.programme.map(|p| p.as_str()))
-                .push_bind(e.org_id).push_bind(e.practitioner_id).push_bind(e.start);
-        }).await?;
-        insert_rows(
-            c,
-            "INSERT INTO conditions (id, resident_id, icd10, category, onset, org_id) ",
-            6,
-            &b.conditions,
-            |q, k| {
-                q.push_bind(k.id)
-                    .push_bind(k.resident_id)
-                    .push_bind(k.icd10.as_str())
-                    .push_bind(Condition::category(&k.icd10))
-                    .push_bind(k.onset)
-                    .push_bind(k.org_id);
-            },
-        )
-        .await?;
-        insert_rows(c, "INSERT INTO observations (id, resident_id, encounter_id, code, value, unit, effective) ", 7, &b.observations, |q, o| {
-            q.push_bind(o.id).push_bind(o.resident_id).push_bind(o.encounter_id).push_bind(o.code.as_str())
-                .push_bind(o.value).push_bind(o.unit.as_str()).push_bind(o.effective);
-        }).await?;
-        insert_rows(
-            c,
-            "INSERT INTO immunizations (id, resident_id, vaccine, dose_number, date, org_id) ",
-            6,
-            &b.immunizations,
-            |q, i| {
-                q.push_bind(i.id)
-                    .push_bind(i.resident_id)
-                    .push_bind(i.vaccine.as_str())
-                    .push_bind(i.dose_number as i64)
-                    .push_bind(i.date)
-                    .push_bind(i.org_id);
-            },
-        )
-        .await?;
+        write_rows(&mut tx, b, false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_set(&self, w: &WriteSet) -> Result<()> {
+        // IMMEDIATE: take the write lock first, so the version checks inside cannot be
+        // overtaken by another writer between read and write.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        crate::resources::run_write_set!(tx, w, upsert_rows)?;
         tx.commit().await?;
         Ok(())
     }
@@ -198,6 +138,101 @@ impl Backend for SqliteStore {
     }
 }
 
+async fn upsert_rows(c: &mut SqliteConnection, b: &Batch) -> Result<()> {
+    write_rows(c, b, true).await
+}
+
+/// Every row of `b`, parents before children, on an open transaction.
+async fn write_rows(c: &mut SqliteConnection, b: &Batch, upsert: bool) -> Result<()> {
+    {
+        insert_rows(c, upsert, "INSERT INTO organisations (id, code, name_zh, name_en, kind, level, parent_id, district_code, beds) ", 9, &b.organisations, |q, o| {
+            q.push_bind(o.id).push_bind(o.code.as_str()).push_bind(o.name_zh.as_str()).push_bind(o.name_en.as_str())
+                .push_bind(o.kind.as_str()).push_bind(o.level.map(|l| l as i64)).push_bind(o.parent_id)
+                .push_bind(o.district_code.as_str()).push_bind(o.beds);
+        }).await?;
+        insert_rows(
+            c,
+            upsert,
+            "INSERT INTO practitioners (id, name, role, org_id, district_code) ",
+            5,
+            &b.practitioners,
+            |q, p| {
+                q.push_bind(p.id)
+                    .push_bind(p.name.as_str())
+                    .push_bind(p.role.as_str())
+                    .push_bind(p.org_id)
+                    .push_bind(p.district_code.as_str());
+            },
+        )
+        .await?;
+        insert_rows(
+            c,
+            upsert,
+            "INSERT INTO households (id, district_code, street_org_id, address) ",
+            4,
+            &b.households,
+            |q, h| {
+                q.push_bind(h.id)
+                    .push_bind(h.district_code.as_str())
+                    .push_bind(h.street_org_id)
+                    .push_bind(h.address.as_str());
+            },
+        )
+        .await?;
+        insert_rows(c, upsert, "INSERT INTO residents (id, district_code, identity_number, name, sex, birth_date, street_org_id, household_id, phone, registered) ", 10, &b.residents, |q, r| {
+            q.push_bind(r.id).push_bind(r.district_code.as_str()).push_bind(r.identity_number.as_str()).push_bind(r.name.as_str())
+                .push_bind(sex(r)).push_bind(r.birth_date).push_bind(r.street_org_id).push_bind(r.household_id)
+                .push_bind(r.phone.as_str()).push_bind(r.registered);
+        }).await?;
+        insert_rows(c, upsert, "INSERT INTO contracts (id, resident_id, centre_org_id, doctor_id, district_hospital_id, city_hospital_id, start_date, end_date, status) ", 9, &b.contracts, |q, k| {
+            q.push_bind(k.id).push_bind(k.resident_id).push_bind(k.centre_org_id).push_bind(k.doctor_id)
+                .push_bind(k.district_hospital_id).push_bind(k.city_hospital_id).push_bind(k.start).push_bind(k.end)
+                .push_bind(k.status.as_str());
+        }).await?;
+        insert_rows(c, upsert, "INSERT INTO encounters (id, resident_id, kind, programme, org_id, practitioner_id, start_time) ", 7, &b.encounters, |q, e| {
+            q.push_bind(e.id).push_bind(e.resident_id).push_bind(e.kind.as_str()).push_bind(e.programme.map(|p| p.as_str()))
+                .push_bind(e.org_id).push_bind(e.practitioner_id).push_bind(e.start);
+        }).await?;
+        insert_rows(
+            c,
+            upsert,
+            "INSERT INTO conditions (id, resident_id, icd10, category, onset, org_id) ",
+            6,
+            &b.conditions,
+            |q, k| {
+                q.push_bind(k.id)
+                    .push_bind(k.resident_id)
+                    .push_bind(k.icd10.as_str())
+                    .push_bind(Condition::category(&k.icd10))
+                    .push_bind(k.onset)
+                    .push_bind(k.org_id);
+            },
+        )
+        .await?;
+        insert_rows(c, upsert, "INSERT INTO observations (id, resident_id, encounter_id, code, value, unit, effective) ", 7, &b.observations, |q, o| {
+            q.push_bind(o.id).push_bind(o.resident_id).push_bind(o.encounter_id).push_bind(o.code.as_str())
+                .push_bind(o.value).push_bind(o.unit.as_str()).push_bind(o.effective);
+        }).await?;
+        insert_rows(
+            c,
+            upsert,
+            "INSERT INTO immunizations (id, resident_id, vaccine, dose_number, date, org_id) ",
+            6,
+            &b.immunizations,
+            |q, i| {
+                q.push_bind(i.id)
+                    .push_bind(i.resident_id)
+                    .push_bind(i.vaccine.as_str())
+                    .push_bind(i.dose_number as i64)
+                    .push_bind(i.date)
+                    .push_bind(i.org_id);
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 fn sex(r: &Resident) -> &'static str {
     match r.sex {
         dhp_core::Sex::Male => "male",
@@ -206,7 +241,10 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 12] = [
+pub(crate) const CLEAR_SQL: [&str; 15] = [
+    "DELETE FROM resources",
+    "DELETE FROM resource_history",
+    "DELETE FROM id_sequences",
     "DELETE FROM audit_events",
     "DELETE FROM users",
     "DELETE FROM immunizations",

@@ -133,4 +133,8 @@ conformance!(
     search_scope_matches_the_access_rules,
     search_filters_and_pages,
     audit_batches_and_household_lookups,
+    reserved_ids_start_above_existing_rows,
+    resources_are_versioned_and_checked,
+    generated_rows_become_version_one_when_updated,
+    a_failing_write_set_writes_nothing,
 );

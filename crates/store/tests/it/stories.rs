@@ -1,8 +1,8 @@
 //! The stories every backend must tell the same way.
 
 use dhp_store::{
-    content_digest, AuditEvent, Batch, Comparison, DistrictFigures, ResidentFilter, Store,
-    StoreError, Table, User,
+    content_digest, AuditEvent, Batch, Comparison, DistrictFigures, Prior, ResidentFilter,
+    ResourceWrite, Store, StoreError, StoredResource, Table, User, WriteSet,
 };
 
 use crate::fixture;
@@ -483,4 +483,240 @@ pub async fn audit_batches_and_household_lookups(s: &dyn Store) {
     found.sort_by_key(|h| h.id);
     assert_eq!(found, fixture::district().households);
     assert!(s.households(&[]).await.unwrap().is_empty());
+}
+
+fn stored(
+    kind: &str,
+    id: i64,
+    version: i64,
+    resident: Option<i64>,
+    json: Option<&str>,
+) -> StoredResource {
+    StoredResource {
+        kind: kind.into(),
+        id,
+        version_id: version,
+        last_updated: format!("2026-11-23T10:00:0{version}.000Z"),
+        resident_id: resident,
+        json: json.map(str::to_string),
+    }
+}
+
+fn write(resource: StoredResource, prior: Prior) -> WriteSet {
+    WriteSet {
+        resources: vec![ResourceWrite { resource, prior }],
+        ..WriteSet::default()
+    }
+}
+
+pub async fn reserved_ids_start_above_existing_rows(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let max_encounter = s
+        .page(Table::Encounters, 0, 1000)
+        .await
+        .unwrap()
+        .last_id()
+        .unwrap();
+    let first = s.reserve_ids("Encounter", 3).await.unwrap();
+    assert_eq!(first, max_encounter + 1);
+    // The next reservation continues after the three, never repeating one.
+    assert_eq!(s.reserve_ids("Encounter", 1).await.unwrap(), first + 3);
+    // A type with no core table starts at 1.
+    assert_eq!(s.reserve_ids("MedicationRequest", 2).await.unwrap(), 1);
+    assert_eq!(s.reserve_ids("MedicationRequest", 1).await.unwrap(), 3);
+    assert!(s.reserve_ids("Encounter", 0).await.is_err());
+}
+
+pub async fn resources_are_versioned_and_checked(s: &dyn Store) {
+    s.insert_batch(&fixture::district()).await.unwrap();
+    let id = s.reserve_ids("MedicationRequest", 1).await.unwrap();
+    let v1 = stored("MedicationRequest", id, 1, Some(200), Some(r#"{"v":1}"#));
+    s.write_resources(&write(v1.clone(), Prior::Nothing))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.resource("MedicationRequest", id).await.unwrap(),
+        Some(v1.clone())
+    );
+    // Creating it again is a conflict: the id is taken.
+    assert!(matches!(
+        s.write_resources(&write(v1.clone(), Prior::Nothing)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let v2 = stored("MedicationRequest", id, 2, Some(200), Some(r#"{"v":2}"#));
+    s.write_resources(&write(v2.clone(), Prior::Version(1)))
+        .await
+        .unwrap();
+    // A write made on the stale version 1 is refused and changes nothing.
+    let stale = stored(
+        "MedicationRequest",
+        id,
+        2,
+        Some(200),
+        Some(r#"{"v":"lost"}"#),
+    );
+    assert!(matches!(
+        s.write_resources(&write(stale, Prior::Version(1))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.resource("MedicationRequest", id).await.unwrap(),
+        Some(v2.clone())
+    );
+
+    let gone = stored("MedicationRequest", id, 3, Some(200), None);
+    s.write_resources(&write(gone.clone(), Prior::Version(2)))
+        .await
+        .unwrap();
+    let now = s.resource("MedicationRequest", id).await.unwrap().unwrap();
+    assert!(now.deleted());
+    assert_eq!(
+        s.resource_versions("MedicationRequest", id).await.unwrap(),
+        vec![gone, v2, v1]
+    );
+    assert_eq!(s.resource("MedicationRequest", id + 1).await.unwrap(), None);
+    assert!(s
+        .resource_versions("MedicationRequest", id + 1)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn generated_rows_become_version_one_when_updated(s: &dyn Store) {
+    let district = fixture::district();
+    s.insert_batch(&district).await.unwrap();
+    let mut changed = district.encounters[0].clone();
+    changed.org_id = 6;
+    let v2 = stored(
+        "Encounter",
+        changed.id,
+        2,
+        Some(changed.resident_id),
+        Some(r#"{"new":true}"#),
+    );
+    let mut set = write(
+        v2.clone(),
+        Prior::Core {
+            json: r#"{"old":true}"#.into(),
+            last_updated: "2026-06-30T00:00:00.000Z".into(),
+        },
+    );
+    set.core.encounters.push(changed.clone());
+    set.audits.push(audit("u-1", Some(changed.resident_id)));
+    s.write_resources(&set).await.unwrap();
+    // The core row is replaced in place (its observations still point at it).
+    assert_eq!(
+        s.get(Table::Encounters, changed.id)
+            .await
+            .unwrap()
+            .encounters,
+        vec![changed.clone()]
+    );
+    assert_eq!(
+        s.count(Table::Encounters).await.unwrap(),
+        district.encounters.len() as i64
+    );
+    let versions = s.resource_versions("Encounter", changed.id).await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0], v2);
+    assert_eq!(versions[1].version_id, 1);
+    assert_eq!(versions[1].json.as_deref(), Some(r#"{"old":true}"#));
+    assert_eq!(versions[1].last_updated, "2026-06-30T00:00:00.000Z");
+    assert_eq!(
+        s.audit_events(Some(changed.resident_id), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A second writer who also saw only the core row loses.
+    assert!(matches!(
+        s.write_resources(&set).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+fn audit(id: &str, resident: Option<i64>) -> AuditEvent {
+    AuditEvent {
+        id: id.into(),
+        recorded: chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap(),
+        username: "doctor".into(),
+        role: "family_doctor".into(),
+        org_id: Some(4),
+        resident_id: resident,
+        action: "update".into(),
+        resource: "Encounter/400".into(),
+        outcome: "success".into(),
+        detail: String::new(),
+    }
+}
+
+pub async fn a_failing_write_set_writes_nothing(s: &dyn Store) {
+    let district = fixture::district();
+    s.insert_batch(&district).await.unwrap();
+    let before = content_digest(s).await.unwrap();
+    let good = stored("Condition", 9_000, 1, Some(200), Some("{}"));
+    let mut set = write(good, Prior::Nothing);
+    let mut condition = district.conditions[0].clone();
+    condition.id = 9_000;
+    set.core.conditions.push(condition);
+    // An immunization of a resident that does not exist fails the whole set.
+    let mut dangling = district.immunizations[0].clone();
+    dangling.id = 9_001;
+    dangling.resident_id = 999_999;
+    set.core.immunizations.push(dangling);
+    set.audits.push(audit("u-2", Some(200)));
+    assert!(matches!(
+        s.write_resources(&set).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(content_digest(s).await.unwrap(), before);
+    assert_eq!(s.resource("Condition", 9_000).await.unwrap(), None);
+    assert!(s.audit_events(None, 10).await.unwrap().is_empty());
+
+    // Deleting a resident whose records refer to it is refused, and nothing changes.
+    let mut delete = write(
+        stored("Patient", 200, 2, Some(200), None),
+        Prior::Core {
+            json: "{}".into(),
+            last_updated: "2026-06-30T00:00:00.000Z".into(),
+        },
+    );
+    delete.core_deletes.push((Table::Residents, 200));
+    match s.write_resources(&delete).await {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("referred to"), "{why}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(content_digest(s).await.unwrap(), before);
+    assert!(s
+        .resource_versions("Patient", 200)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A record nothing refers to can go: the core row and the stored form together.
+    let last = district.immunizations[0].clone();
+    let mut delete = write(
+        stored("Immunization", last.id, 2, Some(last.resident_id), None),
+        Prior::Core {
+            json: "{}".into(),
+            last_updated: "2026-06-30T00:00:00.000Z".into(),
+        },
+    );
+    delete.core_deletes.push((Table::Immunizations, last.id));
+    s.write_resources(&delete).await.unwrap();
+    assert!(matches!(
+        s.get(Table::Immunizations, last.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s
+        .resource("Immunization", last.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .deleted());
 }

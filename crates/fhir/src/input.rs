@@ -1,0 +1,705 @@
+//! Incoming resources read into what the core keeps of them. Every problem is reported
+//! with the path of its element; nothing is guessed. References must be local
+//! (`Type/id`): the server rewrites a Bundle's `urn:uuid` references before reading.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
+use dhp_core::{EncounterType, Id, Programme};
+use serde_json::Value;
+
+use crate::outcome::{Issue, IssueCode};
+use crate::resources::{PROGRAMME_SYSTEM, VACCINE_SYSTEM};
+
+/// Extension naming the organisation that made a diagnosis (Condition has no element
+/// for it in R4; the platform needs it for reporting and scope).
+pub const DIAGNOSING_ORG_EXT: &str =
+    "https://fhir.dhp.example/StructureDefinition/diagnosing-organization";
+/// ICD-10 code system.
+pub const ICD10_SYSTEM: &str = "http://hl7.org/fhir/sid/icd-10";
+
+/// The resource types the server stores, and whether each is projected to a core
+/// table (the rest are kept as received, with their search columns).
+pub const WRITABLE: [&str; 5] = [
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Immunization",
+];
+
+/// Shanghai's offset: records are kept in local time.
+fn shanghai() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+/// A FHIR `dateTime` or `date` to local (Shanghai) time. Partial dates (`2025`,
+/// `2025-06`) are refused: a record needs its day.
+pub fn parse_datetime(text: &str) -> Result<NaiveDateTime, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&shanghai()).naive_local());
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if text.len() == 10 {
+            return Ok(d.and_hms_opt(0, 0, 0).expect("midnight"));
+        }
+    }
+    Err(format!(
+        "{text:?} is not a FHIR dateTime with a day (YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)"
+    ))
+}
+
+/// Collects issues while reading one resource.
+struct Reader<'a> {
+    kind: &'static str,
+    v: &'a Value,
+    issues: Vec<Issue>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(kind: &'static str, v: &'a Value) -> Self {
+        let mut r = Reader {
+            kind,
+            v,
+            issues: Vec::new(),
+        };
+        if v.get("resourceType").and_then(Value::as_str) != Some(kind) {
+            r.fail(
+                IssueCode::Invalid,
+                "resourceType",
+                format!("must be {kind:?}"),
+            );
+        }
+        r
+    }
+
+    fn path(&self, rel: &str) -> String {
+        format!("{}.{rel}", self.kind)
+    }
+
+    fn fail(&mut self, code: IssueCode, rel: &str, text: impl Into<String>) {
+        let path = self.path(rel);
+        self.issues.push(Issue::at(code, path, text));
+    }
+
+    /// The element at a dotted path (array steps as `name[0]`).
+    fn get(&self, rel: &str) -> Option<&'a Value> {
+        let mut at = self.v;
+        for step in rel.split('.') {
+            let (name, index) = match step.split_once('[') {
+                Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+                None => (step, None),
+            };
+            at = at.get(name)?;
+            if let Some(i) = index {
+                at = at.get(i)?;
+            }
+        }
+        Some(at)
+    }
+
+    fn text(&mut self, rel: &str, required: bool) -> Option<&'a str> {
+        match self.get(rel) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
+            Some(Value::String(_)) | None => {
+                if required {
+                    self.fail(IssueCode::Required, rel, "is required");
+                }
+                None
+            }
+            Some(_) => {
+                self.fail(IssueCode::Structure, rel, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// One of `allowed`, required.
+    fn code(&mut self, rel: &str, allowed: &[&str]) -> Option<&'a str> {
+        let c = self.text(rel, true)?;
+        if allowed.contains(&c) {
+            Some(c)
+        } else {
+            self.fail(
+                IssueCode::Value,
+                rel,
+                format!("{c:?} is not one of {}", allowed.join(", ")),
+            );
+            None
+        }
+    }
+
+    /// A reference `Type/id` to one of `types`; returns the type and numeric id.
+    fn reference(&mut self, rel: &str, types: &[&str], required: bool) -> Option<(&'a str, Id)> {
+        let path = format!("{rel}.reference");
+        let text = self.text(&path, required)?;
+        let parsed = text
+            .split_once('/')
+            .filter(|(t, _)| types.contains(t))
+            .and_then(|(t, id)| id.parse::<Id>().ok().filter(|n| *n > 0).map(|n| (t, n)));
+        if parsed.is_none() {
+            self.fail(
+                IssueCode::Value,
+                &path,
+                format!(
+                    "{text:?} is not a local reference to {} (e.g. {}/123)",
+                    types.join(" or "),
+                    types[0]
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn datetime(&mut self, rel: &str, required: bool) -> Option<NaiveDateTime> {
+        let text = self.text(rel, required)?;
+        match parse_datetime(text) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                self.fail(IssueCode::Value, rel, why);
+                None
+            }
+        }
+    }
+
+    /// The coding of a CodeableConcept with `system`, or its first coding when
+    /// `system` is `None`; returns (index, code).
+    fn coding(&mut self, rel: &str, system: Option<&str>) -> Option<(usize, &'a str)> {
+        let codings = self.get(&format!("{rel}.coding")).and_then(Value::as_array);
+        let Some(codings) = codings.filter(|c| !c.is_empty()) else {
+            self.fail(
+                IssueCode::Required,
+                &format!("{rel}.coding"),
+                "at least one coding is required",
+            );
+            return None;
+        };
+        let found = codings.iter().position(|c| match system {
+            Some(s) => c.get("system").and_then(Value::as_str) == Some(s),
+            None => true,
+        });
+        let Some(i) = found else {
+            self.fail(
+                IssueCode::Value,
+                &format!("{rel}.coding"),
+                format!("a coding with system {} is required", system.unwrap_or("")),
+            );
+            return None;
+        };
+        let code = self.text(&format!("{rel}.coding[{i}].code"), true)?;
+        Some((i, code))
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, Vec<Issue>> {
+        match value {
+            Some(v) if self.issues.is_empty() => Ok(v),
+            _ => Err(self.issues),
+        }
+    }
+}
+
+/// An Encounter as the core keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncounterInput {
+    pub resident_id: Id,
+    pub kind: EncounterType,
+    pub programme: Option<Programme>,
+    pub org_id: Id,
+    pub practitioner_id: Option<Id>,
+    pub start: NaiveDateTime,
+}
+
+pub fn encounter(v: &Value) -> Result<EncounterInput, Vec<Issue>> {
+    let mut r = Reader::new("Encounter", v);
+    r.code(
+        "status",
+        &[
+            "planned",
+            "arrived",
+            "triaged",
+            "in-progress",
+            "onleave",
+            "finished",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
+    );
+    let subject = r.reference("subject", &["Patient"], true);
+    let org = r.reference("serviceProvider", &["Organization"], true);
+    let practitioner = match r.get("participant[0].individual") {
+        Some(_) => r.reference("participant[0].individual", &["Practitioner"], false),
+        None => None,
+    };
+    let start = r.datetime("period.start", true);
+    let programme = match r
+        .get("serviceType.coding")
+        .and_then(Value::as_array)
+        .and_then(|c| {
+            c.iter()
+                .position(|c| c.get("system").and_then(Value::as_str) == Some(PROGRAMME_SYSTEM))
+        }) {
+        Some(i) => {
+            let rel = format!("serviceType.coding[{i}].code");
+            let code = r.text(&rel, true);
+            match code.map(|c| (c, Programme::parse(c))) {
+                Some((_, Some(p))) => Some(p),
+                Some((c, None)) => {
+                    r.fail(
+                        IssueCode::Value,
+                        &rel,
+                        format!("{c:?} is not a programme of {PROGRAMME_SYSTEM}"),
+                    );
+                    None
+                }
+                None => None,
+            }
+        }
+        None => None,
+    };
+    // The platform's own kind, when the resource came from it; else from the class.
+    let own_kind = r.get("type").and_then(Value::as_array).and_then(|t| {
+        t.iter().find_map(|t| {
+            t.get("text")
+                .and_then(Value::as_str)
+                .and_then(EncounterType::parse)
+        })
+    });
+    let kind = match own_kind {
+        Some(k) => Some(k),
+        None => match r.text("class.code", true) {
+            Some("AMB" | "EMER" | "VR" | "OBSENC") if programme.is_some() => {
+                Some(EncounterType::FollowUp)
+            }
+            Some("AMB" | "EMER" | "VR" | "OBSENC") => Some(EncounterType::Outpatient),
+            Some("IMP" | "ACUTE" | "NONAC" | "SS" | "PRENC") => Some(EncounterType::Inpatient),
+            Some("HH") => Some(EncounterType::HomeVisit),
+            Some(other) => {
+                r.fail(
+                    IssueCode::Value,
+                    "class.code",
+                    format!("{other:?} is not an encounter class this platform records (AMB, EMER, VR, IMP, ACUTE, NONAC, SS, HH)"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    let value = (|| {
+        Some(EncounterInput {
+            resident_id: subject?.1,
+            kind: kind?,
+            programme,
+            org_id: org?.1,
+            practitioner_id: practitioner.map(|p| p.1),
+            start: start?,
+        })
+    })();
+    r.finish(value)
+}
+
+/// Where a diagnosis was made: named, or to be taken from its encounter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiagnosingOrg {
+    Organisation(Id),
+    OfEncounter(Id),
+}
+
+/// A Condition as the core keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionInput {
+    pub resident_id: Id,
+    pub icd10: String,
+    pub onset: NaiveDate,
+    pub org: DiagnosingOrg,
+}
+
+pub fn condition(v: &Value) -> Result<ConditionInput, Vec<Issue>> {
+    let mut r = Reader::new("Condition", v);
+    let subject = r.reference("subject", &["Patient"], true);
+    let code = r
+        .coding("code", Some(ICD10_SYSTEM))
+        .map(|(_, c)| c.to_string());
+    let onset = if r.get("onsetDateTime").is_some() {
+        r.datetime("onsetDateTime", true)
+    } else if r.get("recordedDate").is_some() {
+        r.datetime("recordedDate", true)
+    } else {
+        r.fail(
+            IssueCode::Required,
+            "onsetDateTime",
+            "an onsetDateTime (or recordedDate) is required",
+        );
+        None
+    };
+    let ext = r.get("extension").and_then(Value::as_array).and_then(|e| {
+        e.iter()
+            .position(|x| x.get("url").and_then(Value::as_str) == Some(DIAGNOSING_ORG_EXT))
+    });
+    let org = if let Some(i) = ext {
+        r.reference(
+            &format!("extension[{i}].valueReference"),
+            &["Organization"],
+            true,
+        )
+        .map(|(_, id)| DiagnosingOrg::Organisation(id))
+    } else if r.get("encounter").is_some() {
+        r.reference("encounter", &["Encounter"], true)
+            .map(|(_, id)| DiagnosingOrg::OfEncounter(id))
+    } else {
+        r.fail(
+            IssueCode::Required,
+            "encounter",
+            format!("the diagnosing organisation is required: an encounter, or the extension {DIAGNOSING_ORG_EXT}"),
+        );
+        None
+    };
+    let value = (|| {
+        Some(ConditionInput {
+            resident_id: subject?.1,
+            icd10: code?,
+            onset: onset?.date(),
+            org: org?,
+        })
+    })();
+    r.finish(value)
+}
+
+/// An Observation as the core keeps it: a coded quantity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationInput {
+    pub resident_id: Id,
+    pub encounter_id: Option<Id>,
+    pub code: String,
+    pub value: f64,
+    pub unit: String,
+    pub effective: NaiveDateTime,
+}
+
+pub fn observation(v: &Value) -> Result<ObservationInput, Vec<Issue>> {
+    let mut r = Reader::new("Observation", v);
+    r.code(
+        "status",
+        &[
+            "registered",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
+    );
+    let subject = r.reference("subject", &["Patient"], true);
+    let encounter = match r.get("encounter") {
+        Some(_) => r.reference("encounter", &["Encounter"], true).map(|e| e.1),
+        None => None,
+    };
+    let code = r.coding("code", None).map(|(_, c)| c.to_string());
+    let effective = r.datetime("effectiveDateTime", true);
+    let value = match r.get("valueQuantity.value") {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(_) => {
+            r.fail(
+                IssueCode::Structure,
+                "valueQuantity.value",
+                "must be a number",
+            );
+            None
+        }
+        None => {
+            r.fail(
+                IssueCode::Required,
+                "valueQuantity.value",
+                "a numeric value is required (this server keeps observations as quantities)",
+            );
+            None
+        }
+    };
+    let unit = r
+        .get("valueQuantity.unit")
+        .or_else(|| r.get("valueQuantity.code"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let value = (|| {
+        Some(ObservationInput {
+            resident_id: subject?.1,
+            encounter_id: encounter,
+            code: code?,
+            value: value?,
+            unit,
+            effective: effective?,
+        })
+    })();
+    r.finish(value)
+}
+
+/// An Immunization as the core keeps it: a dose given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImmunizationInput {
+    pub resident_id: Id,
+    pub vaccine: String,
+    pub dose_number: i32,
+    pub date: NaiveDate,
+    pub org_id: Id,
+}
+
+pub fn immunization(v: &Value) -> Result<ImmunizationInput, Vec<Issue>> {
+    let mut r = Reader::new("Immunization", v);
+    if let Some(status) = r.code("status", &["completed", "entered-in-error", "not-done"]) {
+        if status != "completed" {
+            r.fail(
+                IssueCode::Value,
+                "status",
+                format!("{status:?}: only doses given (completed) are recorded"),
+            );
+        }
+    }
+    let patient = r.reference("patient", &["Patient"], true);
+    let vaccine = r
+        .coding("vaccineCode", Some(VACCINE_SYSTEM))
+        .map(|(_, c)| c.to_string());
+    let date = r.datetime("occurrenceDateTime", true);
+    let performer = r.get("performer").and_then(Value::as_array).and_then(|p| {
+        p.iter().position(|p| {
+            p.pointer("/actor/reference")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.starts_with("Organization/"))
+        })
+    });
+    let org = match performer {
+        Some(i) => r.reference(&format!("performer[{i}].actor"), &["Organization"], true),
+        None => {
+            r.fail(
+                IssueCode::Required,
+                "performer",
+                "an Organization performer (the vaccination clinic) is required",
+            );
+            None
+        }
+    };
+    let dose = match r.get("protocolApplied[0].doseNumberPositiveInt") {
+        Some(Value::Number(n)) => match n.as_i64().filter(|d| (1..=20).contains(d)) {
+            Some(d) => Some(d as i32),
+            None => {
+                r.fail(
+                    IssueCode::Value,
+                    "protocolApplied[0].doseNumberPositiveInt",
+                    "must be a whole number from 1 to 20",
+                );
+                None
+            }
+        },
+        Some(_) => {
+            r.fail(
+                IssueCode::Structure,
+                "protocolApplied[0].doseNumberPositiveInt",
+                "must be a number",
+            );
+            None
+        }
+        None => {
+            r.fail(
+                IssueCode::Required,
+                "protocolApplied[0].doseNumberPositiveInt",
+                "the dose number in the series is required",
+            );
+            None
+        }
+    };
+    let value = (|| {
+        Some(ImmunizationInput {
+            resident_id: patient?.1,
+            vaccine: vaccine?,
+            dose_number: dose?,
+            date: date?.date(),
+            org_id: org?.1,
+        })
+    })();
+    r.finish(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources;
+    use dhp_core::{Condition, Encounter, Immunization, Observation};
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    #[test]
+    fn the_platform_s_own_resources_read_back_unchanged() {
+        let e = Encounter {
+            id: 7,
+            resident_id: 2,
+            kind: EncounterType::FollowUp,
+            programme: Some(Programme::Diabetes),
+            org_id: 4,
+            practitioner_id: Some(10),
+            start: at("2025-06-01 09:05"),
+        };
+        let back = encounter(&resources::encounter(&e)).unwrap();
+        assert_eq!(
+            (
+                back.resident_id,
+                back.kind,
+                back.programme,
+                back.org_id,
+                back.practitioner_id,
+                back.start
+            ),
+            (2, e.kind, e.programme, 4, Some(10), e.start)
+        );
+        for kind in EncounterType::ALL {
+            let e = Encounter {
+                kind,
+                programme: None,
+                ..e.clone()
+            };
+            assert_eq!(encounter(&resources::encounter(&e)).unwrap().kind, kind);
+        }
+        let c = Condition {
+            id: 8,
+            resident_id: 2,
+            icd10: "I10".into(),
+            onset: NaiveDate::from_ymd_opt(2019, 3, 4).unwrap(),
+            org_id: 4,
+        };
+        let back = condition(&resources::condition(&c)).unwrap();
+        assert_eq!(back.icd10, "I10");
+        assert_eq!(back.onset, c.onset);
+        assert_eq!(back.org, DiagnosingOrg::Organisation(4));
+        let o = Observation {
+            id: 9,
+            resident_id: 2,
+            encounter_id: Some(7),
+            code: "8480-6".into(),
+            value: 141.5,
+            unit: "mmHg".into(),
+            effective: at("2025-06-01 09:05"),
+        };
+        let back = observation(&resources::observation_resource(&o)).unwrap();
+        assert_eq!(
+            (
+                back.code.as_str(),
+                back.value,
+                back.unit.as_str(),
+                back.effective,
+                back.encounter_id
+            ),
+            ("8480-6", 141.5, "mmHg", o.effective, Some(7))
+        );
+        let i = Immunization {
+            id: 10,
+            resident_id: 2,
+            vaccine: "MMR".into(),
+            dose_number: 2,
+            date: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+            org_id: 4,
+        };
+        let back = immunization(&resources::immunization(&i)).unwrap();
+        assert_eq!(
+            (
+                back.vaccine.as_str(),
+                back.dose_number,
+                back.date,
+                back.org_id
+            ),
+            ("MMR", 2, i.date, 4)
+        );
+    }
+
+    #[test]
+    fn times_are_kept_in_shanghai_time() {
+        assert_eq!(
+            parse_datetime("2025-06-01T01:05:00Z").unwrap(),
+            at("2025-06-01 09:05")
+        );
+        assert_eq!(
+            parse_datetime("2025-06-01T09:05:00+08:00").unwrap(),
+            at("2025-06-01 09:05")
+        );
+        assert_eq!(
+            parse_datetime("2025-06-01").unwrap(),
+            at("2025-06-01 00:00")
+        );
+        assert!(parse_datetime("2025-06").is_err());
+        assert!(parse_datetime("June 1st").is_err());
+    }
+
+    fn paths(issues: &[Issue]) -> Vec<String> {
+        issues
+            .iter()
+            .map(|i| i.expression.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn bad_input_names_every_element_at_fault() {
+        let v = serde_json::json!({
+            "resourceType": "Observation",
+            "status": "done",
+            "subject": { "reference": "Person/1" },
+            "code": { "coding": [] },
+            "effectiveDateTime": "2025-13-01",
+            "valueQuantity": { "value": "high" },
+        });
+        let issues = observation(&v).unwrap_err();
+        assert_eq!(
+            paths(&issues),
+            [
+                "Observation.status",
+                "Observation.subject.reference",
+                "Observation.code.coding",
+                "Observation.effectiveDateTime",
+                "Observation.valueQuantity.value",
+            ]
+        );
+        let v = serde_json::json!({ "resourceType": "Immunization", "status": "not-done" });
+        let issues = immunization(&v).unwrap_err();
+        assert_eq!(
+            paths(&issues),
+            [
+                "Immunization.status",
+                "Immunization.patient.reference",
+                "Immunization.vaccineCode.coding",
+                "Immunization.occurrenceDateTime",
+                "Immunization.performer",
+                "Immunization.protocolApplied[0].doseNumberPositiveInt",
+            ]
+        );
+        let v = serde_json::json!({ "resourceType": "Condition", "subject": { "reference": "Patient/1" },
+            "code": { "coding": [{ "system": "http://snomed.info/sct", "code": "38341003" }] } });
+        let issues = condition(&v).unwrap_err();
+        assert_eq!(
+            paths(&issues),
+            [
+                "Condition.code.coding",
+                "Condition.onsetDateTime",
+                "Condition.encounter"
+            ]
+        );
+        let v = serde_json::json!({ "resourceType": "Encounter", "status": "finished",
+            "class": { "code": "FLD" }, "subject": { "reference": "Patient/x" } });
+        let issues = encounter(&v).unwrap_err();
+        assert_eq!(
+            paths(&issues),
+            [
+                "Encounter.subject.reference",
+                "Encounter.serviceProvider.reference",
+                "Encounter.period.start",
+                "Encounter.class.code",
+            ]
+        );
+        let wrong = serde_json::json!({ "resourceType": "Patient" });
+        assert_eq!(
+            paths(&encounter(&wrong).unwrap_err())[0],
+            "Encounter.resourceType"
+        );
+    }
+}

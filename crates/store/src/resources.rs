@@ -1,0 +1,334 @@
+//! FHIR resources as received, versioned: the current version in `resources`, earlier
+//! ones in `resource_history`. A write also carries the core rows it projects to and
+//! its audit entries, and lands in one transaction with them: all or nothing.
+
+use dhp_core::Id;
+
+use crate::rows::Col;
+use crate::shared::{Exec, Param};
+use crate::{AuditEvent, Batch, Result, StoreError, Table};
+
+/// One version of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResource {
+    /// The FHIR resource type, e.g. `Patient`.
+    pub kind: String,
+    pub id: Id,
+    pub version_id: i64,
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC), so text order is time order on both backends.
+    pub last_updated: String,
+    pub resident_id: Option<Id>,
+    /// The resource's JSON; `None` for a deletion.
+    pub json: Option<String>,
+}
+
+impl StoredResource {
+    pub fn deleted(&self) -> bool {
+        self.json.is_none()
+    }
+}
+
+/// What stands before a write: checked inside the transaction, so a write made on a
+/// stale read fails with `Conflict` instead of overwriting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// A new resource: nothing may be stored under its id.
+    Nothing,
+    /// The stored current version (which moves to the history).
+    Version(i64),
+    /// A core row with no stored JSON yet (generated data): its FHIR form becomes
+    /// version 1 in the history, and the write is version 2.
+    Core { json: String, last_updated: String },
+}
+
+/// One resource write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceWrite {
+    /// The new version, `json: None` to delete.
+    pub resource: StoredResource,
+    pub prior: Prior,
+}
+
+/// Everything one interaction or one Bundle writes, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteSet {
+    pub resources: Vec<ResourceWrite>,
+    /// Core rows to insert or replace (by id), projected from the resources.
+    pub core: Batch,
+    /// Core rows to delete (resources deleted). A row still referred to makes the
+    /// whole set fail with `Conflict`.
+    pub core_deletes: Vec<(Table, Id)>,
+    pub audits: Vec<AuditEvent>,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+            && self.core.is_empty()
+            && self.core_deletes.is_empty()
+            && self.audits.is_empty()
+    }
+}
+
+/// The core table a resource type is projected to, if any.
+pub fn core_table(kind: &str) -> Option<Table> {
+    Some(match kind {
+        "Patient" => Table::Residents,
+        "Organization" => Table::Organisations,
+        "Practitioner" => Table::Practitioners,
+        "Encounter" => Table::Encounters,
+        "Condition" => Table::Conditions,
+        "Observation" => Table::Observations,
+        "Immunization" => Table::Immunizations,
+        "CareTeam" => Table::Contracts,
+        _ => return None,
+    })
+}
+
+const COLUMNS: &str = "type, id, version_id, last_updated, resident_id, json";
+
+fn decode<R: Col>(r: &R) -> Result<StoredResource> {
+    Ok(StoredResource {
+        kind: r.text(0)?,
+        id: r.i64(1)?,
+        version_id: r.i64(2)?,
+        last_updated: r.text(3)?,
+        resident_id: r.oi64(4)?,
+        json: r.otext(5)?,
+    })
+}
+
+pub(crate) fn params(r: &StoredResource) -> [Param; 6] {
+    [
+        r.kind.as_str().into(),
+        Param::I64(r.id),
+        Param::I64(r.version_id),
+        r.last_updated.as_str().into(),
+        Param::OptI64(r.resident_id),
+        Param::OptText(r.json.clone()),
+    ]
+}
+
+/// The current version (or tombstone) of a resource.
+pub(crate) async fn current<E: Exec>(e: &E, kind: &str, id: Id) -> Result<Option<StoredResource>> {
+    let rows = e
+        .rows(
+            &format!("SELECT {COLUMNS} FROM resources WHERE type = $1 AND id = $2"),
+            vec![kind.into(), Param::I64(id)],
+        )
+        .await?;
+    rows.first().map(decode).transpose()
+}
+
+/// The current versions of several resources of one type (missing ones left out).
+pub(crate) async fn current_many<E: Exec>(
+    e: &E,
+    kind: &str,
+    ids: &[Id],
+) -> Result<Vec<StoredResource>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut p = vec![Param::from(kind)];
+        p.extend(chunk.iter().map(|&i| Param::I64(i)));
+        let rows = e
+            .rows(
+                &format!(
+                    "SELECT {COLUMNS} FROM resources WHERE type = $1 AND id IN ({})",
+                    marks.join(", ")
+                ),
+                p,
+            )
+            .await?;
+        for r in &rows {
+            out.push(decode(r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every version of a resource, newest first.
+pub(crate) async fn versions<E: Exec>(e: &E, kind: &str, id: Id) -> Result<Vec<StoredResource>> {
+    let rows = e
+        .rows(
+            &format!(
+                "SELECT {COLUMNS} FROM resources WHERE type = $1 AND id = $2 \
+                 UNION ALL SELECT {COLUMNS} FROM resource_history WHERE type = $1 AND id = $2 \
+                 ORDER BY version_id DESC"
+            ),
+            vec![kind.into(), Param::I64(id)],
+        )
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Reserve `n` consecutive ids for new resources of `kind`; returns the first. The
+/// sequence starts above every id already in the type's core table or stored, so a
+/// generated district and resources created later never collide, and an id is never
+/// handed out twice (ids of failed writes are skipped, as with any sequence).
+pub(crate) async fn reserve_ids<E: Exec>(e: &E, kind: &str, n: i64) -> Result<Id> {
+    if n < 1 {
+        return Err(StoreError::Conflict(format!("cannot reserve {n} ids")));
+    }
+    // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.
+    let floor = match core_table(kind).or((kind == "Household").then_some(Table::Households)) {
+        Some(t) => format!("SELECT COALESCE(MAX(id), 0) AS m FROM {}", t.name()),
+        None => "SELECT 0 AS m".to_string(),
+    };
+    e.execute(
+        &format!(
+            "INSERT INTO id_sequences (name, next_id) \
+             SELECT $1, MAX(m) + 1 FROM ({floor} \
+               UNION ALL SELECT COALESCE(MAX(id), 0) AS m FROM resources WHERE type = $1 \
+               UNION ALL SELECT COALESCE(MAX(id), 0) AS m FROM resource_history WHERE type = $1) AS floors \
+             WHERE true ON CONFLICT (name) DO NOTHING"
+        ),
+        vec![kind.into()],
+    )
+    .await?;
+    let rows = e
+        .rows(
+            "UPDATE id_sequences SET next_id = next_id + $2 WHERE name = $1 RETURNING next_id - $2",
+            vec![kind.into(), Param::I64(n)],
+        )
+        .await?;
+    rows.first()
+        .ok_or_else(|| StoreError::Corrupt(format!("id sequence {kind} is missing")))?
+        .i64(0)
+}
+
+/// Rows per multi-row INSERT of resources: 6 parameters a row stays under both
+/// backends' limits (SQLite 32,766; PostgreSQL 65,535).
+pub(crate) const RESOURCE_CHUNK: usize = 5_000;
+
+/// The statements of a [`WriteSet`]'s resource part, as (SQL, parameters, expected
+/// row count) in order; `None` means any count. The backend runs them in its
+/// transaction after the core rows.
+pub(crate) fn resource_statements(w: &WriteSet) -> Vec<(String, Vec<Param>, Option<u64>)> {
+    let mut out = Vec::new();
+    let mut creates: Vec<&StoredResource> = Vec::new();
+    for write in &w.resources {
+        let r = &write.resource;
+        match &write.prior {
+            Prior::Nothing => creates.push(r),
+            Prior::Core { json, last_updated } => {
+                let first = StoredResource {
+                    version_id: 1,
+                    last_updated: last_updated.clone(),
+                    json: Some(json.clone()),
+                    ..r.clone()
+                };
+                out.push((
+                    format!(
+                        "INSERT INTO resource_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                    ),
+                    params(&first).to_vec(),
+                    Some(1),
+                ));
+                creates.push(r);
+            }
+            Prior::Version(v) => {
+                out.push((
+                    format!(
+                        "INSERT INTO resource_history ({COLUMNS}) SELECT {COLUMNS} FROM resources \
+                         WHERE type = $1 AND id = $2 AND version_id = $3"
+                    ),
+                    vec![r.kind.as_str().into(), Param::I64(r.id), Param::I64(*v)],
+                    Some(1),
+                ));
+                let mut p = params(r).to_vec();
+                p.push(Param::I64(*v));
+                out.push((
+                    "UPDATE resources SET version_id = $3, last_updated = $4, resident_id = $5, json = $6 \
+                     WHERE type = $1 AND id = $2 AND version_id = $7"
+                        .to_string(),
+                    p,
+                    Some(1),
+                ));
+            }
+        }
+    }
+    for chunk in creates.chunks(RESOURCE_CHUNK) {
+        let mut p = Vec::with_capacity(chunk.len() * 6);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let base = p.len();
+            rows.push(format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                base + 1,
+                base + 2,
+                base + 3,
+                base + 4,
+                base + 5,
+                base + 6
+            ));
+            p.extend(params(r));
+        }
+        out.push((
+            format!(
+                "INSERT INTO resources ({COLUMNS}) VALUES {}",
+                rows.join(", ")
+            ),
+            p,
+            Some(chunk.len() as u64),
+        ));
+    }
+    for chunk in w.audits.chunks(3_000) {
+        let (sql, p) = crate::shared::audit_insert(chunk);
+        out.push((sql, p, None));
+    }
+    out
+}
+
+/// The statements deleting core rows, children before parents.
+pub(crate) fn core_delete_statements(w: &WriteSet) -> Vec<(String, Vec<Param>)> {
+    let mut deletes = w.core_deletes.clone();
+    let rank = |t: Table| Table::ALL.iter().position(|&x| x == t).unwrap_or(0);
+    deletes.sort_by_key(|(t, _)| std::cmp::Reverse(rank(*t)));
+    deletes
+        .into_iter()
+        .map(|(t, id)| {
+            (
+                format!("DELETE FROM {} WHERE id = $1", t.name()),
+                vec![Param::I64(id)],
+            )
+        })
+        .collect()
+}
+
+/// Run a write set's statements on an open transaction `$tx` of either backend, with
+/// `$write_rows` (the backend's bulk upsert of core rows). Expands to a block that
+/// returns `Result<()>`; the caller commits.
+macro_rules! run_write_set {
+    ($tx:expr, $w:expr, $write_rows:expr) => {{
+        let w: &$crate::resources::WriteSet = $w;
+        for (sql, params) in $crate::resources::core_delete_statements(w) {
+            $crate::shared::bind_all!(sqlx::query(&sql), params)
+                .execute(&mut *$tx)
+                .await
+                .map_err(|e| match $crate::shared::conflict(e) {
+                    $crate::StoreError::Conflict(why) => $crate::StoreError::Conflict(format!(
+                        "the record is still referred to by other records ({why})"
+                    )),
+                    other => other,
+                })?;
+        }
+        $write_rows(&mut *$tx, &w.core).await?;
+        for (sql, params, expect) in $crate::resources::resource_statements(w) {
+            let done = $crate::shared::bind_all!(sqlx::query(&sql), params)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::shared::conflict)?
+                .rows_affected();
+            if let Some(n) = expect {
+                if done != n {
+                    return Err($crate::StoreError::Conflict(
+                        "a resource changed since it was read (version conflict)".into(),
+                    ));
+                }
+            }
+        }
+        $crate::Result::<()>::Ok(())
+    }};
+}
+pub(crate) use run_write_set;
