@@ -78,7 +78,7 @@ impl<'a> Reader<'a> {
         format!("{}.{rel}", self.kind)
     }
 
-    fn fail(&mut self, code: IssueCode, rel: &str, text: impl Into<String>) {
+    fn fail(&mut self, code: IssueCode, rel: &str, text: impl std::fmt::Display) {
         let path = self.path(rel);
         self.issues.push(Issue::at(code, path, text));
     }
