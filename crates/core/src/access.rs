@@ -170,6 +170,16 @@ pub fn may_read_resident(
     }
 }
 
+/// Who records clinical data (creates, updates, deletes), within the residents they
+/// may read: integrating systems, family doctors, hospital clinicians and public-health
+/// doctors. Managers review records; residents read their own.
+pub fn may_write_records(role: Role) -> bool {
+    matches!(
+        role,
+        Role::System | Role::FamilyDoctor | Role::HospitalClinician | Role::PublicHealthDoctor
+    )
+}
+
 /// Who may read the audit log: the commission's managers, who supervise access (等保
 /// 三级 audit review), and integrating systems that archive it.
 pub fn may_read_audit_log(role: Role) -> bool {

@@ -17,15 +17,23 @@ pub struct Supported {
 pub const SUPPORTED: &[Supported] = &[
     Supported {
         resource: "Patient",
-        interactions: &["read", "search-type"],
+        interactions: &[
+            "read",
+            "vread",
+            "history-instance",
+            "create",
+            "update",
+            "delete",
+            "search-type",
+        ],
         search_params: crate::search::PATIENT_PARAMS,
     },
     read_only("Organization"),
     read_only("Practitioner"),
-    read_only("Encounter"),
-    read_only("Condition"),
-    read_only("Observation"),
-    read_only("Immunization"),
+    writable("Encounter"),
+    writable("Condition"),
+    writable("Observation"),
+    writable("Immunization"),
     read_only("CareTeam"),
     Supported {
         resource: "AuditEvent",
@@ -33,6 +41,22 @@ pub const SUPPORTED: &[Supported] = &[
         search_params: &[("patient", "reference"), ("_count", "number")],
     },
 ];
+
+/// Read, version read, history, create, update and delete.
+const fn writable(resource: &'static str) -> Supported {
+    Supported {
+        resource,
+        interactions: &[
+            "read",
+            "vread",
+            "history-instance",
+            "create",
+            "update",
+            "delete",
+        ],
+        search_params: &[],
+    }
+}
 
 const fn read_only(resource: &'static str) -> Supported {
     Supported {
@@ -82,6 +106,7 @@ pub fn capability_statement(base_url: &str, software_version: &str, date: &str) 
                 "description": "Bearer tokens from POST /auth/token (password and client_credentials grants). Access is scoped by role and organisation unit; every read is audited.",
             },
             "resource": resources,
+            "interaction": [{ "code": "transaction" }, { "code": "batch" }],
         }],
     })
 }
@@ -96,18 +121,19 @@ mod tests {
         assert_eq!(c["fhirVersion"], "4.0.1");
         let resources = c["rest"][0]["resource"].as_array().unwrap();
         assert_eq!(resources.len(), SUPPORTED.len());
-        assert_eq!(resources[0]["interaction"][1]["code"], "search-type");
+        assert_eq!(resources[0]["interaction"][6]["code"], "search-type");
         assert_eq!(resources[0]["searchParam"].as_array().unwrap().len(), 7);
         for r in &resources[1..resources.len() - 1] {
-            assert_eq!(
-                r["interaction"],
-                json!([{ "code": "read" }]),
-                "{}",
-                r["type"]
-            );
+            let codes = r["interaction"].as_array().unwrap().len();
+            assert!(codes == 1 || codes == 6, "{}", r["type"]);
         }
         assert!(supports("Patient", "read"));
-        assert!(!supports("Patient", "create"));
+        assert!(supports("Observation", "create"));
+        assert!(!supports("Organization", "create"));
         assert!(!supports("Appointment", "read"));
+        // Every writable type is declared so, and the other way round.
+        for kind in crate::input::WRITABLE {
+            assert!(supports(kind, "update"), "{kind}");
+        }
     }
 }

@@ -95,6 +95,57 @@ pub fn to_fhir(r: &Resident, ctx: &PatientContext<'_>) -> Value {
     p
 }
 
+/// Mask a stored Patient for a reader whose role does not need the identity number:
+/// the number shown as `110105********002X`, no telecom, no address line, and the
+/// `MASKED` security label — the same as [`to_fhir`] with `masked`.
+pub fn mask(p: &mut Value) {
+    if let Some(ids) = p.get_mut("identifier").and_then(Value::as_array_mut) {
+        for id in ids {
+            if id.get("system").and_then(Value::as_str) == Some(RESIDENT_ID_SYSTEM) {
+                if let Some(v) = id.get("value").and_then(Value::as_str) {
+                    let chars: Vec<char> = v.chars().collect();
+                    let masked: String = chars
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if (6..chars.len().saturating_sub(4)).contains(&i) {
+                                '*'
+                            } else {
+                                *c
+                            }
+                        })
+                        .collect();
+                    id["value"] = json!(masked);
+                }
+            }
+        }
+    }
+    if let Some(obj) = p.as_object_mut() {
+        obj.remove("telecom");
+        obj.remove("contact");
+    }
+    if let Some(addresses) = p.get_mut("address").and_then(Value::as_array_mut) {
+        for a in addresses {
+            if let Some(obj) = a.as_object_mut() {
+                obj.remove("line");
+                obj.remove("text");
+            }
+        }
+    }
+    let label = json!({
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "MASKED",
+        "display": "masked",
+    });
+    if !p.get("meta").is_some_and(Value::is_object) {
+        p["meta"] = json!({});
+    }
+    match p["meta"].get_mut("security").and_then(Value::as_array_mut) {
+        Some(labels) => labels.push(label),
+        None => p["meta"]["security"] = json!([label]),
+    }
+}
+
 /// A resident as a client describes it in a Patient, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientInput {
@@ -358,6 +409,18 @@ mod tests {
         assert_eq!(back.name, "王秀英");
         assert_eq!(back.sex, Sex::Female);
         assert_eq!(back.phone.as_deref(), Some("13900000000"));
+    }
+
+    #[test]
+    fn masking_a_stored_patient_matches_masking_a_mapped_one() {
+        let mut stored = to_fhir(&resident(), &ctx(false));
+        mask(&mut stored);
+        let mapped = to_fhir(&resident(), &ctx(true));
+        assert_eq!(stored["identifier"], mapped["identifier"]);
+        assert_eq!(stored["meta"], mapped["meta"]);
+        assert!(stored.get("telecom").is_none());
+        assert!(stored["address"][0].get("line").is_none());
+        assert!(!stored.to_string().contains("19491231"));
     }
 
     #[test]

@@ -35,6 +35,21 @@ pub struct AppState {
     token_key: Vec<u8>,
     /// Headline figures for the calibration year, computed once on first use.
     figures: OnceCell<Option<DistrictFigures>>,
+    /// The organisation registry, read once: it changes only with a new district.
+    orgs: OnceCell<std::collections::HashMap<dhp_core::Id, dhp_core::Organisation>>,
+    /// Values of the `meta` table the FHIR layer reads on every request.
+    place: OnceCell<Place>,
+}
+
+/// The district's names and the time generated records count as last updated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Place {
+    pub city: String,
+    pub district: String,
+    pub district_code: String,
+    pub former_codes: Vec<String>,
+    /// `lastUpdated` of generated rows that were never written through the API.
+    pub generated: String,
 }
 
 impl AppState {
@@ -55,7 +70,48 @@ impl AppState {
             sessions: auth::Sessions::default(),
             token_key,
             figures: OnceCell::new(),
+            orgs: OnceCell::new(),
+            place: OnceCell::new(),
         }))
+    }
+
+    /// Every organisation by id.
+    pub(crate) async fn orgs(
+        &self,
+    ) -> Result<&std::collections::HashMap<dhp_core::Id, dhp_core::Organisation>, StoreError> {
+        self.orgs
+            .get_or_try_init(|| async {
+                let page = self.store.page(Table::Organisations, 0, i64::MAX).await?;
+                Ok(page.organisations.into_iter().map(|o| (o.id, o)).collect())
+            })
+            .await
+    }
+
+    pub(crate) async fn place(&self) -> Result<&Place, StoreError> {
+        self.place
+            .get_or_try_init(|| async {
+                let get = |k: &'static str| async move {
+                    self.store.meta(k).await.map(Option::unwrap_or_default)
+                };
+                let end = get("end_date").await?;
+                Ok(Place {
+                    city: get("city_name_zh").await?,
+                    district: get("district_name_zh").await?,
+                    district_code: get("district_code").await?,
+                    former_codes: get("district_former_codes")
+                        .await?
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    generated: if end.is_empty() {
+                        "1970-01-01T00:00:00.000Z".into()
+                    } else {
+                        format!("{end}T00:00:00.000Z")
+                    },
+                })
+            })
+            .await
     }
 
     async fn figures(&self) -> Result<Option<DistrictFigures>, StoreError> {

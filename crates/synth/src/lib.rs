@@ -337,6 +337,10 @@ pub async fn generate(
         ("end_date", params.end.to_string()),
         ("calibration_year", params.calibration_year().to_string()),
         ("district_code", cfg.district.code.clone()),
+        (
+            "district_former_codes",
+            cfg.district.old_county_code.clone(),
+        ),
         ("district_name_zh", cfg.district.name_zh.clone()),
         ("district_name_en", cfg.district.name_en.clone()),
         ("city_name_zh", cfg.city.name_zh.clone()),

@@ -16,20 +16,38 @@ use dhp_core::access::{
 use dhp_core::Id;
 use dhp_fhir::search::{parse_patient_search, Prefix};
 use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
-use dhp_store::{Batch, Comparison, ResidentFilter, StoreError, Table};
+use dhp_store::{core_table, Batch, Comparison, ResidentFilter, StoreError, StoredResource, Table};
 use serde_json::Value;
 
 use crate::audit::{self, Actor};
 use crate::token::{self, TokenError};
 use crate::{AppError, AppState};
 
+mod rest;
+mod write;
+
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/", post(rest::bundle))
         .route("/metadata", get(metadata))
-        .route("/Patient", get(search_get))
+        .route(
+            "/Patient",
+            get(search_get)
+                .post(rest::create)
+                .put(rest::conditional_update),
+        )
         .route("/Patient/_search", post(search_post))
         .route("/AuditEvent", get(audit_search))
-        .route("/{resource_type}/{id}", get(read))
+        .route(
+            "/{resource_type}",
+            post(rest::create).put(rest::conditional_update),
+        )
+        .route(
+            "/{resource_type}/{id}",
+            get(read).put(rest::update).delete(rest::delete),
+        )
+        .route("/{resource_type}/{id}/_history", get(rest::history))
+        .route("/{resource_type}/{id}/_history/{vid}", get(vread))
         .fallback(not_supported)
 }
 
@@ -88,23 +106,8 @@ async fn not_supported(method: Method, OriginalUri(uri): OriginalUri) -> Respons
     )
 }
 
-/// The table a resource type is read from.
-fn table_of(resource_type: &str) -> Option<Table> {
-    Some(match resource_type {
-        "Patient" => Table::Residents,
-        "Organization" => Table::Organisations,
-        "Practitioner" => Table::Practitioners,
-        "Encounter" => Table::Encounters,
-        "Condition" => Table::Conditions,
-        "Observation" => Table::Observations,
-        "Immunization" => Table::Immunizations,
-        "CareTeam" => Table::Contracts,
-        _ => return None,
-    })
-}
-
 /// The resident a resident-owned row belongs to (`None` for registry rows).
-fn owner(row: &Batch) -> Option<Id> {
+pub(crate) fn owner(row: &Batch) -> Option<Id> {
     row.residents
         .first()
         .map(|r| r.id)
@@ -115,6 +118,98 @@ fn owner(row: &Batch) -> Option<Id> {
         .or_else(|| row.contracts.first().map(|r| r.resident_id))
 }
 
+/// A core row as its FHIR resource, version 1 (generated, never written through the
+/// API), masked for a reader whose role does not need the identity number.
+pub(crate) async fn core_json(
+    state: &AppState,
+    row: &Batch,
+    masked: bool,
+) -> Result<Value, StoreError> {
+    let store = &*state.store;
+    let place = state.place().await?;
+    let mut body = if let Some(resident) = row.residents.first() {
+        let household = store.household(resident.household_id).await?;
+        patient::to_fhir(
+            resident,
+            &patient::PatientContext {
+                address_line: Some(&household.address),
+                city: &place.city,
+                district: &place.district,
+                masked,
+            },
+        )
+    } else {
+        row.organisations
+            .first()
+            .map(resources::organization)
+            .or_else(|| row.practitioners.first().map(resources::practitioner))
+            .or_else(|| row.encounters.first().map(resources::encounter))
+            .or_else(|| row.conditions.first().map(resources::condition))
+            .or_else(|| {
+                row.observations
+                    .first()
+                    .map(resources::observation_resource)
+            })
+            .or_else(|| row.immunizations.first().map(resources::immunization))
+            .or_else(|| row.contracts.first().map(resources::care_team))
+            .unwrap_or_default()
+    };
+    let mut meta = body
+        .get("meta")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    meta["versionId"] = serde_json::json!("1");
+    meta["lastUpdated"] = serde_json::json!(place.generated);
+    body["meta"] = meta;
+    Ok(body)
+}
+
+/// A stored version as the reader may see it.
+fn stored_json(s: &StoredResource, masked: bool) -> Option<Value> {
+    let mut v: Value = serde_json::from_str(s.json.as_deref()?).ok()?;
+    if masked && s.kind == "Patient" {
+        patient::mask(&mut v);
+    }
+    Some(v)
+}
+
+/// The headers of a version: `ETag` and `Last-Modified`.
+fn version_headers(res: &mut Response, version: i64, last_updated: &str) {
+    if let Ok(v) = header::HeaderValue::from_str(&format!("W/\"{version}\"")) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(last_updated) {
+        let http = t
+            .with_timezone(&chrono::Utc)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        if let Ok(v) = header::HeaderValue::from_str(&http) {
+            res.headers_mut().insert(header::LAST_MODIFIED, v);
+        }
+    }
+}
+
+/// What a read finds under `type/id`.
+enum Found {
+    Stored(StoredResource),
+    Core(Batch),
+    Nothing,
+}
+
+async fn find(state: &AppState, kind: &str, table: Table, id: &str) -> Result<Found, StoreError> {
+    let Ok(n) = id.parse::<i64>() else {
+        return Ok(Found::Nothing);
+    };
+    if let Some(s) = state.store.resource(kind, n).await? {
+        return Ok(Found::Stored(s));
+    }
+    match state.store.get(table, n).await {
+        Ok(row) => Ok(Found::Core(row)),
+        Err(StoreError::NotFound(_)) => Ok(Found::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
 /// `GET /fhir/{type}/{id}`: registry resources for any signed-in account; a resident's
 /// data only within the account's scope, every attempt audited.
 async fn read(
@@ -122,8 +217,28 @@ async fn read(
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_version(&state, &headers, &resource_type, &id, None).await
+}
+
+/// `GET /fhir/{type}/{id}/_history/{vid}`.
+async fn vread(
+    State(state): State<Arc<AppState>>,
+    Path((resource_type, id, vid)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    read_version(&state, &headers, &resource_type, &id, Some(&vid)).await
+}
+
+/// The read and vread interactions; `version` is the asked version for vread.
+async fn read_version(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource_type: &str,
+    id: &str,
+    version: Option<&str>,
+) -> Result<Response, AppError> {
     let Some(table) =
-        table_of(&resource_type).filter(|_| capability::supports(&resource_type, "read"))
+        core_table(resource_type).filter(|_| capability::supports(resource_type, "read"))
     else {
         return Ok(issue(
             IssueCode::NotSupported,
@@ -131,9 +246,13 @@ async fn read(
         ));
     };
     let store = &*state.store;
-    let resource = format!("{resource_type}/{id}");
+    let resource = match version {
+        Some(v) => format!("{resource_type}/{id}/_history/{v}"),
+        None => format!("{resource_type}/{id}"),
+    };
     let resident_data = !matches!(table, Table::Organisations | Table::Practitioners);
-    let who = match authenticate(&state, &headers) {
+    let action = if version.is_some() { "vread" } else { "read" };
+    let who = match authenticate(state, headers) {
         Ok(p) => p,
         Err(refusal) => {
             if resident_data {
@@ -142,7 +261,7 @@ async fn read(
                 audit::record(
                     store,
                     &anonymous,
-                    "read",
+                    action,
                     &resource,
                     None,
                     "unauthenticated",
@@ -155,20 +274,18 @@ async fn read(
     };
     let actor = Actor::from(&who);
     let not_found = || issue(IssueCode::NotFound, format!("{resource} does not exist"));
-    let row = match id.parse::<i64>() {
-        Ok(n) => match store.get(table, n).await {
-            Ok(row) => Some(row),
-            Err(StoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        },
-        Err(_) => None,
+    let found = find(state, resource_type, table, id).await?;
+    let resident_id = match &found {
+        Found::Stored(s) => s.resident_id,
+        Found::Core(row) => owner(row),
+        Found::Nothing => None,
     };
-    let Some(row) = row else {
+    if matches!(found, Found::Nothing) {
         if resident_data {
             audit::record(
                 store,
                 &actor,
-                "read",
+                action,
                 &resource,
                 None,
                 "not-found",
@@ -177,83 +294,147 @@ async fn read(
             .await?;
         }
         return Ok(not_found());
+    }
+    let mut reason = "registry record";
+    if let Some(resident_id) = resident_id {
+        let facts = store
+            .resident_access_facts(resident_id, Local::now().date_naive())
+            .await;
+        let decision = match facts {
+            Ok(facts) => {
+                let org = org_facts(state, &who).await?;
+                may_read_resident(&who, org.as_ref(), &facts)
+            }
+            // The resident was deleted: only integrating systems see what is left.
+            Err(StoreError::NotFound(_)) if who.role == dhp_core::access::Role::System => {
+                dhp_core::access::Decision::Allow("integrating system")
+            }
+            Err(StoreError::NotFound(_)) => {
+                dhp_core::access::Decision::Deny("the resident's record was deleted")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !decision.allowed() {
+            audit::record(
+                store,
+                &actor,
+                action,
+                &resource,
+                Some(resident_id),
+                "denied",
+                decision.reason(),
+            )
+            .await?;
+            return Ok(issue(
+                IssueCode::Forbidden,
+                format!("{resource}: {}", decision.reason()),
+            ));
+        }
+        reason = decision.reason();
+    }
+    let masked = !who.role.sees_full_identity();
+    // The version asked for (or the current one), as (number, time, body or gone).
+    let wanted: Option<i64> = match version {
+        Some(v) => v.parse::<i64>().ok(),
+        None => None,
     };
-    let Some(resident_id) = owner(&row) else {
-        let body = row
-            .organisations
-            .first()
-            .map(resources::organization)
-            .or_else(|| row.practitioners.first().map(resources::practitioner));
-        return Ok(body
-            .map(|b| fhir_json(StatusCode::OK, &b))
-            .unwrap_or_else(not_found));
+    if version.is_some() && wanted.is_none() {
+        return Ok(not_found());
+    }
+    let chosen: Option<(i64, String, Option<Value>)> = match (&found, wanted) {
+        (Found::Core(row), None | Some(1)) => {
+            let body = core_json(state, row, masked).await?;
+            Some((1, state.place().await?.generated.clone(), Some(body)))
+        }
+        (Found::Core(_), Some(_)) => None,
+        (Found::Stored(s), None) => {
+            Some((s.version_id, s.last_updated.clone(), stored_json(s, masked)))
+        }
+        (Found::Stored(s), Some(n)) => {
+            let n_id = s.id;
+            store
+                .resource_versions(resource_type, n_id)
+                .await?
+                .into_iter()
+                .find(|v| v.version_id == n)
+                .map(|v| {
+                    (
+                        v.version_id,
+                        v.last_updated.clone(),
+                        stored_json(&v, masked),
+                    )
+                })
+        }
+        (Found::Nothing, _) => None,
     };
-    let facts = store
-        .resident_access_facts(resident_id, Local::now().date_naive())
-        .await?;
-    let org = org_facts(&state, &who).await?;
-    let decision = may_read_resident(&who, org.as_ref(), &facts);
-    if !decision.allowed() {
+    let Some((number, last_updated, body)) = chosen else {
+        if resident_data {
+            audit::record(
+                store,
+                &actor,
+                action,
+                &resource,
+                resident_id,
+                "not-found",
+                "no such version",
+            )
+            .await?;
+        }
+        return Ok(not_found());
+    };
+    let Some(body) = body else {
+        if resident_data {
+            audit::record(
+                store,
+                &actor,
+                action,
+                &resource,
+                resident_id,
+                "not-found",
+                "deleted",
+            )
+            .await?;
+        }
+        let mut res = outcome(
+            OperationOutcome::one(Issue::new(
+                IssueCode::NotFound,
+                format!("{resource} was deleted (version {number})"),
+            ))
+            .with_status(410),
+        );
+        version_headers(&mut res, number, &last_updated);
+        return Ok(res);
+    };
+    if resident_data {
+        // Fail closed: the record leaves only once its reading is in the audit log.
         audit::record(
             store,
             &actor,
-            "read",
+            action,
             &resource,
-            Some(resident_id),
-            "denied",
-            decision.reason(),
+            resident_id,
+            "success",
+            reason,
         )
         .await?;
-        return Ok(issue(
-            IssueCode::Forbidden,
-            format!("{resource}: {}", decision.reason()),
-        ));
     }
-    let body = if let Some(resident) = row.residents.first() {
-        let household = store.household(resident.household_id).await?;
-        let city = store.meta("city_name_zh").await?.unwrap_or_default();
-        let district = store.meta("district_name_zh").await?.unwrap_or_default();
-        patient::to_fhir(
-            resident,
-            &patient::PatientContext {
-                address_line: Some(&household.address),
-                city: &city,
-                district: &district,
-                masked: !who.role.sees_full_identity(),
-            },
-        )
-    } else {
-        row.encounters
-            .first()
-            .map(resources::encounter)
-            .or_else(|| row.conditions.first().map(resources::condition))
-            .or_else(|| {
-                row.observations
-                    .first()
-                    .map(resources::observation_resource)
-            })
-            .or_else(|| row.immunizations.first().map(resources::immunization))
-            .or_else(|| row.contracts.first().map(resources::care_team))
-            .unwrap_or_default()
-    };
-    // Fail closed: the record leaves only once its reading is in the audit log.
-    audit::record(
-        store,
-        &actor,
-        "read",
-        &resource,
-        Some(resident_id),
-        "success",
-        decision.reason(),
-    )
-    .await?;
-    Ok(fhir_json(StatusCode::OK, &body))
+    let mut res = fhir_json(StatusCode::OK, &body);
+    version_headers(&mut res, number, &last_updated);
+    Ok(res)
 }
 
-async fn org_facts(state: &AppState, who: &Principal) -> Result<Option<OrgFacts>, StoreError> {
+pub(crate) async fn org_facts(
+    state: &AppState,
+    who: &Principal,
+) -> Result<Option<OrgFacts>, StoreError> {
     Ok(match who.org_id {
         Some(o) => {
-            let o = state.store.organisation(o).await?;
+            let o = state
+                .orgs()
+                .await?
+                .get(&o)
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound(format!("organisation {o}")))?;
             Some(OrgFacts {
                 id: o.id,
                 kind: o.kind,
@@ -271,6 +452,33 @@ fn fhir_base(headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     format!("http://{host}/fhir")
+}
+
+/// The store's filter for a Patient search.
+pub(crate) fn resident_filter(q: &dhp_fhir::search::PatientSearch) -> ResidentFilter {
+    ResidentFilter {
+        id: q.id,
+        identity_number: q.identifier.clone(),
+        name: q.name.clone(),
+        family: q.family.clone(),
+        given: q.given.clone(),
+        sex: q.gender,
+        birth_date: q
+            .birthdate
+            .iter()
+            .map(|(p, d)| {
+                let c = match p {
+                    Prefix::Eq => Comparison::Eq,
+                    Prefix::Ne => Comparison::Ne,
+                    Prefix::Lt => Comparison::Lt,
+                    Prefix::Gt => Comparison::Gt,
+                    Prefix::Le => Comparison::Le,
+                    Prefix::Ge => Comparison::Ge,
+                };
+                (c, *d)
+            })
+            .collect(),
+    }
 }
 
 /// `GET /fhir/Patient?…`.
@@ -327,29 +535,7 @@ async fn search_patients(
     };
     let org = org_facts(state, &who).await?;
     let scope = resident_scope(&who, org.as_ref());
-    let filter = ResidentFilter {
-        id: q.id,
-        identity_number: q.identifier.clone(),
-        name: q.name.clone(),
-        family: q.family.clone(),
-        given: q.given.clone(),
-        sex: q.gender,
-        birth_date: q
-            .birthdate
-            .iter()
-            .map(|(p, d)| {
-                let c = match p {
-                    Prefix::Eq => Comparison::Eq,
-                    Prefix::Ne => Comparison::Ne,
-                    Prefix::Lt => Comparison::Lt,
-                    Prefix::Gt => Comparison::Gt,
-                    Prefix::Le => Comparison::Le,
-                    Prefix::Ge => Comparison::Ge,
-                };
-                (c, *d)
-            })
-            .collect(),
-    };
+    let filter = resident_filter(&q);
     let limit = if q.summary_count { 0 } else { q.count };
     let (residents, total) = if q.impossible {
         (Vec::new(), 0)
@@ -360,8 +546,16 @@ async fn search_patients(
     };
     let actor = Actor::from(&who);
     let base = fhir_base(headers);
-    let city = store.meta("city_name_zh").await?.unwrap_or_default();
-    let district = store.meta("district_name_zh").await?.unwrap_or_default();
+    let place = state.place().await?;
+    let masked = !who.role.sees_full_identity();
+    let ids: Vec<Id> = residents.iter().map(|r| r.id).collect();
+    // Patients written through the API answer as stored; generated ones are mapped.
+    let stored: std::collections::HashMap<Id, StoredResource> = store
+        .resources("Patient", &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
     let household_ids: Vec<Id> = residents.iter().map(|r| r.household_id).collect();
     let households: std::collections::HashMap<Id, String> = store
         .households(&household_ids)
@@ -372,15 +566,28 @@ async fn search_patients(
     let mut entries = Vec::with_capacity(residents.len());
     let mut trail = Vec::with_capacity(residents.len());
     for r in &residents {
-        let resource = patient::to_fhir(
-            r,
-            &patient::PatientContext {
-                address_line: households.get(&r.household_id).map(String::as_str),
-                city: &city,
-                district: &district,
-                masked: !who.role.sees_full_identity(),
-            },
-        );
+        let resource = match stored.get(&r.id).and_then(|s| stored_json(s, masked)) {
+            Some(v) => v,
+            None => {
+                let mut v = patient::to_fhir(
+                    r,
+                    &patient::PatientContext {
+                        address_line: households.get(&r.household_id).map(String::as_str),
+                        city: &place.city,
+                        district: &place.district,
+                        masked,
+                    },
+                );
+                let mut meta = v
+                    .get("meta")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({}));
+                meta["versionId"] = serde_json::json!("1");
+                meta["lastUpdated"] = serde_json::json!(place.generated);
+                v["meta"] = meta;
+                v
+            }
+        };
         trail.push(audit::entry(
             &actor,
             "search",

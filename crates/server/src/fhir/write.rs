@@ -1,0 +1,709 @@
+//! Writes through FHIR: create, update and delete, alone or as the entries of a Bundle.
+//! A [`Plan`] gathers the writes of one unit (an interaction, or a whole transaction)
+//! into one [`WriteSet`]: the resources as received, the core rows they project to,
+//! and their audit entries, committed together or not at all.
+
+use std::collections::HashMap;
+
+use chrono::{Local, NaiveDate, Utc};
+use dhp_core::access::{may_read_resident, may_write_records, OrgFacts, Principal, ResidentFacts};
+use dhp_core::Id;
+use dhp_core::{Condition, Encounter, Household, Immunization, Observation, OrgKind, Resident};
+use dhp_fhir::input::{self, DiagnosingOrg};
+use dhp_fhir::{patient, Issue, IssueCode, OperationOutcome};
+use dhp_store::{core_table, Prior, ResourceWrite, StoredResource, Table, WriteSet};
+use serde_json::{json, Value};
+
+use crate::audit::{self, Actor};
+use crate::{AppError, AppState};
+
+/// The types written through the API (each projected to a core table).
+pub const WRITABLE: [&str; 5] = input::WRITABLE;
+
+/// The answer to one write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub kind: String,
+    pub id: Id,
+    pub version: i64,
+    pub last_updated: String,
+    /// The resource as stored (`None` after a delete).
+    pub resource: Option<Value>,
+    /// 201 created, 200 updated or found, 204 deleted.
+    pub status: u16,
+}
+
+/// A refusal: the outcome to answer, and what the audit log should say of it.
+#[derive(Debug)]
+pub enum Refusal {
+    Outcome(OperationOutcome),
+    Failed(AppError),
+}
+
+impl From<AppError> for Refusal {
+    fn from(e: AppError) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
+impl From<dhp_store::StoreError> for Refusal {
+    fn from(e: dhp_store::StoreError) -> Self {
+        Refusal::Failed(e.into())
+    }
+}
+
+fn refuse(code: IssueCode, path: Option<&str>, text: impl std::fmt::Display) -> Refusal {
+    Refusal::Outcome(OperationOutcome::one(match path {
+        Some(p) => Issue::at(code, p, text),
+        None => Issue::new(code, text.to_string()),
+    }))
+}
+
+fn invalid(issues: Vec<Issue>) -> Refusal {
+    Refusal::Outcome(OperationOutcome::new(issues).with_status(400))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`, now.
+pub fn now_instant() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The writes of one unit, gathered before they are committed together.
+pub struct Plan<'a> {
+    state: &'a AppState,
+    who: &'a Principal,
+    actor: Actor,
+    org: Option<OrgFacts>,
+    today: NaiveDate,
+    now: String,
+    set: WriteSet,
+    /// Residents' access facts, read once per unit and grown by its own writes.
+    facts: HashMap<Id, ResidentFacts>,
+    /// Encounters written in this unit: id → organisation (for Conditions that name
+    /// their encounter).
+    encounters: HashMap<Id, Id>,
+}
+
+impl<'a> Plan<'a> {
+    pub async fn new(state: &'a AppState, who: &'a Principal) -> Result<Plan<'a>, AppError> {
+        let org = super::org_facts(state, who).await?;
+        Ok(Plan {
+            state,
+            who,
+            actor: Actor::from(who),
+            org,
+            today: Local::now().date_naive(),
+            now: now_instant(),
+            set: WriteSet::default(),
+            facts: HashMap::new(),
+            encounters: HashMap::new(),
+        })
+    }
+
+    /// Commit everything gathered, in one transaction.
+    pub async fn commit(self) -> Result<(), dhp_store::StoreError> {
+        if self.set.is_empty() {
+            return Ok(());
+        }
+        self.state.store.write_resources(&self.set).await
+    }
+
+    /// Log a refused write on its own (the unit's writes are not committed).
+    pub async fn audit_refusal(
+        &self,
+        action: &str,
+        resource: &str,
+        resident: Option<Id>,
+        why: &str,
+    ) -> Result<(), AppError> {
+        audit::record(
+            &*self.state.store,
+            &self.actor,
+            action,
+            resource,
+            resident,
+            "denied",
+            why,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn check_role(&self) -> Result<(), Refusal> {
+        if may_write_records(self.who.role) {
+            Ok(())
+        } else {
+            Err(refuse(
+                IssueCode::Forbidden,
+                None,
+                format!(
+                    "the {} role does not record clinical data",
+                    self.who.role.as_str()
+                ),
+            ))
+        }
+    }
+
+    async fn facts(&mut self, resident: Id) -> Result<&mut ResidentFacts, Refusal> {
+        if !self.facts.contains_key(&resident) {
+            let f = match self
+                .state
+                .store
+                .resident_access_facts(resident, self.today)
+                .await
+            {
+                Ok(f) => f,
+                Err(dhp_store::StoreError::NotFound(_)) => {
+                    return Err(refuse(
+                        IssueCode::NotFound,
+                        None,
+                        format!("Patient/{resident} does not exist"),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.facts.insert(resident, f);
+        }
+        Ok(self.facts.get_mut(&resident).expect("inserted above"))
+    }
+
+    /// May the account write this resident's record? Refusals are audited.
+    async fn check_scope(
+        &mut self,
+        resident: Id,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), Refusal> {
+        let facts = self.facts(resident).await?.clone();
+        let decision = may_read_resident(self.who, self.org.as_ref(), &facts);
+        if decision.allowed() {
+            return Ok(());
+        }
+        self.audit_refusal(action, resource, Some(resident), decision.reason())
+            .await?;
+        Err(refuse(
+            IssueCode::Forbidden,
+            None,
+            format!("{resource}: {}", decision.reason()),
+        ))
+    }
+
+    async fn org(&self, id: Id, path: &str) -> Result<dhp_core::Organisation, Refusal> {
+        self.state.orgs().await?.get(&id).cloned().ok_or_else(|| {
+            refuse(
+                IssueCode::Value,
+                Some(path),
+                format!("Organization/{id} does not exist"),
+            )
+        })
+    }
+
+    /// Create `body` as a new resource of `kind`.
+    pub async fn create(&mut self, kind: &str, mut body: Value) -> Result<Written, Refusal> {
+        self.check_role()?;
+        check_kind(kind, &body)?;
+        let id = self.state.store.reserve_ids(kind, 1).await?;
+        body["id"] = json!(id.to_string());
+        self.put(kind, id, body, Prior::Nothing, 1, "create").await
+    }
+
+    /// Create `body` under an id reserved beforehand (a Bundle's new resources get
+    /// their ids before any is read, so references among them resolve).
+    pub async fn create_with_id(
+        &mut self,
+        kind: &str,
+        id: Id,
+        mut body: Value,
+    ) -> Result<Written, Refusal> {
+        self.check_role()?;
+        check_kind(kind, &body)?;
+        body["id"] = json!(id.to_string());
+        self.put(kind, id, body, Prior::Nothing, 1, "create").await
+    }
+
+    /// Replace resource `kind/id` with `body`. `if_match` is the version the client
+    /// last saw (`If-Match: W/"n"`), when it gave one.
+    pub async fn update(
+        &mut self,
+        kind: &str,
+        id: Id,
+        mut body: Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, Refusal> {
+        self.check_role()?;
+        check_kind(kind, &body)?;
+        match body.get("id").and_then(Value::as_str) {
+            Some(given) if given == id.to_string() => {}
+            Some(given) => {
+                return Err(refuse(
+                    IssueCode::Invalid,
+                    Some(&format!("{kind}.id")),
+                    format!("{given:?} differs from the id in the URL ({id})"),
+                ))
+            }
+            None => {
+                return Err(refuse(
+                    IssueCode::Required,
+                    Some(&format!("{kind}.id")),
+                    "an update must carry the resource's id",
+                ))
+            }
+        }
+        let (prior, current) = self.current(kind, id).await?;
+        let Some(current) = current else {
+            return Err(Refusal::Outcome(
+                OperationOutcome::one(Issue::new(
+                    IssueCode::NotSupported,
+                    format!("{kind}/{id} does not exist, and this server assigns ids itself: create it with POST /fhir/{kind}"),
+                ))
+                .with_status(405),
+            ));
+        };
+        if let Some(v) = if_match {
+            if v != current {
+                return Err(Refusal::Outcome(
+                    OperationOutcome::one(Issue::new(
+                        IssueCode::Conflict,
+                        format!("{kind}/{id} is at version {current}, not {v} (If-Match)"),
+                    ))
+                    .with_status(412),
+                ));
+            }
+        }
+        // The record as it stands must be in the account's scope too (not only the
+        // record as it will be).
+        if let Some(owner) = self.owner(kind, id).await? {
+            self.check_scope(owner, "update", &format!("{kind}/{id}"))
+                .await?;
+        }
+        body["id"] = json!(id.to_string());
+        self.put(kind, id, body, prior, current + 1, "update").await
+    }
+
+    /// Delete resource `kind/id`. Deleting what is already deleted succeeds.
+    pub async fn delete(&mut self, kind: &str, id: Id) -> Result<Written, Refusal> {
+        self.check_role()?;
+        let (prior, current) = self.current(kind, id).await?;
+        let resource = format!("{kind}/{id}");
+        let Some(current) = current else {
+            return Err(refuse(
+                IssueCode::NotFound,
+                None,
+                format!("{resource} does not exist"),
+            ));
+        };
+        let stored = self.state.store.resource(kind, id).await?;
+        if stored.as_ref().is_some_and(StoredResource::deleted) {
+            return Ok(Written {
+                kind: kind.into(),
+                id,
+                version: current,
+                last_updated: stored.map(|s| s.last_updated).unwrap_or_default(),
+                resource: None,
+                status: 204,
+            });
+        }
+        let owner = self.owner(kind, id).await?;
+        if let Some(o) = owner {
+            self.check_scope(o, "delete", &resource).await?;
+        }
+        if let Some(t) = core_table(kind) {
+            self.set.core_deletes.push((t, id));
+        }
+        let version = current + 1;
+        self.set.resources.push(ResourceWrite {
+            resource: StoredResource {
+                kind: kind.into(),
+                id,
+                version_id: version,
+                last_updated: self.now.clone(),
+                resident_id: owner,
+                json: None,
+            },
+            prior,
+        });
+        self.set.audits.push(audit::entry(
+            &self.actor,
+            "delete",
+            &resource,
+            owner,
+            "success",
+            "deleted",
+        ));
+        Ok(Written {
+            kind: kind.into(),
+            id,
+            version,
+            last_updated: self.now.clone(),
+            resource: None,
+            status: 204,
+        })
+    }
+
+    /// What stands under `kind/id` now: the prior to write over, and its version
+    /// (`None` when there is nothing, generated or stored).
+    async fn current(&self, kind: &str, id: Id) -> Result<(Prior, Option<i64>), Refusal> {
+        if !WRITABLE.contains(&kind) {
+            return Err(refuse(
+                IssueCode::NotSupported,
+                None,
+                format!("writing {kind} is not supported by this server; GET /fhir/metadata lists what is"),
+            ));
+        }
+        if let Some(s) = self.state.store.resource(kind, id).await? {
+            return Ok((Prior::Version(s.version_id), Some(s.version_id)));
+        }
+        let Some(table) = core_table(kind) else {
+            return Ok((Prior::Nothing, None));
+        };
+        match self.state.store.get(table, id).await {
+            Ok(row) => {
+                let json = super::core_json(self.state, &row, false).await?;
+                Ok((
+                    Prior::Core {
+                        json: json.to_string(),
+                        last_updated: self.state.place().await?.generated.clone(),
+                    },
+                    Some(1),
+                ))
+            }
+            Err(dhp_store::StoreError::NotFound(_)) => Ok((Prior::Nothing, None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The resident a stored record belongs to.
+    async fn owner(&self, kind: &str, id: Id) -> Result<Option<Id>, Refusal> {
+        if let Some(s) = self.state.store.resource(kind, id).await? {
+            if s.resident_id.is_some() {
+                return Ok(s.resident_id);
+            }
+        }
+        let Some(table) = core_table(kind) else {
+            return Ok(None);
+        };
+        match self.state.store.get(table, id).await {
+            Ok(row) => Ok(super::owner(&row)),
+            Err(dhp_store::StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Validate `body`, project it, check scope, and add it to the set.
+    async fn put(
+        &mut self,
+        kind: &str,
+        id: Id,
+        mut body: Value,
+        prior: Prior,
+        version: i64,
+        action: &str,
+    ) -> Result<Written, Refusal> {
+        let resource = format!("{kind}/{id}");
+        let resident = match kind {
+            "Patient" => self.project_patient(id, &body, action).await?,
+            "Encounter" => {
+                let e = input::encounter(&body).map_err(invalid)?;
+                self.org(e.org_id, "Encounter.serviceProvider.reference").await?;
+                // The encounter itself brings the resident into a hospital's scope.
+                self.facts(e.resident_id).await?.encounter_orgs.push(e.org_id);
+                self.encounters.insert(id, e.org_id);
+                self.set.core.encounters.push(Encounter {
+                    id,
+                    resident_id: e.resident_id,
+                    kind: e.kind,
+                    programme: e.programme,
+                    org_id: e.org_id,
+                    practitioner_id: e.practitioner_id,
+                    start: e.start,
+                });
+                e.resident_id
+            }
+            "Condition" => {
+                let c = input::condition(&body).map_err(invalid)?;
+                let org_id = match c.org {
+                    DiagnosingOrg::Organisation(o) => {
+                        self.org(o, "Condition.extension.valueReference").await?;
+                        o
+                    }
+                    DiagnosingOrg::OfEncounter(e) => match self.encounters.get(&e) {
+                        Some(o) => *o,
+                        None => match self.state.store.get(Table::Encounters, e).await {
+                            Ok(row) => row.encounters[0].org_id,
+                            Err(dhp_store::StoreError::NotFound(_)) => {
+                                return Err(refuse(
+                                    IssueCode::Value,
+                                    Some("Condition.encounter.reference"),
+                                    format!("Encounter/{e} does not exist"),
+                                ))
+                            }
+                            Err(err) => return Err(err.into()),
+                        },
+                    },
+                };
+                self.set.core.conditions.push(Condition {
+                    id,
+                    resident_id: c.resident_id,
+                    icd10: c.icd10,
+                    onset: c.onset,
+                    org_id,
+                });
+                c.resident_id
+            }
+            "Observation" => {
+                let o = input::observation(&body).map_err(invalid)?;
+                self.set.core.observations.push(Observation {
+                    id,
+                    resident_id: o.resident_id,
+                    encounter_id: o.encounter_id,
+                    code: o.code,
+                    value: o.value,
+                    unit: o.unit,
+                    effective: o.effective,
+                });
+                o.resident_id
+            }
+            "Immunization" => {
+                let i = input::immunization(&body).map_err(invalid)?;
+                self.org(i.org_id, "Immunization.performer.actor.reference").await?;
+                self.set.core.immunizations.push(Immunization {
+                    id,
+                    resident_id: i.resident_id,
+                    vaccine: i.vaccine,
+                    dose_number: i.dose_number,
+                    date: i.date,
+                    org_id: i.org_id,
+                });
+                i.resident_id
+            }
+            other => {
+                return Err(refuse(
+                    IssueCode::NotSupported,
+                    None,
+                    format!("writing {other} is not supported by this server; GET /fhir/metadata lists what is"),
+                ))
+            }
+        };
+        if kind != "Patient" {
+            self.check_scope(resident, action, &resource).await?;
+        }
+        body["meta"] = merge_meta(body.get("meta"), version, &self.now);
+        self.set.resources.push(ResourceWrite {
+            resource: StoredResource {
+                kind: kind.into(),
+                id,
+                version_id: version,
+                last_updated: self.now.clone(),
+                resident_id: Some(resident),
+                json: Some(body.to_string()),
+            },
+            prior,
+        });
+        self.set.audits.push(audit::entry(
+            &self.actor,
+            action,
+            &resource,
+            Some(resident),
+            "success",
+            "written",
+        ));
+        Ok(Written {
+            kind: kind.into(),
+            id,
+            version,
+            last_updated: self.now.clone(),
+            resource: Some(body),
+            status: if action == "create" { 201 } else { 200 },
+        })
+    }
+
+    /// A Patient: the resident row (and a household for its address); the scope check
+    /// uses the street the resident is placed in.
+    async fn project_patient(&mut self, id: Id, body: &Value, action: &str) -> Result<Id, Refusal> {
+        let p = patient::from_fhir(body, self.today).map_err(invalid)?;
+        let place = self.state.place().await?.clone();
+        let street = self.street_of(&p).await?;
+        let existing = match self.state.store.resident(id).await {
+            Ok(r) => Some(r),
+            Err(dhp_store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(other) = self
+            .state
+            .store
+            .resident_by_identity(p.identity_number.as_str())
+            .await
+        {
+            if other.id != id {
+                return Err(refuse(
+                    IssueCode::Conflict,
+                    Some("Patient.identifier"),
+                    format!("identity number already registered as Patient/{}", other.id),
+                ));
+            }
+        }
+        let address = p.address.clone().unwrap_or_default();
+        // Keep the household when the address is unchanged; a new address is a new
+        // household (the resident moved; the others stay).
+        let household_id = match &existing {
+            Some(r) => {
+                let h = self.state.store.household(r.household_id).await?;
+                if (h.address == address || address.is_empty()) && h.street_org_id == street {
+                    Some(h.id)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let household_id = match household_id {
+            Some(h) => h,
+            None => {
+                let h = self.state.store.reserve_ids("Household", 1).await?;
+                self.set.core.households.push(Household {
+                    id: h,
+                    district_code: place.district_code.clone(),
+                    street_org_id: street,
+                    address: address.clone(),
+                });
+                h
+            }
+        };
+        let registered = p.registered.unwrap_or_else(|| {
+            let region = p.identity_number.region();
+            region == place.district_code || place.former_codes.iter().any(|c| c == region)
+        });
+        let resident = Resident {
+            id,
+            district_code: place.district_code.clone(),
+            sex: p.sex,
+            birth_date: p.birth_date,
+            identity_number: p.identity_number.clone(),
+            name: p.name.clone(),
+            street_org_id: street,
+            household_id,
+            phone: p.phone.clone().unwrap_or_default(),
+            registered,
+        };
+        // The scope of the record as it will be: its street, plus what it had.
+        let mut facts = match existing {
+            Some(_) => self.facts(id).await?.clone(),
+            None => ResidentFacts {
+                resident_id: id,
+                district_code: place.district_code.clone(),
+                street_org_id: street,
+                contract_centres: Vec::new(),
+                contract_doctors: Vec::new(),
+                encounter_orgs: Vec::new(),
+            },
+        };
+        facts.street_org_id = street;
+        // A hospital registers its own new patients.
+        let new_at_hospital = action == "create"
+            && self
+                .org
+                .as_ref()
+                .is_some_and(|o| o.kind == OrgKind::Hospital);
+        if new_at_hospital {
+            facts.encounter_orgs.extend(self.org.as_ref().map(|o| o.id));
+        }
+        let decision = may_read_resident(self.who, self.org.as_ref(), &facts);
+        if !decision.allowed() {
+            let resource = format!("Patient/{id}");
+            self.audit_refusal(action, &resource, Some(id), decision.reason())
+                .await?;
+            return Err(refuse(
+                IssueCode::Forbidden,
+                None,
+                format!("{resource}: {}", decision.reason()),
+            ));
+        }
+        self.facts.insert(id, facts);
+        self.set.core.residents.push(resident);
+        Ok(id)
+    }
+
+    /// The street or town of the district a Patient lives in: from its managing
+    /// organisation (a centre or the street itself), else from the address naming one.
+    async fn street_of(&self, p: &patient::PatientInput) -> Result<Id, Refusal> {
+        let orgs = self.state.orgs().await?;
+        let is_area = |k: OrgKind| matches!(k, OrgKind::Street | OrgKind::Town);
+        if let Some(m) = p.managing_org {
+            let o = orgs.get(&m).ok_or_else(|| {
+                refuse(
+                    IssueCode::Value,
+                    Some("Patient.managingOrganization.reference"),
+                    format!("Organization/{m} does not exist"),
+                )
+            })?;
+            if is_area(o.kind) {
+                return Ok(o.id);
+            }
+            if let Some(parent) = o
+                .parent_id
+                .and_then(|p| orgs.get(&p))
+                .filter(|p| is_area(p.kind))
+            {
+                return Ok(parent.id);
+            }
+            return Err(refuse(
+                IssueCode::Value,
+                Some("Patient.managingOrganization.reference"),
+                format!(
+                    "Organization/{m} is neither a street or town nor a community health centre"
+                ),
+            ));
+        }
+        let address = p.address.as_deref().unwrap_or_default();
+        let mut areas: Vec<&dhp_core::Organisation> = orgs
+            .values()
+            .filter(|o| is_area(o.kind) && address.contains(&o.name_zh))
+            .collect();
+        areas.sort_by_key(|o| std::cmp::Reverse(o.name_zh.len()));
+        areas.first().map(|o| o.id).ok_or_else(|| {
+            refuse(
+                IssueCode::Required,
+                Some("Patient.address"),
+                "cannot place the resident in a street or town of the district: name it in address.line (e.g. 夏阳街道…) or give managingOrganization",
+            )
+        })
+    }
+}
+
+/// The body's `resourceType` must be the one addressed.
+fn check_kind(kind: &str, body: &Value) -> Result<(), Refusal> {
+    match body.get("resourceType").and_then(Value::as_str) {
+        Some(k) if k == kind => Ok(()),
+        Some(k) => Err(refuse(
+            IssueCode::Invalid,
+            Some(&format!("{kind}.resourceType")),
+            format!("{k:?} was sent to the {kind} endpoint"),
+        )),
+        None => Err(refuse(
+            IssueCode::Structure,
+            Some(&format!("{kind}.resourceType")),
+            "the body is not a FHIR resource (resourceType is missing)",
+        )),
+    }
+}
+
+/// `meta` of a stored version: what the client sent (profiles, tags), with the
+/// server's version and time.
+fn merge_meta(sent: Option<&Value>, version: i64, now: &str) -> Value {
+    let mut meta = sent
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    meta["versionId"] = json!(version.to_string());
+    meta["lastUpdated"] = json!(now);
+    meta
+}
+
+/// A version number from an `If-Match` ETag (`W/"3"` or `"3"`).
+pub fn parse_etag(text: &str) -> Option<i64> {
+    text.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
