@@ -26,18 +26,150 @@ def check(name, ok, detail=""):
         print(f"FAIL {name} {detail}")
 
 
-def http(method, path, token=None, form=None):
+def http(method, path, token=None, form=None, body=None, headers=None):
     data = urllib.parse.urlencode(form).encode() if form else None
+    if body is not None:
+        data = json.dumps(body).encode()
     req = urllib.request.Request(BASE + path, data=data, method=method)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if form:
         req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    if body is not None:
+        req.add_header("Content-Type", "application/fhir+json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+
+    def parse(raw):
+        return json.loads(raw) if raw else None
+
     try:
         with urllib.request.urlopen(req) as res:
-            return res.status, res.headers.get("Content-Type", ""), json.loads(res.read())
+            return res.status, res.headers.get("Content-Type", ""), parse(res.read())
     except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type", ""), json.loads(e.read())
+        return e.code, e.headers.get("Content-Type", ""), parse(e.read())
+
+
+def identity_number(region, birth, seq):
+    """An 18-character resident identity number with its GB 11643 check character."""
+    body = f"{region}{birth}{seq:03d}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    total = sum(int(d) * w for d, w in zip(body, weights))
+    return body + "10X98765432"[total % 11]
+
+
+def writes(client, system, doctor):
+    """Create, update, version read, history, delete and Bundles, through fhirpy and
+    plain HTTP; every answer validated by the outside models."""
+    centre = None
+    for oid in range(1, 80):
+        status, _, org = http("GET", f"/fhir/Organization/{oid}", token=system)
+        if status == 200 and org["name"].endswith("社区卫生服务中心"):
+            centre = org
+            break
+    check("a community health centre to register at", centre is not None)
+    if centre is None:
+        return
+    created = None
+    for seq in range(901, 999, 2):
+        number = identity_number("310118", "19310203", seq)
+        patient = client.resource(
+            "Patient",
+            identifier=[{"system": "https://fhir.dhp.example/sid/cn-resident-id", "value": number}],
+            name=[{"family": "林", "given": ["晓峰"]}],
+            gender="male",
+            birthDate="1931-02-03",
+            managingOrganization={"reference": f"Organization/{centre['id']}"},
+        )
+        try:
+            patient.save()
+            created = patient
+            break
+        except Exception:  # noqa: BLE001 - the number may be taken; try the next
+            continue
+    check("fhirpy creates a Patient", created is not None and created.get("id"))
+    if created is None:
+        return
+    pid = created["id"]
+    validate("created Patient", created.serialize(), "Patient")
+    check("created Patient is version 1", created["meta"]["versionId"] == "1", created.get("meta"))
+    created["name"] = [{"family": "林", "given": ["晓锋"]}]
+    created.save()
+    check("fhirpy updates the Patient to version 2", created["meta"]["versionId"] == "2", created.get("meta"))
+    status, _, v1 = http("GET", f"/fhir/Patient/{pid}/_history/1", token=system)
+    check("vread version 1", status == 200 and v1["name"][0]["given"] == ["晓峰"], v1)
+    validate("vread", v1, "Patient")
+    status, _, hist = http("GET", f"/fhir/Patient/{pid}/_history", token=system)
+    check("history has both versions", status == 200 and hist["total"] == 2, hist)
+    validate("history", hist, "Bundle")
+
+    obs = client.resource(
+        "Observation",
+        status="final",
+        category=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        code={"coding": [{"system": "http://loinc.org", "code": "8480-6", "display": "Systolic blood pressure"}]},
+        subject={"reference": f"Patient/{pid}"},
+        effectiveDateTime="2026-11-02T09:30:00+08:00",
+        valueQuantity={"value": 146, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"},
+    )
+    obs.save()
+    check("fhirpy creates an Observation", obs.get("id") is not None)
+    validate("created Observation", obs.serialize(), "Observation")
+    oid = obs["id"]
+    obs.delete()
+    status, _, gone = http("GET", f"/fhir/Observation/{oid}", token=system)
+    check("a deleted Observation is gone (410)", status == 410, status)
+    validate("410", gone, "OperationOutcome")
+
+    status, _, bad = http("POST", "/fhir/Patient", token=system, body={
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.dhp.example/sid/cn-resident-id", "value": identity_number("310118", "19310203", 3)[:17] + "0"}],
+        "name": [{"text": "错误"}],
+    })
+    check("a bad identity number: 400", status == 400, status)
+    validate("bad Patient", bad, "OperationOutcome")
+    check("the outcome names the element", bad["issue"][0].get("expression") == ["Patient.identifier[0].value"], bad)
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:6f1b9a52-0000-4000-8000-000000000001", "request": {"method": "POST", "url": "Encounter"}, "resource": {
+                "resourceType": "Encounter", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": {"reference": f"Patient/{pid}"},
+                "serviceProvider": {"reference": f"Organization/{centre['id']}"},
+                "period": {"start": "2026-11-03T10:00:00+08:00"},
+            }},
+            {"fullUrl": "urn:uuid:6f1b9a52-0000-4000-8000-000000000002", "request": {"method": "POST", "url": "Condition"}, "resource": {
+                "resourceType": "Condition",
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]},
+                "subject": {"reference": f"Patient/{pid}"},
+                "encounter": {"reference": "urn:uuid:6f1b9a52-0000-4000-8000-000000000001"},
+                "onsetDateTime": "2026-11-03",
+            }},
+        ],
+    }
+    status, _, answer = http("POST", "/fhir", token=system, body=bundle)
+    check("transaction 200", status == 200 and answer["type"] == "transaction-response", answer)
+    validate("transaction-response", answer, "Bundle")
+    for e in answer.get("entry", []):
+        validate("transaction entry", e["resource"], e["resource"]["resourceType"])
+    if status == 200:
+        enc = answer["entry"][0]["resource"]["id"]
+        check("urn:uuid resolved", answer["entry"][1]["resource"]["encounter"]["reference"] == f"Encounter/{enc}")
+    bundle["entry"][1]["resource"]["code"]["coding"][0]["system"] = "http://snomed.info/sct"
+    status, _, refused = http("POST", "/fhir", token=system, body=bundle)
+    check("a transaction with a bad entry: 400", status == 400, status)
+    validate("refused transaction", refused, "OperationOutcome")
+    bundle["type"] = "batch"
+    status, _, batch = http("POST", "/fhir", token=system, body=bundle)
+    check("batch answers per entry", status == 200 and batch["entry"][0]["response"]["status"] == "201 Created" and batch["entry"][1]["response"]["status"] == "400", batch)
+    validate("batch-response", batch, "Bundle")
+
+    status, _, refusal = http("POST", "/fhir/Observation", token=doctor, body=obs.serialize() | {"subject": {"reference": "Patient/1"}})
+    check("the doctor's write outside scope or in it is answered", status in (201, 403), status)
+    validate("doctor's write", refusal, "Observation" if status == 201 else "OperationOutcome")
 
 
 def validate(name, body, resource_type):
@@ -139,6 +271,8 @@ def main():
     status, _, unknown = http("GET", "/fhir/Patient?colour=red", token=system)
     check("unknown parameter: 400", status == 400, status)
     validate("unknown parameter", unknown, "OperationOutcome")
+
+    writes(client, system, doctor)
 
     status, _, log = http("GET", "/fhir/AuditEvent?_count=20", token=manager)
     check("manager reads the audit log", status == 200 and len(log.get("entry", [])) > 0, status)
