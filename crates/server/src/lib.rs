@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod auth;
+pub mod export;
 mod fhir;
 pub mod i18n;
 mod pages;
@@ -147,6 +148,23 @@ pub fn app(state: Arc<AppState>) -> Router {
             Duration::from_secs(30),
         ))
         .with_state(state)
+}
+
+/// Carry out a transaction or batch Bundle as the integrating system `client` (import):
+/// the response Bundle, or the outcome that refused all of it.
+pub async fn import_bundle(
+    state: &AppState,
+    client: &str,
+    bundle: serde_json::Value,
+) -> Result<Result<serde_json::Value, dhp_fhir::OperationOutcome>, AppError> {
+    let who = dhp_core::access::Principal {
+        username: client.to_string(),
+        role: dhp_core::access::Role::System,
+        org_id: None,
+        practitioner_id: None,
+        resident_id: None,
+    };
+    fhir::rest::process_bundle(state, &who, bundle, "urn:dhp:import").await
 }
 
 /// Serve `store` on `listener` until Ctrl-C.

@@ -23,7 +23,7 @@ use crate::audit::{self, Actor};
 use crate::token::{self, TokenError};
 use crate::{AppError, AppState};
 
-mod rest;
+pub(crate) mod rest;
 mod write;
 
 pub fn router() -> Router<Arc<AppState>> {

@@ -758,11 +758,24 @@ pub async fn bundle(
         Ok(v) => v,
         Err(o) => return Ok(outcome(o)),
     };
+    match process_bundle(&state, &who, body, &fhir_base(&headers)).await? {
+        Ok(answer) => Ok(fhir_json(StatusCode::OK, &answer)),
+        Err(o) => Ok(outcome(o)),
+    }
+}
+
+/// Carry out a transaction or batch Bundle for `who`: the response Bundle, or the
+/// outcome refusing the whole of it (a transaction writes nothing then).
+pub async fn process_bundle(
+    state: &AppState,
+    who: &dhp_core::access::Principal,
+    body: Value,
+    base: &str,
+) -> Result<Result<Value, OperationOutcome>, AppError> {
     let (transaction, mut list) = match entries(&body) {
         Ok(x) => x,
-        Err(issues) => return Ok(outcome(OperationOutcome::new(issues).with_status(400))),
+        Err(issues) => return Ok(Err(OperationOutcome::new(issues).with_status(400))),
     };
-    let base = fhir_base(&headers);
     // References inside the Bundle: urn:uuid full URLs of new resources get their ids
     // now (one reservation per type), conditional references are looked up.
     let mut map: HashMap<String, String> = HashMap::new();
@@ -792,20 +805,16 @@ pub async fn bundle(
     conditional.sort();
     conditional.dedup();
     for c in conditional {
-        match resolve_conditional(&state, &c).await? {
+        match resolve_conditional(state, &c).await? {
             Some(local) => {
                 map.insert(c, local);
             }
             None if transaction => {
-                return Ok(outcome(
-                    OperationOutcome::one(Issue::new(
-                        IssueCode::NotFound,
-                        format!(
-                            "the conditional reference {c:?} matches nothing; nothing was written"
-                        ),
-                    ))
-                    .with_status(404),
+                return Ok(Err(OperationOutcome::one(Issue::new(
+                    IssueCode::NotFound,
+                    format!("the conditional reference {c:?} matches nothing; nothing was written"),
                 ))
+                .with_status(404)))
             }
             None => {}
         }
@@ -825,10 +834,10 @@ pub async fn bundle(
     let mut order: Vec<usize> = (0..list.len()).collect();
     order.sort_by_key(|&i| rank(&list[i].method));
     let mut results: Vec<Option<Value>> = vec![None; list.len()];
-    let mut plan = Plan::new(&state, &who).await?;
+    let mut plan = Plan::new(state, who).await?;
     for i in order {
         if !transaction {
-            plan = Plan::new(&state, &who).await?;
+            plan = Plan::new(state, who).await?;
         }
         let e = &list[i];
         let step = match e.method.as_str() {
@@ -859,7 +868,7 @@ pub async fn bundle(
         };
         let step = match step {
             Ok(w) if !transaction => {
-                match std::mem::replace(&mut plan, Plan::new(&state, &who).await?)
+                match std::mem::replace(&mut plan, Plan::new(state, who).await?)
                     .commit()
                     .await
                 {
@@ -870,7 +879,7 @@ pub async fn bundle(
             other => other,
         };
         match step {
-            Ok(w) => results[i] = Some(response_entry(&base, &w)),
+            Ok(w) => results[i] = Some(response_entry(base, &w)),
             Err(Refusal::Failed(e)) => return Err(e),
             Err(Refusal::Outcome(o)) if transaction => {
                 // All or nothing: the first failure ends the transaction unwritten.
@@ -882,14 +891,17 @@ pub async fn bundle(
                     );
                 }
                 let status = o.http_status();
-                return Ok(outcome(OperationOutcome::new(issues).with_status(status)));
+                return Ok(Err(OperationOutcome::new(issues).with_status(status)));
             }
             Err(Refusal::Outcome(o)) => results[i] = Some(failed_entry(&o)),
         }
     }
     if transaction {
         if let Err(e) = plan.commit().await {
-            return refused(commit_refusal(e)).await;
+            return match commit_refusal(e) {
+                Refusal::Outcome(o) => Ok(Err(o)),
+                Refusal::Failed(e) => Err(e),
+            };
         }
     }
     let response = json!({
@@ -897,5 +909,5 @@ pub async fn bundle(
         "type": if transaction { "transaction-response" } else { "batch-response" },
         "entry": results.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>(),
     });
-    Ok(fhir_json(StatusCode::OK, &response))
+    Ok(Ok(response))
 }

@@ -1,6 +1,7 @@
 //! The server answered in-process (`oneshot`) over a real generated district.
 
 mod fhir;
+mod roundtrip;
 mod write;
 
 use std::path::PathBuf;

@@ -1,0 +1,237 @@
+//! Export of residents' records as FHIR: every current resource of a type (NDJSON, the
+//! bulk-data layout), or one transaction Bundle per resident in the Synthea layout
+//! (`urn:uuid` full URLs, `POST` requests, organisations by conditional reference), which
+//! `dhp import` and `POST /fhir` load back. Resources written through the API are
+//! exported as stored; generated ones as mapped.
+
+use std::collections::{BTreeMap, HashMap};
+
+use dhp_core::Id;
+use dhp_fhir::resources::ORG_CODE_SYSTEM;
+use dhp_store::{Batch, StoreError, Table};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// The exported types, parents first, with their core tables.
+pub const EXPORT_TYPES: [(&str, Table); 5] = [
+    ("Patient", Table::Residents),
+    ("Encounter", Table::Encounters),
+    ("Condition", Table::Conditions),
+    ("Observation", Table::Observations),
+    ("Immunization", Table::Immunizations),
+];
+
+/// Rows read per page.
+const PAGE: i64 = 5_000;
+
+/// One page of `table` after `after` as resources (stored form where there is one;
+/// deleted ones left out), with the last id read.
+async fn page_resources(
+    state: &AppState,
+    kind: &str,
+    table: Table,
+    after: Id,
+) -> Result<(Vec<Value>, Option<Id>), StoreError> {
+    let store = &*state.store;
+    let page = store.page(table, after, PAGE).await?;
+    let Some(last) = page.last_id() else {
+        return Ok((Vec::new(), None));
+    };
+    let ids = ids_of(&page);
+    let stored: HashMap<Id, dhp_store::StoredResource> = store
+        .resources(kind, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let place = state.place().await?;
+    let households: HashMap<Id, String> = store
+        .households(
+            &page
+                .residents
+                .iter()
+                .map(|r| r.household_id)
+                .collect::<Vec<_>>(),
+        )
+        .await?
+        .into_iter()
+        .map(|h| (h.id, h.address))
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(s) = stored.get(id) {
+            if let Some(v) = s.json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
+                out.push(v);
+            }
+            continue;
+        }
+        let mut v = match table {
+            Table::Residents => {
+                let r = &page.residents[i];
+                dhp_fhir::patient::to_fhir(
+                    r,
+                    &dhp_fhir::patient::PatientContext {
+                        address_line: households.get(&r.household_id).map(String::as_str),
+                        city: &place.city,
+                        district: &place.district,
+                        masked: false,
+                    },
+                )
+            }
+            Table::Encounters => dhp_fhir::resources::encounter(&page.encounters[i]),
+            Table::Conditions => dhp_fhir::resources::condition(&page.conditions[i]),
+            Table::Observations => dhp_fhir::resources::observation_resource(&page.observations[i]),
+            Table::Immunizations => dhp_fhir::resources::immunization(&page.immunizations[i]),
+            _ => continue,
+        };
+        v["meta"] = json!({ "versionId": "1", "lastUpdated": place.generated });
+        out.push(v);
+    }
+    Ok((out, Some(last)))
+}
+
+fn ids_of(b: &Batch) -> Vec<Id> {
+    b.residents
+        .iter()
+        .map(|r| r.id)
+        .chain(b.encounters.iter().map(|r| r.id))
+        .chain(b.conditions.iter().map(|r| r.id))
+        .chain(b.observations.iter().map(|r| r.id))
+        .chain(b.immunizations.iter().map(|r| r.id))
+        .collect()
+}
+
+/// Every current resource of `kind`, in id order, handed to `each`.
+pub async fn export_type(
+    state: &AppState,
+    kind: &str,
+    mut each: impl FnMut(Value) -> std::io::Result<()>,
+) -> Result<u64, ExportError> {
+    let table = EXPORT_TYPES
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| ExportError::Unsupported(kind.to_string()))?;
+    let mut after = 0;
+    let mut n = 0;
+    loop {
+        let (resources, last) = page_resources(state, kind, table, after).await?;
+        let Some(last) = last else { break };
+        for r in resources {
+            each(r)?;
+            n += 1;
+        }
+        after = last;
+    }
+    Ok(n)
+}
+
+/// A failure of an export.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0} is not exported (Patient, Encounter, Condition, Observation, Immunization are)")]
+    Unsupported(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the export failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A stable `urn:uuid` for `kind/id` (the Synthea layout names entries by UUID).
+fn urn(kind: &str, id: &str) -> String {
+    let k = EXPORT_TYPES
+        .iter()
+        .position(|(t, _)| *t == kind)
+        .unwrap_or(9);
+    let n: u64 = id.parse().unwrap_or(0);
+    format!("urn:uuid:00000000-0000-4000-8{k:03x}-{n:012x}")
+}
+
+/// Rewrite the references of `v` for a Bundle: residents' records by `urn:uuid`,
+/// organisations by conditional reference on their code.
+fn bundle_references(v: &mut Value, org_codes: &HashMap<String, String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "reference" {
+                    let Some(r) = x.as_str() else { continue };
+                    let Some((kind, id)) = r.split_once('/') else {
+                        continue;
+                    };
+                    if EXPORT_TYPES.iter().any(|(t, _)| *t == kind) {
+                        *x = json!(urn(kind, id));
+                    } else if kind == "Organization" {
+                        if let Some(code) = org_codes.get(id) {
+                            *x = json!(format!("Organization?identifier={ORG_CODE_SYSTEM}|{code}"));
+                        }
+                    }
+                } else {
+                    bundle_references(x, org_codes);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| bundle_references(x, org_codes)),
+        _ => {}
+    }
+}
+
+/// One transaction Bundle per resident (Synthea layout), in resident id order, handed
+/// to `each` with the resident's id. Holds every record in memory: meant for samples
+/// and test sets, not a whole district (use NDJSON for that).
+pub async fn export_bundles(
+    state: &AppState,
+    mut each: impl FnMut(Id, Value) -> std::io::Result<()>,
+) -> Result<u64, ExportError> {
+    let org_codes: HashMap<String, String> = state
+        .orgs()
+        .await?
+        .values()
+        .map(|o| (o.id.to_string(), o.code.clone()))
+        .collect();
+    let mut per_resident: BTreeMap<Id, Vec<Value>> = BTreeMap::new();
+    for (kind, _) in EXPORT_TYPES {
+        export_type(state, kind, |v| {
+            let owner = if kind == "Patient" {
+                v["id"].as_str().and_then(|s| s.parse().ok())
+            } else {
+                v.pointer("/subject/reference")
+                    .or_else(|| v.pointer("/patient/reference"))
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("Patient/"))
+                    .and_then(|s| s.parse().ok())
+            };
+            if let Some(o) = owner {
+                per_resident.entry(o).or_default().push(v);
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let mut n = 0;
+    for (resident, resources) in per_resident {
+        let entries: Vec<Value> = resources
+            .into_iter()
+            .map(|mut r| {
+                let kind = r["resourceType"].as_str().unwrap_or_default().to_string();
+                let id = r["id"].as_str().unwrap_or_default().to_string();
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("id");
+                    o.remove("meta");
+                }
+                bundle_references(&mut r, &org_codes);
+                json!({
+                    "fullUrl": urn(&kind, &id),
+                    "resource": r,
+                    "request": { "method": "POST", "url": kind },
+                })
+            })
+            .collect();
+        each(
+            resident,
+            json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries }),
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
