@@ -78,6 +78,26 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             };
             add_account(&database, account).await
         }
+        Command::Import { database, inputs } => crate::transfer::import(&database, &inputs).await,
+        Command::Export {
+            database,
+            out,
+            bundles,
+        } => {
+            crate::transfer::export_cmd(&database, &out, bundles).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    residents,
+                    seed,
+                    postgres,
+                },
+        } => {
+            crate::transfer::bench_ingest(residents, seed, postgres.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stats { database, json } => {
             stats(&database, json).await?;
             Ok(ExitCode::SUCCESS)
@@ -198,7 +218,7 @@ fn id_check(number: &str) -> ExitCode {
 
 /// Open a database that must already exist (serve, stats): a mistyped SQLite path is
 /// an error, not a new empty file.
-async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+pub(crate) async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = sqlite_path(url) {
         if !Path::new(path).exists() {
             bail!("database file {path} does not exist (create one with dhp generate)");

@@ -3,6 +3,7 @@
 mod accounts;
 mod bench_fhir;
 mod commands;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -63,6 +64,26 @@ enum Command {
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// Load FHIR into a database: transaction or batch Bundles (.json, each one
+    /// transaction) and bulk NDJSON (.ndjson, ids kept). Resumable: files already
+    /// imported are skipped.
+    Import {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// Files or directories (walked for .json and .ndjson).
+        #[arg(required = true)]
+        inputs: Vec<std::path::PathBuf>,
+    },
+    /// Write residents' records as FHIR NDJSON (one file per type), or as one
+    /// transaction Bundle per resident (Synthea layout) with --bundles.
+    Export {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        bundles: bool,
     },
     /// Row counts and a content digest of a database.
     Stats {
@@ -132,6 +153,17 @@ enum BenchCommand {
     /// Generator throughput into a fresh SQLite file (and PostgreSQL if given).
     Generate {
         #[arg(long, default_value_t = 100_000)]
+        residents: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// Transaction-bundle ingest: a generated district's residents as Synthea-layout
+    /// Bundles, imported into an empty district (SQLite, and PostgreSQL if given).
+    Ingest {
+        #[arg(long, default_value_t = 2_000)]
         residents: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,

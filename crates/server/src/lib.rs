@@ -157,14 +157,36 @@ pub async fn import_bundle(
     client: &str,
     bundle: serde_json::Value,
 ) -> Result<Result<serde_json::Value, dhp_fhir::OperationOutcome>, AppError> {
-    let who = dhp_core::access::Principal {
-        username: client.to_string(),
-        role: dhp_core::access::Role::System,
-        org_id: None,
-        practitioner_id: None,
-        resident_id: None,
-    };
-    fhir::rest::process_bundle(state, &who, bundle, "urn:dhp:import").await
+    let mut answers = fhir::import_bundles(state, client, vec![bundle]).await?;
+    Ok(answers.pop().unwrap_or_else(|| {
+        Err(dhp_fhir::OperationOutcome::one(dhp_fhir::Issue::new(
+            dhp_fhir::IssueCode::Exception,
+            "no answer",
+        )))
+    }))
+}
+
+/// Carry out several transaction Bundles as the integrating system `client`, committed
+/// together (one database transaction for the group); each Bundle is still all or
+/// nothing: a refused one is left out, and a clash at commit redoes the group one
+/// Bundle at a time. One answer per Bundle, in order.
+pub async fn import_bundles(
+    state: &AppState,
+    client: &str,
+    bundles: Vec<serde_json::Value>,
+) -> Result<Vec<Result<serde_json::Value, dhp_fhir::OperationOutcome>>, AppError> {
+    fhir::import_bundles(state, client, bundles).await
+}
+
+/// Write `resources` (each with its own `id`, as a bulk NDJSON export carries them) as
+/// the integrating system `client`, in one transaction: `Ok(n)`, or the index and
+/// outcome of the first refused one (and nothing written).
+pub async fn import_resources(
+    state: &AppState,
+    client: &str,
+    resources: Vec<serde_json::Value>,
+) -> Result<Result<usize, (usize, dhp_fhir::OperationOutcome)>, AppError> {
+    fhir::import_resources(state, client, resources).await
 }
 
 /// Serve `store` on `listener` until Ctrl-C.

@@ -175,24 +175,36 @@ pub(crate) async fn reserve_ids<E: Exec>(e: &E, kind: &str, n: i64) -> Result<Id
         Some(t) => format!("SELECT COALESCE(MAX(id), 0) AS m FROM {}", t.name()),
         None => "SELECT 0 AS m".to_string(),
     };
+    let floors = format!(
+        "{floor} \
+         UNION ALL SELECT COALESCE(MAX(id), 0) AS m FROM resources WHERE type = $1 \
+         UNION ALL SELECT COALESCE(MAX(id), 0) AS m FROM resource_history WHERE type = $1"
+    );
+    // Rows written with ids of their own (an import keeping its source ids) move the
+    // sequence on: it never hands out an id at or below the largest in use. Each MAX
+    // reads one end of a primary-key index.
+    let bump = format!(
+        "UPDATE id_sequences SET next_id = (SELECT MAX(m) FROM \
+           (SELECT next_id - 1 AS m FROM id_sequences WHERE name = $1 UNION ALL {floors}) AS f) + 1 + $2 \
+         WHERE name = $1 RETURNING next_id - $2"
+    );
+    let params = || vec![Param::from(kind), Param::I64(n)];
+    if let Some(row) = e.rows(&bump, params()).await?.first() {
+        return row.i64(0);
+    }
+    // The first reservation of this kind starts the sequence.
     e.execute(
         &format!(
             "INSERT INTO id_sequences (name, next_id) \
-             SELECT $1, MAX(m) + 1 FROM ({floor} \
-               UNION ALL SELECT COALESCE(MAX(id), 0) AS m FROM resources WHERE type = $1 \
-               UNION ALL SELECT COALESCE(MAX(id), 0) AS m FROM resource_history WHERE type = $1) AS floors \
+             SELECT $1, MAX(m) + 1 FROM ({floors}) AS floors \
              WHERE true ON CONFLICT (name) DO NOTHING"
         ),
         vec![kind.into()],
     )
     .await?;
-    let rows = e
-        .rows(
-            "UPDATE id_sequences SET next_id = next_id + $2 WHERE name = $1 RETURNING next_id - $2",
-            vec![kind.into(), Param::I64(n)],
-        )
-        .await?;
-    rows.first()
+    e.rows(&bump, params())
+        .await?
+        .first()
         .ok_or_else(|| StoreError::Corrupt(format!("id sequence {kind} is missing")))?
         .i64(0)
 }
@@ -204,7 +216,14 @@ pub(crate) const RESOURCE_CHUNK: usize = 5_000;
 /// The statements of a [`WriteSet`]'s resource part, as (SQL, parameters, expected
 /// row count) in order; `None` means any count. The backend runs them in its
 /// transaction after the core rows.
-pub(crate) fn resource_statements(w: &WriteSet) -> Vec<(String, Vec<Param>, Option<u64>)> {
+///
+/// `numbered`: `$n` placeholders (PostgreSQL); else `?` in order, which SQLite binds
+/// in time linear in their number (a multi-row statement of thousands of `$n`
+/// placeholders costs SQLite quadratic time).
+pub(crate) fn resource_statements(
+    w: &WriteSet,
+    numbered: bool,
+) -> Vec<(String, Vec<Param>, Option<u64>)> {
     let mut out = Vec::new();
     let mut creates: Vec<&StoredResource> = Vec::new();
     for write in &w.resources {
@@ -252,16 +271,7 @@ pub(crate) fn resource_statements(w: &WriteSet) -> Vec<(String, Vec<Param>, Opti
         let mut p = Vec::with_capacity(chunk.len() * 6);
         let mut rows = Vec::with_capacity(chunk.len());
         for r in chunk {
-            let base = p.len();
-            rows.push(format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                base + 1,
-                base + 2,
-                base + 3,
-                base + 4,
-                base + 5,
-                base + 6
-            ));
+            rows.push(crate::shared::placeholders(p.len(), 6, numbered));
             p.extend(params(r));
         }
         out.push((
@@ -274,7 +284,7 @@ pub(crate) fn resource_statements(w: &WriteSet) -> Vec<(String, Vec<Param>, Opti
         ));
     }
     for chunk in w.audits.chunks(3_000) {
-        let (sql, p) = crate::shared::audit_insert(chunk);
+        let (sql, p) = crate::shared::audit_insert(chunk, numbered);
         out.push((sql, p, None));
     }
     out
@@ -300,7 +310,7 @@ pub(crate) fn core_delete_statements(w: &WriteSet) -> Vec<(String, Vec<Param>)> 
 /// `$write_rows` (the backend's bulk upsert of core rows). Expands to a block that
 /// returns `Result<()>`; the caller commits.
 macro_rules! run_write_set {
-    ($tx:expr, $w:expr, $write_rows:expr) => {{
+    ($tx:expr, $w:expr, $write_rows:expr, $numbered:expr) => {{
         let w: &$crate::resources::WriteSet = $w;
         for (sql, params) in $crate::resources::core_delete_statements(w) {
             $crate::shared::bind_all!(sqlx::query(&sql), params)
@@ -314,7 +324,7 @@ macro_rules! run_write_set {
                 })?;
         }
         $write_rows(&mut *$tx, &w.core).await?;
-        for (sql, params, expect) in $crate::resources::resource_statements(w) {
+        for (sql, params, expect) in $crate::resources::resource_statements(w, $numbered) {
             let done = $crate::shared::bind_all!(sqlx::query(&sql), params)
                 .execute(&mut *$tx)
                 .await

@@ -486,23 +486,31 @@ pub(crate) async fn insert_audits<E: Exec>(e: &E, events: &[AuditEvent]) -> Resu
             "at most 3,000 audit entries at once".into(),
         ));
     }
-    let (sql, params) = audit_insert(events);
+    let (sql, params) = audit_insert(events, true);
     e.execute(&sql, params).await
 }
 
-/// The multi-row INSERT of audit entries (at most 3,000).
-pub(crate) fn audit_insert(events: &[AuditEvent]) -> (String, Vec<Param>) {
+/// `($1, $2, …)` for a row whose parameters start after `base`, or `(?, ?, …)`.
+pub(crate) fn placeholders(base: usize, n: usize, numbered: bool) -> String {
+    let marks: Vec<String> = (1..=n)
+        .map(|i| {
+            if numbered {
+                format!("${}", base + i)
+            } else {
+                "?".to_string()
+            }
+        })
+        .collect();
+    format!("({})", marks.join(", "))
+}
+
+/// The multi-row INSERT of audit entries (at most 3,000); see
+/// [`placeholders`] for `numbered`.
+pub(crate) fn audit_insert(events: &[AuditEvent], numbered: bool) -> (String, Vec<Param>) {
     let mut params = Vec::with_capacity(events.len() * 10);
     let mut rows = Vec::with_capacity(events.len());
     for a in events {
-        let base = params.len();
-        rows.push(format!(
-            "({})",
-            (1..=10)
-                .map(|i| format!("${}", base + i))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        rows.push(placeholders(params.len(), 10, numbered));
         params.extend(audit_params(a));
     }
     (

@@ -171,3 +171,130 @@ fn bad_input_is_one_line_nonzero_and_writes_nothing() {
         "only the database and its WAL sidecars: {files:?}"
     );
 }
+
+/// An 18-character identity number with its check character (GB 11643).
+fn identity(body17: &str) -> String {
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body17
+        .chars()
+        .zip(weights)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    format!(
+        "{body17}{}",
+        "10X98765432".as_bytes()[(sum % 11) as usize] as char
+    )
+}
+
+#[test]
+fn export_and_import_report_resume_and_refuse_per_bundle() {
+    let dir = Scratch::new("transfer");
+    let db = dir.url("d.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &db,
+        "--residents",
+        "40",
+        "--seed",
+        "2",
+        "--years",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Export: NDJSON per type, and one Bundle per resident.
+    let out = dir.0.join("out");
+    let o = dhp(&["export", "--database", &db, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let patients = std::fs::read_to_string(out.join("Patient.ndjson")).unwrap();
+    assert_eq!(patients.lines().count(), 40);
+    for line in patients.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["resourceType"], "Patient");
+    }
+    let o = dhp(&[
+        "export",
+        "--database",
+        &db,
+        "--out",
+        out.to_str().unwrap(),
+        "--bundles",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bundles = std::fs::read_dir(out.join("bundles")).unwrap().count();
+    assert_eq!(bundles, 40);
+
+    // Importing the district's own residents again: every Bundle is refused whole
+    // (the identity numbers are taken), each reported, nothing written.
+    let before = stdout(&dhp(&["stats", "--database", &db, "--json"]));
+    let o = dhp(&[
+        "import",
+        "--database",
+        &db,
+        out.join("bundles").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o)
+            .matches("bundle not imported (nothing written)")
+            .count(),
+        40,
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("identity number already registered"));
+    let after = stdout(&dhp(&["stats", "--database", &db, "--json"]));
+    let digest = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["digest"].clone();
+    assert_eq!(digest(&before), digest(&after));
+
+    // A new resident's Bundle lands; run again, it is skipped as already imported.
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [{
+            "fullUrl": "urn:uuid:0b7c0f3e-1111-4111-8111-000000000001",
+            "request": { "method": "POST", "url": "Patient" },
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [{ "system": "https://fhir.dhp.example/sid/cn-resident-id", "value": identity("31011819300101997") }],
+                "name": [{ "text": "周建国" }],
+                "managingOrganization": { "reference": "Organization?identifier=https://fhir.dhp.example/sid/org-code|310118-CHC-XY" },
+            }
+        }]
+    });
+    let file = dir.0.join("new.json");
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let o = dhp(&["import", "--database", &db, file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("imported 1 resources from 1 files"),
+        "{}",
+        stdout(&o)
+    );
+    let o = dhp(&["import", "--database", &db, file.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("1 files already imported"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Bad input: a missing path, and a file that is not JSON.
+    let o = dhp(&[
+        "import",
+        "--database",
+        &db,
+        dir.0.join("nope").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("does not exist"));
+    std::fs::write(dir.0.join("bad.json"), "{ nope").unwrap();
+    let o = dhp(&[
+        "import",
+        "--database",
+        &db,
+        dir.0.join("bad.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not JSON"), "{}", stderr(&o));
+}

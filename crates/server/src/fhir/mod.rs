@@ -26,6 +26,120 @@ use crate::{AppError, AppState};
 pub(crate) mod rest;
 mod write;
 
+/// See [`crate::import_bundles`].
+pub(crate) async fn import_bundles(
+    state: &AppState,
+    client: &str,
+    bundles: Vec<Value>,
+) -> Result<Vec<Result<Value, OperationOutcome>>, AppError> {
+    let who = system_principal(client);
+    // One id reservation per kind for the whole group.
+    let mut counts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for b in &bundles {
+        for e in b
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if e.pointer("/request/method").and_then(Value::as_str) == Some("POST") {
+                if let Some(kind) = e.pointer("/resource/resourceType").and_then(Value::as_str) {
+                    *counts.entry(kind.to_string()).or_default() += 1;
+                    if kind == "Patient" {
+                        *counts.entry("Household".to_string()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    counts.retain(|k, _| write::WRITABLE.contains(&k.as_str()) || k == "Household");
+    let mut plan = write::Plan::new(state, &who).await?;
+    plan.reserve_ahead(&counts).await?;
+    let mut results = Vec::with_capacity(bundles.len());
+    for b in &bundles {
+        let mark = plan.mark();
+        let r = rest::run_bundle(state, &mut plan, b.clone(), "urn:dhp:import").await?;
+        if r.is_err() {
+            plan.rollback(mark);
+        }
+        results.push(r);
+    }
+    match plan.commit().await {
+        Ok(()) => Ok(results),
+        // One Bundle's writes clash with the store (an id taken, a record gone): the
+        // group is redone one Bundle at a time, so only that one fails.
+        Err(StoreError::Conflict(_)) => {
+            let mut alone = Vec::with_capacity(bundles.len());
+            for (b, r) in bundles.into_iter().zip(results) {
+                alone.push(match r {
+                    Err(o) => Err(o),
+                    Ok(_) => rest::process_bundle(state, &who, b, "urn:dhp:import").await?,
+                });
+            }
+            Ok(alone)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn system_principal(client: &str) -> Principal {
+    Principal {
+        username: client.to_string(),
+        role: dhp_core::access::Role::System,
+        org_id: None,
+        practitioner_id: None,
+        resident_id: None,
+    }
+}
+
+/// See [`crate::import_resources`].
+pub(crate) async fn import_resources(
+    state: &AppState,
+    client: &str,
+    resources: Vec<Value>,
+) -> Result<Result<usize, (usize, OperationOutcome)>, AppError> {
+    let who = system_principal(client);
+    let mut plan = write::Plan::new(state, &who).await?;
+    let n = resources.len();
+    for (i, r) in resources.into_iter().enumerate() {
+        let kind = r
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let id = r
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Id>().ok());
+        let Some(id) = id.filter(|n| *n > 0) else {
+            return Ok(Err((
+                i,
+                OperationOutcome::one(Issue::at(
+                    IssueCode::Required,
+                    format!("{kind}.id"),
+                    "a bulk import keeps the source ids: each resource needs a numeric id",
+                )),
+            )));
+        };
+        match plan.create_with_id(&kind, id, r).await {
+            Ok(_) => {}
+            Err(write::Refusal::Outcome(o)) => return Ok(Err((i, o))),
+            Err(write::Refusal::Failed(e)) => return Err(e),
+        }
+    }
+    match plan.commit().await {
+        Ok(()) => Ok(Ok(n)),
+        Err(StoreError::Conflict(why)) => Ok(Err((
+            0,
+            OperationOutcome::one(Issue::new(
+                IssueCode::Conflict,
+                format!("nothing was written: {why}"),
+            )),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", post(rest::bundle))

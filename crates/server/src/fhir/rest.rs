@@ -772,6 +772,29 @@ pub async fn process_bundle(
     body: Value,
     base: &str,
 ) -> Result<Result<Value, OperationOutcome>, AppError> {
+    let mut plan = Plan::new(state, who).await?;
+    let answer = match run_bundle(state, &mut plan, body, base).await? {
+        Ok(a) => a,
+        Err(o) => return Ok(Err(o)),
+    };
+    if let Err(e) = plan.commit().await {
+        return match commit_refusal(e) {
+            Refusal::Outcome(o) => Ok(Err(o)),
+            Refusal::Failed(e) => Err(e),
+        };
+    }
+    Ok(Ok(answer))
+}
+
+/// Run a Bundle's entries into `plan`: a transaction's writes stay in the plan for the
+/// caller to commit (with others, on import); a batch's entries commit one by one here.
+pub async fn run_bundle<'a>(
+    state: &'a AppState,
+    plan: &mut Plan<'a>,
+    body: Value,
+    base: &str,
+) -> Result<Result<Value, OperationOutcome>, AppError> {
+    let who = plan.who();
     let (transaction, mut list) = match entries(&body) {
         Ok(x) => x,
         Err(issues) => return Ok(Err(OperationOutcome::new(issues).with_status(400))),
@@ -787,7 +810,7 @@ pub async fn process_bundle(
         }
     }
     for (kind, idx) in &per_kind {
-        let first = state.store.reserve_ids(kind, idx.len() as i64).await?;
+        let first = plan.take_ids(kind, idx.len() as i64).await?;
         for (k, &i) in idx.iter().enumerate() {
             let id = first + k as i64;
             assigned[i] = Some(id);
@@ -834,11 +857,14 @@ pub async fn process_bundle(
     let mut order: Vec<usize> = (0..list.len()).collect();
     order.sort_by_key(|&i| rank(&list[i].method));
     let mut results: Vec<Option<Value>> = vec![None; list.len()];
-    let mut plan = Plan::new(state, who).await?;
+    let mut single = Plan::new(state, who).await?;
     for i in order {
-        if !transaction {
-            plan = Plan::new(state, who).await?;
-        }
+        let plan: &mut Plan<'a> = if transaction {
+            &mut *plan
+        } else {
+            single = Plan::new(state, who).await?;
+            &mut single
+        };
         let e = &list[i];
         let step = match e.method.as_str() {
             "POST" => match assigned[i] {
@@ -868,7 +894,7 @@ pub async fn process_bundle(
         };
         let step = match step {
             Ok(w) if !transaction => {
-                match std::mem::replace(&mut plan, Plan::new(state, who).await?)
+                match std::mem::replace(&mut single, Plan::new(state, who).await?)
                     .commit()
                     .await
                 {
@@ -894,14 +920,6 @@ pub async fn process_bundle(
                 return Ok(Err(OperationOutcome::new(issues).with_status(status)));
             }
             Err(Refusal::Outcome(o)) => results[i] = Some(failed_entry(&o)),
-        }
-    }
-    if transaction {
-        if let Err(e) = plan.commit().await {
-            return match commit_refusal(e) {
-                Refusal::Outcome(o) => Ok(Err(o)),
-                Refusal::Failed(e) => Err(e),
-            };
         }
     }
     let response = json!({

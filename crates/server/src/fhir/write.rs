@@ -82,6 +82,31 @@ pub struct Plan<'a> {
     /// Encounters written in this unit: id → organisation (for Conditions that name
     /// their encounter).
     encounters: HashMap<Id, Id>,
+    /// Ids reserved ahead, per kind: (next, end exclusive).
+    ids: HashMap<String, (Id, Id)>,
+}
+
+/// How far a plan had got: [`Plan::rollback`] returns to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    resources: usize,
+    core: [usize; 9],
+    core_deletes: usize,
+    audits: usize,
+}
+
+fn core_lens(b: &dhp_store::Batch) -> [usize; 9] {
+    [
+        b.organisations.len(),
+        b.practitioners.len(),
+        b.households.len(),
+        b.residents.len(),
+        b.contracts.len(),
+        b.encounters.len(),
+        b.conditions.len(),
+        b.observations.len(),
+        b.immunizations.len(),
+    ]
 }
 
 impl<'a> Plan<'a> {
@@ -97,7 +122,64 @@ impl<'a> Plan<'a> {
             set: WriteSet::default(),
             facts: HashMap::new(),
             encounters: HashMap::new(),
+            ids: HashMap::new(),
         })
+    }
+
+    /// `n` new ids of `kind`: from those reserved ahead, else reserved now.
+    pub async fn take_ids(&mut self, kind: &str, n: i64) -> Result<Id, dhp_store::StoreError> {
+        if let Some((next, end)) = self.ids.get_mut(kind) {
+            if *end - *next >= n {
+                let first = *next;
+                *next += n;
+                return Ok(first);
+            }
+        }
+        self.state.store.reserve_ids(kind, n).await
+    }
+
+    /// Reserve ids ahead: one reservation per kind for many writes to come.
+    pub async fn reserve_ahead(
+        &mut self,
+        counts: &HashMap<String, i64>,
+    ) -> Result<(), dhp_store::StoreError> {
+        for (kind, &n) in counts {
+            if n > 0 {
+                let first = self.state.store.reserve_ids(kind, n).await?;
+                self.ids.insert(kind.clone(), (first, first + n));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            resources: self.set.resources.len(),
+            core: core_lens(&self.set.core),
+            core_deletes: self.set.core_deletes.len(),
+            audits: self.set.audits.len(),
+        }
+    }
+
+    /// Drop what was gathered since `m` (a refused Bundle among several).
+    pub fn rollback(&mut self, m: Mark) {
+        let c = &mut self.set.core;
+        self.set.resources.truncate(m.resources);
+        c.organisations.truncate(m.core[0]);
+        c.practitioners.truncate(m.core[1]);
+        c.households.truncate(m.core[2]);
+        c.residents.truncate(m.core[3]);
+        c.contracts.truncate(m.core[4]);
+        c.encounters.truncate(m.core[5]);
+        c.conditions.truncate(m.core[6]);
+        c.observations.truncate(m.core[7]);
+        c.immunizations.truncate(m.core[8]);
+        self.set.core_deletes.truncate(m.core_deletes);
+        self.set.audits.truncate(m.audits);
+    }
+
+    pub fn who(&self) -> &'a Principal {
+        self.who
     }
 
     /// Commit everything gathered, in one transaction.
@@ -202,7 +284,7 @@ impl<'a> Plan<'a> {
     pub async fn create(&mut self, kind: &str, mut body: Value) -> Result<Written, Refusal> {
         self.check_role()?;
         check_kind(kind, &body)?;
-        let id = self.state.store.reserve_ids(kind, 1).await?;
+        let id = self.take_ids(kind, 1).await?;
         body["id"] = json!(id.to_string());
         self.put(kind, id, body, Prior::Nothing, 1, "create").await
     }
@@ -559,7 +641,7 @@ impl<'a> Plan<'a> {
         let household_id = match household_id {
             Some(h) => h,
             None => {
-                let h = self.state.store.reserve_ids("Household", 1).await?;
+                let h = self.take_ids("Household", 1).await?;
                 self.set.core.households.push(Household {
                     id: h,
                     district_code: place.district_code.clone(),

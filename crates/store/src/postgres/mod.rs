@@ -61,7 +61,7 @@ impl Backend for PostgresStore {
 
     async fn write_set(&self, w: &WriteSet) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        crate::resources::run_write_set!(tx, w, upsert_rows)?;
+        crate::resources::run_write_set!(tx, w, upsert_rows, true)?;
         tx.commit().await?;
         Ok(())
     }

@@ -112,7 +112,7 @@ impl Backend for SqliteStore {
         // IMMEDIATE: take the write lock first, so the version checks inside cannot be
         // overtaken by another writer between read and write.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        crate::resources::run_write_set!(tx, w, upsert_rows)?;
+        crate::resources::run_write_set!(tx, w, upsert_rows, false)?;
         tx.commit().await?;
         Ok(())
     }

@@ -525,6 +525,12 @@ pub async fn reserved_ids_start_above_existing_rows(s: &dyn Store) {
     assert_eq!(s.reserve_ids("MedicationRequest", 2).await.unwrap(), 1);
     assert_eq!(s.reserve_ids("MedicationRequest", 1).await.unwrap(), 3);
     assert!(s.reserve_ids("Encounter", 0).await.is_err());
+    // A resource written with an id of its own (an import) moves the sequence past it.
+    let kept = stored("MedicationRequest", 100, 1, None, Some("{}"));
+    s.write_resources(&write(kept, Prior::Nothing))
+        .await
+        .unwrap();
+    assert_eq!(s.reserve_ids("MedicationRequest", 1).await.unwrap(), 101);
 }
 
 pub async fn resources_are_versioned_and_checked(s: &dyn Store) {
