@@ -370,7 +370,11 @@ async fn copy_registry(from: &dyn Store, to: &dyn Store) -> Result<()> {
 
 /// A database to import into: its label, the store, and the scratch PostgreSQL
 /// database to drop after.
-type Target = (String, Arc<dyn Store>, Option<(dhp_store::AdminPool, String)>);
+type Target = (
+    String,
+    Arc<dyn Store>,
+    Option<(dhp_store::AdminPool, String)>,
+);
 
 /// `dhp bench ingest`: Synthea-layout transaction Bundles of a generated district,
 /// imported into an empty district with the same registry (SQLite, and PostgreSQL when
