@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use dhp_server::{export, import_bundles, import_resources, AppState};
-use dhp_store::{redact_url, Batch, Store, Table};
+use dhp_store::{redact_url, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -337,37 +337,6 @@ pub async fn export_cmd(url: &str, out: &Path, bundles: bool) -> Result<()> {
     Ok(())
 }
 
-/// Copy the registry (organisations, staff) and the district's names of `from` into an
-/// empty `to`: a district to import residents into.
-async fn copy_registry(from: &dyn Store, to: &dyn Store) -> Result<()> {
-    let registry = Batch {
-        organisations: from
-            .page(Table::Organisations, 0, i64::MAX)
-            .await?
-            .organisations,
-        practitioners: from
-            .page(Table::Practitioners, 0, i64::MAX)
-            .await?
-            .practitioners,
-        ..Batch::default()
-    };
-    to.insert_batch(&registry).await?;
-    for key in [
-        "city_name_zh",
-        "city_name_en",
-        "district_name_zh",
-        "district_name_en",
-        "district_code",
-        "district_former_codes",
-        "end_date",
-    ] {
-        if let Some(v) = from.meta(key).await? {
-            to.set_meta(key, &v).await?;
-        }
-    }
-    Ok(())
-}
-
 /// A database to import into: its label, the store, and the scratch PostgreSQL
 /// database to drop after.
 type Target = (
@@ -425,7 +394,7 @@ pub async fn bench_ingest(residents: u64, seed: u64, postgres: Option<&str>) -> 
         ));
     }
     for (label, target, cleanup) in targets {
-        copy_registry(&*source, &*target).await?;
+        export::copy_registry(&*source, &*target).await?;
         let state = AppState::open(target.clone()).await?;
         let started = Instant::now();
         for group in bundles.chunks(GROUP) {

@@ -85,7 +85,7 @@ async fn page_resources(
             Table::Immunizations => dhp_fhir::resources::immunization(&page.immunizations[i]),
             _ => continue,
         };
-        v["meta"] = json!({ "versionId": "1", "lastUpdated": place.generated });
+        crate::fhir::generated_meta(&mut v, place);
         out.push(v);
     }
     Ok((out, Some(last)))
@@ -234,4 +234,38 @@ pub async fn export_bundles(
         n += 1;
     }
     Ok(n)
+}
+
+/// Copy the registry (organisations, staff) and the district's names of `from` into an
+/// empty `to`: a district to import residents into.
+pub async fn copy_registry(
+    from: &dyn dhp_store::Store,
+    to: &dyn dhp_store::Store,
+) -> Result<(), StoreError> {
+    let registry = Batch {
+        organisations: from
+            .page(Table::Organisations, 0, i64::MAX)
+            .await?
+            .organisations,
+        practitioners: from
+            .page(Table::Practitioners, 0, i64::MAX)
+            .await?
+            .practitioners,
+        ..Batch::default()
+    };
+    to.insert_batch(&registry).await?;
+    for key in [
+        "city_name_zh",
+        "city_name_en",
+        "district_name_zh",
+        "district_name_en",
+        "district_code",
+        "district_former_codes",
+        "end_date",
+    ] {
+        if let Some(v) = from.meta(key).await? {
+            to.set_meta(key, &v).await?;
+        }
+    }
+    Ok(())
 }

@@ -303,6 +303,43 @@ fn version_headers(res: &mut Response, version: i64, last_updated: &str) {
     }
 }
 
+/// May `who` read the records of `resident`? A deleted resident's leftovers (versions,
+/// tombstones) are for integrating systems only.
+async fn read_decision(
+    state: &AppState,
+    who: &Principal,
+    resident: Id,
+) -> Result<dhp_core::access::Decision, StoreError> {
+    match state
+        .store
+        .resident_access_facts(resident, Local::now().date_naive())
+        .await
+    {
+        Ok(facts) => {
+            let org = org_facts(state, who).await?;
+            Ok(may_read_resident(who, org.as_ref(), &facts))
+        }
+        Err(StoreError::NotFound(_)) if who.role == dhp_core::access::Role::System => {
+            Ok(dhp_core::access::Decision::Allow("integrating system"))
+        }
+        Err(StoreError::NotFound(_)) => Ok(dhp_core::access::Decision::Deny(
+            "the resident's record was deleted",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// A generated record's version: 1, last updated when the district was generated.
+pub(crate) fn generated_meta(v: &mut Value, place: &crate::Place) {
+    let mut meta = v
+        .get("meta")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    meta["versionId"] = serde_json::json!("1");
+    meta["lastUpdated"] = serde_json::json!(place.generated);
+    v["meta"] = meta;
+}
+
 /// What a read finds under `type/id`.
 enum Found {
     Stored(StoredResource),
@@ -411,23 +448,7 @@ async fn read_version(
     }
     let mut reason = "registry record";
     if let Some(resident_id) = resident_id {
-        let facts = store
-            .resident_access_facts(resident_id, Local::now().date_naive())
-            .await;
-        let decision = match facts {
-            Ok(facts) => {
-                let org = org_facts(state, &who).await?;
-                may_read_resident(&who, org.as_ref(), &facts)
-            }
-            // The resident was deleted: only integrating systems see what is left.
-            Err(StoreError::NotFound(_)) if who.role == dhp_core::access::Role::System => {
-                dhp_core::access::Decision::Allow("integrating system")
-            }
-            Err(StoreError::NotFound(_)) => {
-                dhp_core::access::Decision::Deny("the resident's record was deleted")
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let decision = read_decision(state, &who, resident_id).await?;
         if !decision.allowed() {
             audit::record(
                 store,
@@ -464,21 +485,18 @@ async fn read_version(
         (Found::Stored(s), None) => {
             Some((s.version_id, s.last_updated.clone(), stored_json(s, masked)))
         }
-        (Found::Stored(s), Some(n)) => {
-            let n_id = s.id;
-            store
-                .resource_versions(resource_type, n_id)
-                .await?
-                .into_iter()
-                .find(|v| v.version_id == n)
-                .map(|v| {
-                    (
-                        v.version_id,
-                        v.last_updated.clone(),
-                        stored_json(&v, masked),
-                    )
-                })
-        }
+        (Found::Stored(s), Some(n)) => store
+            .resource_versions(resource_type, s.id)
+            .await?
+            .into_iter()
+            .find(|v| v.version_id == n)
+            .map(|v| {
+                (
+                    v.version_id,
+                    v.last_updated.clone(),
+                    stored_json(&v, masked),
+                )
+            }),
         (Found::Nothing, _) => None,
     };
     let Some((number, last_updated, body)) = chosen else {
@@ -692,13 +710,7 @@ async fn search_patients(
                         masked,
                     },
                 );
-                let mut meta = v
-                    .get("meta")
-                    .cloned()
-                    .unwrap_or_else(|| serde_json::json!({}));
-                meta["versionId"] = serde_json::json!("1");
-                meta["lastUpdated"] = serde_json::json!(place.generated);
-                v["meta"] = meta;
+                generated_meta(&mut v, place);
                 v
             }
         };

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Local;
-use dhp_core::access::{may_read_resident, Scope};
+use dhp_core::access::Scope;
 use dhp_core::Id;
 use dhp_fhir::search::parse_patient_search;
 use dhp_fhir::{Issue, IssueCode, OperationOutcome};
@@ -403,22 +403,7 @@ pub async fn history(
         }
     };
     if let Some(r) = resident {
-        let decision = match store
-            .resident_access_facts(r, Local::now().date_naive())
-            .await
-        {
-            Ok(facts) => {
-                let org = super::org_facts(&state, &who).await?;
-                may_read_resident(&who, org.as_ref(), &facts)
-            }
-            Err(StoreError::NotFound(_)) if who.role == dhp_core::access::Role::System => {
-                dhp_core::access::Decision::Allow("integrating system")
-            }
-            Err(StoreError::NotFound(_)) => {
-                dhp_core::access::Decision::Deny("the resident's record was deleted")
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let decision = super::read_decision(&state, &who, r).await?;
         if !decision.allowed() {
             audit::record(
                 store,

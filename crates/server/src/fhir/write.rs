@@ -281,12 +281,11 @@ impl<'a> Plan<'a> {
     }
 
     /// Create `body` as a new resource of `kind`.
-    pub async fn create(&mut self, kind: &str, mut body: Value) -> Result<Written, Refusal> {
+    pub async fn create(&mut self, kind: &str, body: Value) -> Result<Written, Refusal> {
         self.check_role()?;
         check_kind(kind, &body)?;
         let id = self.take_ids(kind, 1).await?;
-        body["id"] = json!(id.to_string());
-        self.put(kind, id, body, Prior::Nothing, 1, "create").await
+        self.create_with_id(kind, id, body).await
     }
 
     /// Create `body` under an id reserved beforehand (a Bundle's new resources get

@@ -41,15 +41,15 @@ async fn call(s: &Site, req: Request<Body>) -> Answer {
 
 /// The demo family doctor, their centre and its street or town, and every resident and
 /// contract: what the scope tests count from.
-struct DoctorView {
-    doctor: dhp_store::User,
-    centre: dhp_core::Organisation,
-    area: i64,
-    residents: Vec<dhp_core::Resident>,
-    contracts: Vec<dhp_core::Contract>,
+pub(crate) struct DoctorView {
+    pub(crate) doctor: dhp_store::User,
+    pub(crate) centre: dhp_core::Organisation,
+    pub(crate) area: i64,
+    pub(crate) residents: Vec<dhp_core::Resident>,
+    pub(crate) contracts: Vec<dhp_core::Contract>,
 }
 
-async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
+pub(crate) async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
     let doctor = store.user_by_username("doctor").await.unwrap();
     let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
     let area = centre.parent_id.unwrap();

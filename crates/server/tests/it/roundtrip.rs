@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dhp_server::{export, import_bundle, AppState};
-use dhp_store::{Batch, Store, Table};
+use dhp_store::{Store, Table};
 use serde_json::Value;
 
 use super::{site, temp_dir};
@@ -116,35 +116,9 @@ async fn synthea_layout_bundles_round_trip_on_postgres() {
 async fn round_trip(target: Arc<dyn Store>) {
     let source = site(120).await;
     // The target: the same registry (organisations, staff, district names), no residents.
-    let registry = Batch {
-        organisations: source
-            .state
-            .store
-            .page(Table::Organisations, 0, 100_000)
-            .await
-            .unwrap()
-            .organisations,
-        practitioners: source
-            .state
-            .store
-            .page(Table::Practitioners, 0, 1_000_000)
-            .await
-            .unwrap()
-            .practitioners,
-        ..Batch::default()
-    };
-    target.insert_batch(&registry).await.unwrap();
-    for key in [
-        "city_name_zh",
-        "district_name_zh",
-        "district_code",
-        "district_former_codes",
-        "end_date",
-    ] {
-        if let Some(v) = source.state.store.meta(key).await.unwrap() {
-            target.set_meta(key, &v).await.unwrap();
-        }
-    }
+    export::copy_registry(&*source.state.store, &*target)
+        .await
+        .unwrap();
     let target = AppState::open(target).await.unwrap();
 
     let mut bundles = Vec::new();

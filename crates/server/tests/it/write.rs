@@ -397,22 +397,17 @@ async fn bad_writes_get_an_outcome_and_change_nothing() {
 async fn a_family_doctor_writes_only_within_scope() {
     let s = site(1_500).await;
     let store = &*s.state.store;
-    let doctor = store.user_by_username("doctor").await.unwrap();
-    let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
-    let residents = store
-        .page(Table::Residents, 0, 100_000)
-        .await
-        .unwrap()
-        .residents;
-    let contracts = store
-        .page(Table::Contracts, 0, 1_000_000)
-        .await
-        .unwrap()
-        .contracts;
+    let super::fhir::DoctorView {
+        doctor,
+        centre,
+        area,
+        residents,
+        contracts,
+    } = super::fhir::doctor_view(store).await;
     let outside = residents
         .iter()
         .find(|r| {
-            r.street_org_id != centre.parent_id.unwrap()
+            r.street_org_id != area
                 && !contracts.iter().any(|c| {
                     c.resident_id == r.id
                         && (c.centre_org_id == centre.id
@@ -420,10 +415,7 @@ async fn a_family_doctor_writes_only_within_scope() {
                 })
         })
         .unwrap();
-    let inside = residents
-        .iter()
-        .find(|r| r.street_org_id == centre.parent_id.unwrap())
-        .unwrap();
+    let inside = residents.iter().find(|r| r.street_org_id == area).unwrap();
     let t = person(&s, "doctor").await;
     let obs = |rid: i64| {
         json!({
