@@ -168,6 +168,17 @@ impl PractitionerRole {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Chinese name of the role.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            PractitionerRole::FamilyDoctor => "家庭医生",
+            PractitionerRole::Nurse => "护士",
+            PractitionerRole::Specialist => "专科医生",
+            PractitionerRole::PublicHealthDoctor => "公共卫生医师",
+            PractitionerRole::Manager => "管理人员",
+        }
+    }
+
     /// Counted among licensed (assistant) physicians (执业（助理）医师).
     pub fn is_physician(self) -> bool {
         matches!(

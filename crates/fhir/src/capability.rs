@@ -10,67 +10,83 @@ use crate::FHIR_VERSION;
 pub struct Supported {
     pub resource: &'static str,
     pub interactions: &'static [&'static str],
-    pub search_params: &'static [(&'static str, &'static str)],
 }
+
+const READ: &[&str] = &["read", "search-type"];
+const WRITE: &[&str] = &[
+    "read",
+    "vread",
+    "history-instance",
+    "create",
+    "update",
+    "delete",
+    "search-type",
+];
 
 /// The resources and interactions implemented today.
 pub const SUPPORTED: &[Supported] = &[
     Supported {
         resource: "Patient",
-        interactions: &[
-            "read",
-            "vread",
-            "history-instance",
-            "create",
-            "update",
-            "delete",
-            "search-type",
-        ],
-        search_params: crate::search::PATIENT_PARAMS,
+        interactions: WRITE,
     },
-    read_only("Organization"),
-    read_only("Practitioner"),
-    writable("Encounter"),
-    writable("Condition"),
-    writable("Observation"),
-    writable("Immunization"),
-    read_only("CareTeam"),
+    Supported {
+        resource: "Organization",
+        interactions: READ,
+    },
+    Supported {
+        resource: "Practitioner",
+        interactions: READ,
+    },
+    Supported {
+        resource: "PractitionerRole",
+        interactions: READ,
+    },
+    Supported {
+        resource: "Encounter",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "Condition",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "Observation",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "Immunization",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "CareTeam",
+        interactions: READ,
+    },
     Supported {
         resource: "AuditEvent",
         interactions: &["search-type"],
-        search_params: &[("patient", "reference"), ("_count", "number")],
     },
 ];
-
-/// Read, version read, history, create, update and delete.
-const fn writable(resource: &'static str) -> Supported {
-    Supported {
-        resource,
-        interactions: &[
-            "read",
-            "vread",
-            "history-instance",
-            "create",
-            "update",
-            "delete",
-        ],
-        search_params: &[],
-    }
-}
-
-const fn read_only(resource: &'static str) -> Supported {
-    Supported {
-        resource,
-        interactions: &["read"],
-        search_params: &[],
-    }
-}
 
 /// Whether `resource` supports `interaction`.
 pub fn supports(resource: &str, interaction: &str) -> bool {
     SUPPORTED
         .iter()
         .any(|s| s.resource == resource && s.interactions.contains(&interaction))
+}
+
+/// The search parameters of a type, as (name, FHIR type).
+fn search_params(resource: &str) -> Vec<(&'static str, &'static str)> {
+    let mut params: Vec<(&str, &str)> = match resource {
+        "Patient" => crate::search::PATIENT_PARAMS.to_vec(),
+        "AuditEvent" => return vec![("patient", "reference"), ("_count", "number")],
+        other => crate::search::search_params(other)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| (p.name, p.kind.name()))
+            .collect(),
+    };
+    params.extend(crate::search::COMMON_PARAMS);
+    params
 }
 
 /// The statement for a server whose FHIR base is `base_url`.
@@ -81,7 +97,7 @@ pub fn capability_statement(base_url: &str, software_version: &str, date: &str) 
             json!({
                 "type": s.resource,
                 "interaction": s.interactions.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>(),
-                "searchParam": s.search_params.iter().map(|(n, t)| json!({ "name": n, "type": t })).collect::<Vec<_>>(),
+                "searchParam": search_params(s.resource).iter().map(|(n, t)| json!({ "name": n, "type": t })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -121,19 +137,51 @@ mod tests {
         assert_eq!(c["fhirVersion"], "4.0.1");
         let resources = c["rest"][0]["resource"].as_array().unwrap();
         assert_eq!(resources.len(), SUPPORTED.len());
-        assert_eq!(resources[0]["interaction"][6]["code"], "search-type");
-        assert_eq!(resources[0]["searchParam"].as_array().unwrap().len(), 7);
-        for r in &resources[1..resources.len() - 1] {
-            let codes = r["interaction"].as_array().unwrap().len();
-            assert!(codes == 1 || codes == 6, "{}", r["type"]);
+        let patient = &resources[0];
+        assert_eq!(patient["interaction"][6]["code"], "search-type");
+        let names: Vec<&str> = patient["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for n in [
+            "identifier",
+            "birthdate",
+            "address",
+            "organization",
+            "_lastUpdated",
+            "_sort",
+        ] {
+            assert!(names.contains(&n), "{n}");
         }
         assert!(supports("Patient", "read"));
         assert!(supports("Observation", "create"));
+        assert!(supports("PractitionerRole", "search-type"));
         assert!(!supports("Organization", "create"));
         assert!(!supports("Appointment", "read"));
-        // Every writable type is declared so, and the other way round.
+        // Every writable type is declared so, and the other way round; every searchable
+        // type has its parameters listed.
         for kind in crate::input::WRITABLE {
             assert!(supports(kind, "update"), "{kind}");
+        }
+        for s in SUPPORTED {
+            assert_eq!(
+                s.interactions.contains(&"update"),
+                crate::input::WRITABLE.contains(&s.resource),
+                "{}",
+                s.resource
+            );
+            if s.interactions.contains(&"search-type")
+                && s.resource != "Patient"
+                && s.resource != "AuditEvent"
+            {
+                assert!(
+                    crate::search::search_params(s.resource).is_some(),
+                    "{}",
+                    s.resource
+                );
+            }
         }
     }
 }

@@ -68,6 +68,7 @@ pub fn to_fhir(r: &Resident, ctx: &PatientContext<'_>) -> Value {
         "gender": gender(r.sex),
         "birthDate": r.birth_date.to_string(),
         "extension": [{ "url": HOUSEHOLD_REGISTRATION_EXT, "valueBoolean": r.registered }],
+        "managingOrganization": { "reference": format!("Organization/{}", r.street_org_id) },
     });
     let mut address = json!({
         "use": "home",

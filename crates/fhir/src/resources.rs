@@ -17,6 +17,8 @@ pub const ORG_CODE_SYSTEM: &str = "https://fhir.dhp.example/sid/org-code";
 pub const VACCINE_SYSTEM: &str = "https://fhir.dhp.example/CodeSystem/nip-vaccine";
 /// Code system of the platform's local observation codes (`DHP-…`).
 pub const LOCAL_OBSERVATION_SYSTEM: &str = "https://fhir.dhp.example/CodeSystem/observation";
+/// Code system of practitioner roles (`family_doctor`, `nurse`, …).
+pub const PRACTITIONER_ROLE_SYSTEM: &str = "https://fhir.dhp.example/CodeSystem/practitioner-role";
 /// Code system of the public-health programmes a follow-up belongs to.
 pub const PROGRAMME_SYSTEM: &str = "https://fhir.dhp.example/CodeSystem/programme";
 
@@ -69,6 +71,21 @@ pub fn practitioner(p: &Practitioner) -> Value {
         "id": p.id.to_string(),
         "active": true,
         "name": [{ "use": "official", "text": p.name }],
+    })
+}
+
+/// A practitioner's post at their organisation; it shares the practitioner's id.
+pub fn practitioner_role(p: &Practitioner) -> Value {
+    json!({
+        "resourceType": "PractitionerRole",
+        "id": p.id.to_string(),
+        "active": true,
+        "practitioner": reference("Practitioner", p.id),
+        "organization": reference("Organization", p.org_id),
+        "code": [{
+            "coding": [{ "system": PRACTITIONER_ROLE_SYSTEM, "code": p.role.as_str() }],
+            "text": p.role.label_zh(),
+        }],
     })
 }
 

@@ -1,7 +1,8 @@
 //! Search parameters of `GET /fhir/Patient?…`: parsed, checked, and reported when
 //! unknown (unless the client asked for lenient handling).
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
+use dhp_core::query::{DateCond, Field, Filter};
 use dhp_core::Sex;
 
 use crate::outcome::{Issue, IssueCode};
@@ -20,6 +21,8 @@ pub const PATIENT_PARAMS: &[(&str, &str)] = &[
     ("given", "string"),
     ("gender", "token"),
     ("birthdate", "date"),
+    ("address", "string"),
+    ("organization", "reference"),
 ];
 
 /// A date comparison (FHIR prefixes).
@@ -46,6 +49,15 @@ pub struct PatientSearch {
     pub gender: Option<Sex>,
     /// Conditions on the birth date, all of which must hold.
     pub birthdate: Vec<(Prefix, NaiveDate)>,
+    /// The household address contains this.
+    pub address: Option<String>,
+    /// `organization`: the street or town (managing organisation) is one of these.
+    pub organization: Option<Vec<i64>>,
+    /// `_lastUpdated`, in UTC.
+    pub last_updated: Vec<DateCond>,
+    pub sort: Vec<(Field, bool)>,
+    pub include: Vec<Link>,
+    pub revinclude: Vec<Link>,
     pub count: i64,
     pub offset: i64,
     /// `_summary=count`: the total only.
@@ -63,6 +75,12 @@ impl Default for PatientSearch {
             given: None,
             gender: None,
             birthdate: Vec::new(),
+            address: None,
+            organization: None,
+            last_updated: Vec::new(),
+            sort: Vec::new(),
+            include: Vec::new(),
+            revinclude: Vec::new(),
             count: DEFAULT_COUNT,
             offset: 0,
             summary_count: false,
@@ -145,6 +163,7 @@ pub fn parse_patient_search(
     lenient: bool,
 ) -> Result<PatientSearch, Vec<Issue>> {
     let mut q = PatientSearch::default();
+    let mut common = Common::default();
     let mut issues = Vec::new();
     for (key, value) in pairs {
         let at = |what: String| Issue::at(IssueCode::Invalid, format!("Patient?{key}"), what);
@@ -171,6 +190,7 @@ pub fn parse_patient_search(
             "name" => q.name = text(),
             "family" => q.family = text(),
             "given" => q.given = text(),
+            "address" => q.address = text(),
             "gender" => match value.as_str() {
                 "male" => q.gender = Some(Sex::Male),
                 "female" => q.gender = Some(Sex::Female),
@@ -182,35 +202,24 @@ pub fn parse_patient_search(
                 Ok(c) => q.birthdate.extend(c),
                 Err(e) => issues.push(at(e)),
             },
-            "_count" => match value.parse::<i64>() {
-                Ok(n) if (0..=MAX_COUNT).contains(&n) => q.count = n,
-                _ => issues.push(at(format!("must be a whole number from 0 to {MAX_COUNT}"))),
+            "organization" => match references(value, "Organization") {
+                Ok(ids) => q.organization = Some(intersect(q.organization.take(), ids)),
+                Err(e) => issues.push(at(e)),
             },
-            "_offset" => match value.parse::<i64>() {
-                Ok(n) if n >= 0 => q.offset = n,
-                _ => issues.push(at("must be a whole number from 0".into())),
-            },
-            "_summary" => match value.as_str() {
-                "count" => q.summary_count = true,
-                "false" => {}
-                other => issues.push(Issue::at(
-                    IssueCode::NotSupported,
-                    format!("Patient?{key}"),
-                    format!("_summary={other} is not supported (count, false)"),
-                )),
-            },
-            "_format" if value.contains("json") => {}
-            _ if lenient => {}
-            _ => issues.push(Issue::at(
-                IssueCode::NotSupported,
-                format!("Patient?{key}"),
-                format!(
-                    "unknown search parameter {key:?}; Patient supports {}",
-                    param_names()
-                ),
-            )),
+            _ => {
+                if let Err(issue) = common.take("Patient", key, value, lenient) {
+                    issues.push(issue);
+                }
+            }
         }
     }
+    q.count = common.count;
+    q.offset = common.offset;
+    q.summary_count = common.summary_count;
+    q.last_updated = common.last_updated;
+    q.sort = common.sort;
+    q.include = common.include;
+    q.revinclude = common.revinclude;
     if issues.is_empty() {
         Ok(q)
     } else {
@@ -218,10 +227,661 @@ pub fn parse_patient_search(
     }
 }
 
-fn param_names() -> String {
-    let mut names: Vec<&str> = PATIENT_PARAMS.iter().map(|(n, _)| *n).collect();
-    names.extend(["_count", "_offset", "_summary"]);
-    names.join(", ")
+/// A reference search parameter's field on the resource that holds it, e.g.
+/// `Observation:encounter`: an `_include` or `_revinclude`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// The resource type holding the reference.
+    pub source: &'static str,
+    pub param: &'static str,
+    pub field: Field,
+    /// The type referred to.
+    pub target: &'static str,
+}
+
+/// How a search parameter's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Token,
+    /// A reference to this resource type.
+    Reference(&'static str),
+    Date,
+    String,
+}
+
+impl ParamType {
+    /// The FHIR search parameter type, for the CapabilityStatement.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::Token => "token",
+            ParamType::Reference(_) => "reference",
+            ParamType::Date => "date",
+            ParamType::String => "string",
+        }
+    }
+}
+
+/// One search parameter of a resource type and the field it searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchParam {
+    pub name: &'static str,
+    pub kind: ParamType,
+    pub field: Field,
+    /// For tokens: the code systems the values come from (empty: a bare code).
+    pub systems: &'static [&'static str],
+}
+
+const fn param(name: &'static str, kind: ParamType, field: Field) -> SearchParam {
+    SearchParam {
+        name,
+        kind,
+        field,
+        systems: &[],
+    }
+}
+
+const fn coded(name: &'static str, field: Field, systems: &'static [&'static str]) -> SearchParam {
+    SearchParam {
+        name,
+        kind: ParamType::Token,
+        field,
+        systems,
+    }
+}
+
+use ParamType::{Date as D, Reference as R, String as S, Token as T};
+
+const ID: SearchParam = param("_id", T, Field::Id);
+const PATIENT: SearchParam = param("patient", R("Patient"), Field::Resident);
+const SUBJECT: SearchParam = param("subject", R("Patient"), Field::Resident);
+const STATUS: SearchParam = param("status", T, Field::Status);
+
+const ENCOUNTER_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    param("date", D, Field::Date),
+    param("service-provider", R("Organization"), Field::Org),
+    param("practitioner", R("Practitioner"), Field::Practitioner),
+    STATUS,
+];
+const CONDITION_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    coded("code", Field::Code, &[crate::input::ICD10_SYSTEM]),
+    param("onset-date", D, Field::Date),
+    param("clinical-status", T, Field::Status),
+];
+const OBSERVATION_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    coded(
+        "code",
+        Field::Code,
+        &[
+            "http://loinc.org",
+            crate::resources::LOCAL_OBSERVATION_SYSTEM,
+        ],
+    ),
+    param("date", D, Field::Date),
+    param("encounter", R("Encounter"), Field::Encounter),
+    STATUS,
+];
+const IMMUNIZATION_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    coded(
+        "vaccine-code",
+        Field::Code,
+        &[crate::resources::VACCINE_SYSTEM],
+    ),
+    param("date", D, Field::Date),
+    param("performer", R("Organization"), Field::Org),
+    STATUS,
+];
+const CARE_TEAM_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    param("date", D, Field::Date),
+    param("participant", R("Practitioner"), Field::Practitioner),
+    STATUS,
+];
+const ORGANIZATION_PARAMS: &[SearchParam] = &[
+    ID,
+    coded(
+        "identifier",
+        Field::Code,
+        &[crate::resources::ORG_CODE_SYSTEM],
+    ),
+    param("name", S, Field::Name),
+    param("partof", R("Organization"), Field::Parent),
+];
+const PRACTITIONER_PARAMS: &[SearchParam] = &[ID, param("name", S, Field::Name)];
+const PRACTITIONER_ROLE_PARAMS: &[SearchParam] = &[
+    ID,
+    param("practitioner", R("Practitioner"), Field::Id),
+    param("organization", R("Organization"), Field::Org),
+    coded(
+        "role",
+        Field::Code,
+        &[crate::resources::PRACTITIONER_ROLE_SYSTEM],
+    ),
+];
+
+/// The search parameters of a resource type other than Patient (which has its own
+/// reader), if it can be searched.
+pub fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
+    Some(match kind {
+        "Encounter" => ENCOUNTER_PARAMS,
+        "Condition" => CONDITION_PARAMS,
+        "Observation" => OBSERVATION_PARAMS,
+        "Immunization" => IMMUNIZATION_PARAMS,
+        "CareTeam" => CARE_TEAM_PARAMS,
+        "Organization" => ORGANIZATION_PARAMS,
+        "Practitioner" => PRACTITIONER_PARAMS,
+        "PractitionerRole" => PRACTITIONER_ROLE_PARAMS,
+        _ => return None,
+    })
+}
+
+/// The types searchable with [`search_params`].
+pub const RECORD_TYPES: [&str; 8] = [
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Immunization",
+    "CareTeam",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+];
+
+/// The parameters every search takes, for the CapabilityStatement.
+pub const COMMON_PARAMS: &[(&str, &str)] = &[
+    ("_lastUpdated", "date"),
+    ("_count", "number"),
+    ("_sort", "special"),
+    ("_include", "special"),
+    ("_revinclude", "special"),
+    ("_summary", "special"),
+];
+
+/// The keys `_sort` takes for `kind`, with the field each orders by.
+fn sort_keys(kind: &str) -> Vec<(&'static str, Field)> {
+    let mut keys = vec![("_id", Field::Id), ("_lastUpdated", Field::LastUpdated)];
+    match kind {
+        "Patient" => keys.extend([
+            ("birthdate", Field::Date),
+            ("name", Field::Name),
+            ("family", Field::Name),
+        ]),
+        "Organization" | "Practitioner" => keys.push(("name", Field::Name)),
+        _ => {
+            if let Some(p) = search_params(kind)
+                .unwrap_or_default()
+                .iter()
+                .find(|p| p.kind == ParamType::Date)
+            {
+                keys.push((p.name, Field::Date));
+            }
+        }
+    }
+    keys
+}
+
+/// The reference parameters of `kind` (Patient's own: `organization`).
+fn links_from(kind: &'static str) -> Vec<Link> {
+    if kind == "Patient" {
+        return vec![Link {
+            source: "Patient",
+            param: "organization",
+            field: Field::Org,
+            target: "Organization",
+        }];
+    }
+    search_params(kind)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| match p.kind {
+            ParamType::Reference(target) => Some(Link {
+                source: kind,
+                param: p.name,
+                field: p.field,
+                target,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `Type:param` of an `_include` (source must be `kind`) or `_revinclude` (target
+/// must be `kind`).
+fn link(kind: &str, value: &str, reverse: bool) -> Result<Link, String> {
+    let (source, param) = value
+        .split_once(':')
+        .ok_or_else(|| format!("{value:?} is not Type:parameter"))?;
+    if param.contains(':') {
+        return Err(format!(
+            "{value:?}: a target type or :iterate is not supported; give Type:parameter"
+        ));
+    }
+    let source = std::iter::once("Patient")
+        .chain(RECORD_TYPES)
+        .find(|t| *t == source)
+        .ok_or_else(|| format!("{source:?} is not a resource type this server searches"))?;
+    let found = links_from(source)
+        .into_iter()
+        .find(|l| l.param == param)
+        .ok_or_else(|| format!("{source} has no reference parameter {param:?}"))?;
+    if !reverse && found.source != kind {
+        return Err(format!(
+            "_include of a {kind} search must start with {kind}:"
+        ));
+    }
+    if reverse && found.target != kind {
+        return Err(format!("{value} does not refer to {kind}"));
+    }
+    Ok(found)
+}
+
+/// The ids in a reference value, comma-separated: `Patient/12`, `12`, or an absolute
+/// URL ending in `Patient/12`. Ids that cannot exist here (not numbers) are left out,
+/// so they match nothing.
+fn references(value: &str, target: &str) -> Result<Vec<i64>, String> {
+    let mut ids = Vec::new();
+    for one in value.split(',') {
+        let one = one.trim();
+        let mut parts = one.rsplit('/');
+        let id = parts.next().unwrap_or_default();
+        if let Some(t) = parts.next() {
+            if t != target {
+                return Err(format!("{one:?} is not a reference to {target}"));
+            }
+        }
+        if let Ok(n) = id.parse::<i64>() {
+            ids.push(n);
+        }
+    }
+    Ok(ids)
+}
+
+/// Repeated parameters must all hold: their id sets intersect.
+fn intersect(before: Option<Vec<i64>>, now: Vec<i64>) -> Vec<i64> {
+    match before {
+        None => now,
+        Some(b) => b.into_iter().filter(|i| now.contains(i)).collect(),
+    }
+}
+
+/// A date or date-time search value as the span `[start, end)` it stands for, in
+/// Shanghai local time: `2025`, `2025-03`, `2025-03-01`, `2025-03-01T08:30`,
+/// `2025-03-01T08:30:00`, with `Z` or `±hh:mm` converted.
+fn date_span(text: &str) -> Result<(NaiveDateTime, NaiveDateTime), String> {
+    let bad = || {
+        format!("{text:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][zone])")
+    };
+    if let Some((day, time)) = text.split_once('T') {
+        let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+        let (clock, offset) = match time.find(['Z', '+', '-']) {
+            Some(i) => (&time[..i], Some(&time[i..])),
+            None => (time, None),
+        };
+        let (t, step) = match clock.len() {
+            5 => (
+                chrono::NaiveTime::parse_from_str(clock, "%H:%M").map_err(|_| bad())?,
+                TimeDelta::minutes(1),
+            ),
+            _ => (
+                chrono::NaiveTime::parse_from_str(clock, "%H:%M:%S%.f").map_err(|_| bad())?,
+                TimeDelta::seconds(1),
+            ),
+        };
+        let mut start = date.and_time(t);
+        if let Some(o) = offset {
+            let minutes = if o == "Z" {
+                0
+            } else {
+                let sign = if o.starts_with('-') { -1 } else { 1 };
+                let (h, m) = o[1..].split_once(':').ok_or_else(bad)?;
+                let h: i64 = h.parse().map_err(|_| bad())?;
+                let m: i64 = m.parse().map_err(|_| bad())?;
+                sign * (h * 60 + m)
+            };
+            // To UTC, then to Shanghai (UTC+8, no summer time).
+            start = start - TimeDelta::minutes(minutes) + TimeDelta::hours(8);
+        }
+        return Ok((start, start + step));
+    }
+    let conds = date_conditions(text)?;
+    let start = conds
+        .iter()
+        .find(|(p, _)| matches!(p, Prefix::Eq | Prefix::Ge))
+        .map(|(_, d)| *d)
+        .ok_or_else(bad)?;
+    let end = conds
+        .iter()
+        .find(|(p, _)| *p == Prefix::Lt)
+        .map(|(_, d)| *d)
+        .unwrap_or(start + TimeDelta::days(1));
+    Ok((start.and_time(NaiveTime::MIN), end.and_time(NaiveTime::MIN)))
+}
+
+/// A date search value with its prefix as conditions on a point in time. `utc`: the
+/// field is kept in UTC (last-updated times), so the span is moved from Shanghai time.
+fn date_conds(raw: &str, utc: bool) -> Result<Vec<DateCond>, String> {
+    let (prefix, text) = match raw.get(..2) {
+        Some(p) if p.chars().all(|c| c.is_ascii_alphabetic()) => (p, &raw[2..]),
+        _ => ("eq", raw),
+    };
+    let (mut a, mut b) = date_span(text)?;
+    if utc {
+        a -= TimeDelta::hours(8);
+        b -= TimeDelta::hours(8);
+    }
+    Ok(match prefix {
+        "eq" => vec![DateCond::Ge(a), DateCond::Lt(b)],
+        "ne" => vec![DateCond::Outside(a, b)],
+        "lt" => vec![DateCond::Lt(a)],
+        "le" => vec![DateCond::Lt(b)],
+        "gt" => vec![DateCond::Ge(b)],
+        "ge" => vec![DateCond::Ge(a)],
+        p => return Err(format!("prefix {p:?} is not one of eq, ne, lt, gt, le, ge")),
+    })
+}
+
+/// The parameters every search takes.
+#[derive(Debug, Clone, PartialEq)]
+struct Common {
+    count: i64,
+    offset: i64,
+    summary_count: bool,
+    last_updated: Vec<DateCond>,
+    sort: Vec<(Field, bool)>,
+    include: Vec<Link>,
+    revinclude: Vec<Link>,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Self {
+            count: DEFAULT_COUNT,
+            offset: 0,
+            summary_count: false,
+            last_updated: Vec::new(),
+            sort: Vec::new(),
+            include: Vec::new(),
+            revinclude: Vec::new(),
+        }
+    }
+}
+
+impl Common {
+    /// Read one of the common parameters; anything else is unknown.
+    fn take(
+        &mut self,
+        kind: &'static str,
+        key: &str,
+        value: &str,
+        lenient: bool,
+    ) -> Result<(), Issue> {
+        let at = |what: String| Issue::at(IssueCode::Invalid, format!("{kind}?{key}"), what);
+        match key {
+            "_count" => match value.parse::<i64>() {
+                Ok(n) if (0..=MAX_COUNT).contains(&n) => self.count = n,
+                _ => return Err(at(format!("must be a whole number from 0 to {MAX_COUNT}"))),
+            },
+            "_offset" => match value.parse::<i64>() {
+                Ok(n) if n >= 0 => self.offset = n,
+                _ => return Err(at("must be a whole number from 0".into())),
+            },
+            "_summary" => match value {
+                "count" => self.summary_count = true,
+                "false" => {}
+                other => {
+                    return Err(Issue::at(
+                        IssueCode::NotSupported,
+                        format!("{kind}?{key}"),
+                        format!("_summary={other} is not supported (count, false)"),
+                    ))
+                }
+            },
+            "_lastUpdated" => self
+                .last_updated
+                .extend(date_conds(value, true).map_err(at)?),
+            "_sort" => {
+                let keys = sort_keys(kind);
+                for one in value.split(',') {
+                    let (name, descending) = match one.strip_prefix('-') {
+                        Some(n) => (n, true),
+                        None => (one, false),
+                    };
+                    let field = keys
+                        .iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, f)| *f)
+                        .ok_or_else(|| {
+                            let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                            at(format!(
+                                "{kind} cannot be sorted by {name:?}; use {}",
+                                names.join(", ")
+                            ))
+                        })?;
+                    self.sort.push((field, descending));
+                }
+            }
+            "_include" => self.include.push(link(kind, value, false).map_err(at)?),
+            "_revinclude" => self.revinclude.push(link(kind, value, true).map_err(at)?),
+            "_format" if value.contains("json") => {}
+            _ if lenient => {}
+            _ => {
+                let known: Vec<&str> = match search_params(kind) {
+                    Some(ps) => ps.iter().map(|p| p.name).collect(),
+                    None => PATIENT_PARAMS.iter().map(|(n, _)| *n).collect(),
+                };
+                return Err(Issue::at(
+                    IssueCode::NotSupported,
+                    format!("{kind}?{key}"),
+                    format!(
+                        "unknown search parameter {key:?}; {kind} supports {}, {}",
+                        known.join(", "),
+                        COMMON_PARAMS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a search of a type other than Patient asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordSearch {
+    pub kind: &'static str,
+    pub filters: Vec<Filter>,
+    /// Some condition can match nothing (an id that cannot exist, a code of another
+    /// system, repeated references with nothing in common).
+    pub impossible: bool,
+    pub sort: Vec<(Field, bool)>,
+    pub include: Vec<Link>,
+    pub revinclude: Vec<Link>,
+    pub count: i64,
+    pub offset: i64,
+    pub summary_count: bool,
+}
+
+/// A token value's code, when its system (if given) is one of `systems`; `None` when the
+/// system rules it out.
+fn token_code(
+    value: &str,
+    systems: &[&str],
+    code_system: impl Fn(&str) -> Option<&'static str>,
+) -> Result<Option<String>, String> {
+    match value.split_once('|') {
+        None => Ok(Some(value.trim().to_string())),
+        Some(("", _)) => Ok(None),
+        Some((system, code)) => {
+            if !systems.is_empty() && !systems.contains(&system) {
+                return Err(format!(
+                    "code system {system:?} is not searchable here; use {}",
+                    systems.join(" or ")
+                ));
+            }
+            if systems.len() > 1 && code_system(code) != Some(system) {
+                return Ok(None);
+            }
+            Ok(Some(code.trim().to_string()))
+        }
+    }
+}
+
+/// Parse the query of a search of `kind` (one of [`RECORD_TYPES`]).
+pub fn parse_record_search(
+    kind: &str,
+    pairs: &[(String, String)],
+    lenient: bool,
+) -> Result<RecordSearch, Vec<Issue>> {
+    let kind: &'static str = RECORD_TYPES
+        .into_iter()
+        .find(|t| *t == kind)
+        .ok_or_else(|| {
+            vec![Issue::new(
+                IssueCode::NotSupported,
+                format!("searching {kind} is not supported by this server"),
+            )]
+        })?;
+    let params = search_params(kind).unwrap_or_default();
+    let mut common = Common::default();
+    let mut q = RecordSearch {
+        kind,
+        filters: Vec::new(),
+        impossible: false,
+        sort: Vec::new(),
+        include: Vec::new(),
+        revinclude: Vec::new(),
+        count: DEFAULT_COUNT,
+        offset: 0,
+        summary_count: false,
+    };
+    let mut issues = Vec::new();
+    for (key, value) in pairs {
+        let (name, modifier) = match key.split_once(':') {
+            Some((n, m)) => (n, Some(m)),
+            None => (key.as_str(), None),
+        };
+        let Some(p) = params.iter().find(|p| p.name == name) else {
+            if let Err(issue) = common.take(kind, key, value, lenient) {
+                issues.push(issue);
+            }
+            continue;
+        };
+        let at = |what: String| Issue::at(IssueCode::Invalid, format!("{kind}?{key}"), what);
+        let contains = match (p.kind, modifier) {
+            (_, None) => false,
+            (ParamType::String, Some("contains")) => true,
+            (ParamType::String, Some("exact")) => false,
+            (_, Some(m)) => {
+                issues.push(Issue::at(
+                    IssueCode::NotSupported,
+                    format!("{kind}?{key}"),
+                    format!("modifier :{m} is not supported on {name}"),
+                ));
+                continue;
+            }
+        };
+        match p.kind {
+            ParamType::Reference(target) => match references(value, target) {
+                Ok(ids) => q.filters.push(Filter::Ids(p.field, ids)),
+                Err(e) => issues.push(at(e)),
+            },
+            ParamType::Token if p.field == Field::Id => {
+                let ids: Vec<i64> = value
+                    .split(',')
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect();
+                q.filters.push(Filter::Ids(Field::Id, ids));
+            }
+            ParamType::Token => {
+                let mut codes = Vec::new();
+                for one in value.split(',') {
+                    match token_code(one, p.systems, observation_code_system) {
+                        Ok(Some(c)) => codes.push(c),
+                        Ok(None) => {}
+                        Err(e) => issues.push(at(e)),
+                    }
+                }
+                q.filters.push(Filter::Tokens(p.field, codes));
+            }
+            ParamType::Date => match date_conds(value, false) {
+                Ok(conds) => q
+                    .filters
+                    .extend(conds.into_iter().map(|c| Filter::Date(p.field, c))),
+                Err(e) => issues.push(at(e)),
+            },
+            ParamType::String => {
+                let values: Vec<String> = value
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                if !values.is_empty() {
+                    q.filters.push(Filter::Text {
+                        field: p.field,
+                        values,
+                        contains,
+                    });
+                }
+            }
+        }
+    }
+    q.impossible = q.filters.iter().any(|f| match f {
+        Filter::Ids(_, v) => v.is_empty(),
+        Filter::Tokens(_, v) => v.is_empty(),
+        _ => false,
+    });
+    q.filters.extend(
+        common
+            .last_updated
+            .iter()
+            .map(|c| Filter::Date(Field::LastUpdated, *c)),
+    );
+    q.count = common.count;
+    q.offset = common.offset;
+    q.summary_count = common.summary_count;
+    q.sort = common.sort;
+    q.include = common.include;
+    q.revinclude = common.revinclude;
+    if issues.is_empty() {
+        Ok(q)
+    } else {
+        Err(issues)
+    }
+}
+
+/// The code system of an observation code: local `DHP-…` codes, else LOINC.
+fn observation_code_system(code: &str) -> Option<&'static str> {
+    Some(if code.starts_with("DHP-") {
+        crate::resources::LOCAL_OBSERVATION_SYSTEM
+    } else {
+        "http://loinc.org"
+    })
+}
+
+/// The status token of a resource, as the `status` search parameters see it
+/// (`clinicalStatus` for a Condition).
+pub fn status_token(kind: &str, v: &serde_json::Value) -> Option<String> {
+    let s = if kind == "Condition" {
+        v.pointer("/clinicalStatus/coding/0/code")
+    } else {
+        v.get("status")
+    };
+    s.and_then(serde_json::Value::as_str).map(str::to_string)
 }
 
 #[cfg(test)]

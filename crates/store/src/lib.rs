@@ -10,6 +10,7 @@ mod figures;
 mod postgres;
 mod resources;
 mod rows;
+mod search;
 mod shared;
 mod sqlite;
 
@@ -43,6 +44,9 @@ pub enum StoreError {
     NotEmpty(String),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    /// A query the store cannot run (a field the table does not have).
+    #[error("invalid query: {0}")]
+    Invalid(String),
     // The sqlx error is shown in the message rather than chained as a source: its own
     // Display already includes its cause, and a chain would print it twice.
     #[error("database error: {0}")]
@@ -327,6 +331,18 @@ pub struct ResidentFilter {
     pub given: Option<String>,
     pub sex: Option<dhp_core::Sex>,
     pub birth_date: Vec<(Comparison, NaiveDate)>,
+    /// The street or town the resident lives in is one of these (when set).
+    pub street_org: Option<Vec<Id>>,
+    /// The household address contains this.
+    pub address: Option<String>,
+    /// Conditions on when the record was last written (UTC), generated records counting
+    /// as written at `generated`.
+    pub last_updated: Vec<dhp_core::query::DateCond>,
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` when the district was generated.
+    pub generated: String,
+    /// Order (`true` = descending; `Field::Date` is the birth date, `Field::Name` the
+    /// name); ties go by id.
+    pub sort: Vec<(dhp_core::query::Field, bool)>,
 }
 
 /// One entry of the audit log (审计日志): who did what to which resident's data, when,
@@ -420,7 +436,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// database, where the load cannot be one file renamed into place).
     async fn clear(&self) -> Result<()>;
 
-    /// Residents matching `filter` within `scope` (as of `today`), in id order:
+    /// Residents matching `filter` within `scope` (as of `today`), in the filter's order:
     /// `limit` of them from `offset`, and the total that match.
     async fn search_residents(
         &self,
@@ -430,6 +446,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Resident>, i64)>;
+
+    /// Records of one core table (FHIR type `kind`) matching `query` within `scope`:
+    /// one page of them and how many match. `generated`: when records never written
+    /// through the API count as last updated.
+    async fn search_records(
+        &self,
+        table: Table,
+        kind: &str,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+        generated: &str,
+    ) -> Result<(Batch, i64)>;
 
     /// The row of `table` with `id` (in the batch's vector for that table).
     async fn get(&self, table: Table, id: Id) -> Result<Batch>;

@@ -20,6 +20,8 @@ pub struct StoredResource {
     pub resident_id: Option<Id>,
     /// The resource's JSON; `None` for a deletion.
     pub json: Option<String>,
+    /// Its status token, extracted for search (`status`; `clinicalStatus` for Condition).
+    pub status: Option<String>,
 }
 
 impl StoredResource {
@@ -75,7 +77,7 @@ pub fn core_table(kind: &str) -> Option<Table> {
     Some(match kind {
         "Patient" => Table::Residents,
         "Organization" => Table::Organisations,
-        "Practitioner" => Table::Practitioners,
+        "Practitioner" | "PractitionerRole" => Table::Practitioners,
         "Encounter" => Table::Encounters,
         "Condition" => Table::Conditions,
         "Observation" => Table::Observations,
@@ -85,7 +87,7 @@ pub fn core_table(kind: &str) -> Option<Table> {
     })
 }
 
-const COLUMNS: &str = "type, id, version_id, last_updated, resident_id, json";
+const COLUMNS: &str = "type, id, version_id, last_updated, resident_id, json, status";
 
 fn decode<R: Col>(r: &R) -> Result<StoredResource> {
     Ok(StoredResource {
@@ -95,10 +97,11 @@ fn decode<R: Col>(r: &R) -> Result<StoredResource> {
         last_updated: r.text(3)?,
         resident_id: r.oi64(4)?,
         json: r.otext(5)?,
+        status: r.otext(6)?,
     })
 }
 
-pub(crate) fn params(r: &StoredResource) -> [Param; 6] {
+pub(crate) fn params(r: &StoredResource) -> [Param; 7] {
     [
         r.kind.as_str().into(),
         Param::I64(r.id),
@@ -106,6 +109,7 @@ pub(crate) fn params(r: &StoredResource) -> [Param; 6] {
         r.last_updated.as_str().into(),
         Param::OptI64(r.resident_id),
         Param::OptText(r.json.clone()),
+        Param::OptText(r.status.clone()),
     ]
 }
 
@@ -209,9 +213,9 @@ pub(crate) async fn reserve_ids<E: Exec>(e: &E, kind: &str, n: i64) -> Result<Id
         .i64(0)
 }
 
-/// Rows per multi-row INSERT of resources: 6 parameters a row stays under both
+/// Rows per multi-row INSERT of resources: 7 parameters a row stays under both
 /// backends' limits (SQLite 32,766; PostgreSQL 65,535).
-pub(crate) const RESOURCE_CHUNK: usize = 5_000;
+pub(crate) const RESOURCE_CHUNK: usize = 4_000;
 
 /// The statements of a [`WriteSet`]'s resource part, as (SQL, parameters, expected
 /// row count) in order; `None` means any count. The backend runs them in its
@@ -235,11 +239,12 @@ pub(crate) fn resource_statements(
                     version_id: 1,
                     last_updated: last_updated.clone(),
                     json: Some(json.clone()),
+                    status: None,
                     ..r.clone()
                 };
                 out.push((
                     format!(
-                        "INSERT INTO resource_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                        "INSERT INTO resource_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
                     ),
                     params(&first).to_vec(),
                     Some(1),
@@ -258,8 +263,8 @@ pub(crate) fn resource_statements(
                 let mut p = params(r).to_vec();
                 p.push(Param::I64(*v));
                 out.push((
-                    "UPDATE resources SET version_id = $3, last_updated = $4, resident_id = $5, json = $6 \
-                     WHERE type = $1 AND id = $2 AND version_id = $7"
+                    "UPDATE resources SET version_id = $3, last_updated = $4, resident_id = $5, json = $6, \
+                     status = $7 WHERE type = $1 AND id = $2 AND version_id = $8"
                         .to_string(),
                     p,
                     Some(1),
@@ -268,10 +273,10 @@ pub(crate) fn resource_statements(
         }
     }
     for chunk in creates.chunks(RESOURCE_CHUNK) {
-        let mut p = Vec::with_capacity(chunk.len() * 6);
+        let mut p = Vec::with_capacity(chunk.len() * 7);
         let mut rows = Vec::with_capacity(chunk.len());
         for r in chunk {
-            rows.push(crate::shared::placeholders(p.len(), 6, numbered));
+            rows.push(crate::shared::placeholders(p.len(), 7, numbered));
             p.extend(params(r));
         }
         out.push((

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
 use dhp_core::access::{ResidentFacts, Scope};
+use dhp_core::query::{DateCond, Field};
 use dhp_core::{Household, Id, Organisation, Resident};
 
 use crate::figures::{self, DistrictFigures};
@@ -77,6 +78,18 @@ impl<B: Backend> Store for B {
         offset: i64,
     ) -> Result<(Vec<Resident>, i64)> {
         search_residents(self.pool(), filter, scope, today, limit, offset).await
+    }
+    async fn search_records(
+        &self,
+        table: Table,
+        kind: &str,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+        generated: &str,
+    ) -> Result<(Batch, i64)> {
+        crate::search::search_records(self.pool(), table, kind, query, scope, today, generated)
+            .await
     }
     async fn get(&self, table: Table, id: Id) -> Result<Batch> {
         by_id(self.pool(), table, id).await
@@ -230,7 +243,7 @@ pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
     }
 }
 
-async fn one<E: Exec>(
+pub(crate) async fn one<E: Exec>(
     e: &E,
     sql: &str,
     params: Vec<Param>,
@@ -598,6 +611,45 @@ fn starts_with(text: &str) -> String {
     p
 }
 
+/// The condition on residents (alias `r`) of an access scope; `None` for no limit.
+pub(crate) fn scope_clause(
+    scope: &Scope,
+    today: NaiveDate,
+    bind: &mut impl FnMut(Param) -> String,
+) -> Option<String> {
+    Some(match scope {
+        Scope::All => return None,
+        Scope::District(d) => format!("r.district_code = {}", bind(d.as_str().into())),
+        Scope::FamilyDoctor {
+            centre,
+            area,
+            practitioner,
+        } => {
+            let mut any = Vec::new();
+            if let Some(a) = area {
+                any.push(format!("r.street_org_id = {}", bind(Param::I64(*a))));
+            }
+            let t = bind(Param::Date(today));
+            let mut whose = vec![format!("c.centre_org_id = {}", bind(Param::I64(*centre)))];
+            if let Some(p) = practitioner {
+                whose.push(format!("c.doctor_id = {}", bind(Param::I64(*p))));
+            }
+            any.push(format!(
+                "EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status <> 'ended' \
+                 AND c.start_date <= {t} AND c.end_date >= {t} AND ({}))",
+                whose.join(" OR ")
+            ));
+            format!("({})", any.join(" OR "))
+        }
+        Scope::Hospital(h) => format!(
+            "EXISTS (SELECT 1 FROM encounters e WHERE e.resident_id = r.id AND e.org_id = {})",
+            bind(Param::I64(*h))
+        ),
+        Scope::Resident(id) => format!("r.id = {}", bind(Param::I64(*id))),
+        Scope::Nothing => "1 = 0".into(),
+    })
+}
+
 /// The WHERE clause (without the keyword) and its parameters for a search in a scope.
 fn resident_where(f: &ResidentFilter, scope: &Scope, today: NaiveDate) -> (String, Vec<Param>) {
     let mut clauses: Vec<String> = Vec::new();
@@ -644,38 +696,38 @@ fn resident_where(f: &ResidentFilter, scope: &Scope, today: NaiveDate) -> (Strin
             bind(Param::Date(*date))
         ));
     }
-    match scope {
-        Scope::All => {}
-        Scope::District(d) => {
-            clauses.push(format!("r.district_code = {}", bind(d.as_str().into())))
+    if let Some(orgs) = &f.street_org {
+        if orgs.is_empty() {
+            clauses.push("1 = 0".into());
+        } else {
+            let marks: Vec<String> = orgs.iter().map(|&o| bind(Param::I64(o))).collect();
+            clauses.push(format!("r.street_org_id IN ({})", marks.join(", ")));
         }
-        Scope::FamilyDoctor {
-            centre,
-            area,
-            practitioner,
-        } => {
-            let mut any = Vec::new();
-            if let Some(a) = area {
-                any.push(format!("r.street_org_id = {}", bind(Param::I64(*a))));
+    }
+    if let Some(a) = &f.address {
+        let p = bind(Param::Text(format!("%{}", starts_with(a))));
+        clauses.push(format!(
+            "EXISTS (SELECT 1 FROM households h WHERE h.id = r.household_id \
+             AND h.address LIKE {p} ESCAPE '\\')"
+        ));
+    }
+    for cond in &f.last_updated {
+        let g = bind(Param::Text(f.generated.clone()));
+        let col = format!(
+            "COALESCE((SELECT s.last_updated FROM resources s WHERE s.type = 'Patient' AND s.id = r.id), {g})"
+        );
+        let text = |t: NaiveDateTime| Param::Text(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        clauses.push(match *cond {
+            DateCond::Ge(t) => format!("{col} >= {}", bind(text(t))),
+            DateCond::Lt(t) => format!("{col} < {}", bind(text(t))),
+            DateCond::Outside(a, b) => {
+                let (a, b) = (bind(text(a)), bind(text(b)));
+                format!("({col} < {a} OR {col} >= {b})")
             }
-            let t = bind(Param::Date(today));
-            let mut whose = vec![format!("c.centre_org_id = {}", bind(Param::I64(*centre)))];
-            if let Some(p) = practitioner {
-                whose.push(format!("c.doctor_id = {}", bind(Param::I64(*p))));
-            }
-            any.push(format!(
-                "EXISTS (SELECT 1 FROM contracts c WHERE c.resident_id = r.id AND c.status <> 'ended' \
-                 AND c.start_date <= {t} AND c.end_date >= {t} AND ({}))",
-                whose.join(" OR ")
-            ));
-            clauses.push(format!("({})", any.join(" OR ")));
-        }
-        Scope::Hospital(h) => clauses.push(format!(
-            "EXISTS (SELECT 1 FROM encounters e WHERE e.resident_id = r.id AND e.org_id = {})",
-            bind(Param::I64(*h))
-        )),
-        Scope::Resident(id) => clauses.push(format!("r.id = {}", bind(Param::I64(*id)))),
-        Scope::Nothing => clauses.push("1 = 0".into()),
+        });
+    }
+    if let Some(c) = scope_clause(scope, today, &mut bind) {
+        clauses.push(c);
     }
     let sql = if clauses.is_empty() {
         String::new()
@@ -706,9 +758,33 @@ pub(crate) async fn search_residents<E: Exec>(
     let mut page_params = params;
     page_params.push(Param::I64(limit));
     page_params.push(Param::I64(offset));
+    let mut order: Vec<String> = f
+        .sort
+        .iter()
+        .filter_map(|(field, descending)| {
+            let col = match field {
+                Field::Id => "r.id",
+                Field::Date => "r.birth_date",
+                Field::Name => "r.name",
+                Field::LastUpdated => {
+                    "(SELECT s.last_updated FROM resources s WHERE s.type = 'Patient' AND s.id = r.id)"
+                }
+                _ => return None,
+            };
+            // Generated residents (no stored version) sort as the oldest.
+            let nulls = if *field == Field::LastUpdated {
+                if *descending { " NULLS LAST" } else { " NULLS FIRST" }
+            } else {
+                ""
+            };
+            Some(format!("{col} {}{nulls}", if *descending { "DESC" } else { "ASC" }))
+        })
+        .collect();
+    order.push("r.id ASC".into());
     let sql = format!(
-        "SELECT {} FROM residents r{where_sql} ORDER BY r.id LIMIT ${} OFFSET ${}",
+        "SELECT {} FROM residents r{where_sql} ORDER BY {} LIMIT ${} OFFSET ${}",
         rows::columns(Table::Residents),
+        order.join(", "),
         n + 1,
         n + 2
     );

@@ -7,16 +7,12 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Form;
 use axum::Router;
 use chrono::Local;
-use dhp_core::access::{
-    may_read_audit_log, may_read_resident, resident_scope, OrgFacts, Principal,
-};
+use dhp_core::access::{may_read_audit_log, may_read_resident, OrgFacts, Principal};
 use dhp_core::Id;
-use dhp_fhir::search::{parse_patient_search, Prefix};
 use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
-use dhp_store::{core_table, Batch, Comparison, ResidentFilter, StoreError, StoredResource, Table};
+use dhp_store::{core_table, Batch, StoreError, StoredResource, Table};
 use serde_json::Value;
 
 use crate::audit::{self, Actor};
@@ -24,6 +20,7 @@ use crate::token::{self, TokenError};
 use crate::{AppError, AppState};
 
 pub(crate) mod rest;
+mod search;
 mod write;
 
 /// See [`crate::import_bundles`].
@@ -144,18 +141,14 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", post(rest::bundle))
         .route("/metadata", get(metadata))
-        .route(
-            "/Patient",
-            get(search_get)
-                .post(rest::create)
-                .put(rest::conditional_update),
-        )
-        .route("/Patient/_search", post(search_post))
         .route("/AuditEvent", get(audit_search))
         .route(
             "/{resource_type}",
-            post(rest::create).put(rest::conditional_update),
+            get(search::search_get)
+                .post(rest::create)
+                .put(rest::conditional_update),
         )
+        .route("/{resource_type}/_search", post(search::search_post))
         .route(
             "/{resource_type}/{id}",
             get(read).put(rest::update).delete(rest::delete),
@@ -236,6 +229,7 @@ pub(crate) fn owner(row: &Batch) -> Option<Id> {
 /// API), masked for a reader whose role does not need the identity number.
 pub(crate) async fn core_json(
     state: &AppState,
+    kind: &str,
     row: &Batch,
     masked: bool,
 ) -> Result<Value, StoreError> {
@@ -252,6 +246,11 @@ pub(crate) async fn core_json(
                 masked,
             },
         )
+    } else if kind == "PractitionerRole" {
+        row.practitioners
+            .first()
+            .map(resources::practitioner_role)
+            .unwrap_or_default()
     } else {
         row.organisations
             .first()
@@ -478,7 +477,7 @@ async fn read_version(
     }
     let chosen: Option<(i64, String, Option<Value>)> = match (&found, wanted) {
         (Found::Core(row), None | Some(1)) => {
-            let body = core_json(state, row, masked).await?;
+            let body = core_json(state, resource_type, row, masked).await?;
             Some((1, state.place().await?.generated.clone(), Some(body)))
         }
         (Found::Core(_), Some(_)) => None,
@@ -584,195 +583,6 @@ fn fhir_base(headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     format!("http://{host}/fhir")
-}
-
-/// The store's filter for a Patient search.
-pub(crate) fn resident_filter(q: &dhp_fhir::search::PatientSearch) -> ResidentFilter {
-    ResidentFilter {
-        id: q.id,
-        identity_number: q.identifier.clone(),
-        name: q.name.clone(),
-        family: q.family.clone(),
-        given: q.given.clone(),
-        sex: q.gender,
-        birth_date: q
-            .birthdate
-            .iter()
-            .map(|(p, d)| {
-                let c = match p {
-                    Prefix::Eq => Comparison::Eq,
-                    Prefix::Ne => Comparison::Ne,
-                    Prefix::Lt => Comparison::Lt,
-                    Prefix::Gt => Comparison::Gt,
-                    Prefix::Le => Comparison::Le,
-                    Prefix::Ge => Comparison::Ge,
-                };
-                (c, *d)
-            })
-            .collect(),
-    }
-}
-
-/// `GET /fhir/Patient?…`.
-async fn search_get(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Response, AppError> {
-    search_patients(&state, &headers, pairs).await
-}
-
-/// `POST /fhir/Patient/_search` with the parameters as a form.
-async fn search_post(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, AppError> {
-    search_patients(&state, &headers, pairs).await
-}
-
-/// A Patient search within the account's scope: a searchset Bundle, and one audit row
-/// per resident it discloses.
-async fn search_patients(
-    state: &AppState,
-    headers: &HeaderMap,
-    pairs: Vec<(String, String)>,
-) -> Result<Response, AppError> {
-    let store = &*state.store;
-    let who = match authenticate(state, headers) {
-        Ok(p) => p,
-        Err(refusal) => {
-            let anonymous = Actor::unverified("");
-            audit::record(
-                store,
-                &anonymous,
-                "search",
-                "Patient",
-                None,
-                "unauthenticated",
-                "no valid bearer token",
-            )
-            .await?;
-            return Ok(outcome(refusal));
-        }
-    };
-    let lenient = headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("handling=lenient"));
-    let q = match parse_patient_search(&pairs, lenient) {
-        Ok(q) => q,
-        Err(issues) => return Ok(outcome(OperationOutcome::new(issues).with_status(400))),
-    };
-    let org = org_facts(state, &who).await?;
-    let scope = resident_scope(&who, org.as_ref());
-    let filter = resident_filter(&q);
-    let limit = if q.summary_count { 0 } else { q.count };
-    let (residents, total) = if q.impossible {
-        (Vec::new(), 0)
-    } else {
-        store
-            .search_residents(&filter, &scope, Local::now().date_naive(), limit, q.offset)
-            .await?
-    };
-    let actor = Actor::from(&who);
-    let base = fhir_base(headers);
-    let place = state.place().await?;
-    let masked = !who.role.sees_full_identity();
-    let ids: Vec<Id> = residents.iter().map(|r| r.id).collect();
-    // Patients written through the API answer as stored; generated ones are mapped.
-    let stored: std::collections::HashMap<Id, StoredResource> = store
-        .resources("Patient", &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
-    let household_ids: Vec<Id> = residents.iter().map(|r| r.household_id).collect();
-    let households: std::collections::HashMap<Id, String> = store
-        .households(&household_ids)
-        .await?
-        .into_iter()
-        .map(|h| (h.id, h.address))
-        .collect();
-    let mut entries = Vec::with_capacity(residents.len());
-    let mut trail = Vec::with_capacity(residents.len());
-    for r in &residents {
-        let resource = match stored.get(&r.id).and_then(|s| stored_json(s, masked)) {
-            Some(v) => v,
-            None => {
-                let mut v = patient::to_fhir(
-                    r,
-                    &patient::PatientContext {
-                        address_line: households.get(&r.household_id).map(String::as_str),
-                        city: &place.city,
-                        district: &place.district,
-                        masked,
-                    },
-                );
-                generated_meta(&mut v, place);
-                v
-            }
-        };
-        trail.push(audit::entry(
-            &actor,
-            "search",
-            &format!("Patient/{}", r.id),
-            Some(r.id),
-            "success",
-            "search match",
-        ));
-        entries.push(serde_json::json!({
-            "fullUrl": format!("{base}/Patient/{}", r.id),
-            "resource": resource,
-            "search": { "mode": "match" },
-        }));
-    }
-    // Fail closed: the matches leave only once all of them are in the audit log.
-    store.insert_audits(&trail).await?;
-    if q.summary_count {
-        audit::record(
-            store,
-            &actor,
-            "search",
-            "Patient?_summary=count",
-            None,
-            "success",
-            "count only",
-        )
-        .await?;
-    }
-    let query = |offset: i64| {
-        let mut kept: Vec<(String, String)> = pairs
-            .iter()
-            .filter(|(k, _)| k != "_offset")
-            .cloned()
-            .collect();
-        if offset > 0 {
-            kept.push(("_offset".into(), offset.to_string()));
-        }
-        let encoded = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(kept)
-            .finish();
-        format!("{base}/Patient?{encoded}")
-    };
-    let mut links = vec![serde_json::json!({ "relation": "self", "url": query(q.offset) })];
-    if !q.summary_count && q.count > 0 && q.offset + q.count < total {
-        links.push(serde_json::json!({ "relation": "next", "url": query(q.offset + q.count) }));
-    }
-    if !q.summary_count && q.offset > 0 {
-        links.push(serde_json::json!({ "relation": "previous", "url": query((q.offset - q.count).max(0)) }));
-    }
-    let mut bundle = serde_json::json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-    });
-    if !entries.is_empty() {
-        bundle["entry"] = Value::Array(entries);
-    }
-    Ok(fhir_json(StatusCode::OK, &bundle))
 }
 
 /// `GET /fhir/AuditEvent?patient=…&_count=…`: the audit log, newest first, for managers

@@ -16,8 +16,9 @@ use dhp_store::{core_table, StoreError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+use super::search::resident_filter;
 use super::write::{parse_etag, Plan, Refusal, Written, WRITABLE};
-use super::{authenticate, fhir_base, fhir_json, find, outcome, owner, resident_filter, Found};
+use super::{authenticate, fhir_base, fhir_json, find, outcome, owner, Found};
 use crate::audit::{self, Actor};
 use crate::{AppError, AppState};
 
@@ -153,7 +154,7 @@ async fn matches(
     let (found, _) = state
         .store
         .search_residents(
-            &resident_filter(&q),
+            &resident_filter(&q, &state.place().await?.generated),
             &Scope::All,
             Local::now().date_naive(),
             2,
@@ -426,7 +427,7 @@ pub async fn history(
     let mut entries = Vec::new();
     match &found {
         Found::Core(row) => {
-            let body = super::core_json(&state, row, masked).await?;
+            let body = super::core_json(&state, &kind, row, masked).await?;
             entries.push(history_entry(
                 &base,
                 &kind,

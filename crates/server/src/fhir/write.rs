@@ -400,6 +400,7 @@ impl<'a> Plan<'a> {
                 last_updated: self.now.clone(),
                 resident_id: owner,
                 json: None,
+                status: None,
             },
             prior,
         });
@@ -439,7 +440,7 @@ impl<'a> Plan<'a> {
         };
         match self.state.store.get(table, id).await {
             Ok(row) => {
-                let json = super::core_json(self.state, &row, false).await?;
+                let json = super::core_json(self.state, kind, &row, false).await?;
                 Ok((
                     Prior::Core {
                         json: json.to_string(),
@@ -576,6 +577,7 @@ impl<'a> Plan<'a> {
                 version_id: version,
                 last_updated: self.now.clone(),
                 resident_id: Some(resident),
+                status: dhp_fhir::search::status_token(kind, &body),
                 json: Some(body.to_string()),
             },
             prior,

@@ -499,6 +499,7 @@ fn stored(
         last_updated: format!("2026-11-23T10:00:0{version}.000Z"),
         resident_id: resident,
         json: json.map(str::to_string),
+        status: json.map(|_| "final".to_string()),
     }
 }
 

@@ -1,0 +1,545 @@
+//! Search: `GET /fhir/{type}?…` and `POST /fhir/{type}/_search`, for Patient and the
+//! record and registry types, with `_sort`, paging links, `_include`, `_revinclude` and
+//! `_summary=count`. Results stay within the account's scope; every resident's resource
+//! that leaves is in the audit log first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use chrono::Local;
+use dhp_core::access::resident_scope;
+use dhp_core::query::{Field, Filter, RecordQuery};
+use dhp_core::Id;
+use dhp_fhir::search::{parse_patient_search, parse_record_search, Link, Prefix};
+use dhp_fhir::{patient, resources, OperationOutcome};
+use dhp_store::{core_table, Batch, Comparison, ResidentFilter, StoreError, Table};
+use serde_json::{json, Value};
+
+use super::{authenticate, fhir_base, fhir_json, generated_meta, org_facts, outcome, stored_json};
+use crate::audit::{self, Actor};
+use crate::{AppError, AppState};
+
+/// Resources a `_revinclude` adds per page at most; beyond that the Bundle says so.
+pub(crate) const REVINCLUDE_LIMIT: i64 = 1_000;
+
+/// The store's filter for a Patient search.
+pub(crate) fn resident_filter(
+    q: &dhp_fhir::search::PatientSearch,
+    generated: &str,
+) -> ResidentFilter {
+    ResidentFilter {
+        id: q.id,
+        identity_number: q.identifier.clone(),
+        name: q.name.clone(),
+        family: q.family.clone(),
+        given: q.given.clone(),
+        sex: q.gender,
+        birth_date: q
+            .birthdate
+            .iter()
+            .map(|(p, d)| {
+                let c = match p {
+                    Prefix::Eq => Comparison::Eq,
+                    Prefix::Ne => Comparison::Ne,
+                    Prefix::Lt => Comparison::Lt,
+                    Prefix::Gt => Comparison::Gt,
+                    Prefix::Le => Comparison::Le,
+                    Prefix::Ge => Comparison::Ge,
+                };
+                (c, *d)
+            })
+            .collect(),
+        street_org: q.organization.clone(),
+        address: q.address.clone(),
+        last_updated: q.last_updated.clone(),
+        generated: generated.to_string(),
+        sort: q.sort.clone(),
+    }
+}
+
+/// `GET /fhir/{type}?…`.
+pub(crate) async fn search_get(
+    State(state): State<Arc<AppState>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    search(&state, &headers, &kind, pairs).await
+}
+
+/// `POST /fhir/{type}/_search` with the parameters as a form.
+pub(crate) async fn search_post(
+    State(state): State<Arc<AppState>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    search(&state, &headers, &kind, pairs).await
+}
+
+/// One resource on its way out: its id, the resident it belongs to, its JSON.
+pub(crate) struct Rendered {
+    pub id: Id,
+    pub resident: Option<Id>,
+    pub body: Value,
+}
+
+/// The (id, resident) of each row of `table` in `batch`, in order.
+fn row_keys(batch: &Batch, table: Table) -> Vec<(Id, Option<Id>)> {
+    match table {
+        Table::Residents => batch.residents.iter().map(|r| (r.id, Some(r.id))).collect(),
+        Table::Encounters => batch
+            .encounters
+            .iter()
+            .map(|r| (r.id, Some(r.resident_id)))
+            .collect(),
+        Table::Conditions => batch
+            .conditions
+            .iter()
+            .map(|r| (r.id, Some(r.resident_id)))
+            .collect(),
+        Table::Observations => batch
+            .observations
+            .iter()
+            .map(|r| (r.id, Some(r.resident_id)))
+            .collect(),
+        Table::Immunizations => batch
+            .immunizations
+            .iter()
+            .map(|r| (r.id, Some(r.resident_id)))
+            .collect(),
+        Table::Contracts => batch
+            .contracts
+            .iter()
+            .map(|r| (r.id, Some(r.resident_id)))
+            .collect(),
+        Table::Organisations => batch.organisations.iter().map(|r| (r.id, None)).collect(),
+        Table::Practitioners => batch.practitioners.iter().map(|r| (r.id, None)).collect(),
+        Table::Households => batch.households.iter().map(|r| (r.id, None)).collect(),
+    }
+}
+
+/// The ids a reference field of the rows points at (each once, in order).
+fn referenced(batch: &Batch, table: Table, field: Field) -> Vec<Id> {
+    let ids: Vec<Option<Id>> = match (table, field) {
+        (_, Field::Resident) => row_keys(batch, table).into_iter().map(|(_, r)| r).collect(),
+        (_, Field::Id) => row_keys(batch, table)
+            .into_iter()
+            .map(|(i, _)| Some(i))
+            .collect(),
+        (Table::Residents, Field::Org) => batch
+            .residents
+            .iter()
+            .map(|r| Some(r.street_org_id))
+            .collect(),
+        (Table::Encounters, Field::Org) => {
+            batch.encounters.iter().map(|r| Some(r.org_id)).collect()
+        }
+        (Table::Encounters, Field::Practitioner) => {
+            batch.encounters.iter().map(|r| r.practitioner_id).collect()
+        }
+        (Table::Conditions, Field::Org) => {
+            batch.conditions.iter().map(|r| Some(r.org_id)).collect()
+        }
+        (Table::Observations, Field::Encounter) => {
+            batch.observations.iter().map(|r| r.encounter_id).collect()
+        }
+        (Table::Immunizations, Field::Org) => {
+            batch.immunizations.iter().map(|r| Some(r.org_id)).collect()
+        }
+        (Table::Contracts, Field::Org) => batch
+            .contracts
+            .iter()
+            .map(|r| Some(r.centre_org_id))
+            .collect(),
+        (Table::Contracts, Field::Practitioner) => {
+            batch.contracts.iter().map(|r| Some(r.doctor_id)).collect()
+        }
+        (Table::Organisations, Field::Parent) => {
+            batch.organisations.iter().map(|r| r.parent_id).collect()
+        }
+        (Table::Practitioners, Field::Org) => {
+            batch.practitioners.iter().map(|r| Some(r.org_id)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    ids.into_iter()
+        .flatten()
+        .filter(|i| seen.insert(*i))
+        .collect()
+}
+
+/// The rows of `batch` (of FHIR type `kind`) as the reader sees them: the stored JSON
+/// when written through the API, else the mapped core row (version 1).
+pub(crate) async fn render(
+    state: &AppState,
+    kind: &str,
+    batch: &Batch,
+    masked: bool,
+) -> Result<Vec<Rendered>, StoreError> {
+    let Some(table) = core_table(kind) else {
+        return Ok(Vec::new());
+    };
+    let keys = row_keys(batch, table);
+    let ids: Vec<Id> = keys.iter().map(|(i, _)| *i).collect();
+    let store = &*state.store;
+    let stored: HashMap<Id, Value> = store
+        .resources(kind, &ids)
+        .await?
+        .iter()
+        .filter_map(|s| Some((s.id, stored_json(s, masked)?)))
+        .collect();
+    let place = state.place().await?;
+    let households: HashMap<Id, String> = if table == Table::Residents {
+        let wanted: Vec<Id> = batch
+            .residents
+            .iter()
+            .filter(|r| !stored.contains_key(&r.id))
+            .map(|r| r.household_id)
+            .collect();
+        store
+            .households(&wanted)
+            .await?
+            .into_iter()
+            .map(|h| (h.id, h.address))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let mapped = |i: usize| -> Value {
+        match table {
+            Table::Residents => {
+                let r = &batch.residents[i];
+                patient::to_fhir(
+                    r,
+                    &patient::PatientContext {
+                        address_line: households.get(&r.household_id).map(String::as_str),
+                        city: &place.city,
+                        district: &place.district,
+                        masked,
+                    },
+                )
+            }
+            Table::Encounters => resources::encounter(&batch.encounters[i]),
+            Table::Conditions => resources::condition(&batch.conditions[i]),
+            Table::Observations => resources::observation_resource(&batch.observations[i]),
+            Table::Immunizations => resources::immunization(&batch.immunizations[i]),
+            Table::Contracts => resources::care_team(&batch.contracts[i]),
+            Table::Organisations => resources::organization(&batch.organisations[i]),
+            Table::Practitioners if kind == "PractitionerRole" => {
+                resources::practitioner_role(&batch.practitioners[i])
+            }
+            Table::Practitioners => resources::practitioner(&batch.practitioners[i]),
+            Table::Households => Value::Null,
+        }
+    };
+    Ok(keys
+        .iter()
+        .enumerate()
+        .map(|(i, &(id, resident))| {
+            let body = match stored.get(&id) {
+                Some(v) => v.clone(),
+                None => {
+                    let mut v = mapped(i);
+                    generated_meta(&mut v, place);
+                    v
+                }
+            };
+            Rendered { id, resident, body }
+        })
+        .collect())
+}
+
+/// The request's `Prefer: handling=lenient`.
+fn lenient(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("handling=lenient"))
+}
+
+/// What a parsed search comes to, whatever its type.
+struct Plan {
+    kind: &'static str,
+    table: Table,
+    query: RecordQuery,
+    resident_filter: Option<ResidentFilter>,
+    impossible: bool,
+    include: Vec<Link>,
+    revinclude: Vec<Link>,
+    summary_count: bool,
+    count: i64,
+    offset: i64,
+}
+
+/// A search of any searchable type.
+async fn search(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: &str,
+    pairs: Vec<(String, String)>,
+) -> Result<Response, AppError> {
+    let store = &*state.store;
+    let who = match authenticate(state, headers) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let anonymous = Actor::unverified("");
+            audit::record(
+                store,
+                &anonymous,
+                "search",
+                kind,
+                None,
+                "unauthenticated",
+                "no valid bearer token",
+            )
+            .await?;
+            return Ok(outcome(refusal));
+        }
+    };
+    let place = state.place().await?;
+    let plan = if kind == "Patient" {
+        match parse_patient_search(&pairs, lenient(headers)) {
+            Ok(q) => Plan {
+                kind: "Patient",
+                table: Table::Residents,
+                query: RecordQuery::matching(Vec::new(), 0),
+                resident_filter: Some(resident_filter(&q, &place.generated)),
+                impossible: q.impossible,
+                include: q.include,
+                revinclude: q.revinclude,
+                summary_count: q.summary_count,
+                count: q.count,
+                offset: q.offset,
+            },
+            Err(issues) => return Ok(outcome(OperationOutcome::new(issues).with_status(400))),
+        }
+    } else {
+        let q = match parse_record_search(kind, &pairs, lenient(headers)) {
+            Ok(q) => q,
+            Err(issues) => {
+                let status = if issues.iter().all(|i| i.expression.is_none()) {
+                    404
+                } else {
+                    400
+                };
+                return Ok(outcome(OperationOutcome::new(issues).with_status(status)));
+            }
+        };
+        let table = core_table(q.kind)
+            .ok_or_else(|| StoreError::Invalid(format!("{} has no core table", q.kind)))?;
+        Plan {
+            kind: q.kind,
+            table,
+            query: RecordQuery {
+                filters: q.filters,
+                sort: q.sort,
+                limit: if q.summary_count { 0 } else { q.count },
+                offset: q.offset,
+            },
+            resident_filter: None,
+            impossible: q.impossible,
+            include: q.include,
+            revinclude: q.revinclude,
+            summary_count: q.summary_count,
+            count: q.count,
+            offset: q.offset,
+        }
+    };
+    let org = org_facts(state, &who).await?;
+    let scope = resident_scope(&who, org.as_ref());
+    let today = Local::now().date_naive();
+    let (batch, total) = if plan.impossible {
+        (Batch::default(), 0)
+    } else if let Some(filter) = &plan.resident_filter {
+        let limit = if plan.summary_count { 0 } else { plan.count };
+        let (residents, total) = store
+            .search_residents(filter, &scope, today, limit, plan.offset)
+            .await?;
+        (
+            Batch {
+                residents,
+                ..Batch::default()
+            },
+            total,
+        )
+    } else {
+        store
+            .search_records(
+                plan.table,
+                plan.kind,
+                &plan.query,
+                &scope,
+                today,
+                &place.generated,
+            )
+            .await?
+    };
+    let masked = !who.role.sees_full_identity();
+    let base = fhir_base(headers);
+    let actor = Actor::from(&who);
+    let mut entries = Vec::new();
+    let mut trail = Vec::new();
+    let mut add = |kind: &str, r: Rendered, mode: &str, trail: &mut Vec<_>| {
+        if let Some(resident) = r.resident {
+            trail.push(audit::entry(
+                &actor,
+                "search",
+                &format!("{kind}/{}", r.id),
+                Some(resident),
+                "success",
+                if mode == "match" {
+                    "search match"
+                } else {
+                    "search include"
+                },
+            ));
+        }
+        entries.push(json!({
+            "fullUrl": format!("{base}/{kind}/{}", r.id),
+            "resource": r.body,
+            "search": { "mode": mode },
+        }));
+    };
+    for r in render(state, plan.kind, &batch, masked).await? {
+        add(plan.kind, r, "match", &mut trail);
+    }
+    // _include: what the matches refer to (within scope, each once).
+    let mut included: HashSet<(&str, Id)> = HashSet::new();
+    for link in &plan.include {
+        let ids: Vec<Id> = referenced(&batch, plan.table, link.field)
+            .into_iter()
+            .filter(|i| included.insert((link.target, *i)))
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let target_table = core_table(link.target)
+            .ok_or_else(|| StoreError::Invalid(format!("{} has no core table", link.target)))?;
+        let n = ids.len() as i64;
+        let q = RecordQuery::matching(vec![Filter::Ids(Field::Id, ids)], n);
+        let (rows, _) = store
+            .search_records(
+                target_table,
+                link.target,
+                &q,
+                &scope,
+                today,
+                &place.generated,
+            )
+            .await?;
+        for r in render(state, link.target, &rows, masked).await? {
+            add(link.target, r, "include", &mut trail);
+        }
+    }
+    // _revinclude: what refers to the matches, up to a limit per parameter.
+    let matched: Vec<Id> = row_keys(&batch, plan.table)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    let mut warnings = Vec::new();
+    for link in &plan.revinclude {
+        if matched.is_empty() {
+            break;
+        }
+        let source_table = core_table(link.source)
+            .ok_or_else(|| StoreError::Invalid(format!("{} has no core table", link.source)))?;
+        let q = RecordQuery::matching(
+            vec![Filter::Ids(link.field, matched.clone())],
+            REVINCLUDE_LIMIT,
+        );
+        let (rows, found) = store
+            .search_records(
+                source_table,
+                link.source,
+                &q,
+                &scope,
+                today,
+                &place.generated,
+            )
+            .await?;
+        if found > REVINCLUDE_LIMIT {
+            warnings.push(format!(
+                "_revinclude={}:{}: {found} resources refer to this page; the first {REVINCLUDE_LIMIT} are included (ask for fewer matches with _count)",
+                link.source, link.param
+            ));
+        }
+        for r in render(state, link.source, &rows, masked).await? {
+            if included.insert((link.source, r.id)) {
+                add(link.source, r, "include", &mut trail);
+            }
+        }
+    }
+    // Fail closed: nothing leaves before all of it is in the audit log.
+    store.insert_audits(&trail).await?;
+    if plan.summary_count && plan.table == Table::Residents {
+        audit::record(
+            store,
+            &actor,
+            "search",
+            &format!("{}?_summary=count", plan.kind),
+            None,
+            "success",
+            "count only",
+        )
+        .await?;
+    }
+    if !warnings.is_empty() {
+        let issues: Vec<Value> = warnings
+            .into_iter()
+            .map(|w| json!({ "severity": "warning", "code": "too-costly", "diagnostics": w }))
+            .collect();
+        entries.push(json!({
+            "resource": { "resourceType": "OperationOutcome", "issue": issues },
+            "search": { "mode": "outcome" },
+        }));
+    }
+    let query = |offset: i64| {
+        let mut kept: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(k, _)| k != "_offset")
+            .cloned()
+            .collect();
+        if offset > 0 {
+            kept.push(("_offset".into(), offset.to_string()));
+        }
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .finish();
+        format!("{base}/{}?{encoded}", plan.kind)
+    };
+    let mut links = vec![json!({ "relation": "self", "url": query(plan.offset) })];
+    if !plan.summary_count && plan.count > 0 {
+        links.push(json!({ "relation": "first", "url": query(0) }));
+        if plan.offset + plan.count < total {
+            links.push(json!({ "relation": "next", "url": query(plan.offset + plan.count) }));
+        }
+        if plan.offset > 0 {
+            links.push(
+                json!({ "relation": "previous", "url": query((plan.offset - plan.count).max(0)) }),
+            );
+        }
+        let last = if total == 0 {
+            0
+        } else {
+            (total - 1) / plan.count * plan.count
+        };
+        links.push(json!({ "relation": "last", "url": query(last) }));
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(fhir_json(StatusCode::OK, &bundle))
+}

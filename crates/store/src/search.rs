@@ -1,0 +1,350 @@
+//! Searches over the core record tables ([`RecordQuery`] → SQL), within an access scope.
+//! Resident-owned tables are limited to the residents the scope allows; the registry
+//! (organisations, practitioners) is readable by every signed-in account.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use dhp_core::access::Scope;
+use dhp_core::query::{DateCond, Field, Filter, RecordQuery};
+
+use crate::rows::{self, Col};
+use crate::shared::{one, Exec, Param};
+use crate::{Batch, Result, StoreError, Table};
+
+/// How a date column is compared.
+#[derive(Clone, Copy)]
+enum When {
+    Day,
+    Instant,
+}
+
+/// The SQL of a field of `table` (alias `t`; stored resource `s`), if it has one.
+fn column(table: Table, field: Field) -> Option<(&'static str, Option<When>)> {
+    use Field::*;
+    use Table::*;
+    Some(match (table, field) {
+        (_, Id) => ("t.id", None),
+        (Encounters | Conditions | Observations | Immunizations | Contracts, Resident) => {
+            ("t.resident_id", None)
+        }
+        (Residents, Resident) => ("t.id", None),
+        (Residents, Org) => ("t.street_org_id", None),
+        (Residents, Date) => ("t.birth_date", Some(When::Day)),
+        (Residents, Name) => ("t.name", None),
+        (Encounters, Date) => ("t.start_time", Some(When::Instant)),
+        (Encounters, Org) => ("t.org_id", None),
+        (Encounters, Practitioner) => ("t.practitioner_id", None),
+        (Encounters, Status) => ("COALESCE(s.status, 'finished')", None),
+        (Conditions, Code) => ("t.icd10", None),
+        (Conditions, Date) => ("t.onset", Some(When::Day)),
+        (Conditions, Org) => ("t.org_id", None),
+        (Conditions, Status) => ("COALESCE(s.status, 'active')", None),
+        (Observations, Code) => ("t.code", None),
+        (Observations, Date) => ("t.effective", Some(When::Instant)),
+        (Observations, Encounter) => ("t.encounter_id", None),
+        (Observations, Status) => ("COALESCE(s.status, 'final')", None),
+        (Immunizations, Code) => ("t.vaccine", None),
+        (Immunizations, Date) => ("t.date", Some(When::Day)),
+        (Immunizations, Org) => ("t.org_id", None),
+        (Immunizations, Status) => ("COALESCE(s.status, 'completed')", None),
+        (Contracts, Date) => ("t.start_date", Some(When::Day)),
+        (Contracts, Org) => ("t.centre_org_id", None),
+        (Contracts, Practitioner) => ("t.doctor_id", None),
+        (Contracts, Status) => (
+            "(CASE t.status WHEN 'active' THEN 'active' ELSE 'inactive' END)",
+            None,
+        ),
+        (Organisations, Code) => ("t.code", None),
+        (Organisations, Name) => ("t.name_zh", None),
+        (Organisations, Parent) => ("t.parent_id", None),
+        (Practitioners, Code) => ("t.role", None),
+        (Practitioners, Name) => ("t.name", None),
+        (Practitioners, Org) => ("t.org_id", None),
+        (_, LastUpdated) => ("COALESCE(s.last_updated, $gen)", None),
+        _ => return None,
+    })
+}
+
+/// The column naming the resident a row belongs to, for tables of resident data.
+fn resident_column(table: Table) -> Option<&'static str> {
+    match table {
+        Table::Residents => Some("t.id"),
+        Table::Encounters
+        | Table::Conditions
+        | Table::Observations
+        | Table::Immunizations
+        | Table::Contracts => Some("t.resident_id"),
+        Table::Organisations | Table::Practitioners | Table::Households => None,
+    }
+}
+
+/// The first day whose start is at or after `t`.
+fn day_ceil(t: NaiveDateTime) -> NaiveDate {
+    if t.time() == NaiveTime::MIN {
+        t.date()
+    } else {
+        t.date().succ_opt().unwrap_or(t.date())
+    }
+}
+
+/// The LIKE pattern of a text search.
+fn like(text: &str, contains: bool) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    if contains {
+        p.push('%');
+    }
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Builds the WHERE clause and its parameters.
+struct Sql {
+    params: Vec<Param>,
+    clauses: Vec<String>,
+    /// The stored resource row (`s`) is needed.
+    joins_stored: bool,
+}
+
+impl Sql {
+    fn bind(&mut self, p: Param) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len())
+    }
+
+    /// A field's SQL; `$gen` stands for the generated records' last-updated time.
+    fn expr(
+        &mut self,
+        table: Table,
+        field: Field,
+        generated: &str,
+    ) -> Result<(String, Option<When>)> {
+        let (sql, when) = column(table, field).ok_or_else(|| {
+            StoreError::Invalid(format!("{} cannot be searched by {field:?}", table.name()))
+        })?;
+        if sql.contains("s.") {
+            self.joins_stored = true;
+        }
+        let sql = if sql.contains("$gen") {
+            let g = self.bind(Param::Text(generated.to_string()));
+            sql.replace("$gen", &g)
+        } else {
+            sql.to_string()
+        };
+        Ok((sql, when))
+    }
+
+    fn date_param(&mut self, t: NaiveDateTime, when: Option<When>, field: Field) -> String {
+        match (field, when) {
+            // Last-updated times are `YYYY-MM-DDTHH:MM:SS.sssZ` text.
+            (Field::LastUpdated, _) => {
+                self.bind(Param::Text(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
+            }
+            (_, Some(When::Day)) => self.bind(Param::Date(day_ceil(t))),
+            _ => self.bind(Param::DateTime(t)),
+        }
+    }
+}
+
+/// The WHERE clause (with its keyword, or empty), its parameters, and whether the stored
+/// resource must be joined.
+fn record_where(
+    table: Table,
+    q: &RecordQuery,
+    scope: &Scope,
+    today: NaiveDate,
+    generated: &str,
+) -> Result<Sql> {
+    let mut s = Sql {
+        params: Vec::new(),
+        clauses: Vec::new(),
+        joins_stored: false,
+    };
+    for f in &q.filters {
+        let clause = match f {
+            Filter::Ids(field, ids) => {
+                let (col, _) = s.expr(table, *field, generated)?;
+                if ids.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    let marks: Vec<String> = ids.iter().map(|&i| s.bind(Param::I64(i))).collect();
+                    format!("{col} IN ({})", marks.join(", "))
+                }
+            }
+            Filter::Tokens(field, values) => {
+                let (col, _) = s.expr(table, *field, generated)?;
+                if values.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    let marks: Vec<String> = values
+                        .iter()
+                        .map(|v| s.bind(Param::Text(v.clone())))
+                        .collect();
+                    format!("{col} IN ({})", marks.join(", "))
+                }
+            }
+            Filter::Text {
+                field,
+                values,
+                contains,
+            } => {
+                let (col, _) = s.expr(table, *field, generated)?;
+                let any: Vec<String> = values
+                    .iter()
+                    .map(|v| {
+                        let p = s.bind(Param::Text(like(v, *contains)));
+                        format!("{col} LIKE {p} ESCAPE '\\'")
+                    })
+                    .collect();
+                if any.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    format!("({})", any.join(" OR "))
+                }
+            }
+            Filter::Date(field, cond) => {
+                let (col, when) = s.expr(table, *field, generated)?;
+                if when.is_none() && *field != Field::LastUpdated {
+                    return Err(StoreError::Invalid(format!(
+                        "{} has no date {field:?}",
+                        table.name()
+                    )));
+                }
+                match *cond {
+                    DateCond::Ge(t) => format!("{col} >= {}", s.date_param(t, when, *field)),
+                    DateCond::Lt(t) => format!("{col} < {}", s.date_param(t, when, *field)),
+                    DateCond::Outside(a, b) => {
+                        let a = s.date_param(a, when, *field);
+                        let b = s.date_param(b, when, *field);
+                        format!("({col} < {a} OR {col} >= {b})")
+                    }
+                }
+            }
+        };
+        s.clauses.push(clause);
+    }
+    if let Some(owner) = resident_column(table) {
+        let mut bind = |p: Param| {
+            s.params.push(p);
+            format!("${}", s.params.len())
+        };
+        if let Some(scope_sql) = crate::shared::scope_clause(scope, today, &mut bind) {
+            s.clauses.push(format!(
+                "{owner} IN (SELECT r.id FROM residents r WHERE {scope_sql})"
+            ));
+        }
+    }
+    Ok(s)
+}
+
+/// The rows of `table` (FHIR type `kind`) matching `q` within `scope`, one page of
+/// them, and how many match in all. `generated`: the last-updated time of records that
+/// were never written through the API.
+pub(crate) async fn search_records<E: Exec>(
+    e: &E,
+    table: Table,
+    kind: &str,
+    q: &RecordQuery,
+    scope: &Scope,
+    today: NaiveDate,
+    generated: &str,
+) -> Result<(Batch, i64)> {
+    let mut s = record_where(table, q, scope, today, generated)?;
+    let mut order = Vec::new();
+    for (field, descending) in &q.sort {
+        let (col, _) = s.expr(table, *field, generated)?;
+        order.push(format!(
+            "{col} {}",
+            if *descending { "DESC" } else { "ASC" }
+        ));
+    }
+    order.push("t.id ASC".into());
+    let join = if s.joins_stored {
+        let k = s.bind(Param::Text(kind.to_string()));
+        format!(" LEFT JOIN resources s ON s.type = {k} AND s.id = t.id")
+    } else {
+        String::new()
+    };
+    let where_sql = if s.clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", s.clauses.join(" AND "))
+    };
+    let from = format!("{} t{join}{where_sql}", table.name());
+    let total = one(
+        e,
+        &format!("SELECT COUNT(*) FROM {from}"),
+        s.params.clone(),
+        || "count".into(),
+    )
+    .await?
+    .i64(0)?;
+    let mut batch = Batch::default();
+    if q.limit == 0 {
+        return Ok((batch, total));
+    }
+    let columns: Vec<String> = rows::columns(table)
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect();
+    let limit = s.bind(Param::I64(q.limit));
+    let offset = s.bind(Param::I64(q.offset));
+    let sql = format!(
+        "SELECT {} FROM {from} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        columns.join(", "),
+        order.join(", ")
+    );
+    for r in &e.rows(&sql, s.params).await? {
+        rows::push(&mut batch, table, r)?;
+    }
+    Ok((batch, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    #[test]
+    fn a_day_column_compares_the_first_whole_day() {
+        assert_eq!(day_ceil(at("2025-03-01 00:00")).to_string(), "2025-03-01");
+        assert_eq!(day_ceil(at("2025-03-01 08:30")).to_string(), "2025-03-02");
+    }
+
+    #[test]
+    fn the_scope_limits_records_to_its_residents() {
+        let q = RecordQuery::matching(vec![Filter::Ids(Field::Resident, vec![7])], 10);
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let all = record_where(Table::Observations, &q, &Scope::All, today, "g").unwrap();
+        assert_eq!(all.clauses, ["t.resident_id IN ($1)"]);
+        let mine = record_where(Table::Observations, &q, &Scope::Resident(7), today, "g").unwrap();
+        assert_eq!(mine.clauses.len(), 2);
+        assert!(mine.clauses[1].contains("SELECT r.id FROM residents r WHERE r.id = $2"));
+        let registry = record_where(
+            Table::Organisations,
+            &RecordQuery::matching(vec![], 1),
+            &Scope::Nothing,
+            today,
+            "g",
+        )
+        .unwrap();
+        assert!(
+            registry.clauses.is_empty(),
+            "the registry is not resident data"
+        );
+    }
+
+    #[test]
+    fn a_field_a_table_lacks_is_an_error() {
+        let q = RecordQuery::matching(vec![Filter::Ids(Field::Encounter, vec![1])], 1);
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        assert!(record_where(Table::Conditions, &q, &Scope::All, today, "g").is_err());
+    }
+}
