@@ -11,14 +11,14 @@ use tower::ServiceExt;
 
 use super::{site, Site};
 
-struct Answer {
-    status: StatusCode,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
     content_type: String,
     www_authenticate: Option<String>,
-    json: Value,
+    pub(crate) json: Value,
 }
 
-async fn call(s: &Site, req: Request<Body>) -> Answer {
+pub(crate) async fn call(s: &Site, req: Request<Body>) -> Answer {
     let res = app(s.state.clone()).oneshot(req).await.unwrap();
     let status = res.status();
     let header_text = |name| {
@@ -72,7 +72,7 @@ pub(crate) async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
     }
 }
 
-async fn token_request(s: &Site, form: &str) -> Answer {
+pub(crate) async fn token_request(s: &Site, form: &str) -> Answer {
     call(
         s,
         Request::post("/auth/token")
@@ -83,7 +83,7 @@ async fn token_request(s: &Site, form: &str) -> Answer {
     .await
 }
 
-async fn token(s: &Site, user: &str) -> String {
+pub(crate) async fn token(s: &Site, user: &str) -> String {
     let a = token_request(
         s,
         &format!("grant_type=password&username={user}&password={user}"),
@@ -93,7 +93,7 @@ async fn token(s: &Site, user: &str) -> String {
     a.json["access_token"].as_str().unwrap().to_string()
 }
 
-async fn read(s: &Site, token: Option<&str>, path: &str) -> Answer {
+pub(crate) async fn read(s: &Site, token: Option<&str>, path: &str) -> Answer {
     let mut req = Request::get(path);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -587,7 +587,7 @@ async fn patient_search_stays_in_scope_pages_and_reports_bad_parameters() {
     assert_eq!(audited, disclosed);
 }
 
-fn urlencoding(s: &str) -> String {
+pub(crate) fn urlencoding(s: &str) -> String {
     s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
 

@@ -2,6 +2,7 @@
 
 mod fhir;
 mod roundtrip;
+mod search;
 mod write;
 
 use std::path::PathBuf;

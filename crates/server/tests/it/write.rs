@@ -12,14 +12,14 @@ use tower::ServiceExt;
 
 use super::{site, Site};
 
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     location: Option<String>,
     etag: Option<String>,
-    json: Value,
+    pub(crate) json: Value,
 }
 
-async fn send(
+pub(crate) async fn send(
     s: &Site,
     method: &str,
     path: &str,
