@@ -315,7 +315,7 @@ pub async fn export_cmd(url: &str, out: &Path, bundles: bool) -> Result<()> {
                 std::fs::File::create(&path)
                     .with_context(|| format!("cannot create {}", path.display()))?,
             );
-            let n = export::export_type(&state, kind, |v| {
+            let n = export::export_type(&state, kind, None, |v| {
                 serde_json::to_writer(&mut w, &v)?;
                 w.write_all(b"\n")
             })

@@ -22,104 +22,57 @@ pub const EXPORT_TYPES: [(&str, Table); 5] = [
     ("Immunization", Table::Immunizations),
 ];
 
+/// What a bulk export (`$export`) can hold: the registry, then the residents' records.
+pub const BULK_TYPES: [&str; 9] = [
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Immunization",
+    "CareTeam",
+];
+
+/// The types of the Patient compartment (`Patient/$export`).
+pub const PATIENT_TYPES: [&str; 6] = [
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Immunization",
+    "CareTeam",
+];
+
 /// Rows read per page.
 const PAGE: i64 = 5_000;
 
-/// One page of `table` after `after` as resources (stored form where there is one;
-/// deleted ones left out), with the last id read.
-async fn page_resources(
-    state: &AppState,
-    kind: &str,
-    table: Table,
-    after: Id,
-) -> Result<(Vec<Value>, Option<Id>), StoreError> {
-    let store = &*state.store;
-    let page = store.page(table, after, PAGE).await?;
-    let Some(last) = page.last_id() else {
-        return Ok((Vec::new(), None));
-    };
-    let ids = ids_of(&page);
-    let stored: HashMap<Id, dhp_store::StoredResource> = store
-        .resources(kind, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
-    let place = state.place().await?;
-    let households: HashMap<Id, String> = store
-        .households(
-            &page
-                .residents
-                .iter()
-                .map(|r| r.household_id)
-                .collect::<Vec<_>>(),
-        )
-        .await?
-        .into_iter()
-        .map(|h| (h.id, h.address))
-        .collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        if let Some(s) = stored.get(id) {
-            if let Some(v) = s.json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
-                out.push(v);
-            }
-            continue;
-        }
-        let mut v = match table {
-            Table::Residents => {
-                let r = &page.residents[i];
-                dhp_fhir::patient::to_fhir(
-                    r,
-                    &dhp_fhir::patient::PatientContext {
-                        address_line: households.get(&r.household_id).map(String::as_str),
-                        city: &place.city,
-                        district: &place.district,
-                        masked: false,
-                    },
-                )
-            }
-            Table::Encounters => dhp_fhir::resources::encounter(&page.encounters[i]),
-            Table::Conditions => dhp_fhir::resources::condition(&page.conditions[i]),
-            Table::Observations => dhp_fhir::resources::observation_resource(&page.observations[i]),
-            Table::Immunizations => dhp_fhir::resources::immunization(&page.immunizations[i]),
-            _ => continue,
-        };
-        crate::fhir::generated_meta(&mut v, place);
-        out.push(v);
-    }
-    Ok((out, Some(last)))
-}
-
-fn ids_of(b: &Batch) -> Vec<Id> {
-    b.residents
-        .iter()
-        .map(|r| r.id)
-        .chain(b.encounters.iter().map(|r| r.id))
-        .chain(b.conditions.iter().map(|r| r.id))
-        .chain(b.observations.iter().map(|r| r.id))
-        .chain(b.immunizations.iter().map(|r| r.id))
-        .collect()
-}
-
-/// Every current resource of `kind`, in id order, handed to `each`.
+/// Every current resource of `kind` (one of [`BULK_TYPES`]), in id order, handed to
+/// `each`: the stored form where there is one, else the mapped core row. `since`
+/// (`YYYY-MM-DDTHH:MM:SS.sssZ`): only those last updated at or after it.
 pub async fn export_type(
     state: &AppState,
     kind: &str,
+    since: Option<&str>,
     mut each: impl FnMut(Value) -> std::io::Result<()>,
 ) -> Result<u64, ExportError> {
-    let table = EXPORT_TYPES
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, t)| *t)
+    let table = BULK_TYPES
+        .contains(&kind)
+        .then(|| dhp_store::core_table(kind))
+        .flatten()
         .ok_or_else(|| ExportError::Unsupported(kind.to_string()))?;
     let mut after = 0;
     let mut n = 0;
     loop {
-        let (resources, last) = page_resources(state, kind, table, after).await?;
-        let Some(last) = last else { break };
-        for r in resources {
-            each(r)?;
+        let page = state.store.page(table, after, PAGE).await?;
+        let Some(last) = page.last_id() else { break };
+        for r in crate::fhir::render(state, kind, &page, false).await? {
+            let updated = r.body.pointer("/meta/lastUpdated").and_then(Value::as_str);
+            if since.is_some_and(|s| updated.is_some_and(|u| u < s)) {
+                continue;
+            }
+            each(r.body)?;
             n += 1;
         }
         after = last;
@@ -130,7 +83,7 @@ pub async fn export_type(
 /// A failure of an export.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{0} is not exported (Patient, Encounter, Condition, Observation, Immunization are)")]
+    #[error("{0} is not exported (Organization, Practitioner, PractitionerRole, Patient, Encounter, Condition, Observation, Immunization and CareTeam are)")]
     Unsupported(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -191,7 +144,7 @@ pub async fn export_bundles(
         .collect();
     let mut per_resident: BTreeMap<Id, Vec<Value>> = BTreeMap::new();
     for (kind, _) in EXPORT_TYPES {
-        export_type(state, kind, |v| {
+        export_type(state, kind, None, |v| {
             let owner = if kind == "Patient" {
                 v["id"].as_str().and_then(|s| s.parse().ok())
             } else {

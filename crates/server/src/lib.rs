@@ -40,6 +40,8 @@ pub struct AppState {
     orgs: OnceCell<std::collections::HashMap<dhp_core::Id, dhp_core::Organisation>>,
     /// Values of the `meta` table the FHIR layer reads on every request.
     place: OnceCell<Place>,
+    /// Bulk export jobs.
+    pub(crate) jobs: fhir::bulk::Jobs,
 }
 
 /// The district's names and the time generated records count as last updated.
@@ -73,6 +75,7 @@ impl AppState {
             figures: OnceCell::new(),
             orgs: OnceCell::new(),
             place: OnceCell::new(),
+            jobs: fhir::bulk::Jobs::default(),
         }))
     }
 
@@ -232,6 +235,8 @@ async fn stylesheet() -> impl IntoResponse {
 pub enum AppError {
     Store(StoreError),
     Render(askama::Error),
+    /// Anything else the server could not do (a file it could not write).
+    Internal(String),
 }
 
 impl From<StoreError> for AppError {

@@ -19,9 +19,12 @@ use crate::audit::{self, Actor};
 use crate::token::{self, TokenError};
 use crate::{AppError, AppState};
 
+pub(crate) mod bulk;
 pub(crate) mod rest;
 mod search;
 mod write;
+
+pub(crate) use search::render;
 
 /// See [`crate::import_bundles`].
 pub(crate) async fn import_bundles(
@@ -142,6 +145,13 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/", post(rest::bundle))
         .route("/metadata", get(metadata))
         .route("/AuditEvent", get(audit_search))
+        .route("/$export", get(bulk::kick_off_system))
+        .route("/Patient/$export", get(bulk::kick_off_patients))
+        .route(
+            "/$export-status/{id}",
+            get(bulk::status).delete(bulk::cancel),
+        )
+        .route("/$export-file/{id}/{name}", get(bulk::file))
         .route(
             "/{resource_type}",
             get(search::search_get)
@@ -154,6 +164,7 @@ pub fn router() -> Router<Arc<AppState>> {
             get(read).put(rest::update).delete(rest::delete),
         )
         .route("/{resource_type}/{id}/_history", get(rest::history))
+        .route("/{resource_type}/{id}/$everything", get(search::everything))
         .route("/{resource_type}/{id}/_history/{vid}", get(vread))
         .fallback(not_supported)
 }

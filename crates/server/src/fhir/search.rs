@@ -543,3 +543,219 @@ async fn search(
     }
     Ok(fhir_json(StatusCode::OK, &bundle))
 }
+
+/// `GET /fhir/Patient/{id}/$everything[?_type=…&_since=…]`: the resident's record —
+/// the Patient, their encounters, conditions, observations, immunizations and
+/// contracts — with the organisations and practitioners they refer to, as a searchset
+/// Bundle. Read access as for the Patient; every resource disclosed is audited.
+pub(crate) async fn everything(
+    State(state): State<Arc<AppState>>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let state = &*state;
+    let store = &*state.store;
+    if kind != "Patient" {
+        return Ok(outcome(OperationOutcome::one(dhp_fhir::Issue::new(
+            dhp_fhir::IssueCode::NotSupported,
+            format!("$everything is supported on Patient, not {kind}"),
+        ))));
+    }
+    let resource = format!("Patient/{id}/$everything");
+    let who = match authenticate(state, &headers) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let anonymous = Actor::unverified("");
+            audit::record(
+                store,
+                &anonymous,
+                "everything",
+                &resource,
+                None,
+                "unauthenticated",
+                "no valid bearer token",
+            )
+            .await?;
+            return Ok(outcome(refusal));
+        }
+    };
+    let actor = Actor::from(&who);
+    let mut types: Vec<&str> = crate::export::PATIENT_TYPES.to_vec();
+    let mut since = None;
+    let mut issues = Vec::new();
+    for (k, v) in &pairs {
+        let at = |what: String| {
+            dhp_fhir::Issue::at(
+                dhp_fhir::IssueCode::Invalid,
+                format!("Patient/$everything?{k}"),
+                what,
+            )
+        };
+        match k.as_str() {
+            "_type" => {
+                let asked: Vec<&str> = v.split(',').map(str::trim).collect();
+                match asked
+                    .iter()
+                    .find(|t| !crate::export::PATIENT_TYPES.contains(t))
+                {
+                    Some(t) => issues.push(at(format!(
+                        "{t:?} is not in a patient's record here ({})",
+                        crate::export::PATIENT_TYPES.join(", ")
+                    ))),
+                    None => types.retain(|t| asked.contains(t)),
+                }
+            }
+            "_since" => match chrono::DateTime::parse_from_rfc3339(v) {
+                Ok(t) => since = Some(t.with_timezone(&chrono::Utc).naive_utc()),
+                Err(_) => issues.push(at(format!(
+                    "{v:?} is not an instant (YYYY-MM-DDThh:mm:ss+zz:zz)"
+                ))),
+            },
+            "_format" if v.contains("json") => {}
+            other => issues.push(dhp_fhir::Issue::at(
+                dhp_fhir::IssueCode::NotSupported,
+                format!("Patient/$everything?{other}"),
+                "unknown parameter; $everything supports _type, _since",
+            )),
+        }
+    }
+    if !issues.is_empty() {
+        return Ok(outcome(OperationOutcome::new(issues).with_status(400)));
+    }
+    let Ok(resident) = id.parse::<Id>() else {
+        return Ok(outcome(OperationOutcome::one(dhp_fhir::Issue::new(
+            dhp_fhir::IssueCode::NotFound,
+            format!("Patient/{id} does not exist"),
+        ))));
+    };
+    match store.get(Table::Residents, resident).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {
+            audit::record(
+                store,
+                &actor,
+                "everything",
+                &resource,
+                None,
+                "not-found",
+                "no such record",
+            )
+            .await?;
+            return Ok(outcome(OperationOutcome::one(dhp_fhir::Issue::new(
+                dhp_fhir::IssueCode::NotFound,
+                format!("Patient/{id} does not exist"),
+            ))));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let decision = super::read_decision(state, &who, resident).await?;
+    if !decision.allowed() {
+        audit::record(
+            store,
+            &actor,
+            "everything",
+            &resource,
+            Some(resident),
+            "denied",
+            decision.reason(),
+        )
+        .await?;
+        return Ok(outcome(OperationOutcome::one(dhp_fhir::Issue::new(
+            dhp_fhir::IssueCode::Forbidden,
+            format!("{resource}: {}", decision.reason()),
+        ))));
+    }
+    let place = state.place().await?;
+    let today = Local::now().date_naive();
+    let masked = !who.role.sees_full_identity();
+    let scope = dhp_core::access::Scope::Resident(resident);
+    let mut out: Vec<(&str, Rendered)> = Vec::new();
+    let mut orgs: Vec<Id> = Vec::new();
+    let mut staff: Vec<Id> = Vec::new();
+    for kind in types {
+        let table = core_table(kind)
+            .ok_or_else(|| StoreError::Invalid(format!("{kind} has no core table")))?;
+        let field = if kind == "Patient" {
+            Field::Id
+        } else {
+            Field::Resident
+        };
+        let mut filters = vec![Filter::Ids(field, vec![resident])];
+        if let Some(t) = since {
+            filters.push(Filter::Date(
+                Field::LastUpdated,
+                dhp_core::query::DateCond::Ge(t),
+            ));
+        }
+        let q = RecordQuery::matching(filters, i64::MAX);
+        let (rows, _) = store
+            .search_records(table, kind, &q, &scope, today, &place.generated)
+            .await?;
+        orgs.extend(referenced(&rows, table, Field::Org));
+        staff.extend(referenced(&rows, table, Field::Practitioner));
+        if table == Table::Contracts {
+            // The combination's hospitals too.
+            for c in &rows.contracts {
+                orgs.extend([c.district_hospital_id, c.city_hospital_id]);
+            }
+        }
+        for r in render(state, kind, &rows, masked).await? {
+            out.push((kind, r));
+        }
+    }
+    orgs.sort_unstable();
+    orgs.dedup();
+    staff.sort_unstable();
+    staff.dedup();
+    for (kind, table, ids) in [
+        ("Organization", Table::Organisations, orgs),
+        ("Practitioner", Table::Practitioners, staff),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let n = ids.len() as i64;
+        let q = RecordQuery::matching(vec![Filter::Ids(Field::Id, ids)], n);
+        let (rows, _) = store
+            .search_records(table, kind, &q, &scope, today, &place.generated)
+            .await?;
+        for r in render(state, kind, &rows, masked).await? {
+            out.push((kind, r));
+        }
+    }
+    let trail: Vec<_> = out
+        .iter()
+        .filter(|(_, r)| r.resident.is_some())
+        .map(|(kind, r)| {
+            audit::entry(
+                &actor,
+                "everything",
+                &format!("{kind}/{}", r.id),
+                r.resident,
+                "success",
+                decision.reason(),
+            )
+        })
+        .collect();
+    store.insert_audits(&trail).await?;
+    let base = fhir_base(&headers);
+    let entries: Vec<Value> = out
+        .into_iter()
+        .map(|(kind, r)| {
+            json!({
+                "fullUrl": format!("{base}/{kind}/{}", r.id),
+                "resource": r.body,
+                "search": { "mode": "match" },
+            })
+        })
+        .collect();
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": entries.len(),
+        "link": [{ "relation": "self", "url": format!("{base}/{resource}") }],
+        "entry": entries,
+    });
+    Ok(fhir_json(StatusCode::OK, &bundle))
+}

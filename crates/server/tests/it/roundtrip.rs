@@ -1,29 +1,135 @@
 //! Import round trip: a generated district's residents exported as Synthea-layout
 //! transaction Bundles, imported into a district with the same registry and no
-//! residents, and exported again — the resources come back equal in content (ids and
-//! server metadata aside, references compared by what they point at).
+//! residents, and exported again through the bulk `$export` operation over HTTP — the
+//! resources come back equal in content (ids and server metadata aside, references
+//! compared by what they point at).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dhp_server::{export, import_bundle, AppState};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use dhp_server::{app, create_demo_accounts, export, import_bundle, AppState};
 use dhp_store::{Store, Table};
 use serde_json::Value;
+use tower::ServiceExt;
 
 use super::{site, temp_dir};
 
-/// Every exported resource of `state`, by type, normalised: no id or meta, references
-/// to residents' records replaced by a key of what they point at.
-async fn normalised(state: &AppState) -> HashMap<&'static str, Vec<String>> {
+/// Every resource of the exported types in `state`, read directly.
+async fn exported(state: &AppState) -> Vec<(&'static str, Value)> {
     let mut all: Vec<(&'static str, Value)> = Vec::new();
     for (kind, _) in export::EXPORT_TYPES {
-        export::export_type(state, kind, |v| {
+        export::export_type(state, kind, None, |v| {
             all.push((kind, v));
             Ok(())
         })
         .await
         .unwrap();
     }
+    all
+}
+
+async fn call(
+    state: &Arc<AppState>,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let body = axum::body::to_bytes(res.into_body(), 1 << 28)
+        .await
+        .unwrap();
+    (status, headers, body.to_vec())
+}
+
+/// The same, through `GET /fhir/Patient/$export` as an integrating system would: kick
+/// off, poll the status URL, download every file of the manifest.
+async fn bulk_exported(state: &Arc<AppState>) -> Vec<(&'static str, Value)> {
+    create_demo_accounts(&*state.store).await.unwrap();
+    let (_, _, body) = call(
+        state,
+        Request::post("/auth/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(
+                "grant_type=client_credentials&client_id=system&client_secret=system",
+            ))
+            .unwrap(),
+    )
+    .await;
+    let token: Value = serde_json::from_slice(&body).unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let types: Vec<&str> = export::EXPORT_TYPES.iter().map(|(k, _)| *k).collect();
+    let (status, headers, body) = call(
+        state,
+        Request::get(format!("/fhir/Patient/$export?_type={}", types.join(",")))
+            .header(header::AUTHORIZATION, &bearer)
+            .header("prefer", "respond-async")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let location = headers[header::CONTENT_LOCATION].to_str().unwrap();
+    let status_path = &location[location.find("/fhir/").unwrap()..];
+    let manifest: Value = loop {
+        let (status, headers, body) = call(state, get(status_path)).await;
+        match status {
+            StatusCode::ACCEPTED => {
+                assert!(headers.contains_key("x-progress"));
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            StatusCode::OK => break serde_json::from_slice(&body).unwrap(),
+            other => panic!("{other}: {}", String::from_utf8_lossy(&body)),
+        }
+    };
+    assert_eq!(manifest["requiresAccessToken"], true);
+    let mut all = Vec::new();
+    for file in manifest["output"].as_array().unwrap() {
+        let kind = export::EXPORT_TYPES
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| *k == file["type"])
+            .unwrap();
+        let url = file["url"].as_str().unwrap();
+        let (status, headers, body) = call(state, get(&url[url.find("/fhir/").unwrap()..])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/fhir+ndjson");
+        let lines: Vec<Value> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len() as u64,
+            file["count"].as_u64().unwrap(),
+            "{kind}"
+        );
+        all.extend(lines.into_iter().map(|v| (kind, v)));
+    }
+    // Without the token, nothing.
+    let (status, _, _) = call(
+        state,
+        Request::get(status_path).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    all
+}
+
+/// Resources by type, normalised: no id or meta, references to residents' records
+/// replaced by a key of what they point at.
+fn normalised(all: Vec<(&'static str, Value)>) -> HashMap<&'static str, Vec<String>> {
     // Keys: a Patient by identity number; an Encounter by its patient, start and place.
     let mut keys: HashMap<String, String> = HashMap::new();
     for (kind, v) in &all {
@@ -152,15 +258,6 @@ async fn round_trip(target: Arc<dyn Store>) {
             "{t:?}"
         );
     }
-    let before = normalised(&source.state).await;
-    let after = normalised(&target).await;
-    for (kind, _) in export::EXPORT_TYPES {
-        let (a, b) = (&before[kind], &after[kind]);
-        assert_eq!(a.len(), b.len(), "{kind}");
-        for (x, y) in a.iter().zip(b) {
-            assert_eq!(x, y, "{kind} differs after the round trip");
-        }
-    }
     // Every import wrote its audit trail.
     assert!(target
         .store
@@ -169,4 +266,13 @@ async fn round_trip(target: Arc<dyn Store>) {
         .unwrap()
         .iter()
         .all(|e| e.action == "create" && e.username == "import-test"));
+    let before = normalised(exported(&source.state).await);
+    let after = normalised(bulk_exported(&target).await);
+    for (kind, _) in export::EXPORT_TYPES {
+        let (a, b) = (&before[kind], &after[kind]);
+        assert_eq!(a.len(), b.len(), "{kind}");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x, y, "{kind} differs after the round trip");
+        }
+    }
 }

@@ -546,3 +546,234 @@ async fn written_status_and_last_updated_are_searchable() {
     .await;
     assert_eq!(p.json["total"], 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_of_a_patient_in_scope_and_nothing_outside() {
+    let s = site(1_500).await;
+    let store = &*s.state.store;
+    let DoctorView {
+        area, residents, ..
+    } = doctor_view(store).await;
+    let batch = |table| async move { store.page(table, 0, 10_000_000).await.unwrap() };
+    let encounters = batch(Table::Encounters).await.encounters;
+    let observations = batch(Table::Observations).await.observations;
+    let conditions = batch(Table::Conditions).await.conditions;
+    let immunizations = batch(Table::Immunizations).await.immunizations;
+    let contracts = batch(Table::Contracts).await.contracts;
+    let mine = residents
+        .iter()
+        .filter(|r| r.street_org_id == area)
+        .max_by_key(|r| encounters.iter().filter(|e| e.resident_id == r.id).count())
+        .unwrap();
+    let t = token(&s, "doctor").await;
+    let a = read(
+        &s,
+        Some(&t),
+        &format!("/fhir/Patient/{}/$everything", mine.id),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    let count = |kind| ids(&a.json, kind, "match").len();
+    assert_eq!(ids(&a.json, "Patient", "match"), [mine.id]);
+    assert_eq!(
+        count("Encounter"),
+        encounters
+            .iter()
+            .filter(|e| e.resident_id == mine.id)
+            .count()
+    );
+    assert_eq!(
+        count("Observation"),
+        observations
+            .iter()
+            .filter(|e| e.resident_id == mine.id)
+            .count()
+    );
+    assert_eq!(
+        count("Condition"),
+        conditions
+            .iter()
+            .filter(|e| e.resident_id == mine.id)
+            .count()
+    );
+    assert_eq!(
+        count("Immunization"),
+        immunizations
+            .iter()
+            .filter(|e| e.resident_id == mine.id)
+            .count()
+    );
+    assert_eq!(
+        count("CareTeam"),
+        contracts
+            .iter()
+            .filter(|e| e.resident_id == mine.id)
+            .count()
+    );
+    // Every organisation an encounter names comes along.
+    let places: BTreeSet<i64> = encounters
+        .iter()
+        .filter(|e| e.resident_id == mine.id)
+        .map(|e| e.org_id)
+        .collect();
+    let orgs: BTreeSet<i64> = ids(&a.json, "Organization", "match").into_iter().collect();
+    assert!(places.is_subset(&orgs));
+    assert_eq!(a.json["total"], a.json["entry"].as_array().unwrap().len());
+    // _type narrows it.
+    let a = read(
+        &s,
+        Some(&t),
+        &format!(
+            "/fhir/Patient/{}/$everything?_type=Patient,Condition",
+            mine.id
+        ),
+    )
+    .await;
+    assert!(ids(&a.json, "Observation", "match").is_empty());
+    // Outside the doctor's scope: refused and audited.
+    let outsider = residents
+        .iter()
+        .find(|r| r.street_org_id != area && !contracts.iter().any(|c| c.resident_id == r.id))
+        .unwrap();
+    let a = read(
+        &s,
+        Some(&t),
+        &format!("/fhir/Patient/{}/$everything", outsider.id),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let trail = store.audit_events(Some(outsider.id), 10).await.unwrap();
+    assert!(trail
+        .iter()
+        .any(|e| e.outcome == "denied" && e.action == "everything"));
+    let a = read(&s, Some(&t), "/fhir/Patient/999999999/$everything").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = read(
+        &s,
+        Some(&t),
+        &format!("/fhir/Patient/{}/$everything?_type=Appointment", mine.id),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json["issue"][0]["expression"][0],
+        "Patient/$everything?_type"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_export_is_for_systems_asynchronous_and_cancellable() {
+    let s = site(200).await;
+    let doctor = token(&s, "doctor").await;
+    let a = super::fhir::call(
+        &s,
+        axum::http::Request::get("/fhir/$export")
+            .header("authorization", format!("Bearer {doctor}"))
+            .header("prefer", "respond-async")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let t = system_token(&s).await;
+    let kick = |path: &str, prefer: bool| {
+        let mut r = axum::http::Request::get(path).header("authorization", format!("Bearer {t}"));
+        if prefer {
+            r = r.header("prefer", "respond-async");
+        }
+        r.body(axum::body::Body::empty()).unwrap()
+    };
+    for (path, prefer, at) in [
+        ("/fhir/$export", false, "Prefer"),
+        ("/fhir/$export?_type=Appointment", true, "$export?_type"),
+        (
+            "/fhir/Patient/$export?_type=Organization",
+            true,
+            "Patient/$export?_type",
+        ),
+        ("/fhir/$export?_since=yesterday", true, "$export?_since"),
+        (
+            "/fhir/$export?_outputFormat=text/csv",
+            true,
+            "$export?_outputFormat",
+        ),
+        ("/fhir/$export?_elements=id", true, "$export?_elements"),
+    ] {
+        let a = super::fhir::call(&s, kick(path, prefer)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(a.json["issue"][0]["expression"][0], at, "{path}");
+    }
+    // A whole export: the registry comes too; nothing written since now is empty.
+    let res = dhp_server::app(s.state.clone())
+        .oneshot_request(kick("/fhir/$export?_type=Organization,Patient", true))
+        .await;
+    assert_eq!(res.0, StatusCode::ACCEPTED);
+    let status = res.1.unwrap();
+    let manifest = loop {
+        let a = read(&s, Some(&t), &status).await;
+        if a.status == StatusCode::OK {
+            break a.json;
+        }
+        assert_eq!(a.status, StatusCode::ACCEPTED);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let counts: HashMap<String, u64> = manifest["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["type"].as_str().unwrap().to_string(),
+                o["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts["Patient"], 200);
+    let orgs = dhp_store::organisations(&*s.state.store).await.unwrap();
+    assert_eq!(counts["Organization"], orgs.len() as u64);
+    // Another client's token cannot read it; deleting removes it.
+    let a = read(&s, Some(&doctor), &status).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let del = send(&s, "DELETE", &status, &t, None, &[]).await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        read(&s, Some(&t), &status).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let since = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let res = dhp_server::app(s.state.clone())
+        .oneshot_request(kick(&format!("/fhir/Patient/$export?_since={since}"), true))
+        .await;
+    let status = res.1.unwrap();
+    let manifest = loop {
+        let a = read(&s, Some(&t), &status).await;
+        if a.status == StatusCode::OK {
+            break a.json;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(manifest["output"], json!([]), "nothing changed since");
+}
+
+/// Send a request, returning the status and the `Content-Location` path.
+trait OneShot {
+    async fn oneshot_request(
+        self,
+        req: axum::http::Request<axum::body::Body>,
+    ) -> (StatusCode, Option<String>);
+}
+
+impl OneShot for axum::Router {
+    async fn oneshot_request(
+        self,
+        req: axum::http::Request<axum::body::Body>,
+    ) -> (StatusCode, Option<String>) {
+        use tower::ServiceExt;
+        let res = self.oneshot(req).await.unwrap();
+        let location = res.headers().get("content-location").map(|v| {
+            let u = v.to_str().unwrap();
+            u[u.find("/fhir/").unwrap()..].to_string()
+        });
+        (res.status(), location)
+    }
+}
