@@ -28,7 +28,7 @@ fi
 check_backend() {
   local url="$1" log="$work/serve-$2.out"
   DHP_LOG=error "$dhp" generate --database "$url" --residents 2000 --seed 3 >/dev/null
-  DHP_LOG=error "$dhp" serve --database "$url" --listen 127.0.0.1:0 >"$log" &
+  DHP_LOG=error DHP_EXPORT_DIR="$work/export-$2" "$dhp" serve --database "$url" --listen 127.0.0.1:0 >"$log" &
   server=$!
   for _ in $(seq 1 100); do grep -q "serving http" "$log" 2>/dev/null && break; sleep 0.1; done
   local base

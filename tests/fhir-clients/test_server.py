@@ -6,6 +6,7 @@ family); reads also go through the fhirpy client. Usage: test_server.py BASE_URL
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -172,6 +173,117 @@ def writes(client, system, doctor):
     validate("doctor's write", refusal, "Observation" if status == 201 else "OperationOutcome")
 
 
+def validate_bundle(name, bundle):
+    """A Bundle and every resource in it."""
+    validate(name, bundle, "Bundle")
+    for e in bundle.get("entry", []):
+        r = e["resource"]
+        validate(f"{name} entry", r, r["resourceType"])
+
+
+def searches(client, system, doctor):
+    """Searches of the record types with fhirpy: prefixes, sort, paging, includes;
+    $everything; bulk $export. Every resource returned is validated."""
+    status, _, first = http("GET", "/fhir/Observation?_count=1&_sort=_id", token=system)
+    validate_bundle("Observation search", first)
+    subject = first["entry"][0]["resource"]["subject"]["reference"]
+    status, _, total = http("GET", f"/fhir/Observation?subject={subject}&_summary=count", token=system)
+    validate("Observation _summary=count", total, "Bundle")
+    # fhirpy follows the next links page by page.
+    pages = client.resources("Observation").search(subject=subject).sort("-date").limit(3)
+    fetched = pages.fetch_all()
+    check("fhirpy pages through every Observation of a patient", len(fetched) == total["total"], (len(fetched), total["total"]))
+    dates = [o["effectiveDateTime"] for o in fetched]
+    check("sorted newest first", dates == sorted(dates, reverse=True), dates[:5])
+    for o in fetched:
+        validate("fhirpy Observation", o.serialize(), "Observation")
+    if fetched:
+        cut = dates[len(dates) // 2][:10]
+        later = client.resources("Observation").search(subject=subject, date__ge=cut).fetch_all()
+        check("date=ge prefix", len(later) > 0 and all(o["effectiveDateTime"][:10] >= cut for o in later), cut)
+        earlier = client.resources("Observation").search(subject=subject, date__lt=cut).fetch_all()
+        check("ge and lt split the series", len(later) + len(earlier) == len(fetched), (len(later), len(earlier), len(fetched)))
+        code = fetched[0]["code"]["coding"][0]
+        same = client.resources("Observation").search(subject=subject, code=f"{code['system']}|{code['code']}").fetch_all()
+        check("code with system|code", len(same) > 0 and all(o["code"]["coding"][0]["code"] == code["code"] for o in same), code)
+
+    # Includes and reverse includes, validated as raw Bundles.
+    status, _, inc = http("GET", f"/fhir/Encounter?subject={subject}&_include=Encounter:subject&_include=Encounter:service-provider", token=system)
+    check("Encounter search with _include", status == 200, inc)
+    validate_bundle("Encounter _include", inc)
+    kinds = {e["resource"]["resourceType"] for e in inc.get("entry", []) if e["search"]["mode"] == "include"}
+    check("included Patient and Organization", {"Patient", "Organization"} <= kinds or not inc.get("entry"), kinds)
+    pid = subject.split("/")[1]
+    status, _, rev = http("GET", f"/fhir/Patient?_id={pid}&_revinclude=Condition:subject&_revinclude=Immunization:patient&_revinclude=CareTeam:subject", token=system)
+    check("Patient search with _revinclude", status == 200, rev)
+    validate_bundle("Patient _revinclude", rev)
+    for path in [
+        "/fhir/Condition?code=http://hl7.org/fhir/sid/icd-10|I10&_count=5",
+        "/fhir/Immunization?date=ge2020&status=completed&_count=5",
+        "/fhir/CareTeam?status=active&_count=5&_include=CareTeam:participant",
+        "/fhir/Organization?name:contains=%E7%A4%BE%E5%8C%BA&_count=50",
+        "/fhir/PractitionerRole?_count=5&_include=PractitionerRole:practitioner&_include=PractitionerRole:organization",
+    ]:
+        status, _, b = http("GET", path, token=doctor)
+        check(f"{path}: 200", status == 200, b)
+        validate_bundle(path, b)
+    status, _, bad = http("GET", "/fhir/Observation?date=sa2020", token=system)
+    check("unsupported prefix: 400", status == 400 and bad["issue"][0]["expression"] == ["Observation?date"], bad)
+    validate("unsupported prefix", bad, "OperationOutcome")
+
+    # $everything: the whole record, every resource valid.
+    status, _, everything = http("GET", f"/fhir/Patient/{pid}/$everything", token=system)
+    check("$everything 200", status == 200 and everything["total"] > 1, everything.get("total"))
+    validate_bundle("$everything", everything)
+
+    # Bulk export: kick off, poll, download; every line valid.
+    status, headers, body = http_raw("GET", "/fhir/$export?_type=Organization,PractitionerRole,Patient,CareTeam,Immunization", token=system, headers={"Prefer": "respond-async"})
+    check("$export kick-off 202", status == 202, body)
+    location = headers.get("Content-Location", "")
+    manifest = None
+    for _ in range(600):
+        status, headers, body = http_raw("GET", location[len(BASE):], token=system)
+        if status == 200:
+            manifest = json.loads(body)
+            break
+        check_progress = status == 202 and headers.get("X-Progress")
+        if not check_progress:
+            check("$export status while running", False, (status, body[:200]))
+            break
+        time.sleep(0.1)
+    check("$export finishes with a manifest", manifest is not None and manifest["requiresAccessToken"] is True, manifest)
+    lines = 0
+    for out in (manifest or {}).get("output", []):
+        status, headers, body = http_raw("GET", out["url"][len(BASE):], token=system)
+        rows = [json.loads(l) for l in body.decode().splitlines() if l]
+        check(f"$export {out['type']}: {out['count']} lines", status == 200 and len(rows) == out["count"], (status, len(rows)))
+        bad_rows = 0
+        for r in rows:
+            try:
+                get_fhir_model_class(r["resourceType"]).model_validate(r)
+            except Exception as e:  # noqa: BLE001
+                bad_rows += 1
+                if bad_rows == 1:
+                    print("   ", str(e)[:300])
+        check(f"$export {out['type']}: every line valid R4B", bad_rows == 0 and all(r["resourceType"] == out["type"] for r in rows), bad_rows)
+        lines += len(rows)
+    check("$export wrote resources", lines > 2000, lines)
+
+
+def http_raw(method, path, token=None, headers=None):
+    """A request whose headers and raw body matter (bulk export)."""
+    req = urllib.request.Request(BASE + path, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req) as res:
+            return res.status, res.headers, res.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
 def validate(name, body, resource_type):
     """The outside models must accept what the server sent."""
     try:
@@ -273,6 +385,7 @@ def main():
     validate("unknown parameter", unknown, "OperationOutcome")
 
     writes(client, system, doctor)
+    searches(client, system, doctor)
 
     status, _, log = http("GET", "/fhir/AuditEvent?_count=20", token=manager)
     check("manager reads the audit log", status == 200 and len(log.get("entry", [])) > 0, status)
