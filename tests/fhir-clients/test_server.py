@@ -397,7 +397,7 @@ def main():
         ("no token", "/fhir/Patient/1", None, 401, "login"),
         ("unknown patient", "/fhir/Patient/99999999", system, 404, "not-found"),
         ("bad id", "/fhir/Patient/abc", system, 404, "not-found"),
-        ("unsupported type", "/fhir/Appointment/1", system, 404, "not-supported"),
+        ("unsupported type", "/fhir/Medication/1", system, 404, "not-supported"),
     ]:
         status, _, body = http("GET", path, token=tok)
         check(f"{name}: status {want_status}", status == want_status, status)

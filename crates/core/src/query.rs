@@ -29,6 +29,9 @@ pub enum Field {
     Name,
     /// When the record was last written (UTC).
     LastUpdated,
+    /// The main reference of a resource kept as received (a Slot's schedule, an
+    /// appointment's slot, a referral's performer), as `Type/id` text.
+    Reference,
 }
 
 /// A condition on a point in time: `Ge(t)` is "at or after t", `Lt(t)` "before t", and

@@ -62,6 +62,30 @@ pub const SUPPORTED: &[Supported] = &[
         interactions: READ,
     },
     Supported {
+        resource: "MedicationRequest",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "DiagnosticReport",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "ServiceRequest",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "Appointment",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "Schedule",
+        interactions: WRITE,
+    },
+    Supported {
+        resource: "Slot",
+        interactions: WRITE,
+    },
+    Supported {
         resource: "AuditEvent",
         interactions: &["search-type"],
     },
@@ -159,7 +183,8 @@ mod tests {
         assert!(supports("Observation", "create"));
         assert!(supports("PractitionerRole", "search-type"));
         assert!(!supports("Organization", "create"));
-        assert!(!supports("Appointment", "read"));
+        assert!(supports("Appointment", "create"));
+        assert!(!supports("Bundle", "read"));
         // Every writable type is declared so, and the other way round; every searchable
         // type has its parameters listed.
         for kind in crate::input::WRITABLE {

@@ -16,15 +16,229 @@ pub const DIAGNOSING_ORG_EXT: &str =
 /// ICD-10 code system.
 pub const ICD10_SYSTEM: &str = "http://hl7.org/fhir/sid/icd-10";
 
-/// The resource types the server stores, and whether each is projected to a core
-/// table (the rest are kept as received, with their search columns).
-pub const WRITABLE: [&str; 5] = [
+/// The resource types the server stores. The first five are projected to core tables;
+/// the rest ([`STORED`]) are kept as received, with their search columns.
+pub const WRITABLE: [&str; 11] = [
     "Patient",
     "Encounter",
     "Condition",
     "Observation",
     "Immunization",
+    "MedicationRequest",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Appointment",
+    "Schedule",
+    "Slot",
 ];
+
+/// How a type kept as received is read and indexed: where its resident, status, main
+/// code, main date and main reference are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredSpec {
+    pub kind: &'static str,
+    /// The element referring to the resident (`None`: not a resident's data).
+    pub patient: Option<&'static str>,
+    /// The status codes (empty: the type has no status).
+    pub statuses: &'static [&'static str],
+    /// The `intent` codes, for types that require one.
+    pub intents: &'static [&'static str],
+    /// The main CodeableConcept, and whether it is required.
+    pub code: Option<(&'static str, bool)>,
+    /// The main date or time, and whether it is required.
+    pub date: Option<(&'static str, bool)>,
+    /// The main reference, the types it may name, and whether it is required.
+    pub reference: Option<(&'static str, &'static [&'static str], bool)>,
+}
+
+const REQUEST_INTENTS: &[&str] = &[
+    "proposal",
+    "plan",
+    "directive",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+];
+
+/// The types kept as received.
+pub const STORED: [StoredSpec; 6] = [
+    StoredSpec {
+        kind: "MedicationRequest",
+        patient: Some("subject"),
+        statuses: &[
+            "active",
+            "on-hold",
+            "cancelled",
+            "completed",
+            "entered-in-error",
+            "stopped",
+            "draft",
+            "unknown",
+        ],
+        intents: REQUEST_INTENTS,
+        code: Some(("medicationCodeableConcept", true)),
+        date: Some(("authoredOn", false)),
+        reference: None,
+    },
+    StoredSpec {
+        kind: "DiagnosticReport",
+        patient: Some("subject"),
+        statuses: &[
+            "registered",
+            "partial",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "appended",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
+        intents: &[],
+        code: Some(("code", true)),
+        date: Some(("effectiveDateTime", false)),
+        reference: None,
+    },
+    StoredSpec {
+        kind: "ServiceRequest",
+        patient: Some("subject"),
+        statuses: &[
+            "draft",
+            "active",
+            "on-hold",
+            "revoked",
+            "completed",
+            "entered-in-error",
+            "unknown",
+        ],
+        intents: REQUEST_INTENTS,
+        code: Some(("code", false)),
+        date: Some(("authoredOn", false)),
+        reference: Some(("performer[0]", &["Organization", "Practitioner"], false)),
+    },
+    StoredSpec {
+        kind: "Appointment",
+        patient: Some("participant"),
+        statuses: &[
+            "proposed",
+            "pending",
+            "booked",
+            "arrived",
+            "fulfilled",
+            "cancelled",
+            "noshow",
+            "entered-in-error",
+            "checked-in",
+            "waitlist",
+        ],
+        intents: &[],
+        code: Some(("serviceType[0]", false)),
+        date: Some(("start", false)),
+        reference: Some(("slot[0]", &["Slot"], false)),
+    },
+    StoredSpec {
+        kind: "Schedule",
+        patient: None,
+        statuses: &[],
+        intents: &[],
+        code: Some(("serviceType[0]", false)),
+        date: Some(("planningHorizon.start", false)),
+        reference: Some(("actor[0]", &["Practitioner", "Organization"], true)),
+    },
+    StoredSpec {
+        kind: "Slot",
+        patient: None,
+        statuses: &[
+            "busy",
+            "free",
+            "busy-unavailable",
+            "busy-tentative",
+            "entered-in-error",
+        ],
+        intents: &[],
+        code: Some(("serviceType[0]", false)),
+        date: Some(("start", true)),
+        reference: Some(("schedule", &["Schedule"], true)),
+    },
+];
+
+/// The spec of a type kept as received.
+pub fn stored_spec(kind: &str) -> Option<&'static StoredSpec> {
+    STORED.iter().find(|s| s.kind == kind)
+}
+
+/// What is indexed of a resource kept as received.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredInput {
+    pub resident_id: Option<Id>,
+    pub status: Option<String>,
+    pub code: Option<String>,
+    /// Local (Shanghai) time, `YYYY-MM-DDTHH:MM:SS`.
+    pub date: Option<String>,
+    /// The main reference, `Type/id`.
+    pub reference: Option<(String, Id)>,
+}
+
+/// Read a resource of a type kept as received: the elements the platform relies on
+/// are checked (each problem with its path), the rest is kept as sent.
+pub fn stored(spec: &StoredSpec, v: &Value) -> Result<StoredInput, Vec<Issue>> {
+    let mut r = Reader::new(spec.kind, v);
+    let mut out = StoredInput::default();
+    if !spec.statuses.is_empty() {
+        out.status = r.code("status", spec.statuses).map(str::to_string);
+    }
+    if !spec.intents.is_empty() {
+        r.code("intent", spec.intents);
+    }
+    match spec.patient {
+        Some("participant") => {
+            let actors = v
+                .get("participant")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let at = actors.iter().position(|p| {
+                p.pointer("/actor/reference")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.starts_with("Patient/"))
+            });
+            match at {
+                Some(i) => {
+                    out.resident_id = r
+                        .reference(&format!("participant[{i}].actor"), &["Patient"], true)
+                        .map(|(_, id)| id)
+                }
+                None => r.fail(
+                    IssueCode::Required,
+                    "participant",
+                    "a participant whose actor is the Patient is required",
+                ),
+            }
+        }
+        Some(path) => out.resident_id = r.reference(path, &["Patient"], true).map(|(_, id)| id),
+        None => {}
+    }
+    if let Some((path, required)) = spec.code {
+        if required || r.get(path).is_some() {
+            out.code = r.coding(path, None).map(|(_, c)| c.to_string());
+        }
+    }
+    if let Some((path, required)) = spec.date {
+        out.date = r
+            .datetime(path, required)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string());
+    }
+    if let Some((path, types, required)) = spec.reference {
+        out.reference = r
+            .reference(path, types, required)
+            .map(|(t, id)| (t.to_string(), id));
+    }
+    r.finish(Some(out))
+}
 
 /// Shanghai's offset: records are kept in local time.
 fn shanghai() -> FixedOffset {

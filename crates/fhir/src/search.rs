@@ -371,10 +371,67 @@ const PRACTITIONER_ROLE_PARAMS: &[SearchParam] = &[
     ),
 ];
 
+const MEDICATION_REQUEST_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    STATUS,
+    param("code", T, Field::Code),
+    param("authoredon", D, Field::Date),
+];
+const DIAGNOSTIC_REPORT_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    STATUS,
+    param("code", T, Field::Code),
+    param("date", D, Field::Date),
+];
+const SERVICE_REQUEST_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    STATUS,
+    param("code", T, Field::Code),
+    param("authored", D, Field::Date),
+    param(
+        "performer",
+        R("Organization|Practitioner"),
+        Field::Reference,
+    ),
+];
+const APPOINTMENT_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    STATUS,
+    param("service-type", T, Field::Code),
+    param("date", D, Field::Date),
+    param("slot", R("Slot"), Field::Reference),
+];
+const SCHEDULE_PARAMS: &[SearchParam] = &[
+    ID,
+    param("service-type", T, Field::Code),
+    param("date", D, Field::Date),
+    param("actor", R("Practitioner|Organization"), Field::Reference),
+];
+const SLOT_PARAMS: &[SearchParam] = &[
+    ID,
+    STATUS,
+    param("service-type", T, Field::Code),
+    param("start", D, Field::Date),
+    param("schedule", R("Schedule"), Field::Reference),
+];
+
 /// The search parameters of a resource type other than Patient (which has its own
 /// reader), if it can be searched.
 pub fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
     Some(match kind {
+        "MedicationRequest" => MEDICATION_REQUEST_PARAMS,
+        "DiagnosticReport" => DIAGNOSTIC_REPORT_PARAMS,
+        "ServiceRequest" => SERVICE_REQUEST_PARAMS,
+        "Appointment" => APPOINTMENT_PARAMS,
+        "Schedule" => SCHEDULE_PARAMS,
+        "Slot" => SLOT_PARAMS,
         "Encounter" => ENCOUNTER_PARAMS,
         "Condition" => CONDITION_PARAMS,
         "Observation" => OBSERVATION_PARAMS,
@@ -388,7 +445,13 @@ pub fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
 }
 
 /// The types searchable with [`search_params`].
-pub const RECORD_TYPES: [&str; 8] = [
+pub const RECORD_TYPES: [&str; 14] = [
+    "MedicationRequest",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Appointment",
+    "Schedule",
+    "Slot",
     "Encounter",
     "Condition",
     "Observation",
@@ -445,6 +508,7 @@ fn links_from(kind: &'static str) -> Vec<Link> {
     search_params(kind)
         .unwrap_or_default()
         .iter()
+        .filter(|p| p.field != Field::Reference)
         .filter_map(|p| match p.kind {
             ParamType::Reference(target) => Some(Link {
                 source: kind,
@@ -491,18 +555,32 @@ fn link(kind: &str, value: &str, reverse: bool) -> Result<Link, String> {
 /// URL ending in `Patient/12`. Ids that cannot exist here (not numbers) are left out,
 /// so they match nothing.
 fn references(value: &str, target: &str) -> Result<Vec<i64>, String> {
+    Ok(typed_references(value, target)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect())
+}
+
+/// The same with the type of each: `target` may list several (`Organization|Practitioner`);
+/// a bare id is of the first.
+fn typed_references(value: &str, target: &str) -> Result<Vec<(String, i64)>, String> {
     let mut ids = Vec::new();
     for one in value.split(',') {
         let one = one.trim();
         let mut parts = one.rsplit('/');
         let id = parts.next().unwrap_or_default();
-        if let Some(t) = parts.next() {
-            if t != target {
-                return Err(format!("{one:?} is not a reference to {target}"));
+        let kind = match parts.next() {
+            Some(t) if target.split('|').any(|x| x == t) => t,
+            Some(_) => {
+                return Err(format!(
+                    "{one:?} is not a reference to {}",
+                    target.replace('|', " or ")
+                ))
             }
-        }
+            None => target.split('|').next().unwrap_or(target),
+        };
         if let Ok(n) = id.parse::<i64>() {
-            ids.push(n);
+            ids.push((kind.to_string(), n));
         }
     }
     Ok(ids)
@@ -796,6 +874,17 @@ pub fn parse_record_search(
             }
         };
         match p.kind {
+            ParamType::Reference(target) if p.field == Field::Reference => {
+                match typed_references(value, target) {
+                    Ok(refs) => q.filters.push(Filter::Tokens(
+                        Field::Reference,
+                        refs.into_iter()
+                            .map(|(t, id)| format!("{t}/{id}"))
+                            .collect(),
+                    )),
+                    Err(e) => issues.push(at(e)),
+                }
+            }
             ParamType::Reference(target) => match references(value, target) {
                 Ok(ids) => q.filters.push(Filter::Ids(p.field, ids)),
                 Err(e) => issues.push(at(e)),

@@ -22,8 +22,9 @@ pub const EXPORT_TYPES: [(&str, Table); 5] = [
     ("Immunization", Table::Immunizations),
 ];
 
-/// What a bulk export (`$export`) can hold: the registry, then the residents' records.
-pub const BULK_TYPES: [&str; 9] = [
+/// What a bulk export (`$export`) can hold: the registry, then the residents' records,
+/// then the resources kept as received.
+pub const BULK_TYPES: [&str; 15] = [
     "Organization",
     "Practitioner",
     "PractitionerRole",
@@ -33,16 +34,26 @@ pub const BULK_TYPES: [&str; 9] = [
     "Observation",
     "Immunization",
     "CareTeam",
+    "MedicationRequest",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Appointment",
+    "Schedule",
+    "Slot",
 ];
 
-/// The types of the Patient compartment (`Patient/$export`).
-pub const PATIENT_TYPES: [&str; 6] = [
+/// The types of the Patient compartment (`Patient/$export`, `$everything`).
+pub const PATIENT_TYPES: [&str; 10] = [
     "Patient",
     "Encounter",
     "Condition",
     "Observation",
     "Immunization",
     "CareTeam",
+    "MedicationRequest",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Appointment",
 ];
 
 /// Rows read per page.
@@ -57,13 +68,38 @@ pub async fn export_type(
     since: Option<&str>,
     mut each: impl FnMut(Value) -> std::io::Result<()>,
 ) -> Result<u64, ExportError> {
-    let table = BULK_TYPES
-        .contains(&kind)
-        .then(|| dhp_store::core_table(kind))
-        .flatten()
-        .ok_or_else(|| ExportError::Unsupported(kind.to_string()))?;
-    let mut after = 0;
+    if !BULK_TYPES.contains(&kind) {
+        return Err(ExportError::Unsupported(kind.to_string()));
+    }
     let mut n = 0;
+    let Some(table) = dhp_store::core_table(kind) else {
+        // Kept as received: page through the stored resources in id order.
+        let mut offset = 0;
+        loop {
+            let q = dhp_core::query::RecordQuery {
+                filters: Vec::new(),
+                sort: Vec::new(),
+                limit: PAGE,
+                offset,
+            };
+            let (rows, _, _) =
+                crate::fhir::fetch(state, kind, &q, &dhp_core::access::Scope::All, false).await?;
+            if rows.is_empty() {
+                break;
+            }
+            offset += PAGE;
+            for r in rows {
+                let updated = r.body.pointer("/meta/lastUpdated").and_then(Value::as_str);
+                if since.is_some_and(|s| updated.is_some_and(|u| u < s)) {
+                    continue;
+                }
+                each(r.body)?;
+                n += 1;
+            }
+        }
+        return Ok(n);
+    };
+    let mut after = 0;
     loop {
         let page = state.store.page(table, after, PAGE).await?;
         let Some(last) = page.last_id() else { break };

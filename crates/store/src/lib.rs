@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 pub use figures::DistrictFigures;
 pub use postgres::PostgresStore;
-pub use resources::{core_table, Prior, ResourceWrite, StoredResource, WriteSet};
+pub use resources::{core_table, Index, Prior, ResourceWrite, StoredResource, WriteSet};
 pub use sqlite::SqliteStore;
 
 /// Errors of the store. `NotFound` and `Conflict` are answers, the rest are failures.
@@ -459,6 +459,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         today: NaiveDate,
         generated: &str,
     ) -> Result<(Batch, i64)>;
+
+    /// Resources of `kind` kept as received (no core table) matching `query`, within
+    /// `scope` when they are a resident's data: one page and how many match.
+    async fn search_stored(
+        &self,
+        kind: &str,
+        resident_owned: bool,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+    ) -> Result<(Vec<StoredResource>, i64)>;
 
     /// The row of `table` with `id` (in the batch's vector for that table).
     async fn get(&self, table: Table, id: Id) -> Result<Batch>;

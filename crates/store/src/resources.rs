@@ -22,6 +22,17 @@ pub struct StoredResource {
     pub json: Option<String>,
     /// Its status token, extracted for search (`status`; `clinicalStatus` for Condition).
     pub status: Option<String>,
+    /// Search columns of types kept as received: main code, main date or time (local,
+    /// `YYYY-MM-DDTHH:MM:SS`), main reference (`Type/id`).
+    pub index: Index,
+}
+
+/// The search columns of a resource kept as received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    pub code: Option<String>,
+    pub date: Option<String>,
+    pub reference: Option<String>,
 }
 
 impl StoredResource {
@@ -87,9 +98,10 @@ pub fn core_table(kind: &str) -> Option<Table> {
     })
 }
 
-const COLUMNS: &str = "type, id, version_id, last_updated, resident_id, json, status";
+pub(crate) const COLUMNS: &str =
+    "type, id, version_id, last_updated, resident_id, json, status, code, date, ref";
 
-fn decode<R: Col>(r: &R) -> Result<StoredResource> {
+pub(crate) fn decode<R: Col>(r: &R) -> Result<StoredResource> {
     Ok(StoredResource {
         kind: r.text(0)?,
         id: r.i64(1)?,
@@ -98,10 +110,15 @@ fn decode<R: Col>(r: &R) -> Result<StoredResource> {
         resident_id: r.oi64(4)?,
         json: r.otext(5)?,
         status: r.otext(6)?,
+        index: Index {
+            code: r.otext(7)?,
+            date: r.otext(8)?,
+            reference: r.otext(9)?,
+        },
     })
 }
 
-pub(crate) fn params(r: &StoredResource) -> [Param; 7] {
+pub(crate) fn params(r: &StoredResource) -> [Param; 10] {
     [
         r.kind.as_str().into(),
         Param::I64(r.id),
@@ -110,6 +127,9 @@ pub(crate) fn params(r: &StoredResource) -> [Param; 7] {
         Param::OptI64(r.resident_id),
         Param::OptText(r.json.clone()),
         Param::OptText(r.status.clone()),
+        Param::OptText(r.index.code.clone()),
+        Param::OptText(r.index.date.clone()),
+        Param::OptText(r.index.reference.clone()),
     ]
 }
 
@@ -213,9 +233,9 @@ pub(crate) async fn reserve_ids<E: Exec>(e: &E, kind: &str, n: i64) -> Result<Id
         .i64(0)
 }
 
-/// Rows per multi-row INSERT of resources: 7 parameters a row stays under both
+/// Rows per multi-row INSERT of resources: 10 parameters a row stays under both
 /// backends' limits (SQLite 32,766; PostgreSQL 65,535).
-pub(crate) const RESOURCE_CHUNK: usize = 4_000;
+pub(crate) const RESOURCE_CHUNK: usize = 3_000;
 
 /// The statements of a [`WriteSet`]'s resource part, as (SQL, parameters, expected
 /// row count) in order; `None` means any count. The backend runs them in its
@@ -240,11 +260,12 @@ pub(crate) fn resource_statements(
                     last_updated: last_updated.clone(),
                     json: Some(json.clone()),
                     status: None,
+                    index: Index::default(),
                     ..r.clone()
                 };
                 out.push((
                     format!(
-                        "INSERT INTO resource_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                        "INSERT INTO resource_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                     ),
                     params(&first).to_vec(),
                     Some(1),
@@ -264,7 +285,8 @@ pub(crate) fn resource_statements(
                 p.push(Param::I64(*v));
                 out.push((
                     "UPDATE resources SET version_id = $3, last_updated = $4, resident_id = $5, json = $6, \
-                     status = $7 WHERE type = $1 AND id = $2 AND version_id = $8"
+                     status = $7, code = $8, date = $9, ref = $10 \
+                     WHERE type = $1 AND id = $2 AND version_id = $11"
                         .to_string(),
                     p,
                     Some(1),
@@ -273,10 +295,10 @@ pub(crate) fn resource_statements(
         }
     }
     for chunk in creates.chunks(RESOURCE_CHUNK) {
-        let mut p = Vec::with_capacity(chunk.len() * 7);
+        let mut p = Vec::with_capacity(chunk.len() * 10);
         let mut rows = Vec::with_capacity(chunk.len());
         for r in chunk {
-            rows.push(crate::shared::placeholders(p.len(), 7, numbered));
+            rows.push(crate::shared::placeholders(p.len(), 10, numbered));
             p.extend(params(r));
         }
         out.push((

@@ -15,6 +15,30 @@ use crate::{Batch, Result, StoreError, Table};
 enum When {
     Day,
     Instant,
+    /// Local time as text, `YYYY-MM-DDTHH:MM:SS` (resources kept as received).
+    Text,
+}
+
+/// What a search reads: a core table, or resources kept as received (their search
+/// columns in `resources`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Source {
+    Core(Table),
+    Stored { resident_owned: bool },
+}
+
+/// The SQL of a field of a resource kept as received (alias `t` = `resources`).
+fn stored_column(field: Field) -> Option<(&'static str, Option<When>)> {
+    Some(match field {
+        Field::Id => ("t.id", None),
+        Field::Resident => ("t.resident_id", None),
+        Field::Status => ("t.status", None),
+        Field::Code => ("t.code", None),
+        Field::Date => ("t.date", Some(When::Text)),
+        Field::Reference => ("t.ref", None),
+        Field::LastUpdated => ("t.last_updated", None),
+        _ => return None,
+    })
 }
 
 /// The SQL of a field of `table` (alias `t`; stored resource `s`), if it has one.
@@ -119,14 +143,18 @@ impl Sql {
     /// A field's SQL; `$gen` stands for the generated records' last-updated time.
     fn expr(
         &mut self,
-        table: Table,
+        source: Source,
         field: Field,
         generated: &str,
     ) -> Result<(String, Option<When>)> {
-        let (sql, when) = column(table, field).ok_or_else(|| {
-            StoreError::Invalid(format!("{} cannot be searched by {field:?}", table.name()))
+        let found = match source {
+            Source::Core(table) => column(table, field),
+            Source::Stored { .. } => stored_column(field),
+        };
+        let (sql, when) = found.ok_or_else(|| {
+            StoreError::Invalid(format!("{source:?} cannot be searched by {field:?}"))
         })?;
-        if sql.contains("s.") {
+        if matches!(source, Source::Core(_)) && sql.contains("s.") {
             self.joins_stored = true;
         }
         let sql = if sql.contains("$gen") {
@@ -145,6 +173,9 @@ impl Sql {
                 self.bind(Param::Text(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
             }
             (_, Some(When::Day)) => self.bind(Param::Date(day_ceil(t))),
+            (_, Some(When::Text)) => {
+                self.bind(Param::Text(t.format("%Y-%m-%dT%H:%M:%S").to_string()))
+            }
             _ => self.bind(Param::DateTime(t)),
         }
     }
@@ -153,7 +184,7 @@ impl Sql {
 /// The WHERE clause (with its keyword, or empty), its parameters, and whether the stored
 /// resource must be joined.
 fn record_where(
-    table: Table,
+    source: Source,
     q: &RecordQuery,
     scope: &Scope,
     today: NaiveDate,
@@ -167,7 +198,7 @@ fn record_where(
     for f in &q.filters {
         let clause = match f {
             Filter::Ids(field, ids) => {
-                let (col, _) = s.expr(table, *field, generated)?;
+                let (col, _) = s.expr(source, *field, generated)?;
                 if ids.is_empty() {
                     "1 = 0".to_string()
                 } else {
@@ -176,7 +207,7 @@ fn record_where(
                 }
             }
             Filter::Tokens(field, values) => {
-                let (col, _) = s.expr(table, *field, generated)?;
+                let (col, _) = s.expr(source, *field, generated)?;
                 if values.is_empty() {
                     "1 = 0".to_string()
                 } else {
@@ -192,7 +223,7 @@ fn record_where(
                 values,
                 contains,
             } => {
-                let (col, _) = s.expr(table, *field, generated)?;
+                let (col, _) = s.expr(source, *field, generated)?;
                 let any: Vec<String> = values
                     .iter()
                     .map(|v| {
@@ -207,11 +238,10 @@ fn record_where(
                 }
             }
             Filter::Date(field, cond) => {
-                let (col, when) = s.expr(table, *field, generated)?;
+                let (col, when) = s.expr(source, *field, generated)?;
                 if when.is_none() && *field != Field::LastUpdated {
                     return Err(StoreError::Invalid(format!(
-                        "{} has no date {field:?}",
-                        table.name()
+                        "{source:?} has no date {field:?}"
                     )));
                 }
                 match *cond {
@@ -227,7 +257,11 @@ fn record_where(
         };
         s.clauses.push(clause);
     }
-    if let Some(owner) = resident_column(table) {
+    let owner = match source {
+        Source::Core(table) => resident_column(table),
+        Source::Stored { resident_owned } => resident_owned.then_some("t.resident_id"),
+    };
+    if let Some(owner) = owner {
         let mut bind = |p: Param| {
             s.params.push(p);
             format!("${}", s.params.len())
@@ -253,10 +287,11 @@ pub(crate) async fn search_records<E: Exec>(
     today: NaiveDate,
     generated: &str,
 ) -> Result<(Batch, i64)> {
-    let mut s = record_where(table, q, scope, today, generated)?;
+    let source = Source::Core(table);
+    let mut s = record_where(source, q, scope, today, generated)?;
     let mut order = Vec::new();
     for (field, descending) in &q.sort {
-        let (col, _) = s.expr(table, *field, generated)?;
+        let (col, _) = s.expr(source, *field, generated)?;
         order.push(format!(
             "{col} {}",
             if *descending { "DESC" } else { "ASC" }
@@ -304,6 +339,61 @@ pub(crate) async fn search_records<E: Exec>(
     Ok((batch, total))
 }
 
+/// Resources of `kind` kept as received (deleted ones left out) matching `q` within
+/// `scope` (when `resident_owned`): one page and how many match.
+pub(crate) async fn search_stored<E: Exec>(
+    e: &E,
+    kind: &str,
+    resident_owned: bool,
+    q: &RecordQuery,
+    scope: &Scope,
+    today: NaiveDate,
+) -> Result<(Vec<crate::StoredResource>, i64)> {
+    let source = Source::Stored { resident_owned };
+    let mut s = record_where(source, q, scope, today, "")?;
+    let k = s.bind(Param::Text(kind.to_string()));
+    s.clauses
+        .push(format!("t.type = {k} AND t.json IS NOT NULL"));
+    let mut order = Vec::new();
+    for (field, descending) in &q.sort {
+        let (col, _) = s.expr(source, *field, "")?;
+        order.push(format!(
+            "{col} {}",
+            if *descending { "DESC" } else { "ASC" }
+        ));
+    }
+    order.push("t.id ASC".into());
+    let from = format!("resources t WHERE {}", s.clauses.join(" AND "));
+    let total = one(
+        e,
+        &format!("SELECT COUNT(*) FROM {from}"),
+        s.params.clone(),
+        || "count".into(),
+    )
+    .await?
+    .i64(0)?;
+    if q.limit == 0 {
+        return Ok((Vec::new(), total));
+    }
+    let limit = s.bind(Param::I64(q.limit));
+    let offset = s.bind(Param::I64(q.offset));
+    let columns: Vec<String> = crate::resources::COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {from} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        columns.join(", "),
+        order.join(", ")
+    );
+    let rows = e.rows(&sql, s.params).await?;
+    let found = rows
+        .iter()
+        .map(crate::resources::decode)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((found, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,13 +412,27 @@ mod tests {
     fn the_scope_limits_records_to_its_residents() {
         let q = RecordQuery::matching(vec![Filter::Ids(Field::Resident, vec![7])], 10);
         let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
-        let all = record_where(Table::Observations, &q, &Scope::All, today, "g").unwrap();
+        let all = record_where(
+            Source::Core(Table::Observations),
+            &q,
+            &Scope::All,
+            today,
+            "g",
+        )
+        .unwrap();
         assert_eq!(all.clauses, ["t.resident_id IN ($1)"]);
-        let mine = record_where(Table::Observations, &q, &Scope::Resident(7), today, "g").unwrap();
+        let mine = record_where(
+            Source::Core(Table::Observations),
+            &q,
+            &Scope::Resident(7),
+            today,
+            "g",
+        )
+        .unwrap();
         assert_eq!(mine.clauses.len(), 2);
         assert!(mine.clauses[1].contains("SELECT r.id FROM residents r WHERE r.id = $2"));
         let registry = record_where(
-            Table::Organisations,
+            Source::Core(Table::Organisations),
             &RecordQuery::matching(vec![], 1),
             &Scope::Nothing,
             today,
@@ -345,6 +449,8 @@ mod tests {
     fn a_field_a_table_lacks_is_an_error() {
         let q = RecordQuery::matching(vec![Filter::Ids(Field::Encounter, vec![1])], 1);
         let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
-        assert!(record_where(Table::Conditions, &q, &Scope::All, today, "g").is_err());
+        assert!(
+            record_where(Source::Core(Table::Conditions), &q, &Scope::All, today, "g").is_err()
+        );
     }
 }

@@ -91,6 +91,16 @@ impl<B: Backend> Store for B {
         crate::search::search_records(self.pool(), table, kind, query, scope, today, generated)
             .await
     }
+    async fn search_stored(
+        &self,
+        kind: &str,
+        resident_owned: bool,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+    ) -> Result<(Vec<StoredResource>, i64)> {
+        crate::search::search_stored(self.pool(), kind, resident_owned, query, scope, today).await
+    }
     async fn get(&self, table: Table, id: Id) -> Result<Batch> {
         by_id(self.pool(), table, id).await
     }

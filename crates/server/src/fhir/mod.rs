@@ -24,7 +24,7 @@ pub(crate) mod rest;
 mod search;
 mod write;
 
-pub(crate) use search::render;
+pub(crate) use search::{fetch, render};
 
 /// See [`crate::import_bundles`].
 pub(crate) async fn import_bundles(
@@ -350,6 +350,15 @@ pub(crate) fn generated_meta(v: &mut Value, place: &crate::Place) {
     v["meta"] = meta;
 }
 
+/// Is a resource of this type a resident's data (audited, scoped)?
+pub(crate) fn resident_data(kind: &str) -> bool {
+    match core_table(kind) {
+        Some(Table::Organisations | Table::Practitioners) => false,
+        Some(_) => true,
+        None => dhp_fhir::input::stored_spec(kind).is_some_and(|s| s.patient.is_some()),
+    }
+}
+
 /// What a read finds under `type/id`.
 enum Found {
     Stored(StoredResource),
@@ -357,13 +366,21 @@ enum Found {
     Nothing,
 }
 
-async fn find(state: &AppState, kind: &str, table: Table, id: &str) -> Result<Found, StoreError> {
+async fn find(
+    state: &AppState,
+    kind: &str,
+    table: Option<Table>,
+    id: &str,
+) -> Result<Found, StoreError> {
     let Ok(n) = id.parse::<i64>() else {
         return Ok(Found::Nothing);
     };
     if let Some(s) = state.store.resource(kind, n).await? {
         return Ok(Found::Stored(s));
     }
+    let Some(table) = table else {
+        return Ok(Found::Nothing);
+    };
     match state.store.get(table, n).await {
         Ok(row) => Ok(Found::Core(row)),
         Err(StoreError::NotFound(_)) => Ok(Found::Nothing),
@@ -398,20 +415,19 @@ async fn read_version(
     id: &str,
     version: Option<&str>,
 ) -> Result<Response, AppError> {
-    let Some(table) =
-        core_table(resource_type).filter(|_| capability::supports(resource_type, "read"))
-    else {
+    if !capability::supports(resource_type, "read") {
         return Ok(issue(
             IssueCode::NotSupported,
             format!("reading {resource_type} is not supported by this server; GET /fhir/metadata lists what is"),
         ));
-    };
+    }
+    let table = core_table(resource_type);
     let store = &*state.store;
     let resource = match version {
         Some(v) => format!("{resource_type}/{id}/_history/{v}"),
         None => format!("{resource_type}/{id}"),
     };
-    let resident_data = !matches!(table, Table::Organisations | Table::Practitioners);
+    let resident_data = resident_data(resource_type);
     let action = if version.is_some() { "vread" } else { "read" };
     let who = match authenticate(state, headers) {
         Ok(p) => p,

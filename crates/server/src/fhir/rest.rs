@@ -368,14 +368,13 @@ pub async fn history(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let resource = format!("{kind}/{id}/_history");
-    let Some(table) =
-        core_table(&kind).filter(|_| dhp_fhir::capability::supports(&kind, "history-instance"))
-    else {
+    if !dhp_fhir::capability::supports(&kind, "history-instance") {
         return Ok(outcome(OperationOutcome::one(Issue::new(
             IssueCode::NotSupported,
             format!("the history of {kind} is not supported by this server; GET /fhir/metadata lists what is"),
         ))));
-    };
+    }
+    let table = core_table(&kind);
     let who = match writer(&state, &headers, "history", &resource).await? {
         Ok(p) => p,
         Err(res) => return Ok(res),

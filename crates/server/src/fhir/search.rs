@@ -255,6 +255,42 @@ pub(crate) async fn render(
         .collect())
 }
 
+/// Resources of `kind` matching `q` in `scope`, as the reader sees them, with the total
+/// and (for core types) the rows they came from.
+pub(crate) async fn fetch(
+    state: &AppState,
+    kind: &str,
+    q: &RecordQuery,
+    scope: &dhp_core::access::Scope,
+    masked: bool,
+) -> Result<(Vec<Rendered>, i64, Batch), StoreError> {
+    let today = Local::now().date_naive();
+    let store = &*state.store;
+    if let Some(table) = core_table(kind) {
+        let generated = &state.place().await?.generated;
+        let (batch, total) = store
+            .search_records(table, kind, q, scope, today, generated)
+            .await?;
+        let rows = render(state, kind, &batch, masked).await?;
+        return Ok((rows, total, batch));
+    }
+    let resident_owned = super::resident_data(kind);
+    let (found, total) = store
+        .search_stored(kind, resident_owned, q, scope, today)
+        .await?;
+    let rows = found
+        .iter()
+        .filter_map(|s| {
+            Some(Rendered {
+                id: s.id,
+                resident: s.resident_id,
+                body: stored_json(s, masked)?,
+            })
+        })
+        .collect();
+    Ok((rows, total, Batch::default()))
+}
+
 /// The request's `Prefer: handling=lenient`.
 fn lenient(headers: &HeaderMap) -> bool {
     headers
@@ -267,7 +303,8 @@ fn lenient(headers: &HeaderMap) -> bool {
 /// What a parsed search comes to, whatever its type.
 struct Plan {
     kind: &'static str,
-    table: Table,
+    /// `None`: a type kept as received.
+    table: Option<Table>,
     query: RecordQuery,
     resident_filter: Option<ResidentFilter>,
     impossible: bool,
@@ -308,7 +345,7 @@ async fn search(
         match parse_patient_search(&pairs, lenient(headers)) {
             Ok(q) => Plan {
                 kind: "Patient",
-                table: Table::Residents,
+                table: Some(Table::Residents),
                 query: RecordQuery::matching(Vec::new(), 0),
                 resident_filter: Some(resident_filter(&q, &place.generated)),
                 impossible: q.impossible,
@@ -332,11 +369,9 @@ async fn search(
                 return Ok(outcome(OperationOutcome::new(issues).with_status(status)));
             }
         };
-        let table = core_table(q.kind)
-            .ok_or_else(|| StoreError::Invalid(format!("{} has no core table", q.kind)))?;
         Plan {
             kind: q.kind,
-            table,
+            table: core_table(q.kind),
             query: RecordQuery {
                 filters: q.filters,
                 sort: q.sort,
@@ -355,33 +390,26 @@ async fn search(
     let org = org_facts(state, &who).await?;
     let scope = resident_scope(&who, org.as_ref());
     let today = Local::now().date_naive();
-    let (batch, total) = if plan.impossible {
-        (Batch::default(), 0)
+    let masked = !who.role.sees_full_identity();
+    let (rows, total, batch) = if plan.impossible {
+        (Vec::new(), 0, Batch::default())
     } else if let Some(filter) = &plan.resident_filter {
         let limit = if plan.summary_count { 0 } else { plan.count };
         let (residents, total) = store
             .search_residents(filter, &scope, today, limit, plan.offset)
             .await?;
+        let batch = Batch {
+            residents,
+            ..Batch::default()
+        };
         (
-            Batch {
-                residents,
-                ..Batch::default()
-            },
+            render(state, "Patient", &batch, masked).await?,
             total,
+            batch,
         )
     } else {
-        store
-            .search_records(
-                plan.table,
-                plan.kind,
-                &plan.query,
-                &scope,
-                today,
-                &place.generated,
-            )
-            .await?
+        fetch(state, plan.kind, &plan.query, &scope, masked).await?
     };
-    let masked = !who.role.sees_full_identity();
     let base = fhir_base(headers);
     let actor = Actor::from(&who);
     let mut entries = Vec::new();
@@ -407,70 +435,51 @@ async fn search(
             "search": { "mode": mode },
         }));
     };
-    for r in render(state, plan.kind, &batch, masked).await? {
+    let matched: Vec<Id> = rows.iter().map(|r| r.id).collect();
+    let residents: Vec<Id> = rows.iter().filter_map(|r| r.resident).collect();
+    for r in rows {
         add(plan.kind, r, "match", &mut trail);
     }
     // _include: what the matches refer to (within scope, each once).
     let mut included: HashSet<(&str, Id)> = HashSet::new();
     for link in &plan.include {
-        let ids: Vec<Id> = referenced(&batch, plan.table, link.field)
+        let refs = match plan.table {
+            Some(table) => referenced(&batch, table, link.field),
+            // Resources kept as received link to their resident only.
+            None if link.field == Field::Resident => residents.clone(),
+            None => Vec::new(),
+        };
+        let ids: Vec<Id> = refs
             .into_iter()
             .filter(|i| included.insert((link.target, *i)))
             .collect();
         if ids.is_empty() {
             continue;
         }
-        let target_table = core_table(link.target)
-            .ok_or_else(|| StoreError::Invalid(format!("{} has no core table", link.target)))?;
         let n = ids.len() as i64;
         let q = RecordQuery::matching(vec![Filter::Ids(Field::Id, ids)], n);
-        let (rows, _) = store
-            .search_records(
-                target_table,
-                link.target,
-                &q,
-                &scope,
-                today,
-                &place.generated,
-            )
-            .await?;
-        for r in render(state, link.target, &rows, masked).await? {
+        for r in fetch(state, link.target, &q, &scope, masked).await?.0 {
             add(link.target, r, "include", &mut trail);
         }
     }
     // _revinclude: what refers to the matches, up to a limit per parameter.
-    let matched: Vec<Id> = row_keys(&batch, plan.table)
-        .into_iter()
-        .map(|(i, _)| i)
-        .collect();
     let mut warnings = Vec::new();
     for link in &plan.revinclude {
         if matched.is_empty() {
             break;
         }
-        let source_table = core_table(link.source)
-            .ok_or_else(|| StoreError::Invalid(format!("{} has no core table", link.source)))?;
         let q = RecordQuery::matching(
             vec![Filter::Ids(link.field, matched.clone())],
             REVINCLUDE_LIMIT,
         );
-        let (rows, found) = store
-            .search_records(
-                source_table,
-                link.source,
-                &q,
-                &scope,
-                today,
-                &place.generated,
-            )
-            .await?;
+        let (rows, found, _) = fetch(state, link.source, &q, &scope, masked).await?;
         if found > REVINCLUDE_LIMIT {
             warnings.push(format!(
                 "_revinclude={}:{}: {found} resources refer to this page; the first {REVINCLUDE_LIMIT} are included (ask for fewer matches with _count)",
                 link.source, link.param
             ));
         }
-        for r in render(state, link.source, &rows, masked).await? {
+        for r in rows {
             if included.insert((link.source, r.id)) {
                 add(link.source, r, "include", &mut trail);
             }
@@ -478,7 +487,7 @@ async fn search(
     }
     // Fail closed: nothing leaves before all of it is in the audit log.
     store.insert_audits(&trail).await?;
-    if plan.summary_count && plan.table == Table::Residents {
+    if plan.summary_count && plan.kind == "Patient" {
         audit::record(
             store,
             &actor,
@@ -674,8 +683,6 @@ pub(crate) async fn everything(
     let mut orgs: Vec<Id> = Vec::new();
     let mut staff: Vec<Id> = Vec::new();
     for kind in types {
-        let table = core_table(kind)
-            .ok_or_else(|| StoreError::Invalid(format!("{kind} has no core table")))?;
         let field = if kind == "Patient" {
             Field::Id
         } else {
@@ -689,20 +696,16 @@ pub(crate) async fn everything(
             ));
         }
         let q = RecordQuery::matching(filters, i64::MAX);
-        let (rows, _) = store
-            .search_records(table, kind, &q, &scope, today, &place.generated)
-            .await?;
-        orgs.extend(referenced(&rows, table, Field::Org));
-        staff.extend(referenced(&rows, table, Field::Practitioner));
-        if table == Table::Contracts {
-            // The combination's hospitals too.
-            for c in &rows.contracts {
-                orgs.extend([c.district_hospital_id, c.city_hospital_id]);
-            }
+        let (found, _, rows) = fetch(state, kind, &q, &scope, masked).await?;
+        if let Some(table) = core_table(kind) {
+            orgs.extend(referenced(&rows, table, Field::Org));
+            staff.extend(referenced(&rows, table, Field::Practitioner));
         }
-        for r in render(state, kind, &rows, masked).await? {
-            out.push((kind, r));
+        // The contract's hospitals too.
+        for c in &rows.contracts {
+            orgs.extend([c.district_hospital_id, c.city_hospital_id]);
         }
+        out.extend(found.into_iter().map(|r| (kind, r)));
     }
     orgs.sort_unstable();
     orgs.dedup();

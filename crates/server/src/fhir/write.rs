@@ -18,7 +18,7 @@ use crate::audit::{self, Actor};
 use crate::{AppError, AppState};
 
 /// The types written through the API (each projected to a core table).
-pub const WRITABLE: [&str; 5] = input::WRITABLE;
+pub const WRITABLE: [&str; 11] = input::WRITABLE;
 
 /// The answer to one write.
 #[derive(Debug, Clone)]
@@ -270,6 +270,39 @@ impl<'a> Plan<'a> {
         ))
     }
 
+    /// Does `kind/id` exist (stored, in the registry, or written earlier in this plan)?
+    async fn exists(&self, kind: &str, id: Id, path: &str) -> Result<(), Refusal> {
+        if kind == "Organization" {
+            return self.org(id, path).await.map(|_| ());
+        }
+        let pending = self
+            .set
+            .resources
+            .iter()
+            .any(|w| w.resource.kind == kind && w.resource.id == id && !w.resource.deleted());
+        let found = pending
+            || match self.state.store.resource(kind, id).await? {
+                Some(s) => !s.deleted(),
+                None => match core_table(kind) {
+                    Some(t) => match self.state.store.get(t, id).await {
+                        Ok(_) => true,
+                        Err(dhp_store::StoreError::NotFound(_)) => false,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => false,
+                },
+            };
+        if found {
+            Ok(())
+        } else {
+            Err(refuse(
+                IssueCode::Value,
+                Some(path),
+                format!("{kind}/{id} does not exist"),
+            ))
+        }
+    }
+
     async fn org(&self, id: Id, path: &str) -> Result<dhp_core::Organisation, Refusal> {
         self.state.orgs().await?.get(&id).cloned().ok_or_else(|| {
             refuse(
@@ -401,6 +434,7 @@ impl<'a> Plan<'a> {
                 resident_id: owner,
                 json: None,
                 status: None,
+                index: dhp_store::Index::default(),
             },
             prior,
         });
@@ -476,12 +510,13 @@ impl<'a> Plan<'a> {
         &mut self,
         kind: &str,
         id: Id,
-        mut body: Value,
+        body: Value,
         prior: Prior,
         version: i64,
         action: &str,
     ) -> Result<Written, Refusal> {
         let resource = format!("{kind}/{id}");
+        let mut index = dhp_store::Index::default();
         let resident = match kind {
             "Patient" => self.project_patient(id, &body, action).await?,
             "Encounter" => {
@@ -558,17 +593,62 @@ impl<'a> Plan<'a> {
                 });
                 i.resident_id
             }
-            other => {
-                return Err(refuse(
-                    IssueCode::NotSupported,
-                    None,
-                    format!("writing {other} is not supported by this server; GET /fhir/metadata lists what is"),
-                ))
-            }
+            other => match input::stored_spec(other) {
+                Some(spec) => {
+                    let s = input::stored(spec, &body).map_err(invalid)?;
+                    if let (Some((t, rid)), Some((path, _, _))) = (&s.reference, spec.reference) {
+                        self.exists(t, *rid, &format!("{other}.{path}.reference"))
+                            .await?;
+                    }
+                    index = dhp_store::Index {
+                        code: s.code,
+                        date: s.date,
+                        reference: s.reference.map(|(t, rid)| format!("{t}/{rid}")),
+                    };
+                    match s.resident_id {
+                        Some(r) => r,
+                        // Not a resident's data (a schedule, a slot).
+                        None => return self.keep(kind, id, body, prior, version, action, None, index),
+                    }
+                }
+                None => {
+                    return Err(refuse(
+                        IssueCode::NotSupported,
+                        None,
+                        format!("writing {other} is not supported by this server; GET /fhir/metadata lists what is"),
+                    ))
+                }
+            },
         };
         if kind != "Patient" {
             self.check_scope(resident, action, &resource).await?;
         }
+        self.keep(
+            kind,
+            id,
+            body,
+            prior,
+            version,
+            action,
+            Some(resident),
+            index,
+        )
+    }
+
+    /// Add the checked resource to the set, with its audit entry.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &mut self,
+        kind: &str,
+        id: Id,
+        mut body: Value,
+        prior: Prior,
+        version: i64,
+        action: &str,
+        resident: Option<Id>,
+        index: dhp_store::Index,
+    ) -> Result<Written, Refusal> {
+        let resource = format!("{kind}/{id}");
         body["meta"] = merge_meta(body.get("meta"), version, &self.now);
         self.set.resources.push(ResourceWrite {
             resource: StoredResource {
@@ -576,9 +656,10 @@ impl<'a> Plan<'a> {
                 id,
                 version_id: version,
                 last_updated: self.now.clone(),
-                resident_id: Some(resident),
+                resident_id: resident,
                 status: dhp_fhir::search::status_token(kind, &body),
                 json: Some(body.to_string()),
+                index,
             },
             prior,
         });
@@ -586,7 +667,7 @@ impl<'a> Plan<'a> {
             &self.actor,
             action,
             &resource,
-            Some(resident),
+            resident,
             "success",
             "written",
         ));

@@ -169,7 +169,7 @@ async fn metadata_tells_the_truth_and_the_rest_is_not_supported() {
         .map(|r| r["type"].as_str().unwrap())
         .collect();
     assert!(types.contains(&"CareTeam") && types.contains(&"Observation"));
-    let other = read(&s, None, "/fhir/Appointment/1").await;
+    let other = read(&s, None, "/fhir/Medication/1").await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.json["resourceType"], "OperationOutcome");
     assert_eq!(other.json["issue"][0]["code"], "not-supported");

@@ -500,6 +500,7 @@ fn stored(
         resident_id: resident,
         json: json.map(str::to_string),
         status: json.map(|_| "final".to_string()),
+        index: dhp_store::Index::default(),
     }
 }
 
