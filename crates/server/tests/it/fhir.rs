@@ -49,6 +49,29 @@ pub(crate) struct DoctorView {
     pub(crate) contracts: Vec<dhp_core::Contract>,
 }
 
+impl DoctorView {
+    /// The residents the doctor may see on `today`, counted from the rows: those living
+    /// in the centre's street or town, and those with a contract in force with the
+    /// centre or the doctor.
+    pub(crate) fn in_scope(&self, today: chrono::NaiveDate) -> Vec<i64> {
+        self.residents
+            .iter()
+            .filter(|r| {
+                r.street_org_id == self.area
+                    || self.contracts.iter().any(|c| {
+                        c.resident_id == r.id
+                            && c.status != dhp_core::ContractStatus::Ended
+                            && c.start <= today
+                            && today <= c.end
+                            && (c.centre_org_id == self.centre.id
+                                || Some(c.doctor_id) == self.doctor.practitioner_id)
+                    })
+            })
+            .map(|r| r.id)
+            .collect()
+    }
+}
+
 pub(crate) async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
     let doctor = store.user_by_username("doctor").await.unwrap();
     let centre = store.organisation(doctor.org_id.unwrap()).await.unwrap();
@@ -443,29 +466,10 @@ async fn patient_search_stays_in_scope_pages_and_reports_bad_parameters() {
     let s = site(1_500).await;
     let store = &*s.state.store;
     let today = chrono::Local::now().date_naive();
-    let DoctorView {
-        doctor,
-        centre,
-        area,
-        residents,
-        contracts,
-    } = doctor_view(store).await;
+    let view = doctor_view(store).await;
     // Counted here from the rows, independently of the store's search SQL.
-    let in_scope: Vec<i64> = residents
-        .iter()
-        .filter(|r| {
-            r.street_org_id == area
-                || contracts.iter().any(|c| {
-                    c.resident_id == r.id
-                        && c.status != dhp_core::ContractStatus::Ended
-                        && c.start <= today
-                        && today <= c.end
-                        && (c.centre_org_id == centre.id
-                            || Some(c.doctor_id) == doctor.practitioner_id)
-                })
-        })
-        .map(|r| r.id)
-        .collect();
+    let in_scope: Vec<i64> = view.in_scope(today);
+    let residents = view.residents;
     let t = token(&s, "doctor").await;
     let all = read(&s, Some(&t), "/fhir/Patient?_summary=count").await;
     assert_eq!(all.status, StatusCode::OK);

@@ -341,27 +341,10 @@ async fn includes_stay_in_scope_and_are_audited() {
     let s = site(1_500).await;
     let store = &*s.state.store;
     let today = chrono::Local::now().date_naive();
-    let DoctorView {
-        doctor,
-        centre,
-        area,
-        residents,
-        contracts,
-    } = doctor_view(store).await;
-    let in_scope: BTreeSet<i64> = residents
-        .iter()
-        .filter(|r| {
-            r.street_org_id == area
-                || contracts.iter().any(|c| {
-                    c.resident_id == r.id
-                        && c.status != dhp_core::ContractStatus::Ended
-                        && c.start <= today
-                        && today <= c.end
-                        && (c.centre_org_id == centre.id
-                            || Some(c.doctor_id) == doctor.practitioner_id)
-                })
-        })
-        .map(|r| r.id)
+    let in_scope: BTreeSet<i64> = doctor_view(store)
+        .await
+        .in_scope(today)
+        .into_iter()
         .collect();
     let observations = store
         .page(Table::Observations, 0, 10_000_000)
@@ -709,14 +692,7 @@ async fn bulk_export_is_for_systems_asynchronous_and_cancellable() {
         .await;
     assert_eq!(res.0, StatusCode::ACCEPTED);
     let status = res.1.unwrap();
-    let manifest = loop {
-        let a = read(&s, Some(&t), &status).await;
-        if a.status == StatusCode::OK {
-            break a.json;
-        }
-        assert_eq!(a.status, StatusCode::ACCEPTED);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let manifest = await_manifest(&s, &t, &status).await;
     let counts: HashMap<String, u64> = manifest["output"]
         .as_array()
         .unwrap()
@@ -745,14 +721,20 @@ async fn bulk_export_is_for_systems_asynchronous_and_cancellable() {
         .oneshot_request(kick(&format!("/fhir/Patient/$export?_since={since}"), true))
         .await;
     let status = res.1.unwrap();
-    let manifest = loop {
-        let a = read(&s, Some(&t), &status).await;
-        if a.status == StatusCode::OK {
-            break a.json;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let manifest = await_manifest(&s, &t, &status).await;
     assert_eq!(manifest["output"], json!([]), "nothing changed since");
+}
+
+/// Poll an export's status URL until its manifest is ready.
+async fn await_manifest(s: &Site, t: &str, status: &str) -> Value {
+    loop {
+        let a = read(s, Some(t), status).await;
+        if a.status == StatusCode::OK {
+            return a.json;
+        }
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.json);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Send a request, returning the status and the `Content-Location` path.
