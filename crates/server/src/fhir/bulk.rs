@@ -24,7 +24,7 @@ use dhp_core::access::Role;
 use dhp_fhir::{Issue, IssueCode, OperationOutcome};
 use serde_json::{json, Value};
 
-use super::{authenticate, fhir_base, outcome};
+use super::{fhir_base, outcome, signed_in};
 use crate::audit::{self, Actor};
 use crate::export::{export_type, BULK_TYPES, PATIENT_TYPES};
 use crate::{AppError, AppState};
@@ -92,22 +92,9 @@ async fn exporter(
     resource: &str,
 ) -> Result<Result<(Actor, String), Response>, AppError> {
     let store = &*state.store;
-    let who = match authenticate(state, headers) {
+    let who = match signed_in(state, headers, action, resource).await? {
         Ok(p) => p,
-        Err(refusal) => {
-            let anonymous = Actor::unverified("");
-            audit::record(
-                store,
-                &anonymous,
-                action,
-                resource,
-                None,
-                "unauthenticated",
-                "no valid bearer token",
-            )
-            .await?;
-            return Ok(Err(outcome(refusal)));
-        }
+        Err(res) => return Ok(Err(res)),
     };
     let actor = Actor::from(&who);
     if who.role != Role::System {

@@ -207,6 +207,32 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Oper
     })
 }
 
+/// The principal, or the response refusing a request without a valid token; the
+/// attempt is audited (an unauthenticated attempt is a security event too).
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: &str,
+    resource: &str,
+) -> Result<Result<Principal, Response>, AppError> {
+    match authenticate(state, headers) {
+        Ok(p) => Ok(Ok(p)),
+        Err(refusal) => {
+            audit::record(
+                &*state.store,
+                &Actor::unverified(""),
+                action,
+                resource,
+                None,
+                "unauthenticated",
+                "no valid bearer token",
+            )
+            .await?;
+            Ok(Err(outcome(refusal)))
+        }
+    }
+}
+
 async fn metadata(headers: HeaderMap) -> Response {
     let today = Local::now().date_naive().to_string();
     let statement =
@@ -429,24 +455,16 @@ async fn read_version(
     };
     let resident_data = resident_data(resource_type);
     let action = if version.is_some() { "vread" } else { "read" };
-    let who = match authenticate(state, headers) {
-        Ok(p) => p,
-        Err(refusal) => {
-            if resident_data {
-                // An attempt without a valid token is a security event too.
-                let anonymous = Actor::unverified("");
-                audit::record(
-                    store,
-                    &anonymous,
-                    action,
-                    &resource,
-                    None,
-                    "unauthenticated",
-                    "no valid bearer token",
-                )
-                .await?;
-            }
-            return Ok(outcome(refusal));
+    // Registry reads are not resident data: a refused one is not audited.
+    let who = if resident_data {
+        match signed_in(state, headers, action, &resource).await? {
+            Ok(p) => p,
+            Err(res) => return Ok(res),
+        }
+    } else {
+        match authenticate(state, headers) {
+            Ok(p) => p,
+            Err(refusal) => return Ok(outcome(refusal)),
         }
     };
     let actor = Actor::from(&who);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::search::resident_filter;
 use super::write::{parse_etag, Plan, Refusal, Written, WRITABLE};
-use super::{authenticate, fhir_base, fhir_json, find, outcome, owner, Found};
+use super::{fhir_base, fhir_json, find, outcome, owner, signed_in, Found};
 use crate::audit::{self, Actor};
 use crate::{AppError, AppState};
 
@@ -89,31 +89,6 @@ fn commit_refusal(e: StoreError) -> Refusal {
     }
 }
 
-/// The principal, or the response refusing an unauthenticated write (audited).
-async fn writer(
-    state: &AppState,
-    headers: &HeaderMap,
-    action: &str,
-    resource: &str,
-) -> Result<Result<dhp_core::access::Principal, Response>, AppError> {
-    match authenticate(state, headers) {
-        Ok(p) => Ok(Ok(p)),
-        Err(refusal) => {
-            audit::record(
-                &*state.store,
-                &Actor::unverified(""),
-                action,
-                resource,
-                None,
-                "unauthenticated",
-                "no valid bearer token",
-            )
-            .await?;
-            Ok(Err(outcome(refusal)))
-        }
-    }
-}
-
 /// Patients matching a conditional query, across the district (the count decides;
 /// nothing about them is disclosed beyond what the interaction answers).
 async fn matches(
@@ -172,7 +147,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let kind = type_of(&uri);
-    let who = match writer(&state, &headers, "create", &kind).await? {
+    let who = match signed_in(&state, &headers, "create", &kind).await? {
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
@@ -234,7 +209,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let resource = format!("{kind}/{id}");
-    let who = match writer(&state, &headers, "update", &resource).await? {
+    let who = match signed_in(&state, &headers, "update", &resource).await? {
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
@@ -286,7 +261,7 @@ pub async fn conditional_update(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let kind = type_of(&uri);
-    let who = match writer(&state, &headers, "update", &kind).await? {
+    let who = match signed_in(&state, &headers, "update", &kind).await? {
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
@@ -340,7 +315,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let resource = format!("{kind}/{id}");
-    let who = match writer(&state, &headers, "delete", &resource).await? {
+    let who = match signed_in(&state, &headers, "delete", &resource).await? {
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
@@ -375,7 +350,7 @@ pub async fn history(
         ))));
     }
     let table = core_table(&kind);
-    let who = match writer(&state, &headers, "history", &resource).await? {
+    let who = match signed_in(&state, &headers, "history", &resource).await? {
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
@@ -735,7 +710,7 @@ pub async fn bundle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let who = match writer(&state, &headers, "transaction", "Bundle").await? {
+    let who = match signed_in(&state, &headers, "transaction", "Bundle").await? {
         Ok(p) => p,
         Err(res) => return Ok(res),
     };

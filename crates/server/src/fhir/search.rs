@@ -19,7 +19,7 @@ use dhp_fhir::{patient, resources, OperationOutcome};
 use dhp_store::{core_table, Batch, Comparison, ResidentFilter, StoreError, Table};
 use serde_json::{json, Value};
 
-use super::{authenticate, fhir_base, fhir_json, generated_meta, org_facts, outcome, stored_json};
+use super::{fhir_base, fhir_json, generated_meta, org_facts, outcome, signed_in, stored_json};
 use crate::audit::{self, Actor};
 use crate::{AppError, AppState};
 
@@ -323,22 +323,9 @@ async fn search(
     pairs: Vec<(String, String)>,
 ) -> Result<Response, AppError> {
     let store = &*state.store;
-    let who = match authenticate(state, headers) {
+    let who = match signed_in(state, headers, "search", kind).await? {
         Ok(p) => p,
-        Err(refusal) => {
-            let anonymous = Actor::unverified("");
-            audit::record(
-                store,
-                &anonymous,
-                "search",
-                kind,
-                None,
-                "unauthenticated",
-                "no valid bearer token",
-            )
-            .await?;
-            return Ok(outcome(refusal));
-        }
+        Err(res) => return Ok(res),
     };
     let place = state.place().await?;
     let plan = if kind == "Patient" {
@@ -572,22 +559,9 @@ pub(crate) async fn everything(
         ))));
     }
     let resource = format!("Patient/{id}/$everything");
-    let who = match authenticate(state, &headers) {
+    let who = match signed_in(state, &headers, "everything", &resource).await? {
         Ok(p) => p,
-        Err(refusal) => {
-            let anonymous = Actor::unverified("");
-            audit::record(
-                store,
-                &anonymous,
-                "everything",
-                &resource,
-                None,
-                "unauthenticated",
-                "no valid bearer token",
-            )
-            .await?;
-            return Ok(outcome(refusal));
-        }
+        Err(res) => return Ok(res),
     };
     let actor = Actor::from(&who);
     let mut types: Vec<&str> = crate::export::PATIENT_TYPES.to_vec();
