@@ -275,20 +275,20 @@ fn record_where(
     Ok(s)
 }
 
-/// The rows of `table` (FHIR type `kind`) matching `q` within `scope`, one page of
-/// them, and how many match in all. `generated`: the last-updated time of records that
-/// were never written through the API.
-pub(crate) async fn search_records<E: Exec>(
+/// Run a search built by [`record_where`] on `source` (FHIR type `kind`): the total,
+/// then (unless `limit` is 0) one page of rows in the query's order.
+async fn run<E: Exec>(
     e: &E,
-    table: Table,
-    kind: &str,
+    source: Source,
+    mut s: Sql,
     q: &RecordQuery,
-    scope: &Scope,
-    today: NaiveDate,
+    kind: &str,
     generated: &str,
-) -> Result<(Batch, i64)> {
-    let source = Source::Core(table);
-    let mut s = record_where(source, q, scope, today, generated)?;
+) -> Result<(Vec<E::Row>, i64)> {
+    let (from, columns) = match source {
+        Source::Core(table) => (table.name(), rows::columns(table)),
+        Source::Stored { .. } => ("resources", crate::resources::COLUMNS),
+    };
     let mut order = Vec::new();
     for (field, descending) in &q.sort {
         let (col, _) = s.expr(source, *field, generated)?;
@@ -309,7 +309,7 @@ pub(crate) async fn search_records<E: Exec>(
     } else {
         format!(" WHERE {}", s.clauses.join(" AND "))
     };
-    let from = format!("{} t{join}{where_sql}", table.name());
+    let from = format!("{from} t{join}{where_sql}");
     let total = one(
         e,
         &format!("SELECT COUNT(*) FROM {from}"),
@@ -318,14 +318,10 @@ pub(crate) async fn search_records<E: Exec>(
     )
     .await?
     .i64(0)?;
-    let mut batch = Batch::default();
     if q.limit == 0 {
-        return Ok((batch, total));
+        return Ok((Vec::new(), total));
     }
-    let columns: Vec<String> = rows::columns(table)
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect();
+    let columns: Vec<String> = columns.split(", ").map(|c| format!("t.{c}")).collect();
     let limit = s.bind(Param::I64(q.limit));
     let offset = s.bind(Param::I64(q.offset));
     let sql = format!(
@@ -333,7 +329,26 @@ pub(crate) async fn search_records<E: Exec>(
         columns.join(", "),
         order.join(", ")
     );
-    for r in &e.rows(&sql, s.params).await? {
+    Ok((e.rows(&sql, s.params).await?, total))
+}
+
+/// The rows of `table` (FHIR type `kind`) matching `q` within `scope`, one page of
+/// them, and how many match in all. `generated`: the last-updated time of records that
+/// were never written through the API.
+pub(crate) async fn search_records<E: Exec>(
+    e: &E,
+    table: Table,
+    kind: &str,
+    q: &RecordQuery,
+    scope: &Scope,
+    today: NaiveDate,
+    generated: &str,
+) -> Result<(Batch, i64)> {
+    let source = Source::Core(table);
+    let s = record_where(source, q, scope, today, generated)?;
+    let (found, total) = run(e, source, s, q, kind, generated).await?;
+    let mut batch = Batch::default();
+    for r in &found {
         rows::push(&mut batch, table, r)?;
     }
     Ok((batch, total))
@@ -354,40 +369,8 @@ pub(crate) async fn search_stored<E: Exec>(
     let k = s.bind(Param::Text(kind.to_string()));
     s.clauses
         .push(format!("t.type = {k} AND t.json IS NOT NULL"));
-    let mut order = Vec::new();
-    for (field, descending) in &q.sort {
-        let (col, _) = s.expr(source, *field, "")?;
-        order.push(format!(
-            "{col} {}",
-            if *descending { "DESC" } else { "ASC" }
-        ));
-    }
-    order.push("t.id ASC".into());
-    let from = format!("resources t WHERE {}", s.clauses.join(" AND "));
-    let total = one(
-        e,
-        &format!("SELECT COUNT(*) FROM {from}"),
-        s.params.clone(),
-        || "count".into(),
-    )
-    .await?
-    .i64(0)?;
-    if q.limit == 0 {
-        return Ok((Vec::new(), total));
-    }
-    let limit = s.bind(Param::I64(q.limit));
-    let offset = s.bind(Param::I64(q.offset));
-    let columns: Vec<String> = crate::resources::COLUMNS
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {from} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-        columns.join(", "),
-        order.join(", ")
-    );
-    let rows = e.rows(&sql, s.params).await?;
-    let found = rows
+    let (found, total) = run(e, source, s, q, kind, "").await?;
+    let found = found
         .iter()
         .map(crate::resources::decode)
         .collect::<Result<Vec<_>>>()?;
