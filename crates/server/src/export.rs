@@ -72,38 +72,35 @@ pub async fn export_type(
         return Err(ExportError::Unsupported(kind.to_string()));
     }
     let mut n = 0;
-    let Some(table) = dhp_store::core_table(kind) else {
-        // Kept as received: page through the stored resources in id order.
-        let mut offset = 0;
-        loop {
-            let q = dhp_core::query::RecordQuery {
-                filters: Vec::new(),
-                sort: Vec::new(),
-                limit: PAGE,
-                offset,
-            };
-            let (rows, _, _) =
-                crate::fhir::fetch(state, kind, &q, &dhp_core::access::Scope::All, false).await?;
-            if rows.is_empty() {
-                break;
-            }
-            offset += PAGE;
-            for r in rows {
-                let updated = r.body.pointer("/meta/lastUpdated").and_then(Value::as_str);
-                if since.is_some_and(|s| updated.is_some_and(|u| u < s)) {
-                    continue;
-                }
-                each(r.body)?;
-                n += 1;
-            }
-        }
-        return Ok(n);
-    };
-    let mut after = 0;
+    // Core tables page by id (no OFFSET over a district); resources kept as received
+    // are few enough to page by offset.
+    let table = dhp_store::core_table(kind);
+    let (mut after, mut offset) = (0, 0);
     loop {
-        let page = state.store.page(table, after, PAGE).await?;
-        let Some(last) = page.last_id() else { break };
-        for r in crate::fhir::render(state, kind, &page, false).await? {
+        let rows = match table {
+            Some(table) => {
+                let page = state.store.page(table, after, PAGE).await?;
+                let Some(last) = page.last_id() else { break };
+                after = last;
+                crate::fhir::render(state, kind, &page, false).await?
+            }
+            None => {
+                let q = dhp_core::query::RecordQuery {
+                    filters: Vec::new(),
+                    sort: Vec::new(),
+                    limit: PAGE,
+                    offset,
+                };
+                offset += PAGE;
+                let scope = dhp_core::access::Scope::All;
+                let (rows, _, _) = crate::fhir::fetch(state, kind, &q, &scope, false).await?;
+                if rows.is_empty() {
+                    break;
+                }
+                rows
+            }
+        };
+        for r in rows {
             let updated = r.body.pointer("/meta/lastUpdated").and_then(Value::as_str);
             if since.is_some_and(|s| updated.is_some_and(|u| u < s)) {
                 continue;
@@ -111,7 +108,6 @@ pub async fn export_type(
             each(r.body)?;
             n += 1;
         }
-        after = last;
     }
     Ok(n)
 }
@@ -119,7 +115,7 @@ pub async fn export_type(
 /// A failure of an export.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{0} is not exported (Organization, Practitioner, PractitionerRole, Patient, Encounter, Condition, Observation, Immunization and CareTeam are)")]
+    #[error("{0} is not exported (these are: {types})", types = BULK_TYPES.join(", "))]
     Unsupported(String),
     #[error(transparent)]
     Store(#[from] StoreError),
