@@ -57,6 +57,16 @@ pub enum Span {
     Years(u32),
 }
 
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Span::Days(n) => write!(f, "{n}d"),
+            Span::Months(n) => write!(f, "{n}m"),
+            Span::Years(n) => write!(f, "{n}y"),
+        }
+    }
+}
+
 impl Span {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
@@ -97,8 +107,21 @@ pub struct DoseRule {
     pub age: Span,
     /// Age by which the dose should be complete.
     pub by: Option<Span>,
-    /// Minimum interval after the previous dose of the series.
+    /// Minimum interval after the previous dose of the series (or of `interval_from`).
     pub min_interval: Option<Span>,
+    /// Measure `min_interval` from the last dose of this other vaccine (DT after DTaP).
+    #[serde(default)]
+    pub interval_from: Option<String>,
+    /// The dose is not needed once enough doses of another vaccine were given.
+    #[serde(default)]
+    pub skip_if: Option<SkipIf>,
+}
+
+/// A dose made unnecessary by doses of another vaccine (bOPV at 4 y after 4 IPV doses).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SkipIf {
+    pub vaccine: String,
+    pub at_least: usize,
 }
 
 /// A vaccine of the national schedule.
@@ -111,6 +134,9 @@ pub struct VaccineRule {
     pub injectable: bool,
     /// Not given at or after this age (e.g. BCG at ≥ 4 y).
     pub not_at_or_after: Option<Span>,
+    /// Shown with the vaccine's due doses (a condition of the catch-up).
+    #[serde(default)]
+    pub note: Option<String>,
     pub doses: Vec<DoseRule>,
 }
 

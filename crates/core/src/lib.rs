@@ -7,6 +7,7 @@ pub mod access;
 pub mod codes;
 pub mod identity;
 pub mod plan;
+pub mod programmes;
 pub mod query;
 pub mod record;
 pub mod registry;

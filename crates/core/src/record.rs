@@ -43,7 +43,7 @@ impl EncounterType {
 }
 
 /// Programme a follow-up encounter belongs to, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Programme {
     Hypertension,
