@@ -292,3 +292,6 @@ pub(crate) fn before(span: Span, date: NaiveDate) -> NaiveDate {
         Span::Years(n) => date - chrono::Months::new(n * 12),
     }
 }
+
+#[cfg(test)]
+mod tests;
