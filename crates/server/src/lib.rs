@@ -9,6 +9,8 @@ mod fhir;
 pub mod i18n;
 mod pages;
 pub mod token;
+pub mod workbench;
+mod workbench_pages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sessions: auth::Sessions,
     /// HS256 key that signs bearer tokens; kept in the store so tokens outlive a restart.
-    token_key: Vec<u8>,
+    pub(crate) token_key: Vec<u8>,
     /// Headline figures for the calibration year, computed once on first use.
     figures: OnceCell<Option<DistrictFigures>>,
     /// The organisation registry, read once: it changes only with a new district.
@@ -142,6 +144,18 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(stylesheet))
         .route("/auth/token", post(token::token))
+        .route("/api/workbench/due", get(workbench::api_due))
+        .route("/workbench", get(workbench_pages::workbench))
+        .route("/workbench/panel", get(workbench_pages::panel))
+        .route("/workbench/resident/{id}", get(workbench_pages::resident))
+        .route(
+            "/workbench/resident/{id}/followup",
+            post(workbench_pages::record_followup),
+        )
+        .route(
+            "/workbench/resident/{id}/vaccines",
+            get(workbench_pages::vaccines),
+        )
         .nest("/fhir", fhir::router())
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())

@@ -39,7 +39,7 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn current_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
+pub(crate) fn current_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
     session_token(headers).and_then(|t| state.sessions.user(&t))
 }
 

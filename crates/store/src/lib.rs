@@ -8,6 +8,7 @@
 
 mod figures;
 mod postgres;
+mod programmes;
 mod resources;
 mod rows;
 mod search;
@@ -28,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 pub use figures::DistrictFigures;
 pub use postgres::PostgresStore;
+pub use programmes::Cohort;
 pub use resources::{core_table, Index, Prior, ResourceWrite, StoredResource, WriteSet};
 pub use sqlite::SqliteStore;
 
@@ -495,6 +497,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The audit log, newest first, at most `limit` entries, optionally for one resident.
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
+
+    /// Up to `limit` residents of `cohort` (as of `today`) with `id > after`, in id order,
+    /// each with every row the programme rules read.
+    async fn programme_records(
+        &self,
+        cohort: &Cohort,
+        today: NaiveDate,
+        after: Id,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::programmes::ResidentRecord>>;
 
     /// Close the connections (SQLite: checkpoint the WAL into the file first).
     async fn close(&self);

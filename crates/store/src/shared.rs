@@ -146,6 +146,15 @@ impl<B: Backend> Store for B {
     async fn clear(&self) -> Result<()> {
         self.clear_all().await
     }
+    async fn programme_records(
+        &self,
+        cohort: &crate::Cohort,
+        today: NaiveDate,
+        after: Id,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::programmes::ResidentRecord>> {
+        crate::programmes::records(self.pool(), cohort, today, after, limit).await
+    }
     async fn close(&self) {
         self.shut().await
     }

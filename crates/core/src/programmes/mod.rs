@@ -19,7 +19,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::Serialize;
 
 use crate::codes::{observation, Span};
-use crate::record::{Condition, Encounter, Immunization, Observation, Programme};
+use crate::record::{Condition, Contract, Encounter, Immunization, Observation, Programme};
 use crate::registry::Resident;
 
 pub use key_population::{key_populations, KeyPopulation};
@@ -33,6 +33,8 @@ pub struct ResidentRecord {
     pub encounters: Vec<Encounter>,
     pub observations: Vec<Observation>,
     pub immunizations: Vec<Immunization>,
+    /// Family-doctor contracts, every year of them.
+    pub contracts: Vec<Contract>,
 }
 
 impl ResidentRecord {
@@ -43,7 +45,13 @@ impl ResidentRecord {
             encounters: Vec::new(),
             observations: Vec::new(),
             immunizations: Vec::new(),
+            contracts: Vec::new(),
         }
+    }
+
+    /// The contract in force on `on`, if any.
+    pub fn contract_on(&self, on: NaiveDate) -> Option<&Contract> {
+        self.contracts.iter().filter(|c| c.covers(on)).max_by_key(|c| (c.start, c.id))
     }
 
     /// Follow-up encounters of `programme` up to `on`, oldest first.

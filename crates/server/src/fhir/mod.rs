@@ -22,7 +22,7 @@ use crate::{AppError, AppState};
 pub(crate) mod bulk;
 pub(crate) mod rest;
 mod search;
-mod write;
+pub(crate) mod write;
 
 pub(crate) use search::{fetch, render};
 
