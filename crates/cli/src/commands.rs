@@ -115,6 +115,43 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             demo(residents, &listen, &path).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Due {
+            database,
+            org,
+            date,
+            programme,
+            within,
+            format,
+        } => {
+            let store = open_existing(&database).await?;
+            let code = crate::due::print(
+                store.clone(),
+                org.as_deref(),
+                date,
+                programme.as_deref(),
+                within,
+                &format,
+            )
+            .await;
+            store.close().await;
+            code
+        }
+        Command::Bench {
+            command: BenchCommand::Due { database, date },
+        } => {
+            let store = open_existing(&database).await?;
+            let date = match date {
+                Some(d) => d,
+                None => store
+                    .meta("end_date")
+                    .await?
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or_else(|| Local::now().date_naive()),
+            };
+            crate::due::bench(store.clone(), date).await?;
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             command:
                 BenchCommand::Fhir {

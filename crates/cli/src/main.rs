@@ -3,6 +3,7 @@
 mod accounts;
 mod bench_fhir;
 mod commands;
+mod due;
 mod transfer;
 
 use std::process::ExitCode;
@@ -93,6 +94,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The programme due list (待办清单) of a centre, street or town, or the whole
+    /// district: what is due or overdue on a day, each with its programme, resident,
+    /// dates, status and rule.
+    Due {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// Code of a community health centre, street, town or the district (whole
+        /// district when left out).
+        #[arg(long)]
+        org: Option<String>,
+        /// The day (YYYY-MM-DD).
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// Only this programme: immunization, hypertension, diabetes, elderly, maternal,
+        /// child or mental.
+        #[arg(long)]
+        programme: Option<String>,
+        /// Also list upcoming items that may be done within this many days.
+        #[arg(long)]
+        within: Option<u32>,
+        /// csv (default) or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
     /// Resident identity numbers.
     Id {
         #[command(subcommand)]
@@ -170,6 +195,15 @@ enum BenchCommand {
         /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// Due lists of every resident of an existing (generated) database: reading the
+    /// records and assessing every programme, timed apart.
+    Due {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// The day (default: the last day of the district's records).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
     },
     /// FHIR read and search throughput with p50/p99 latency, over HTTP on loopback,
     /// against an existing (generated) database.

@@ -121,6 +121,25 @@ pub struct Model {
     pub station_share: f64,
     pub dose_uptake: f64,
     pub dose_delay: Vec<(f64, u32)>,
+    pub programmes: ProgrammeModel,
+}
+
+/// Rates of the public-health programmes in the history (`[model.programmes]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProgrammeModel {
+    pub elderly_check: f64,
+    pub self_care: Vec<f64>,
+    pub disabled_elderly: f64,
+    pub pregnancy_rate: f64,
+    pub first_visit_on_time: f64,
+    pub prenatal_uptake: f64,
+    pub postpartum_uptake: f64,
+    pub pregnancy_risks: Vec<(String, f64)>,
+    pub anaemia: f64,
+    pub child_visit_uptake: f64,
+    pub child_hb_uptake: f64,
+    pub mental_followups_per_year: Vec<f64>,
+    pub danger_level: Vec<f64>,
 }
 
 /// The value of an age-banded table for `age` (bands are `[from_age, value]`, ascending).

@@ -149,10 +149,12 @@ pub(crate) fn resident_history(
         managed.push((Programme::Diabetes, onset, rng.random()));
         key_condition_by_k |= onset <= k;
     }
+    let mut mental_from = None;
     if age_end >= 18 && rng.random_bool(model.severe_mental_disorder) {
         let code = ["F20.9", "F31.9", "F25.9", "F22.0"][rng.random_range(0..4)];
         let onset = diagnose(rng, code, 18, out);
         key_condition_by_k |= onset <= k;
+        mental_from = Some(onset);
     }
     for (code, from_age, prevalence) in &model.other_conditions {
         if age_end >= *from_age && rng.random_bool(*prevalence) {
@@ -428,8 +430,23 @@ pub(crate) fn resident_history(
         }
     }
 
-    // Childhood immunizations on the national schedule, with delays and gaps.
-    if age_end < 14 {
+    // Basic public-health programmes: elderly checks, pregnancies, children's visits,
+    // severe-mental-disorder follow-ups.
+    {
+        let mut take = |table: usize| ids.take(table);
+        let mut sink = crate::programmes::Sink {
+            resident_id: r.id,
+            centre: centre.org_id,
+            doctor: combo.doctor,
+            take: &mut take,
+            out,
+        };
+        crate::programmes::history(&model.programmes, birth, r.sex, mental_from, lo, w.end, rng, &mut sink);
+    }
+
+    // Childhood immunizations on the national schedule, with delays and gaps, for
+    // everyone still of catch-up age (under 18).
+    if age_end < 18 {
         immunizations(p, reg, model, w, rng, &mut ids, out);
     }
 }

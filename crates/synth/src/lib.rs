@@ -11,6 +11,7 @@ mod draw;
 mod history;
 mod names;
 mod people;
+mod programmes;
 mod registry;
 
 use std::path::PathBuf;
