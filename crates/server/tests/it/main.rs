@@ -3,6 +3,7 @@
 mod fhir;
 mod roundtrip;
 mod search;
+mod workbench;
 mod write;
 
 use std::path::PathBuf;

@@ -1,0 +1,195 @@
+//! The workbench end to end: the due-list API (sign-in, scope, bad input naming its
+//! field), a follow-up recorded on the resident page and one posted through FHIR, each
+//! changing the due list at once; refused input writes nothing.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use chrono::{Days, NaiveDate};
+use dhp_core::{Encounter, EncounterType, Observation, Programme};
+use dhp_server::app;
+use dhp_store::Table;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::fhir::{read, token};
+use super::write::send;
+use super::{login, site, Site};
+
+async fn due(s: &Site, tok: &str, query: &str) -> (StatusCode, Value) {
+    let a = read(s, Some(tok), &format!("/api/workbench/due?{query}")).await;
+    (a.status, a.json)
+}
+
+async fn post_form(s: &Site, path: &str, cookie: &str, form: &str) -> (StatusCode, String) {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(form.to_string()))
+        .unwrap();
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The resident's hypertension follow-up item in a due list, if any.
+fn followup_of(list: &Value, resident: i64) -> Option<Value> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["resident_id"] == resident && i["programme"] == "hypertension" && i["key"] == "followup")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_api_checks_sign_in_scope_and_fields() {
+    let s = site(3_000).await;
+    let a = read(&s, None, "/api/workbench/due").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let doctor = token(&s, "doctor").await;
+    for (query, field) in [
+        ("date=2026-13-01", "date"),
+        ("programme=dental", "programme"),
+        ("within=-3", "within"),
+        ("org=NO-SUCH-ORG", "org"),
+    ] {
+        let (status, body) = due(&s, &doctor, query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
+    let orgs = s.state.store.page(Table::Organisations, 0, 1_000).await.unwrap().organisations;
+    let hospital = orgs.iter().find(|o| o.kind == dhp_core::OrgKind::Hospital).unwrap();
+    let (status, body) = due(&s, &doctor, &format!("org={}", hospital.code)).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("org")));
+    // Another centre's list is not the family doctor's to see.
+    let doctor_user = s.state.store.user_by_username("doctor").await.unwrap();
+    let other = orgs
+        .iter()
+        .find(|o| o.kind == dhp_core::OrgKind::CommunityHealthCentre && Some(o.id) != doctor_user.org_id)
+        .unwrap();
+    let (status, _) = due(&s, &doctor, &format!("org={}", other.code)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The own centre's list: overdue first, then due, each item with its rule.
+    let (status, list) = due(&s, &doctor, "date=2026-06-30").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert!(items.len() > 20, "a centre of a 3,000-resident district has work due");
+    let rank = |i: &Value| match i["status"].as_str().unwrap() {
+        "overdue" => 0,
+        "due" => 1,
+        _ => 2,
+    };
+    assert!(items.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])));
+    assert!(items.iter().all(|i| rank(i) < 2 && i["rule"].as_str().unwrap().contains("§")));
+    let programmes: std::collections::BTreeSet<&str> = items.iter().map(|i| i["programme"].as_str().unwrap()).collect();
+    assert!(programmes.contains("hypertension") && programmes.contains("immunization"), "{programmes:?}");
+    // Upcoming items appear when asked for a window; a programme filter keeps only it.
+    let (_, week) = due(&s, &doctor, "date=2026-06-30&within=30&programme=hypertension").await;
+    let week = week["items"].as_array().unwrap();
+    assert!(week.iter().all(|i| i["programme"] == "hypertension"));
+    assert!(week.iter().any(|i| i["status"] == "upcoming"));
+    // The manager sees the district's list (every centre's items).
+    let manager = token(&s, "manager").await;
+    let (status, all) = due(&s, &manager, "date=2026-06-30&programme=maternal").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(all["count"].as_u64().unwrap() > 0, "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_follow_up_changes_the_due_list_at_once() {
+    let s = site(3_000).await;
+    let doctor = token(&s, "doctor").await;
+    let (_, cookie, _) = login(&s, "doctor", "doctor").await;
+    let cookie = cookie.unwrap();
+    let on: NaiveDate = "2026-06-30".parse().unwrap();
+    let (_, list) = due(&s, &doctor, "date=2026-06-30&within=90&programme=hypertension").await;
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == "followup")
+        .cloned()
+        .expect("a hypertension follow-up is due");
+    let resident = item["resident_id"].as_i64().unwrap();
+    let page = format!("/workbench/resident/{resident}?lang=en");
+    let (status, html) = super::get(&s, &page, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Record a follow-up"));
+
+    // Bad input is refused with the field named, and writes nothing.
+    let before = s.state.store.count(Table::Encounters).await.unwrap();
+    let path = format!("/workbench/resident/{resident}/followup?lang=en");
+    for (form, field) in [
+        ("programme=hypertension&date=2026-06-30&sbp=abc&dbp=90", "sbp"),
+        ("programme=hypertension&date=2026-06-30&sbp=150", "dbp"),
+        ("programme=hypertension&date=2026-07-30&sbp=150&dbp=90", "date"),
+        ("programme=hypertension&date=2026-06-30&sbp=999&dbp=90", "sbp"),
+        ("programme=dental&date=2026-06-30", "programme"),
+    ] {
+        let (status, html) = post_form(&s, &path, &cookie, form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form}");
+        assert!(html.contains(&format!("{field}:")), "{form}");
+    }
+    assert_eq!(s.state.store.count(Table::Encounters).await.unwrap(), before);
+
+    // An uncontrolled reading today: revisit within 2 weeks.
+    let (status, _) = post_form(&s, &path, &cookie, "programme=hypertension&date=2026-06-30&sbp=152&dbp=94&medication_adherence=2").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(s.state.store.count(Table::Encounters).await.unwrap(), before + 1);
+    let (_, after) = due(&s, &doctor, "date=2026-06-30&within=90&programme=hypertension").await;
+    let now = followup_of(&after, resident).expect("the follow-up is still listed");
+    assert_eq!(now["due"], (on + Days::new(14)).to_string(), "{now}");
+    assert!(now["rule"].as_str().unwrap().contains("uncontrolled"), "{now}");
+    // The resident page shows the reading in the timeline.
+    let (_, html) = super::get(&s, &page, Some(&cookie)).await;
+    assert!(html.contains("152 mmHg"), "timeline shows the reading");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_ups_posted_through_fhir_update_the_same_due_list() {
+    let s = site(3_000).await;
+    let doctor = token(&s, "doctor").await;
+    let system = super::fhir::token_request(&s, "grant_type=client_credentials&client_id=system&client_secret=system").await;
+    let system = system.json["access_token"].as_str().unwrap().to_string();
+    let (_, list) = due(&s, &doctor, "date=2026-06-30&within=90&programme=hypertension").await;
+    let item = list["items"].as_array().unwrap().iter().find(|i| i["key"] == "followup").cloned().unwrap();
+    let resident = item["resident_id"].as_i64().unwrap();
+    let doctor_user = s.state.store.user_by_username("doctor").await.unwrap();
+    let start = "2026-06-29T09:00:00".parse().unwrap();
+    let encounter = Encounter {
+        id: 0,
+        resident_id: resident,
+        kind: EncounterType::FollowUp,
+        programme: Some(Programme::Hypertension),
+        org_id: doctor_user.org_id.unwrap(),
+        practitioner_id: None,
+        start,
+    };
+    let mut body = dhp_fhir::resources::encounter(&encounter);
+    body.as_object_mut().unwrap().remove("id");
+    let r = send(&s, "POST", "/fhir/Encounter", &system, Some(&body), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let encounter_id: i64 = r.json["id"].as_str().unwrap().parse().unwrap();
+    for (key, value) in [("sbp", 128.0), ("dbp", 82.0)] {
+        let code = dhp_core::codes::observation(key).unwrap();
+        let o = Observation {
+            id: 0,
+            resident_id: resident,
+            encounter_id: Some(encounter_id),
+            code: code.code.clone(),
+            value,
+            unit: code.unit.clone(),
+            effective: start,
+        };
+        let mut body = dhp_fhir::resources::observation_resource(&o);
+        body.as_object_mut().unwrap().remove("id");
+        let r = send(&s, "POST", "/fhir/Observation", &system, Some(&body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    }
+    // Controlled: the next follow-up is a quarter later.
+    let (_, after) = due(&s, &doctor, "date=2026-06-30&within=120&programme=hypertension").await;
+    let now = followup_of(&after, resident).unwrap();
+    assert_eq!(now["due"], "2026-09-29", "{now}");
+    assert_eq!(now["status"], "upcoming");
+}
