@@ -48,7 +48,16 @@ pub async fn print(
             cohort_of(org, &orgs).map_err(|why| anyhow::anyhow!("--org: {why}"))?
         }
     };
-    let rows = due_list(&*store, &cohort, date, &DueQuery { programme, within_days: within }).await?;
+    let rows = due_list(
+        &*store,
+        &cohort,
+        date,
+        &DueQuery {
+            programme,
+            within_days: within,
+        },
+    )
+    .await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if format == "json" {
@@ -63,7 +72,16 @@ pub async fn print(
 fn write_csv(out: impl Write, rows: &[DueRow]) -> Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
-        "programme", "resident_id", "resident_name", "key", "item", "earliest", "due", "overdue_after", "status", "rule",
+        "programme",
+        "resident_id",
+        "resident_name",
+        "key",
+        "item",
+        "earliest",
+        "due",
+        "overdue_after",
+        "status",
+        "rule",
     ])?;
     for r in rows {
         let i = &r.item;
@@ -93,7 +111,9 @@ pub async fn bench(store: Arc<dyn Store>, date: NaiveDate) -> Result<()> {
     let started = Instant::now();
     loop {
         let t = Instant::now();
-        let records = store.programme_records(&Cohort::All, date, after, PAGE).await?;
+        let records = store
+            .programme_records(&Cohort::All, date, after, PAGE)
+            .await?;
         read += t.elapsed();
         let Some(last) = records.last() else { break };
         after = last.resident.id;
@@ -103,14 +123,20 @@ pub async fn bench(store: Arc<dyn Store>, date: NaiveDate) -> Result<()> {
         residents += records.len();
         for a in &assessed {
             items += a.items.len();
-            overdue += a.items.iter().filter(|i| i.status == dhp_core::programmes::DueStatus::Overdue).count();
+            overdue += a
+                .items
+                .iter()
+                .filter(|i| i.status == dhp_core::programmes::DueStatus::Overdue)
+                .count();
         }
         if (records.len() as i64) < PAGE {
             break;
         }
     }
     let total = started.elapsed();
-    println!("| residents | items | overdue | read s | assess s | total s | residents/s (assess) |");
+    println!(
+        "| residents | items | overdue | read s | assess s | total s | residents/s (assess) |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {residents} | {items} | {overdue} | {:.2} | {:.2} | {:.2} | {:.0} |",

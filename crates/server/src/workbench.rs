@@ -11,7 +11,9 @@ use axum::Json;
 use chrono::{Days, Local, NaiveDate, NaiveDateTime};
 use dhp_core::access::{Principal, Role};
 use dhp_core::programmes::{assess, DueItem, DueStatus, ResidentRecord};
-use dhp_core::{Encounter, EncounterType, Id, Observation, OrgKind, Organisation, Programme, Resident};
+use dhp_core::{
+    Encounter, EncounterType, Id, Observation, OrgKind, Organisation, Programme, Resident,
+};
 use dhp_store::{Cohort, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +53,10 @@ pub struct DueRow {
 }
 
 /// Assess a page of records on every core, in order.
-pub fn assess_all(records: &[ResidentRecord], on: NaiveDate) -> Vec<dhp_core::programmes::Assessment> {
+pub fn assess_all(
+    records: &[ResidentRecord],
+    on: NaiveDate,
+) -> Vec<dhp_core::programmes::Assessment> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = records.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
@@ -80,11 +85,16 @@ pub async fn due_list(
         let Some(last) = records.last() else { break };
         after = last.resident.id;
         for (rec, a) in records.iter().zip(assess_all(&records, on)) {
-            out.extend(a.items.into_iter().filter(|i| query.keeps(i, on)).map(|item| DueRow {
-                resident_id: rec.resident.id,
-                resident_name: rec.resident.name.clone(),
-                item,
-            }));
+            out.extend(
+                a.items
+                    .into_iter()
+                    .filter(|i| query.keeps(i, on))
+                    .map(|item| DueRow {
+                        resident_id: rec.resident.id,
+                        resident_name: rec.resident.name.clone(),
+                        item,
+                    }),
+            );
         }
         if (records.len() as i64) < PAGE {
             break;
@@ -101,7 +111,10 @@ pub async fn due_list(
 
 /// The cohort of an organisation unit: a centre's residents, a street's or town's, or
 /// the whole district. `Err` names why another kind of unit has no due list.
-pub fn cohort_of(org: &Organisation, orgs: &std::collections::HashMap<Id, Organisation>) -> Result<Cohort, String> {
+pub fn cohort_of(
+    org: &Organisation,
+    orgs: &std::collections::HashMap<Id, Organisation>,
+) -> Result<Cohort, String> {
     match org.kind {
         OrgKind::CommunityHealthCentre => Ok(Cohort::Centre {
             centre: org.id,
@@ -168,35 +181,41 @@ pub(crate) fn parse_due_params(
     programme: Option<&str>,
     within: Option<&str>,
     default_date: NaiveDate,
-) -> Result<(NaiveDate, DueQuery), Response> {
+) -> Result<(NaiveDate, DueQuery), Box<Response>> {
     let on = match date.filter(|d| !d.is_empty()) {
         Some(d) => d
             .parse::<NaiveDate>()
-            .map_err(|_| bad("date", format!("date {d:?} must be YYYY-MM-DD")))?,
+            .map_err(|_| Box::new(bad("date", format!("date {d:?} must be YYYY-MM-DD"))))?,
         None => default_date,
     };
     let programme = match programme.filter(|p| !p.is_empty()) {
         Some(p) => Some(Programme::parse(p).ok_or_else(|| {
-            bad(
+            Box::new(bad(
                 "programme",
                 format!(
                     "programme {p:?} is not one of {}",
                     Programme::ALL.map(|p| p.as_str()).join(", ")
                 ),
-            )
+            ))
         })?),
         None => None,
     };
     let within_days = match within.filter(|w| !w.is_empty()) {
-        Some(w) => Some(
-            w.parse::<u32>()
-                .ok()
-                .filter(|n| *n <= 366)
-                .ok_or_else(|| bad("within", format!("within {w:?} must be a number of days from 0 to 366")))?,
-        ),
+        Some(w) => Some(w.parse::<u32>().ok().filter(|n| *n <= 366).ok_or_else(|| {
+            Box::new(bad(
+                "within",
+                format!("within {w:?} must be a number of days from 0 to 366"),
+            ))
+        })?),
         None => None,
     };
-    Ok((on, DueQuery { programme, within_days }))
+    Ok((
+        on,
+        DueQuery {
+            programme,
+            within_days,
+        },
+    ))
 }
 
 /// Who may see the due list of `org`: integrating systems and district staff any unit
@@ -224,15 +243,32 @@ pub async fn api_due(
     {
         Some(p) => p,
         None => {
-            audit::record(&*state.store, &Actor::unverified(""), "search", "/api/workbench/due", None, "unauthenticated", "no session or bearer token").await?;
-            return Ok(refused(StatusCode::UNAUTHORIZED, "sign in or send a bearer token from POST /auth/token"));
+            audit::record(
+                &*state.store,
+                &Actor::unverified(""),
+                "search",
+                "/api/workbench/due",
+                None,
+                "unauthenticated",
+                "no session or bearer token",
+            )
+            .await?;
+            return Ok(refused(
+                StatusCode::UNAUTHORIZED,
+                "sign in or send a bearer token from POST /auth/token",
+            ));
         }
     };
     let actor = Actor::from(&who);
     let default_date = as_of(&state).await?;
-    let (on, query) = match parse_due_params(q.date.as_deref(), q.programme.as_deref(), q.within.as_deref(), default_date) {
+    let (on, query) = match parse_due_params(
+        q.date.as_deref(),
+        q.programme.as_deref(),
+        q.within.as_deref(),
+        default_date,
+    ) {
         Ok(x) => x,
-        Err(answer) => return Ok(answer),
+        Err(answer) => return Ok(*answer),
     };
     let orgs = state.orgs().await?;
     let own = who.org_id.and_then(|id| orgs.get(&id));
@@ -243,7 +279,12 @@ pub async fn api_due(
         },
         None => match own {
             Some(o) => o,
-            None => return Ok(bad("org", "org is required: the code of a centre, street, town or district")),
+            None => {
+                return Ok(bad(
+                    "org",
+                    "org is required: the code of a centre, street, town or district",
+                ))
+            }
         },
     };
     let cohort = match cohort_of(org, orgs) {
@@ -251,11 +292,29 @@ pub async fn api_due(
         Err(why) => return Ok(bad("org", why)),
     };
     if !may_see(&who, org, own) {
-        audit::record(&*state.store, &actor, "search", "/api/workbench/due", None, "denied", &format!("org {}", org.code)).await?;
-        return Ok(refused(StatusCode::FORBIDDEN, &format!("{} may not see the due list of {}", who.username, org.code)));
+        audit::record(
+            &*state.store,
+            &actor,
+            "search",
+            "/api/workbench/due",
+            None,
+            "denied",
+            &format!("org {}", org.code),
+        )
+        .await?;
+        return Ok(refused(
+            StatusCode::FORBIDDEN,
+            &format!("{} may not see the due list of {}", who.username, org.code),
+        ));
     }
     let rows = due_list(&*state.store, &cohort, on, &query).await?;
-    audit_rows(&state, &actor, &rows, &format!("due list of {} on {on}", org.code)).await?;
+    audit_rows(
+        &state,
+        &actor,
+        &rows,
+        &format!("due list of {} on {on}", org.code),
+    )
+    .await?;
     Ok(Json(serde_json::json!({
         "org": org.code,
         "date": on,
@@ -266,13 +325,27 @@ pub async fn api_due(
 }
 
 /// One audit entry per resident whose items leave the server, before they leave.
-pub(crate) async fn audit_rows(state: &AppState, actor: &Actor, rows: &[DueRow], detail: &str) -> Result<(), StoreError> {
+pub(crate) async fn audit_rows(
+    state: &AppState,
+    actor: &Actor,
+    rows: &[DueRow],
+    detail: &str,
+) -> Result<(), StoreError> {
     let mut ids: Vec<Id> = rows.iter().map(|r| r.resident_id).collect();
     ids.sort_unstable();
     ids.dedup();
     let events: Vec<_> = ids
         .iter()
-        .map(|id| audit::entry(actor, "search", &format!("Patient/{id}/due"), Some(*id), "success", detail))
+        .map(|id| {
+            audit::entry(
+                actor,
+                "search",
+                &format!("Patient/{id}/due"),
+                Some(*id),
+                "success",
+                detail,
+            )
+        })
         .collect();
     if events.is_empty() {
         return Ok(());
@@ -318,14 +391,26 @@ impl FollowUpForm {
     pub fn parse(&self, today: NaiveDate) -> Result<FollowUp, (String, String)> {
         let programme = Programme::parse(&self.programme)
             .filter(|p| *p != Programme::Immunization)
-            .ok_or_else(|| ("programme".to_string(), format!("programme {:?} is not a follow-up programme", self.programme)))?;
-        let date: NaiveDate = self
-            .date
-            .trim()
-            .parse()
-            .map_err(|_| ("date".to_string(), format!("date {:?} must be YYYY-MM-DD", self.date)))?;
+            .ok_or_else(|| {
+                (
+                    "programme".to_string(),
+                    format!(
+                        "programme {:?} is not a follow-up programme",
+                        self.programme
+                    ),
+                )
+            })?;
+        let date: NaiveDate = self.date.trim().parse().map_err(|_| {
+            (
+                "date".to_string(),
+                format!("date {:?} must be YYYY-MM-DD", self.date),
+            )
+        })?;
         if date > today {
-            return Err(("date".into(), format!("date {date} is after today ({today})")));
+            return Err((
+                "date".into(),
+                format!("date {date} is after today ({today})"),
+            ));
         }
         let mut readings = Vec::new();
         let fields: [(&'static str, &str); 6] = [
@@ -341,28 +426,50 @@ impl FollowUpForm {
             if text.is_empty() {
                 continue;
             }
-            let code = dhp_core::codes::observation(key).expect("code table has the follow-up keys");
+            let code =
+                dhp_core::codes::observation(key).expect("code table has the follow-up keys");
             let v: f64 = text
                 .parse()
                 .map_err(|_| (key.to_string(), format!("{key} {text:?} is not a number")))?;
             if !(code.min..=code.max).contains(&v) {
-                return Err((key.to_string(), format!("{key} {v} {} is outside {}–{}", code.unit, code.min, code.max)));
+                return Err((
+                    key.to_string(),
+                    format!(
+                        "{key} {v} {} is outside {}–{}",
+                        code.unit, code.min, code.max
+                    ),
+                ));
             }
             readings.push((key, v));
         }
         if readings.iter().any(|(k, _)| *k == "sbp") != readings.iter().any(|(k, _)| *k == "dbp") {
-            return Err(("dbp".into(), "blood pressure needs both systolic and diastolic".into()));
+            return Err((
+                "dbp".into(),
+                "blood pressure needs both systolic and diastolic".into(),
+            ));
         }
         if let Some(adherence) = Some(self.medication_adherence.trim()).filter(|s| !s.is_empty()) {
             let v: f64 = adherence
                 .parse()
                 .ok()
                 .filter(|v| [1.0, 2.0, 3.0].contains(v))
-                .ok_or_else(|| ("medication_adherence".to_string(), "medication_adherence must be 1, 2 or 3".to_string()))?;
+                .ok_or_else(|| {
+                    (
+                        "medication_adherence".to_string(),
+                        "medication_adherence must be 1, 2 or 3".to_string(),
+                    )
+                })?;
             readings.push(("medication_adherence", v));
         }
         let flag = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty() && s != "0");
-        readings.push(("danger_symptoms", if flag(&self.danger_symptoms) { 1.0 } else { 0.0 }));
+        readings.push((
+            "danger_symptoms",
+            if flag(&self.danger_symptoms) {
+                1.0
+            } else {
+                0.0
+            },
+        ));
         readings.push(("referral", if flag(&self.referral) { 1.0 } else { 0.0 }));
         Ok(FollowUp {
             programme,
@@ -395,11 +502,20 @@ pub(crate) async fn record_followup(
         start: f.start,
     };
     let refusal = |r: Refusal| match r {
-        Refusal::Outcome(o) => Ok(Err(o.issues.iter().map(|i| i.diagnostics.as_str()).collect::<Vec<_>>().join("; "))),
+        Refusal::Outcome(o) => Ok(Err(o
+            .issues
+            .iter()
+            .map(|i| i.diagnostics.as_str())
+            .collect::<Vec<_>>()
+            .join("; "))),
         Refusal::Failed(e) => Err(e),
     };
     if let Err(r) = plan
-        .create_with_id("Encounter", encounter_id, dhp_fhir::resources::encounter(&encounter))
+        .create_with_id(
+            "Encounter",
+            encounter_id,
+            dhp_fhir::resources::encounter(&encounter),
+        )
         .await
     {
         return refusal(r);

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use crate::audit::{self, Actor};
 use crate::i18n::{messages, Messages};
 use crate::pages::current_user;
-use crate::workbench::{self, as_of, audit_rows, due_list, parse_due_params, principal_of, FollowUpForm};
+use crate::workbench::{
+    self, as_of, audit_rows, due_list, parse_due_params, principal_of, FollowUpForm,
+};
 use crate::{AppError, AppState};
 
 /// Rows shown on one due-list page.
@@ -74,13 +76,27 @@ struct WorkbenchPage {
 }
 
 /// A signed-in family doctor, or the page that says why not.
-fn doctor(state: &AppState, headers: &HeaderMap, t: &Messages) -> Result<(User, Principal), Response> {
+fn doctor(
+    state: &AppState,
+    headers: &HeaderMap,
+    t: &Messages,
+) -> Result<(User, Principal), Box<Response>> {
     let Some(user) = current_user(state, headers) else {
-        return Err(Redirect::to(&format!("/login?lang={}", t.get("lang"))).into_response());
+        return Err(Box::new(
+            Redirect::to(&format!("/login?lang={}", t.get("lang"))).into_response(),
+        ));
     };
     match principal_of(&user) {
-        Some(p) if p.role == dhp_core::access::Role::FamilyDoctor && p.org_id.is_some() => Ok((user, p)),
-        _ => Err((StatusCode::FORBIDDEN, Html(format!("<p>{}</p>", t.get("wb_doctors_only")))).into_response()),
+        Some(p) if p.role == dhp_core::access::Role::FamilyDoctor && p.org_id.is_some() => {
+            Ok((user, p))
+        }
+        _ => Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                Html(format!("<p>{}</p>", t.get("wb_doctors_only"))),
+            )
+                .into_response(),
+        )),
     }
 }
 
@@ -100,19 +116,33 @@ pub async fn workbench(
     let t = q.t();
     let (user, who) = match doctor(&state, &headers, t) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let today = as_of(&state).await?;
-    let (on, query) = match parse_due_params(q.date.as_deref(), q.programme.as_deref(), q.within.as_deref(), today) {
+    let (on, query) = match parse_due_params(
+        q.date.as_deref(),
+        q.programme.as_deref(),
+        q.within.as_deref(),
+        today,
+    ) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let orgs = state.orgs().await?;
-    let centre = who.org_id.and_then(|id| orgs.get(&id)).ok_or_else(|| StoreError::NotFound("centre".into()))?;
+    let centre = who
+        .org_id
+        .and_then(|id| orgs.get(&id))
+        .ok_or_else(|| StoreError::NotFound("centre".into()))?;
     let cohort = workbench::cohort_of(centre, orgs).map_err(AppError::Internal)?;
     let rows = due_list(&*state.store, &cohort, on, &query).await?;
     let shown = &rows[..rows.len().min(SHOWN)];
-    audit_rows(&state, &Actor::from(&who), shown, &format!("workbench due list on {on}")).await?;
+    audit_rows(
+        &state,
+        &Actor::from(&who),
+        shown,
+        &format!("workbench due list on {on}"),
+    )
+    .await?;
     let lang = t.get("lang").to_string();
     let link = |programme: Option<&str>, within: Option<&str>| {
         let mut s = format!("/workbench?lang={lang}&date={on}");
@@ -137,20 +167,42 @@ pub async fn workbench(
     }));
     let prog = query.programme.map(|p| p.as_str());
     let ranges = vec![
-        Chip { label: t.get("range_today").into(), href: link(prog, None), on: within.is_none() },
-        Chip { label: t.get("range_week").into(), href: link(prog, Some("7")), on: within == Some("7") },
-        Chip { label: t.get("range_month").into(), href: link(prog, Some("30")), on: within == Some("30") },
+        Chip {
+            label: t.get("range_today").into(),
+            href: link(prog, None),
+            on: within.is_none(),
+        },
+        Chip {
+            label: t.get("range_week").into(),
+            href: link(prog, Some("7")),
+            on: within == Some("7"),
+        },
+        Chip {
+            label: t.get("range_month").into(),
+            href: link(prog, Some("30")),
+            on: within == Some("30"),
+        },
     ];
     let count = |s: DueStatus| rows.iter().filter(|r| r.item.status == s).count();
     let counts = [DueStatus::Overdue, DueStatus::Due, DueStatus::Upcoming]
         .into_iter()
-        .map(|s| (status_label(t, s), crate::pages::thousands(count(s) as i64), s.as_str()))
+        .map(|s| {
+            (
+                status_label(t, s),
+                crate::pages::thousands(count(s) as i64),
+                s.as_str(),
+            )
+        })
         .collect();
     let zh = lang == "zh";
     let page = WorkbenchPage {
         t,
         user: Some(user),
-        org: if zh { centre.name_zh.clone() } else { centre.name_en.clone() },
+        org: if zh {
+            centre.name_zh.clone()
+        } else {
+            centre.name_en.clone()
+        },
         date: on.to_string(),
         lang: lang.clone(),
         chips,
@@ -164,7 +216,11 @@ pub async fn workbench(
                 programme: programme_label(t, r.item.programme),
                 resident_id: r.resident_id,
                 resident: r.resident_name.clone(),
-                what: if zh { r.item.what_zh.clone() } else { r.item.what_en.clone() },
+                what: if zh {
+                    r.item.what_zh.clone()
+                } else {
+                    r.item.what_en.clone()
+                },
                 due: r.item.due.to_string(),
                 rule: r.item.rule.clone(),
             })
@@ -204,10 +260,14 @@ pub async fn panel(
     let t = q.t();
     let (user, who) = match doctor(&state, &headers, t) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let Some(doctor_id) = who.practitioner_id else {
-        return Ok((StatusCode::FORBIDDEN, Html(t.get("wb_no_panel").to_string())).into_response());
+        return Ok((
+            StatusCode::FORBIDDEN,
+            Html(t.get("wb_no_panel").to_string()),
+        )
+            .into_response());
     };
     let on = as_of(&state).await?;
     let mut rows = Vec::new();
@@ -216,7 +276,10 @@ pub async fn panel(
     let mut events = Vec::new();
     let actor = Actor::from(&who);
     loop {
-        let records = state.store.programme_records(&Cohort::Panel(doctor_id), on, after, 2_000).await?;
+        let records = state
+            .store
+            .programme_records(&Cohort::Panel(doctor_id), on, after, 2_000)
+            .await?;
         let Some(last) = records.last() else { break };
         after = last.resident.id;
         for (rec, a) in records.iter().zip(workbench::assess_all(&records, on)) {
@@ -225,16 +288,36 @@ pub async fn panel(
                 .into_iter()
                 .map(|k| if zh { k.name_zh() } else { k.as_str() })
                 .collect();
-            events.push(audit::entry(&actor, "search", &format!("Patient/{}/panel", r.id), Some(r.id), "success", "panel"));
+            events.push(audit::entry(
+                &actor,
+                "search",
+                &format!("Patient/{}/panel", r.id),
+                Some(r.id),
+                "success",
+                "panel",
+            ));
             rows.push(PanelRow {
                 id: r.id,
                 name: r.name.clone(),
                 age: age_years(r.birth_date, on),
-                sex: t.get(if r.sex == Sex::Male { "male" } else { "female" }).into(),
+                sex: t
+                    .get(if r.sex == Sex::Male { "male" } else { "female" })
+                    .into(),
                 groups: groups.join(if zh { "、" } else { ", " }),
-                until: rec.contract_on(on).map(|c| c.end.to_string()).unwrap_or_default(),
-                overdue: a.items.iter().filter(|i| i.status == DueStatus::Overdue).count(),
-                due: a.items.iter().filter(|i| i.status == DueStatus::Due).count(),
+                until: rec
+                    .contract_on(on)
+                    .map(|c| c.end.to_string())
+                    .unwrap_or_default(),
+                overdue: a
+                    .items
+                    .iter()
+                    .filter(|i| i.status == DueStatus::Overdue)
+                    .count(),
+                due: a
+                    .items
+                    .iter()
+                    .filter(|i| i.status == DueStatus::Due)
+                    .count(),
             });
         }
         if records.len() < 2_000 {
@@ -306,7 +389,16 @@ async fn readable_record(
     let facts = match state.store.resident_access_facts(id, on).await {
         Ok(f) => f,
         Err(StoreError::NotFound(_)) => {
-            audit::record(&*state.store, &actor, action, &resource, None, "not-found", "workbench").await?;
+            audit::record(
+                &*state.store,
+                &actor,
+                action,
+                &resource,
+                None,
+                "not-found",
+                "workbench",
+            )
+            .await?;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -314,13 +406,36 @@ async fn readable_record(
     let org = crate::fhir::org_facts(state, who).await?;
     let decision = may_read_resident(who, org.as_ref(), &facts);
     if !decision.allowed() {
-        audit::record(&*state.store, &actor, action, &resource, Some(id), "denied", "workbench").await?;
+        audit::record(
+            &*state.store,
+            &actor,
+            action,
+            &resource,
+            Some(id),
+            "denied",
+            "workbench",
+        )
+        .await?;
         return Ok(None);
     }
-    audit::record(&*state.store, &actor, action, &resource, Some(id), "success", "workbench").await?;
-    Ok(state.store.programme_records(&Cohort::Resident(id), on, id - 1, 1).await?.pop())
+    audit::record(
+        &*state.store,
+        &actor,
+        action,
+        &resource,
+        Some(id),
+        "success",
+        "workbench",
+    )
+    .await?;
+    Ok(state
+        .store
+        .programme_records(&Cohort::Resident(id), on, id - 1, 1)
+        .await?
+        .pop())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn resident_page(
     state: &AppState,
     user: User,
@@ -333,7 +448,11 @@ async fn resident_page(
 ) -> Result<Response, AppError> {
     let on = as_of(state).await?;
     let Some(rec) = readable_record(state, who, id, on, "read").await? else {
-        return Ok((StatusCode::NOT_FOUND, Html(t.get("wb_not_found").to_string())).into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Html(t.get("wb_not_found").to_string()),
+        )
+            .into_response());
     };
     let zh = t.get("lang") == "zh";
     let a = assess(&rec, on);
@@ -341,7 +460,13 @@ async fn resident_page(
     let orgs = state.orgs().await?;
     let org_name = |id: Id| {
         orgs.get(&id)
-            .map(|o| if zh { o.name_zh.clone() } else { o.name_en.clone() })
+            .map(|o| {
+                if zh {
+                    o.name_zh.clone()
+                } else {
+                    o.name_en.clone()
+                }
+            })
             .unwrap_or_else(|| id.to_string())
     };
     let mut events: Vec<(chrono::NaiveDateTime, Event)> = Vec::new();
@@ -350,21 +475,55 @@ async fn resident_page(
             Some(p) => format!("{} · {}", programme_label(t, p), org_name(e.org_id)),
             None => org_name(e.org_id),
         };
-        events.push((e.start, Event { date: e.start.format("%Y-%m-%d %H:%M").to_string(), kind: t.get(&format!("enc_{}", e.kind.as_str())).into(), what }));
+        events.push((
+            e.start,
+            Event {
+                date: e.start.format("%Y-%m-%d %H:%M").to_string(),
+                kind: t.get(&format!("enc_{}", e.kind.as_str())).into(),
+                what,
+            },
+        ));
     }
     for o in &rec.observations {
         let name = dhp_core::codes::observation(&o.code)
-            .map(|c| if zh { c.name_zh.clone() } else { c.name_en.clone() })
+            .map(|c| {
+                if zh {
+                    c.name_zh.clone()
+                } else {
+                    c.name_en.clone()
+                }
+            })
             .unwrap_or_else(|| o.code.clone());
-        events.push((o.effective, Event { date: o.effective.format("%Y-%m-%d %H:%M").to_string(), kind: t.get("observation").into(), what: format!("{name} {} {}", o.value, o.unit) }));
+        events.push((
+            o.effective,
+            Event {
+                date: o.effective.format("%Y-%m-%d %H:%M").to_string(),
+                kind: t.get("observation").into(),
+                what: format!("{name} {} {}", o.value, o.unit),
+            },
+        ));
     }
     for i in &rec.immunizations {
-        events.push((i.date.and_hms_opt(0, 0, 0).expect("midnight"), Event { date: i.date.to_string(), kind: t.get("immunization").into(), what: format!("{} #{}", i.vaccine, i.dose_number) }));
+        events.push((
+            i.date.and_hms_opt(0, 0, 0).expect("midnight"),
+            Event {
+                date: i.date.to_string(),
+                kind: t.get("immunization").into(),
+                what: format!("{} #{}", i.vaccine, i.dose_number),
+            },
+        ));
     }
     for c in &rec.conditions {
-        events.push((c.onset.and_hms_opt(0, 0, 0).expect("midnight"), Event { date: c.onset.to_string(), kind: t.get("condition").into(), what: c.icd10.clone() }));
+        events.push((
+            c.onset.and_hms_opt(0, 0, 0).expect("midnight"),
+            Event {
+                date: c.onset.to_string(),
+                kind: t.get("condition").into(),
+                what: c.icd10.clone(),
+            },
+        ));
     }
-    events.sort_by(|a, b| b.0.cmp(&a.0));
+    events.sort_by_key(|e| std::cmp::Reverse(e.0));
     let groups: Vec<&str> = key_populations(&rec, on)
         .into_iter()
         .map(|k| if zh { k.name_zh() } else { k.as_str() })
@@ -374,7 +533,11 @@ async fn resident_page(
         .map(|c| format!("{} · {} – {}", org_name(c.centre_org_id), c.start, c.end))
         .unwrap_or_else(|| t.get("no_contract").into());
     let form = if form.date.is_empty() {
-        FollowUpForm { date: on.to_string(), programme: form.programme, ..form }
+        FollowUpForm {
+            date: on.to_string(),
+            programme: form.programme,
+            ..form
+        }
     } else {
         form
     };
@@ -398,7 +561,17 @@ async fn resident_page(
         statuses: a
             .statuses
             .iter()
-            .map(|s| (programme_label(t, s.programme), s.status.clone(), if zh { s.detail_zh.clone() } else { s.detail_en.clone() }))
+            .map(|s| {
+                (
+                    programme_label(t, s.programme),
+                    s.status.clone(),
+                    if zh {
+                        s.detail_zh.clone()
+                    } else {
+                        s.detail_en.clone()
+                    },
+                )
+            })
             .collect(),
         items: a
             .items
@@ -408,7 +581,11 @@ async fn resident_page(
                 status: i.status.as_str(),
                 status_label: status_label(t, i.status),
                 programme: programme_label(t, i.programme),
-                what: if zh { i.what_zh.clone() } else { i.what_en.clone() },
+                what: if zh {
+                    i.what_zh.clone()
+                } else {
+                    i.what_en.clone()
+                },
                 earliest: i.earliest.to_string(),
                 due: i.due.to_string(),
                 overdue_after: i.overdue_after.to_string(),
@@ -438,9 +615,19 @@ pub async fn resident(
     let t = q.t();
     let (user, who) = match doctor(&state, &headers, t) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
-    resident_page(&state, user, &who, t, id, FollowUpForm::default(), String::new(), q.saved.is_some()).await
+    resident_page(
+        &state,
+        user,
+        &who,
+        t,
+        id,
+        FollowUpForm::default(),
+        String::new(),
+        q.saved.is_some(),
+    )
+    .await
 }
 
 pub async fn record_followup(
@@ -453,21 +640,39 @@ pub async fn record_followup(
     let t = q.t();
     let (user, who) = match doctor(&state, &headers, t) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let on = as_of(&state).await?;
     let followup = match form.parse(on) {
         Ok(f) => f,
         Err((field, why)) => {
-            let page = resident_page(&state, user, &who, t, id, form, format!("{field}: {why}"), false).await?;
+            let page = resident_page(
+                &state,
+                user,
+                &who,
+                t,
+                id,
+                form,
+                format!("{field}: {why}"),
+                false,
+            )
+            .await?;
             return Ok((StatusCode::BAD_REQUEST, page).into_response());
         }
     };
     let Some(rec) = readable_record(&state, &who, id, on, "create").await? else {
-        return Ok((StatusCode::NOT_FOUND, Html(t.get("wb_not_found").to_string())).into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Html(t.get("wb_not_found").to_string()),
+        )
+            .into_response());
     };
     match workbench::record_followup(&state, &who, &rec.resident, &followup).await? {
-        Ok(_) => Ok(Redirect::to(&format!("/workbench/resident/{id}?lang={}&saved=1", t.get("lang"))).into_response()),
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/workbench/resident/{id}?lang={}&saved=1",
+            t.get("lang")
+        ))
+        .into_response()),
         Err(why) => {
             let page = resident_page(&state, user, &who, t, id, form, why, false).await?;
             Ok((StatusCode::BAD_REQUEST, page).into_response())
@@ -508,11 +713,15 @@ pub async fn vaccines(
     let t = q.t();
     let (user, who) = match doctor(&state, &headers, t) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let on = as_of(&state).await?;
     let Some(rec) = readable_record(&state, &who, id, on, "read").await? else {
-        return Ok((StatusCode::NOT_FOUND, Html(t.get("wb_not_found").to_string())).into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Html(t.get("wb_not_found").to_string()),
+        )
+            .into_response());
     };
     let zh = t.get("lang") == "zh";
     let rows = forecast(&rec, on)
@@ -520,13 +729,24 @@ pub async fn vaccines(
         .map(|s| {
             let n = s.next.as_ref();
             VaccineRow {
-                name: if zh { format!("{}（{}）", s.name_zh, s.vaccine) } else { format!("{} ({})", s.name_en, s.vaccine) },
-                given: s.given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" · "),
-                state: t.get(match s.state {
-                    SeriesState::Complete => "series_complete",
-                    SeriesState::InProgress => "series_open",
-                    SeriesState::Closed => "series_closed",
-                }).into(),
+                name: if zh {
+                    format!("{}（{}）", s.name_zh, s.vaccine)
+                } else {
+                    format!("{} ({})", s.name_en, s.vaccine)
+                },
+                given: s
+                    .given
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                state: t
+                    .get(match s.state {
+                        SeriesState::Complete => "series_complete",
+                        SeriesState::InProgress => "series_open",
+                        SeriesState::Closed => "series_closed",
+                    })
+                    .into(),
                 next: n.map(|n| n.number.to_string()).unwrap_or_default(),
                 earliest: n.map(|n| n.earliest.to_string()).unwrap_or_default(),
                 recommended: n.map(|n| n.recommended.to_string()).unwrap_or_default(),

@@ -28,7 +28,11 @@ pub enum Cohort {
     Resident(Id),
 }
 
-fn cohort_clause(cohort: &Cohort, today: NaiveDate, bind: &mut impl FnMut(Param) -> String) -> String {
+fn cohort_clause(
+    cohort: &Cohort,
+    today: NaiveDate,
+    bind: &mut impl FnMut(Param) -> String,
+) -> String {
     match cohort {
         Cohort::All => "1 = 1".into(),
         Cohort::Area(a) => format!("r.street_org_id = {}", bind(Param::I64(*a))),
@@ -82,7 +86,10 @@ pub(crate) async fn records<E: Exec>(
         .iter()
         .map(rows::resident)
         .collect::<Result<Vec<_>>>()?;
-    let (Some(first), Some(last)) = (residents.first().map(|r| r.id), residents.last().map(|r| r.id)) else {
+    let (Some(first), Some(last)) = (
+        residents.first().map(|r| r.id),
+        residents.last().map(|r| r.id),
+    ) else {
         return Ok(Vec::new());
     };
     // Dense pages (the whole district) read id ranges; sparse ones an id list.
@@ -121,7 +128,11 @@ pub(crate) async fn records<E: Exec>(
         }
     }
     let mut out: Vec<ResidentRecord> = residents.into_iter().map(ResidentRecord::new).collect();
-    let at: HashMap<Id, usize> = out.iter().enumerate().map(|(i, r)| (r.resident.id, i)).collect();
+    let at: HashMap<Id, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.resident.id, i))
+        .collect();
     macro_rules! spread {
         ($rows:expr, $field:ident) => {
             for x in $rows {

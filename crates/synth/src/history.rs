@@ -441,7 +441,16 @@ pub(crate) fn resident_history(
             take: &mut take,
             out,
         };
-        crate::programmes::history(&model.programmes, birth, r.sex, mental_from, lo, w.end, rng, &mut sink);
+        crate::programmes::history(
+            &model.programmes,
+            birth,
+            r.sex,
+            mental_from,
+            lo,
+            w.end,
+            rng,
+            &mut sink,
+        );
     }
 
     // Childhood immunizations on the national schedule, with delays and gaps, for

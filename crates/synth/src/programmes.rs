@@ -32,7 +32,13 @@ pub(crate) const CONDITION: usize = 2;
 pub(crate) const OBSERVATION: usize = 3;
 
 impl Sink<'_> {
-    fn visit(&mut self, rng: &mut ChaCha8Rng, programme: Programme, day: NaiveDate, kind: EncounterType) -> (Id, chrono::NaiveDateTime) {
+    fn visit(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        programme: Programme,
+        day: NaiveDate,
+        kind: EncounterType,
+    ) -> (Id, chrono::NaiveDateTime) {
         let id = (self.take)(ENCOUNTER);
         let start = day
             .and_hms_opt(rng.random_range(8..12), rng.random_range(0..60), 0)
@@ -103,7 +109,10 @@ pub(crate) fn history(
     let from65 = birth + Months::new(12 * rules.elderly.min_age);
     let disabled = rng.random_bool(m.disabled_elderly);
     for y in start.year().max(from65.year())..=end.year() {
-        let lo = NaiveDate::from_ymd_opt(y, 1, 1).expect("valid").max(from65).max(start);
+        let lo = NaiveDate::from_ymd_opt(y, 1, 1)
+            .expect("valid")
+            .max(from65)
+            .max(start);
         let hi = NaiveDate::from_ymd_opt(y, 12, 31).expect("valid").min(end);
         if lo > hi || !rng.random_bool(m.elderly_check) {
             continue;
@@ -130,15 +139,31 @@ pub(crate) fn history(
     let child_end = rules.child.until_age.after(birth);
     if child_end > start && birth <= end {
         let discharge = rules.maternal.hospital_stay.after(birth);
-        let mut windows = vec![(birth + Days::new(1), rules.child.newborn_visit_within.after(discharge), EncounterType::HomeVisit)];
-        windows.extend(rules.child.visits.iter().map(|v| (v.from.after(birth), v.to.after(birth), EncounterType::FollowUp)));
+        let mut windows = vec![(
+            birth + Days::new(1),
+            rules.child.newborn_visit_within.after(discharge),
+            EncounterType::HomeVisit,
+        )];
+        windows.extend(rules.child.visits.iter().map(|v| {
+            (
+                v.from.after(birth),
+                v.to.after(birth),
+                EncounterType::FollowUp,
+            )
+        }));
         for (from, to, kind) in windows {
             if from < start || from > end || !rng.random_bool(m.child_visit_uptake) {
                 continue;
             }
             let day = day_in(rng, from, to.min(end));
             let (e, at) = sink.visit(rng, Programme::Child, day, kind);
-            sink.observe("weight", (3.3 + 0.5 * f64::from(dhp_core::registry::age_months(birth, day)).sqrt() * 2.2).round(), e, at);
+            sink.observe(
+                "weight",
+                (3.3 + 0.5 * f64::from(dhp_core::registry::age_months(birth, day)).sqrt() * 2.2)
+                    .round(),
+                e,
+                at,
+            );
         }
         for w in &rules.child.haemoglobin {
             let (from, to) = (w.from.after(birth), w.to.after(birth));
@@ -163,7 +188,9 @@ pub(crate) fn history(
             if !(20..=39).contains(&age) || !rng.random_bool(m.pregnancy_rate) {
                 continue;
             }
-            let lo = NaiveDate::from_ymd_opt(y, 1, 1).expect("valid").max(next_free);
+            let lo = NaiveDate::from_ymd_opt(y, 1, 1)
+                .expect("valid")
+                .max(next_free);
             let hi = NaiveDate::from_ymd_opt(y, 12, 31).expect("valid").min(end);
             if lo > hi {
                 continue;
@@ -195,13 +222,23 @@ pub(crate) fn history(
     }
 }
 
-fn pregnancy(m: &ProgrammeModel, lmp: NaiveDate, end: NaiveDate, rng: &mut ChaCha8Rng, sink: &mut Sink<'_>) {
+fn pregnancy(
+    m: &ProgrammeModel,
+    lmp: NaiveDate,
+    end: NaiveDate,
+    rng: &mut ChaCha8Rng,
+    sink: &mut Sink<'_>,
+) {
     let rules = &programme_rules().maternal;
     sink.diagnose("Z34.9", lmp);
     let week = |w: u32, d: u64| lmp + Days::new(u64::from(w) * 7 + d);
     for (i, w) in rules.prenatal.iter().enumerate() {
         let (from, to) = (week(w.from_week, 0), week(w.to_week, 6));
-        let p = if i == 0 { m.first_visit_on_time } else { m.prenatal_uptake };
+        let p = if i == 0 {
+            m.first_visit_on_time
+        } else {
+            m.prenatal_uptake
+        };
         if !rng.random_bool(p) {
             continue;
         }
@@ -212,9 +249,18 @@ fn pregnancy(m: &ProgrammeModel, lmp: NaiveDate, end: NaiveDate, rng: &mut ChaCh
             break;
         }
         let (e, at) = sink.visit(rng, Programme::Maternal, day, EncounterType::FollowUp);
-        sink.observe("gestational_age", ((day - lmp).num_days() / 7) as f64, e, at);
+        sink.observe(
+            "gestational_age",
+            ((day - lmp).num_days() / 7) as f64,
+            e,
+            at,
+        );
         if i == 0 {
-            let hb = if rng.random_bool(m.anaemia) { normal(rng, 100.0, 7.0) } else { normal(rng, 125.0, 8.0) };
+            let hb = if rng.random_bool(m.anaemia) {
+                normal(rng, 100.0, 7.0)
+            } else {
+                normal(rng, 125.0, 8.0)
+            };
             sink.observe("haemoglobin", hb.round(), e, at);
             sink.observe("platelets", normal(rng, 220.0, 50.0).round(), e, at);
             sink.observe("bmi", (normal(rng, 22.0, 3.0) * 10.0).round() / 10.0, e, at);
@@ -233,7 +279,12 @@ fn pregnancy(m: &ProgrammeModel, lmp: NaiveDate, end: NaiveDate, rng: &mut ChaCh
     let discharge = rules.hospital_stay.after(delivered);
     for (from, to) in [
         (discharge, rules.postpartum_visit_within.after(discharge)),
-        (rules.check_42_at.after(delivered), rules.check_42_grace.after(rules.check_42_at.after(delivered))),
+        (
+            rules.check_42_at.after(delivered),
+            rules
+                .check_42_grace
+                .after(rules.check_42_at.after(delivered)),
+        ),
     ] {
         if !rng.random_bool(m.postpartum_uptake) {
             continue;

@@ -71,7 +71,11 @@ pub(crate) fn assess(
         .count();
     statuses.push(ProgrammeStatus {
         programme: Programme::Child,
-        status: if missed > 0 { "behind".into() } else { "on-track".into() },
+        status: if missed > 0 {
+            "behind".into()
+        } else {
+            "on-track".into()
+        },
         detail_zh: format!("已到期检查 {done} 次，已做 {} 次", visits.len()),
         detail_en: format!("{done} visits due so far, {} recorded", visits.len()),
     });

@@ -70,7 +70,10 @@ pub fn classify(programme: Programme, rules: &ChronicRules, age: u32, r: &Readin
         Programme::Hypertension => {
             let older = rules.older_from_age.is_some_and(|a| age >= a);
             let (sb, db) = if older {
-                (rules.older_controlled_sbp_below, rules.older_controlled_dbp_below)
+                (
+                    rules.older_controlled_sbp_below,
+                    rules.older_controlled_dbp_below,
+                )
             } else {
                 (rules.controlled_sbp_below, rules.controlled_dbp_below)
             };
@@ -183,9 +186,12 @@ pub(crate) fn assess(
     let latest = with_reading.last().copied();
     let latest_is_last = latest.is_some_and(|(e, _, _, _)| e.id == last.id);
 
-    let mut push_referral = |key: &str, zh_what: &str, en_what: &str, why: String, at: NaiveDate| {
-        items.push(DueItem::new(programme, key, zh_what, en_what, at, at, at, on, why));
-    };
+    let mut push_referral =
+        |key: &str, zh_what: &str, en_what: &str, why: String, at: NaiveDate| {
+            items.push(DueItem::new(
+                programme, key, zh_what, en_what, at, at, at, on, why,
+            ));
+        };
     if let Some((e, r, c, referred)) = latest {
         let at = e.start.date();
         if *c == Control::Emergency && !referred {
@@ -193,7 +199,10 @@ pub(crate) fn assess(
                 "emergency-referral",
                 &format!("{zh}紧急转诊"),
                 &format!("{en} emergency referral"),
-                format!("{cite}: emergency referral ({}) at the follow-up of {at}", describe(r)),
+                format!(
+                    "{cite}: emergency referral ({}) at the follow-up of {at}",
+                    describe(r)
+                ),
                 at,
             );
         } else if trailing >= rules.consecutive_uncontrolled_to_refer && !referred {
@@ -213,7 +222,10 @@ pub(crate) fn assess(
         let why = if trailing >= rules.consecutive_uncontrolled_to_refer {
             format!("{cite}: {trailing} consecutive uncontrolled follow-ups → refer and follow up within {}", rules.revisit_after_uncontrolled)
         } else {
-            format!("{cite}: first uncontrolled reading on {last_day} → revisit within {}", rules.revisit_after_uncontrolled)
+            format!(
+                "{cite}: first uncontrolled reading on {last_day} → revisit within {}",
+                rules.revisit_after_uncontrolled
+            )
         };
         items.push(DueItem::new(
             programme,
@@ -237,14 +249,25 @@ pub(crate) fn assess(
             due,
             rules.grace.after(due),
             on,
-            format!("{cite}: ≥ {} follow-ups a year, every {} (last {last_day})", rules.followups_per_year, rules.interval),
+            format!(
+                "{cite}: ≥ {} follow-ups a year, every {} (last {last_day})",
+                rules.followups_per_year, rules.interval
+            ),
         ));
     }
     let (status, zh_d, en_d) = match latest {
         Some((e, r, c, _)) => (
             c.as_str(),
-            format!("最近 {} {}；本年随访 {this_year} 次", e.start.date(), describe(r)),
-            format!("latest {} {}; {this_year} follow-ups this year", e.start.date(), describe(r)),
+            format!(
+                "最近 {} {}；本年随访 {this_year} 次",
+                e.start.date(),
+                describe(r)
+            ),
+            format!(
+                "latest {} {}; {this_year} follow-ups this year",
+                e.start.date(),
+                describe(r)
+            ),
         ),
         None => (
             Control::NoReading.as_str(),

@@ -50,19 +50,29 @@ pub(crate) fn assess(
         rules.grace.after(due),
         on,
         match last {
-            Some(d) => format!("domain-rules §4 elderly 65+: one health management a year (last {d})"),
-            None => format!("domain-rules §4 elderly 65+: one health management a year (none since age {})", rules.min_age),
+            Some(d) => {
+                format!("domain-rules §4 elderly 65+: one health management a year (last {d})")
+            }
+            None => format!(
+                "domain-rules §4 elderly 65+: one health management a year (none since age {})",
+                rules.min_age
+            ),
         },
     ));
     let score = rec.latest("self_care_score", from, on);
-    let (status, zh, en) = match score.and_then(|(t, s)| self_care_band(rules, s).map(|b| (t, s, b))) {
-        Some((t, s, b)) => (
-            b.band.clone(),
-            format!("自理能力评分 {s:.0}（{}，{}）", b.name_zh, t.date()),
-            format!("self-care score {s:.0} ({}, {})", b.band, t.date()),
-        ),
-        None => ("not-assessed".into(), "未做自理能力评估".into(), "self-care not assessed".into()),
-    };
+    let (status, zh, en) =
+        match score.and_then(|(t, s)| self_care_band(rules, s).map(|b| (t, s, b))) {
+            Some((t, s, b)) => (
+                b.band.clone(),
+                format!("自理能力评分 {s:.0}（{}，{}）", b.name_zh, t.date()),
+                format!("self-care score {s:.0} ({}, {})", b.band, t.date()),
+            ),
+            None => (
+                "not-assessed".into(),
+                "未做自理能力评估".into(),
+                "self-care not assessed".into(),
+            ),
+        };
     statuses.push(ProgrammeStatus {
         programme: Programme::Elderly,
         status,

@@ -72,9 +72,7 @@ pub fn forecast_with(
     // Every past dose of an injectable live vaccine (§3 general rules).
     let mut live_days: Vec<NaiveDate> = given
         .iter()
-        .filter(|(c, d)| {
-            *d <= on && schedule.vaccine(c).is_some_and(|v| v.live && v.injectable)
-        })
+        .filter(|(c, d)| *d <= on && schedule.vaccine(c).is_some_and(|v| v.live && v.injectable))
         .map(|(_, d)| *d)
         .collect();
     live_days.sort();
@@ -86,7 +84,8 @@ pub fn forecast_with(
         .iter()
         .map(|v| {
             let dates = dates_of(&v.code);
-            let (state, next) = next_dose(v, &dates, birth, on, &dates_of, &live_days, r, catch_up_end);
+            let (state, next) =
+                next_dose(v, &dates, birth, on, &dates_of, &live_days, r, catch_up_end);
             SeriesForecast {
                 vaccine: v.code.clone(),
                 name_zh: v.name_zh.clone(),
@@ -270,11 +269,17 @@ mod tests {
 
     fn next(birth: &str, given: &[(&str, &str)], on: &str, vaccine: &str) -> Option<NextDose> {
         let given: Vec<(&str, NaiveDate)> = given.iter().map(|(c, x)| (*c, d(x))).collect();
-        forecast_with(immunization_schedule(), programme_rules(), d(birth), &given, d(on))
-            .into_iter()
-            .find(|s| s.vaccine == vaccine)
-            .unwrap()
-            .next
+        forecast_with(
+            immunization_schedule(),
+            programme_rules(),
+            d(birth),
+            &given,
+            d(on),
+        )
+        .into_iter()
+        .find(|s| s.vaccine == vaccine)
+        .unwrap()
+        .next
     }
 
     /// One row per vaccine and dose of domain-rules §3: a child who had every earlier
@@ -313,12 +318,24 @@ mod tests {
     #[test]
     fn hepb_intervals_28_then_60_days() {
         // Dose 1 at birth, dose 2 late at 3 months: dose 3 no earlier than 60 days later.
-        let n = next("2024-01-01", &[("HepB", "2024-01-01"), ("HepB", "2024-06-01")], "2024-07-01", "HepB").unwrap();
+        let n = next(
+            "2024-01-01",
+            &[("HepB", "2024-01-01"), ("HepB", "2024-06-01")],
+            "2024-07-01",
+            "HepB",
+        )
+        .unwrap();
         assert_eq!(n.number, 3);
         assert_eq!(n.earliest, d("2024-07-31"));
         assert_eq!(n.status, DueStatus::Upcoming);
         // Dose 2 given 20 days after a late dose 1: 28 days apply.
-        let n = next("2024-01-01", &[("HepB", "2024-02-10")], "2024-02-20", "HepB").unwrap();
+        let n = next(
+            "2024-01-01",
+            &[("HepB", "2024-02-10")],
+            "2024-02-20",
+            "HepB",
+        )
+        .unwrap();
         assert_eq!(n.earliest, d("2024-03-09"));
         // A newborn without the birth dose is overdue after the first day.
         let n = next("2024-01-01", &[], "2024-01-03", "HepB").unwrap();
@@ -336,11 +353,27 @@ mod tests {
 
     #[test]
     fn dtap_catch_up_keeps_intervals_and_six_months_before_dose_four() {
-        let n = next("2023-01-01", &[("DTaP", "2023-04-01"), ("DTaP", "2023-05-01"), ("DTaP", "2024-06-01")], "2024-07-01", "DTaP").unwrap();
+        let n = next(
+            "2023-01-01",
+            &[
+                ("DTaP", "2023-04-01"),
+                ("DTaP", "2023-05-01"),
+                ("DTaP", "2024-06-01"),
+            ],
+            "2024-07-01",
+            "DTaP",
+        )
+        .unwrap();
         assert_eq!(n.number, 4);
         assert_eq!(n.earliest, d("2024-12-01"));
         // DTaP closes at 6 y; DT takes over 6 months after the last DTaP.
-        assert!(next("2017-01-01", &[("DTaP", "2017-04-01")], "2023-01-01", "DTaP").is_none());
+        assert!(next(
+            "2017-01-01",
+            &[("DTaP", "2017-04-01")],
+            "2023-01-01",
+            "DTaP"
+        )
+        .is_none());
         let dt = next("2017-01-01", &[("DTaP", "2022-10-01")], "2023-01-02", "DT").unwrap();
         assert_eq!(dt.earliest, d("2023-04-01"));
     }
@@ -354,36 +387,92 @@ mod tests {
         let n = next("2024-01-01", &[("JE-L", "2024-09-01")], "2024-09-01", "MMR").unwrap();
         assert_eq!(n.earliest, d("2024-09-01"));
         // bOPV is live but oral: no gap.
-        let n = next("2024-01-01", &[("MMR", "2024-09-01"), ("IPV", "2024-03-01"), ("IPV", "2024-04-01")], "2024-09-05", "bOPV").unwrap();
+        let n = next(
+            "2024-01-01",
+            &[
+                ("MMR", "2024-09-01"),
+                ("IPV", "2024-03-01"),
+                ("IPV", "2024-04-01"),
+            ],
+            "2024-09-05",
+            "bOPV",
+        )
+        .unwrap();
         assert_eq!(n.earliest, d("2024-05-01"));
     }
 
     #[test]
     fn polio_four_year_dose_skipped_after_four_ipv() {
-        let given = [("IPV", "2020-03-01"), ("IPV", "2020-04-01"), ("IPV", "2020-05-01"), ("IPV", "2021-05-01"), ("bOPV", "2020-06-01")];
+        let given = [
+            ("IPV", "2020-03-01"),
+            ("IPV", "2020-04-01"),
+            ("IPV", "2020-05-01"),
+            ("IPV", "2021-05-01"),
+            ("bOPV", "2020-06-01"),
+        ];
         assert!(next("2020-01-01", &given, "2024-02-01", "bOPV").is_none());
-        let n = next("2020-01-01", &given[..2].iter().chain(&given[4..]).copied().collect::<Vec<_>>(), "2024-02-01", "bOPV").unwrap();
+        let n = next(
+            "2020-01-01",
+            &given[..2]
+                .iter()
+                .chain(&given[4..])
+                .copied()
+                .collect::<Vec<_>>(),
+            "2024-02-01",
+            "bOPV",
+        )
+        .unwrap();
         assert_eq!(n.number, 2);
     }
 
     #[test]
     fn mpsv_a_closes_at_24_months_and_ac_follows_a_year_after() {
-        assert!(next("2022-01-01", &[("MPSV-A", "2022-07-01")], "2024-01-01", "MPSV-A").is_none());
-        let n = next("2021-01-01", &[("MPSV-A", "2021-07-01"), ("MPSV-A", "2023-06-01")], "2024-01-01", "MPSV-AC").unwrap();
+        assert!(next(
+            "2022-01-01",
+            &[("MPSV-A", "2022-07-01")],
+            "2024-01-01",
+            "MPSV-A"
+        )
+        .is_none());
+        let n = next(
+            "2021-01-01",
+            &[("MPSV-A", "2021-07-01"), ("MPSV-A", "2023-06-01")],
+            "2024-01-01",
+            "MPSV-AC",
+        )
+        .unwrap();
         assert_eq!(n.earliest, d("2024-06-01"));
-        let n = next("2021-01-01", &[("MPSV-AC", "2024-01-01")], "2025-01-01", "MPSV-AC").unwrap();
+        let n = next(
+            "2021-01-01",
+            &[("MPSV-AC", "2024-01-01")],
+            "2025-01-01",
+            "MPSV-AC",
+        )
+        .unwrap();
         assert_eq!(n.earliest, d("2027-01-01"), "AC doses ≥ 3 y apart");
     }
 
     #[test]
     fn jel_catch_up_doses_a_year_apart() {
-        let n = next("2021-01-01", &[("JE-L", "2023-03-01")], "2023-04-01", "JE-L").unwrap();
+        let n = next(
+            "2021-01-01",
+            &[("JE-L", "2023-03-01")],
+            "2023-04-01",
+            "JE-L",
+        )
+        .unwrap();
         assert_eq!(n.earliest, d("2024-03-01"));
     }
 
     #[test]
     fn series_complete_proposes_nothing() {
-        let f = forecast_with(immunization_schedule(), programme_rules(), d("2024-01-01"), &[("HepA-L", d("2025-07-01"))], d("2025-08-01"));
+        let f = forecast_with(
+            immunization_schedule(),
+            programme_rules(),
+            d("2024-01-01"),
+            &[("HepA-L", d("2025-07-01"))],
+            d("2025-08-01"),
+        );
         let s = f.iter().find(|s| s.vaccine == "HepA-L").unwrap();
         assert_eq!((s.state, s.next.is_none()), (SeriesState::Complete, true));
     }

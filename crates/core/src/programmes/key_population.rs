@@ -72,7 +72,8 @@ pub fn key_populations(rec: &ResidentRecord, on: NaiveDate) -> Vec<KeyPopulation
     }
     if rec.resident.sex == Sex::Female {
         if let Some(p) = maternal::pregnancy(rec, &rules.maternal, on) {
-            let ongoing = p.delivered.is_none() && p.week(on) <= i64::from(rules.maternal.followed_to_week);
+            let ongoing =
+                p.delivered.is_none() && p.week(on) <= i64::from(rules.maternal.followed_to_week);
             let postpartum = p
                 .delivered
                 .is_some_and(|d| on <= rules.maternal.check_42_at.after(d));

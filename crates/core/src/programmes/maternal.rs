@@ -56,7 +56,12 @@ pub struct RiskGrade {
 /// Grade the pregnancy beginning `lmp` on `on` (domain-rules §5): age at the LMP,
 /// the latest haemoglobin, platelets and BMI taken since the LMP, and conditions —
 /// pregnancy-specific codes (chapter O) only from this pregnancy.
-pub fn risk_grade(rec: &ResidentRecord, rules: &MaternalRules, lmp: NaiveDate, on: NaiveDate) -> RiskGrade {
+pub fn risk_grade(
+    rec: &ResidentRecord,
+    rules: &MaternalRules,
+    lmp: NaiveDate,
+    on: NaiveDate,
+) -> RiskGrade {
     let age = age_years(rec.resident.birth_date, lmp);
     let has = |prefix: &str| {
         rec.conditions.iter().any(|c| {
@@ -89,7 +94,11 @@ pub fn risk_grade(rec: &ResidentRecord, rules: &MaternalRules, lmp: NaiveDate, o
         .max()
         .unwrap_or(RiskColour::Green);
     let purple = factors.iter().any(|(c, _)| *c == RiskColour::Purple);
-    RiskGrade { colour, purple, factors }
+    RiskGrade {
+        colour,
+        purple,
+        factors,
+    }
 }
 
 pub(crate) fn assess(
@@ -133,7 +142,10 @@ pub(crate) fn assess(
                 &windows,
                 &visits,
                 on,
-                &format!("domain-rules §4 maternal: 5 prenatal visits (LMP {})", p.lmp),
+                &format!(
+                    "domain-rules §4 maternal: 5 prenatal visits (LMP {})",
+                    p.lmp
+                ),
                 items,
             );
         }
@@ -145,7 +157,8 @@ pub(crate) fn assess(
             if on > check_to.max(home_to) + Days::new(28) {
                 return;
             }
-            let after: Vec<NaiveDate> = visits.iter().copied().filter(|d| *d >= delivered).collect();
+            let after: Vec<NaiveDate> =
+                visits.iter().copied().filter(|d| *d >= delivered).collect();
             let windows = [
                 Window {
                     key: "postpartum-visit",
@@ -193,13 +206,21 @@ pub(crate) fn assess(
             "{stage}；{}{}{}",
             g.colour.name_zh(),
             if g.purple { " + 紫色" } else { "" },
-            if factors.is_empty() { String::new() } else { format!("：{}", factors.join("、")) }
+            if factors.is_empty() {
+                String::new()
+            } else {
+                format!("：{}", factors.join("、"))
+            }
         ),
         detail_en: format!(
             "{stage_en}; {}{}{}",
             g.colour.as_str(),
             if g.purple { " + purple" } else { "" },
-            if factors.is_empty() { String::new() } else { format!(": {}", factors.join(", ")) }
+            if factors.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", factors.join(", "))
+            }
         ),
     });
 }

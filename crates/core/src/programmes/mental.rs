@@ -56,8 +56,13 @@ pub(crate) fn assess(
         return;
     };
     // A follow-up without an assessment keeps the level of the one before.
-    let level = level.or_else(|| assessed.iter().rev().find_map(|a| a.1)).unwrap_or(0);
-    let rule = rules.level(level).or_else(|| rules.levels.first()).expect("danger levels in data");
+    let level = level
+        .or_else(|| assessed.iter().rev().find_map(|a| a.1))
+        .unwrap_or(0);
+    let rule = rules
+        .level(level)
+        .or_else(|| rules.levels.first())
+        .expect("danger levels in data");
     if rule.refer && !referred {
         items.push(DueItem::new(
             Programme::Mental,
@@ -86,7 +91,11 @@ pub(crate) fn assess(
         format!("severe mental disorder follow-up (level {level})"),
         before(rules.window_before, due).max(last.succ_opt().unwrap_or(last)),
         due,
-        if interval.after(last) <= rules.window_before.after(last) { due } else { rules.grace.after(due) },
+        if interval.after(last) <= rules.window_before.after(last) {
+            due
+        } else {
+            rules.grace.after(due)
+        },
         on,
         format!("{cite}: danger level {level} → {which} follow-up within {interval} (last {last})"),
     ));

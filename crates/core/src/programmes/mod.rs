@@ -51,7 +51,10 @@ impl ResidentRecord {
 
     /// The contract in force on `on`, if any.
     pub fn contract_on(&self, on: NaiveDate) -> Option<&Contract> {
-        self.contracts.iter().filter(|c| c.covers(on)).max_by_key(|c| (c.start, c.id))
+        self.contracts
+            .iter()
+            .filter(|c| c.covers(on))
+            .max_by_key(|c| (c.start, c.id))
     }
 
     /// Follow-up encounters of `programme` up to `on`, oldest first.
@@ -81,7 +84,12 @@ impl ResidentRecord {
     }
 
     /// The latest observation `key` taken in `[from, on]`, with its time.
-    pub fn latest(&self, key: &str, from: NaiveDate, on: NaiveDate) -> Option<(NaiveDateTime, f64)> {
+    pub fn latest(
+        &self,
+        key: &str,
+        from: NaiveDate,
+        on: NaiveDate,
+    ) -> Option<(NaiveDateTime, f64)> {
         let code = &observation(key)?.code;
         self.observations
             .iter()
@@ -218,11 +226,32 @@ pub fn assess(rec: &ResidentRecord, on: NaiveDate) -> Assessment {
     let mut items = Vec::new();
     let mut statuses = Vec::new();
     immunization::assess(rec, on, rules, &mut items, &mut statuses);
-    chronic::assess(rec, on, Programme::Hypertension, &rules.hypertension, &mut items, &mut statuses);
-    chronic::assess(rec, on, Programme::Diabetes, &rules.diabetes, &mut items, &mut statuses);
+    chronic::assess(
+        rec,
+        on,
+        Programme::Hypertension,
+        &rules.hypertension,
+        &mut items,
+        &mut statuses,
+    );
+    chronic::assess(
+        rec,
+        on,
+        Programme::Diabetes,
+        &rules.diabetes,
+        &mut items,
+        &mut statuses,
+    );
     elderly::assess(rec, on, &rules.elderly, &mut items, &mut statuses);
     maternal::assess(rec, on, &rules.maternal, &mut items, &mut statuses);
-    child::assess(rec, on, &rules.child, &rules.maternal, &mut items, &mut statuses);
+    child::assess(
+        rec,
+        on,
+        &rules.child,
+        &rules.maternal,
+        &mut items,
+        &mut statuses,
+    );
     mental::assess(rec, on, &rules.mental, &mut items, &mut statuses);
     items.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Assessment {
@@ -258,8 +287,8 @@ pub(crate) fn window_items(
 ) {
     let mut filled = vec![false; windows.len()];
     for d in events {
-        if let Some(i) = (0..windows.len())
-            .find(|&i| !filled[i] && windows[i].from <= *d && *d <= windows[i].to)
+        if let Some(i) =
+            (0..windows.len()).find(|&i| !filled[i] && windows[i].from <= *d && *d <= windows[i].to)
         {
             filled[i] = true;
         }

@@ -79,7 +79,9 @@ pub struct WeekWindow {
 }
 
 /// Colours of the pregnancy risk grading, lowest first (purple apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskColour {
     Green,

@@ -28,7 +28,9 @@ async fn post_form(s: &Site, path: &str, cookie: &str, form: &str) -> (StatusCod
         .unwrap();
     let res = app(s.state.clone()).oneshot(req).await.unwrap();
     let status = res.status();
-    let body = axum::body::to_bytes(res.into_body(), 1 << 24).await.unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -38,7 +40,11 @@ fn followup_of(list: &Value, resident: i64) -> Option<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["resident_id"] == resident && i["programme"] == "hypertension" && i["key"] == "followup")
+        .find(|i| {
+            i["resident_id"] == resident
+                && i["programme"] == "hypertension"
+                && i["key"] == "followup"
+        })
         .cloned()
 }
 
@@ -58,15 +64,29 @@ async fn due_api_checks_sign_in_scope_and_fields() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(body["field"], field, "{query}: {body}");
     }
-    let orgs = s.state.store.page(Table::Organisations, 0, 1_000).await.unwrap().organisations;
-    let hospital = orgs.iter().find(|o| o.kind == dhp_core::OrgKind::Hospital).unwrap();
+    let orgs = s
+        .state
+        .store
+        .page(Table::Organisations, 0, 1_000)
+        .await
+        .unwrap()
+        .organisations;
+    let hospital = orgs
+        .iter()
+        .find(|o| o.kind == dhp_core::OrgKind::Hospital)
+        .unwrap();
     let (status, body) = due(&s, &doctor, &format!("org={}", hospital.code)).await;
-    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("org")));
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("org"))
+    );
     // Another centre's list is not the family doctor's to see.
     let doctor_user = s.state.store.user_by_username("doctor").await.unwrap();
     let other = orgs
         .iter()
-        .find(|o| o.kind == dhp_core::OrgKind::CommunityHealthCentre && Some(o.id) != doctor_user.org_id)
+        .find(|o| {
+            o.kind == dhp_core::OrgKind::CommunityHealthCentre && Some(o.id) != doctor_user.org_id
+        })
         .unwrap();
     let (status, _) = due(&s, &doctor, &format!("org={}", other.code)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -74,18 +94,34 @@ async fn due_api_checks_sign_in_scope_and_fields() {
     let (status, list) = due(&s, &doctor, "date=2026-06-30").await;
     assert_eq!(status, StatusCode::OK, "{list}");
     let items = list["items"].as_array().unwrap();
-    assert!(items.len() > 20, "a centre of a 3,000-resident district has work due");
+    assert!(
+        items.len() > 20,
+        "a centre of a 3,000-resident district has work due"
+    );
     let rank = |i: &Value| match i["status"].as_str().unwrap() {
         "overdue" => 0,
         "due" => 1,
         _ => 2,
     };
     assert!(items.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])));
-    assert!(items.iter().all(|i| rank(i) < 2 && i["rule"].as_str().unwrap().contains("§")));
-    let programmes: std::collections::BTreeSet<&str> = items.iter().map(|i| i["programme"].as_str().unwrap()).collect();
-    assert!(programmes.contains("hypertension") && programmes.contains("immunization"), "{programmes:?}");
+    assert!(items
+        .iter()
+        .all(|i| rank(i) < 2 && i["rule"].as_str().unwrap().contains("§")));
+    let programmes: std::collections::BTreeSet<&str> = items
+        .iter()
+        .map(|i| i["programme"].as_str().unwrap())
+        .collect();
+    assert!(
+        programmes.contains("hypertension") && programmes.contains("immunization"),
+        "{programmes:?}"
+    );
     // Upcoming items appear when asked for a window; a programme filter keeps only it.
-    let (_, week) = due(&s, &doctor, "date=2026-06-30&within=30&programme=hypertension").await;
+    let (_, week) = due(
+        &s,
+        &doctor,
+        "date=2026-06-30&within=30&programme=hypertension",
+    )
+    .await;
     let week = week["items"].as_array().unwrap();
     assert!(week.iter().all(|i| i["programme"] == "hypertension"));
     assert!(week.iter().any(|i| i["status"] == "upcoming"));
@@ -103,7 +139,12 @@ async fn a_recorded_follow_up_changes_the_due_list_at_once() {
     let (_, cookie, _) = login(&s, "doctor", "doctor").await;
     let cookie = cookie.unwrap();
     let on: NaiveDate = "2026-06-30".parse().unwrap();
-    let (_, list) = due(&s, &doctor, "date=2026-06-30&within=90&programme=hypertension").await;
+    let (_, list) = due(
+        &s,
+        &doctor,
+        "date=2026-06-30&within=90&programme=hypertension",
+    )
+    .await;
     let item = list["items"]
         .as_array()
         .unwrap()
@@ -121,26 +162,55 @@ async fn a_recorded_follow_up_changes_the_due_list_at_once() {
     let before = s.state.store.count(Table::Encounters).await.unwrap();
     let path = format!("/workbench/resident/{resident}/followup?lang=en");
     for (form, field) in [
-        ("programme=hypertension&date=2026-06-30&sbp=abc&dbp=90", "sbp"),
+        (
+            "programme=hypertension&date=2026-06-30&sbp=abc&dbp=90",
+            "sbp",
+        ),
         ("programme=hypertension&date=2026-06-30&sbp=150", "dbp"),
-        ("programme=hypertension&date=2026-07-30&sbp=150&dbp=90", "date"),
-        ("programme=hypertension&date=2026-06-30&sbp=999&dbp=90", "sbp"),
+        (
+            "programme=hypertension&date=2026-07-30&sbp=150&dbp=90",
+            "date",
+        ),
+        (
+            "programme=hypertension&date=2026-06-30&sbp=999&dbp=90",
+            "sbp",
+        ),
         ("programme=dental&date=2026-06-30", "programme"),
     ] {
         let (status, html) = post_form(&s, &path, &cookie, form).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{form}");
         assert!(html.contains(&format!("{field}:")), "{form}");
     }
-    assert_eq!(s.state.store.count(Table::Encounters).await.unwrap(), before);
+    assert_eq!(
+        s.state.store.count(Table::Encounters).await.unwrap(),
+        before
+    );
 
     // An uncontrolled reading today: revisit within 2 weeks.
-    let (status, _) = post_form(&s, &path, &cookie, "programme=hypertension&date=2026-06-30&sbp=152&dbp=94&medication_adherence=2").await;
+    let (status, _) = post_form(
+        &s,
+        &path,
+        &cookie,
+        "programme=hypertension&date=2026-06-30&sbp=152&dbp=94&medication_adherence=2",
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(s.state.store.count(Table::Encounters).await.unwrap(), before + 1);
-    let (_, after) = due(&s, &doctor, "date=2026-06-30&within=90&programme=hypertension").await;
+    assert_eq!(
+        s.state.store.count(Table::Encounters).await.unwrap(),
+        before + 1
+    );
+    let (_, after) = due(
+        &s,
+        &doctor,
+        "date=2026-06-30&within=90&programme=hypertension",
+    )
+    .await;
     let now = followup_of(&after, resident).expect("the follow-up is still listed");
     assert_eq!(now["due"], (on + Days::new(14)).to_string(), "{now}");
-    assert!(now["rule"].as_str().unwrap().contains("uncontrolled"), "{now}");
+    assert!(
+        now["rule"].as_str().unwrap().contains("uncontrolled"),
+        "{now}"
+    );
     // The resident page shows the reading in the timeline.
     let (_, html) = super::get(&s, &page, Some(&cookie)).await;
     assert!(html.contains("152 mmHg"), "timeline shows the reading");
@@ -150,10 +220,25 @@ async fn a_recorded_follow_up_changes_the_due_list_at_once() {
 async fn follow_ups_posted_through_fhir_update_the_same_due_list() {
     let s = site(3_000).await;
     let doctor = token(&s, "doctor").await;
-    let system = super::fhir::token_request(&s, "grant_type=client_credentials&client_id=system&client_secret=system").await;
+    let system = super::fhir::token_request(
+        &s,
+        "grant_type=client_credentials&client_id=system&client_secret=system",
+    )
+    .await;
     let system = system.json["access_token"].as_str().unwrap().to_string();
-    let (_, list) = due(&s, &doctor, "date=2026-06-30&within=90&programme=hypertension").await;
-    let item = list["items"].as_array().unwrap().iter().find(|i| i["key"] == "followup").cloned().unwrap();
+    let (_, list) = due(
+        &s,
+        &doctor,
+        "date=2026-06-30&within=90&programme=hypertension",
+    )
+    .await;
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == "followup")
+        .cloned()
+        .unwrap();
     let resident = item["resident_id"].as_i64().unwrap();
     let doctor_user = s.state.store.user_by_username("doctor").await.unwrap();
     let start = "2026-06-29T09:00:00".parse().unwrap();
@@ -188,7 +273,12 @@ async fn follow_ups_posted_through_fhir_update_the_same_due_list() {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     }
     // Controlled: the next follow-up is a quarter later.
-    let (_, after) = due(&s, &doctor, "date=2026-06-30&within=120&programme=hypertension").await;
+    let (_, after) = due(
+        &s,
+        &doctor,
+        "date=2026-06-30&within=120&programme=hypertension",
+    )
+    .await;
     let now = followup_of(&after, resident).unwrap();
     assert_eq!(now["due"], "2026-09-29", "{now}");
     assert_eq!(now["status"], "upcoming");
