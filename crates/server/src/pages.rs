@@ -20,6 +20,8 @@ const SESSION_COOKIE: &str = "dhp_session";
 #[derive(Debug, Deserialize)]
 pub struct LangQuery {
     lang: Option<String>,
+    /// Where to go after logging in (a path on this server).
+    next: Option<String>,
 }
 
 impl LangQuery {
@@ -337,7 +339,10 @@ pub async fn login(
             header::SET_COOKIE,
             format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/"),
         )],
-        Redirect::to(&format!("/?lang={lang}")),
+        Redirect::to(&match q.next.as_deref() {
+            Some(next) if next.starts_with('/') && !next.starts_with("//") => next.to_string(),
+            _ => format!("/?lang={lang}"),
+        }),
     )
         .into_response())
 }

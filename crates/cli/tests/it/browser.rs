@@ -123,6 +123,53 @@ fn home_and_login_pages_render_in_chromium() {
         assert!(size > 20_000, "{name} screenshot is {size} bytes");
     }
 
+    // The family doctor's workbench, signed in through the login form: the due list,
+    // a resident's page and the printable vaccination plan.
+    let signed_in = |next: &str| {
+        let page = dir.0.join("signin.html");
+        std::fs::write(
+            &page,
+            format!(
+                "<form method=post action=\"{base}login?next={next}\">\
+                 <input name=username value=doctor><input name=password value=doctor></form>\
+                 <script>document.forms[0].submit()</script>"
+            ),
+        )
+        .unwrap();
+        format!("file://{}", page.display())
+    };
+    let dom = browse(&chrome, &profile, &["--dump-dom", "--virtual-time-budget=8000"], &signed_in("/workbench"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for text in ["家庭医生工作台", "逾期", "高血压", "domain-rules §"] {
+        assert!(dom.contains(text), "workbench lacks {text}");
+    }
+    let resident = dom
+        .split("/workbench/resident/")
+        .nth(1)
+        .and_then(|s| s.split('?').next())
+        .expect("the due list links to residents")
+        .to_string();
+    for (name, next) in [
+        ("workbench", "/workbench".to_string()),
+        ("resident", format!("/workbench/resident/{resident}")),
+        ("panel", "/workbench/panel".to_string()),
+    ] {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        browse(
+            &chrome,
+            &profile,
+            &[
+                &format!("--screenshot={}", file.display()),
+                "--window-size=1280,1500",
+                "--virtual-time-budget=8000",
+            ],
+            &signed_in(&next),
+        );
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{name} screenshot is {size} bytes");
+    }
+
     // A CJK font is installed, so the Chinese text renders as glyphs, not boxes.
     let fonts = Command::new("fc-list")
         .arg(":lang=zh")
