@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 use dhp_core::Programme;
 use dhp_server::workbench::{assess_all, cohort_of, due_list, DueQuery, DueRow};
-use dhp_store::{Cohort, Store};
+use dhp_store::{Cohort, Reading, Store};
 
 /// Print the due list of `org` (the whole district when `None`) on `date`.
 pub async fn print(
@@ -112,7 +112,7 @@ pub async fn bench(store: Arc<dyn Store>, date: NaiveDate) -> Result<()> {
     loop {
         let t = Instant::now();
         let records = store
-            .programme_records(&Cohort::All, date, after, PAGE)
+            .programme_records(&Cohort::All, Reading::Programmes, date, after, PAGE)
             .await?;
         read += t.elapsed();
         let Some(last) = records.last() else { break };

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod codes;
+pub mod contract;
 pub mod identity;
 pub mod plan;
 pub mod programmes;

@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod auth;
+pub mod contracts;
 pub mod export;
 mod fhir;
 pub mod i18n;
@@ -145,6 +146,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/static/app.css", get(stylesheet))
         .route("/auth/token", post(token::token))
         .route("/api/workbench/due", get(workbench::api_due))
+        .route("/api/contracts", post(contracts::api_change))
+        .route("/api/contracts/rates", get(contracts::api_rates))
+        .route("/contracts", get(contracts::page))
+        .route(
+            "/workbench/resident/{id}/contract",
+            post(contracts::form_change),
+        )
         .route("/workbench", get(workbench_pages::workbench))
         .route("/workbench/panel", get(workbench_pages::panel))
         .route("/workbench/resident/{id}", get(workbench_pages::resident))

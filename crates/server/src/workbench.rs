@@ -14,7 +14,7 @@ use dhp_core::programmes::{assess, DueItem, DueStatus, ResidentRecord};
 use dhp_core::{
     Encounter, EncounterType, Id, Observation, OrgKind, Organisation, Programme, Resident,
 };
-use dhp_store::{Cohort, Store, StoreError, User};
+use dhp_store::{Cohort, Reading, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
@@ -81,7 +81,9 @@ pub async fn due_list(
     let mut out = Vec::new();
     let mut after = 0;
     loop {
-        let records = store.programme_records(cohort, on, after, PAGE).await?;
+        let records = store
+            .programme_records(cohort, Reading::Programmes, on, after, PAGE)
+            .await?;
         let Some(last) = records.last() else { break };
         after = last.resident.id;
         for (rec, a) in records.iter().zip(assess_all(&records, on)) {

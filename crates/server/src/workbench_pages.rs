@@ -14,7 +14,7 @@ use dhp_core::programmes::immunization::{forecast, SeriesState};
 use dhp_core::programmes::{assess, key_populations, DueStatus, ResidentRecord};
 use dhp_core::registry::age_years;
 use dhp_core::{Id, Programme, Sex};
-use dhp_store::{Cohort, StoreError, User};
+use dhp_store::{Cohort, Reading, StoreError, User};
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
@@ -278,7 +278,13 @@ pub async fn panel(
     loop {
         let records = state
             .store
-            .programme_records(&Cohort::Panel(doctor_id), on, after, 2_000)
+            .programme_records(
+                &Cohort::Panel(doctor_id),
+                Reading::Programmes,
+                on,
+                after,
+                2_000,
+            )
             .await?;
         let Some(last) = records.last() else { break };
         after = last.resident.id;
@@ -374,6 +380,9 @@ struct ResidentPage {
     saved: bool,
     child: bool,
     form: FollowUpForm,
+    signed: bool,
+    district_hospitals: Vec<(String, String)>,
+    city_hospitals: Vec<(String, String)>,
 }
 
 /// The record of resident `id` if `who` may read it (audited either way).
@@ -430,7 +439,7 @@ async fn readable_record(
     .await?;
     Ok(state
         .store
-        .programme_records(&Cohort::Resident(id), on, id - 1, 1)
+        .programme_records(&Cohort::Resident(id), Reading::Full, on, id - 1, 1)
         .await?
         .pop())
 }
@@ -602,8 +611,69 @@ async fn resident_page(
         saved,
         child: age_years(r.birth_date, on) < 18,
         form,
+        signed: rec
+            .contracts
+            .iter()
+            .any(|c| c.status != dhp_core::ContractStatus::Ended && c.end >= on),
+        district_hospitals: hospitals(orgs, dhp_core::OrgKind::District, zh),
+        city_hospitals: hospitals(orgs, dhp_core::OrgKind::City, zh),
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// Hospitals under a unit of `parent_kind` (the district's, or the city's), by name.
+fn hospitals(
+    orgs: &std::collections::HashMap<Id, dhp_core::Organisation>,
+    parent_kind: dhp_core::OrgKind,
+    zh: bool,
+) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = orgs
+        .values()
+        .filter(|o| {
+            o.kind == dhp_core::OrgKind::Hospital
+                && o.parent_id
+                    .and_then(|p| orgs.get(&p))
+                    .is_some_and(|p| p.kind == parent_kind)
+        })
+        .map(|o| {
+            (
+                o.code.clone(),
+                if zh {
+                    o.name_zh.clone()
+                } else {
+                    o.name_en.clone()
+                },
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The resident page again with `error` shown (a refused form of another module).
+pub(crate) async fn resident_with_error(
+    state: &AppState,
+    headers: &HeaderMap,
+    lang: &str,
+    id: Id,
+    error: String,
+) -> Result<Response, AppError> {
+    let t = messages(lang);
+    let (user, who) = match doctor(state, headers, t) {
+        Ok(x) => x,
+        Err(r) => return Ok(*r),
+    };
+    resident_page(
+        state,
+        user,
+        &who,
+        t,
+        id,
+        FollowUpForm::default(),
+        error,
+        false,
+    )
+    .await
 }
 
 pub async fn resident(

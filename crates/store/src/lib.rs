@@ -29,8 +29,8 @@ use sha2::{Digest, Sha256};
 
 pub use figures::DistrictFigures;
 pub use postgres::PostgresStore;
-pub use programmes::Cohort;
-pub use resources::{core_table, Index, Prior, ResourceWrite, StoredResource, WriteSet};
+pub use programmes::{Cohort, Reading};
+pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};
 pub use sqlite::SqliteStore;
 
 /// Errors of the store. `NotFound` and `Conflict` are answers, the rest are failures.
@@ -499,10 +499,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
 
     /// Up to `limit` residents of `cohort` (as of `today`) with `id > after`, in id order,
-    /// each with every row the programme rules read.
+    /// each with the rows `reading` asks for.
     async fn programme_records(
         &self,
         cohort: &Cohort,
+        reading: Reading,
         today: NaiveDate,
         after: Id,
         limit: i64,

@@ -58,11 +58,23 @@ fn cohort_clause(
     }
 }
 
+/// How much of each record to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// What the programme rules read: programme encounters only (not every outpatient
+    /// visit), with all conditions, observations, immunizations and contracts.
+    Programmes,
+    /// Every row (the resident's page, visit figures).
+    Full,
+}
+
 /// Up to `limit` residents of `cohort` with `id > after`, in id order, each with their
-/// conditions, encounters, observations, immunizations and contracts.
+/// conditions, encounters, observations, immunizations and contracts. The five tables
+/// are read at once, each on its own connection.
 pub(crate) async fn records<E: Exec>(
     e: &E,
     cohort: &Cohort,
+    reading: Reading,
     today: NaiveDate,
     after: Id,
     limit: i64,
@@ -94,18 +106,16 @@ pub(crate) async fn records<E: Exec>(
     };
     // Dense pages (the whole district) read id ranges; sparse ones an id list.
     let dense = matches!(cohort, Cohort::All);
-    let mut batch = Batch::default();
-    for table in [
-        Table::Contracts,
-        Table::Encounters,
-        Table::Conditions,
-        Table::Observations,
-        Table::Immunizations,
-    ] {
-        let (sql, params) = if dense {
+    let statement = |table: Table| {
+        let only = if table == Table::Encounters && reading == Reading::Programmes {
+            " AND programme IS NOT NULL"
+        } else {
+            ""
+        };
+        if dense {
             (
                 format!(
-                    "SELECT {} FROM {} WHERE resident_id >= $1 AND resident_id <= $2",
+                    "SELECT {} FROM {} WHERE resident_id >= $1 AND resident_id <= $2{only}",
                     rows::columns(table),
                     table.name()
                 ),
@@ -115,18 +125,40 @@ pub(crate) async fn records<E: Exec>(
             let marks: Vec<String> = (1..=residents.len()).map(|i| format!("${i}")).collect();
             (
                 format!(
-                    "SELECT {} FROM {} WHERE resident_id IN ({})",
+                    "SELECT {} FROM {} WHERE resident_id IN ({}){only}",
                     rows::columns(table),
                     table.name(),
                     marks.join(", ")
                 ),
                 residents.iter().map(|r| Param::I64(r.id)).collect(),
             )
-        };
-        for row in e.rows(&sql, params).await? {
-            rows::push(&mut batch, table, &row)?;
         }
-    }
+    };
+    let read = |table: Table| {
+        let (sql, params) = statement(table);
+        async move {
+            let mut batch = Batch::default();
+            for row in e.rows(&sql, params).await? {
+                rows::push(&mut batch, table, &row)?;
+            }
+            Result::<Batch>::Ok(batch)
+        }
+    };
+    let (contracts, encounters, conditions, observations, immunizations) = tokio::try_join!(
+        read(Table::Contracts),
+        read(Table::Encounters),
+        read(Table::Conditions),
+        read(Table::Observations),
+        read(Table::Immunizations),
+    )?;
+    let batch = Batch {
+        contracts: contracts.contracts,
+        encounters: encounters.encounters,
+        conditions: conditions.conditions,
+        observations: observations.observations,
+        immunizations: immunizations.immunizations,
+        ..Batch::default()
+    };
     let mut out: Vec<ResidentRecord> = residents.into_iter().map(ResidentRecord::new).collect();
     let at: HashMap<Id, usize> = out
         .iter()

@@ -72,6 +72,60 @@ pub struct WriteSet {
     /// whole set fail with `Conflict`.
     pub core_deletes: Vec<(Table, Id)>,
     pub audits: Vec<AuditEvent>,
+    /// What must still hold when the set is written (else `Conflict`, nothing written).
+    pub guards: Vec<Guard>,
+}
+
+/// A condition checked inside the write's transaction, for writes decided on rows read
+/// before it (optimistic concurrency for rows without a stored version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// A resident's contracts are as read: how many, the largest id, how many ended.
+    Contracts {
+        resident_id: Id,
+        count: i64,
+        max_id: Id,
+        ended: i64,
+    },
+}
+
+impl Guard {
+    /// The guard of a resident's contracts as read.
+    pub fn contracts(resident_id: Id, contracts: &[dhp_core::Contract]) -> Self {
+        Guard::Contracts {
+            resident_id,
+            count: contracts.len() as i64,
+            max_id: contracts.iter().map(|c| c.id).max().unwrap_or(0),
+            ended: contracts
+                .iter()
+                .filter(|c| c.status == dhp_core::ContractStatus::Ended)
+                .count() as i64,
+        }
+    }
+
+    /// A statement that touches one row exactly when the guard holds.
+    pub(crate) fn statement(&self) -> (String, Vec<Param>) {
+        match self {
+            Guard::Contracts {
+                resident_id,
+                count,
+                max_id,
+                ended,
+            } => (
+                "UPDATE residents SET id = id WHERE id = $1 \
+                 AND (SELECT COUNT(*) FROM contracts WHERE resident_id = $1) = $2 \
+                 AND (SELECT COALESCE(MAX(id), 0) FROM contracts WHERE resident_id = $1) = $3 \
+                 AND (SELECT COUNT(*) FROM contracts WHERE resident_id = $1 AND status = 'ended') = $4"
+                    .to_string(),
+                vec![
+                    Param::I64(*resident_id),
+                    Param::I64(*count),
+                    Param::I64(*max_id),
+                    Param::I64(*ended),
+                ],
+            ),
+        }
+    }
 }
 
 impl WriteSet {
@@ -339,6 +393,18 @@ pub(crate) fn core_delete_statements(w: &WriteSet) -> Vec<(String, Vec<Param>)> 
 macro_rules! run_write_set {
     ($tx:expr, $w:expr, $write_rows:expr, $numbered:expr) => {{
         let w: &$crate::resources::WriteSet = $w;
+        for guard in &w.guards {
+            let (sql, params) = guard.statement();
+            let done = $crate::shared::bind_all!(sqlx::query(&sql), params)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if done != 1 {
+                return Err($crate::StoreError::Conflict(
+                    "the records changed since they were read; read them again".into(),
+                ));
+            }
+        }
         for (sql, params) in $crate::resources::core_delete_statements(w) {
             $crate::shared::bind_all!(sqlx::query(&sql), params)
                 .execute(&mut *$tx)

@@ -149,11 +149,12 @@ impl<B: Backend> Store for B {
     async fn programme_records(
         &self,
         cohort: &crate::Cohort,
+        reading: crate::Reading,
         today: NaiveDate,
         after: Id,
         limit: i64,
     ) -> Result<Vec<dhp_core::programmes::ResidentRecord>> {
-        crate::programmes::records(self.pool(), cohort, today, after, limit).await
+        crate::programmes::records(self.pool(), cohort, reading, today, after, limit).await
     }
     async fn close(&self) {
         self.shut().await

@@ -138,7 +138,12 @@ fn home_and_login_pages_render_in_chromium() {
         .unwrap();
         format!("file://{}", page.display())
     };
-    let dom = browse(&chrome, &profile, &["--dump-dom", "--virtual-time-budget=8000"], &signed_in("/workbench"));
+    let dom = browse(
+        &chrome,
+        &profile,
+        &["--dump-dom", "--virtual-time-budget=8000"],
+        &signed_in("/workbench"),
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
     for text in ["家庭医生工作台", "逾期", "高血压", "domain-rules §"] {
         assert!(dom.contains(text), "workbench lacks {text}");

@@ -1,5 +1,6 @@
 //! The server answered in-process (`oneshot`) over a real generated district.
 
+mod contracts;
 mod fhir;
 mod roundtrip;
 mod search;

@@ -1,0 +1,575 @@
+//! Family-doctor contracting over HTTP: `POST /api/contracts` (sign, renew, change, end),
+//! the same from the resident's workbench page, and the contracting figures per street
+//! and per centre (`GET /api/contracts/rates`, the `/contracts` page).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use chrono::{Datelike, NaiveDate};
+use dhp_core::access::{may_read_resident, Principal, Role};
+use dhp_core::contract::{apply, check_combination, tally, Combination, ContractAction, Tally};
+use dhp_core::{Contract, Id, OrgKind, Organisation};
+use dhp_store::{Batch, Cohort, Guard, Reading, StoreError, Table, User, WriteSet};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Actor};
+use crate::i18n::{messages, Messages};
+use crate::pages::current_user;
+use crate::workbench::{as_of, principal_of};
+use crate::{AppError, AppState};
+
+/// A contract request, from JSON or a form. Hospitals by organisation code.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ContractRequest {
+    #[serde(default)]
+    pub resident_id: Option<Id>,
+    pub action: String,
+    /// Practitioner id of the family doctor (default: the caller, for a family doctor).
+    #[serde(default)]
+    pub doctor: Option<Id>,
+    #[serde(default)]
+    pub district_hospital: Option<String>,
+    #[serde(default)]
+    pub city_hospital: Option<String>,
+}
+
+/// A refusal: status, the field at fault and why.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    status: StatusCode,
+    field: &'static str,
+    message: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn answer(&self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message, "field": self.field })),
+        )
+            .into_response()
+    }
+}
+
+fn org_by_code<'a>(
+    orgs: &'a HashMap<Id, Organisation>,
+    field: &'static str,
+    code: Option<&str>,
+) -> Result<&'a Organisation, Refused> {
+    let code = code.filter(|c| !c.is_empty()).ok_or_else(|| {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            field,
+            format!("{field} is required (an organisation code)"),
+        )
+    })?;
+    orgs.values().find(|o| o.code == code).ok_or_else(|| {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            field,
+            format!("no organisation has code {code:?}"),
+        )
+    })
+}
+
+/// Carry out `req` on resident `resident_id` for `who`, on `today`: the rows written.
+pub(crate) async fn change(
+    state: &AppState,
+    who: &Principal,
+    resident_id: Id,
+    req: &ContractRequest,
+    today: NaiveDate,
+) -> Result<Result<Vec<Contract>, Refused>, AppError> {
+    let actor = Actor::from(who);
+    let resource = format!("Patient/{resident_id}/contract");
+    if !matches!(who.role, Role::FamilyDoctor | Role::System) {
+        audit::record(
+            &*state.store,
+            &actor,
+            "update",
+            &resource,
+            Some(resident_id),
+            "denied",
+            &req.action,
+        )
+        .await?;
+        return Ok(Err(Refused::new(
+            StatusCode::FORBIDDEN,
+            "role",
+            "contracts are signed by family doctors and integrating systems",
+        )));
+    }
+    let facts = match state.store.resident_access_facts(resident_id, today).await {
+        Ok(f) => f,
+        Err(StoreError::NotFound(_)) => {
+            return Ok(Err(Refused::new(
+                StatusCode::NOT_FOUND,
+                "resident_id",
+                format!("resident {resident_id} does not exist"),
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = crate::fhir::org_facts(state, who).await?;
+    if !may_read_resident(who, org.as_ref(), &facts).allowed() {
+        audit::record(
+            &*state.store,
+            &actor,
+            "update",
+            &resource,
+            Some(resident_id),
+            "denied",
+            &req.action,
+        )
+        .await?;
+        return Ok(Err(Refused::new(
+            StatusCode::FORBIDDEN,
+            "resident_id",
+            format!("resident {resident_id} is outside {}'s scope", who.username),
+        )));
+    }
+    let orgs = state.orgs().await?;
+    let combination = || -> Result<Combination, Refused> {
+        let doctor = req.doctor.or(who.practitioner_id).ok_or_else(|| {
+            Refused::new(
+                StatusCode::BAD_REQUEST,
+                "doctor",
+                "doctor is required (a practitioner id)",
+            )
+        })?;
+        let centre = match who.role {
+            Role::FamilyDoctor => who.org_id.ok_or_else(|| {
+                Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    "centre",
+                    "the account works at no centre",
+                )
+            })?,
+            _ => 0,
+        };
+        Ok(Combination {
+            centre,
+            doctor,
+            district_hospital: org_by_code(
+                orgs,
+                "district_hospital",
+                req.district_hospital.as_deref(),
+            )?
+            .id,
+            city_hospital: org_by_code(orgs, "city_hospital", req.city_hospital.as_deref())?.id,
+        })
+    };
+    let action = match req.action.as_str() {
+        "sign" | "change" => {
+            let mut c = match combination() {
+                Ok(c) => c,
+                Err(r) => return Ok(Err(r)),
+            };
+            let doctor = state
+                .store
+                .get(Table::Practitioners, c.doctor)
+                .await
+                .ok()
+                .and_then(|b| b.practitioners.into_iter().next());
+            if c.centre == 0 {
+                // An integrating system signs at the doctor's own centre.
+                c.centre = doctor.as_ref().map_or(0, |d| d.org_id);
+            }
+            if let Err(e) = check_combination(&c, orgs, doctor.as_ref()) {
+                return Ok(Err(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    e.field,
+                    e.message,
+                )));
+            }
+            if req.action == "sign" {
+                ContractAction::Sign(c)
+            } else {
+                ContractAction::Change(c)
+            }
+        }
+        "renew" => ContractAction::Renew,
+        "end" => ContractAction::End,
+        other => {
+            return Ok(Err(Refused::new(
+                StatusCode::BAD_REQUEST,
+                "action",
+                format!("action {other:?} is not one of sign, renew, change, end"),
+            )))
+        }
+    };
+    let existing = state
+        .store
+        .programme_records(
+            &Cohort::Resident(resident_id),
+            Reading::Programmes,
+            today,
+            resident_id - 1,
+            1,
+        )
+        .await?
+        .pop()
+        .map(|r| r.contracts)
+        .unwrap_or_default();
+    let new_id = state.store.reserve_ids("CareTeam", 1).await?;
+    let rows = match apply(resident_id, &existing, action, today, new_id) {
+        Ok(rows) => rows,
+        Err(e) => {
+            audit::record(
+                &*state.store,
+                &actor,
+                "update",
+                &resource,
+                Some(resident_id),
+                "invalid",
+                &e.to_string(),
+            )
+            .await?;
+            return Ok(Err(Refused::new(StatusCode::CONFLICT, e.field, e.message)));
+        }
+    };
+    let audits = rows
+        .iter()
+        .map(|c| {
+            let verb = if existing.iter().any(|e| e.id == c.id) {
+                "update"
+            } else {
+                "create"
+            };
+            audit::entry(
+                &actor,
+                verb,
+                &format!("CareTeam/{}", c.id),
+                Some(resident_id),
+                "success",
+                &req.action,
+            )
+        })
+        .collect();
+    let set = WriteSet {
+        core: Batch {
+            contracts: rows.clone(),
+            ..Batch::default()
+        },
+        audits,
+        guards: vec![Guard::contracts(resident_id, &existing)],
+        ..WriteSet::default()
+    };
+    match state.store.write_resources(&set).await {
+        Ok(()) => Ok(Ok(rows)),
+        Err(StoreError::Conflict(why)) => {
+            Ok(Err(Refused::new(StatusCode::CONFLICT, "contract", why)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The caller of an API request: bearer token or portal session.
+fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    crate::token::principal(&state.token_key, headers)
+        .ok()
+        .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))
+}
+
+/// `POST /api/contracts` with a JSON [`ContractRequest`].
+pub async fn api_change(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let Some(who) = caller(&state, &headers) else {
+        audit::record(
+            &*state.store,
+            &Actor::unverified(""),
+            "update",
+            "/api/contracts",
+            None,
+            "unauthenticated",
+            "no session or bearer token",
+        )
+        .await?;
+        return Ok(Refused::new(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "sign in or send a bearer token",
+        )
+        .answer());
+    };
+    let req: ContractRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Refused::new(
+                StatusCode::BAD_REQUEST,
+                "body",
+                format!("body is not a contract request: {e}"),
+            )
+            .answer())
+        }
+    };
+    let Some(resident_id) = req.resident_id else {
+        return Ok(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "resident_id",
+            "resident_id is required",
+        )
+        .answer());
+    };
+    let today = as_of(&state).await?;
+    Ok(
+        match change(&state, &who, resident_id, &req, today).await? {
+            Ok(rows) => Json(serde_json::json!({ "contracts": rows })).into_response(),
+            Err(r) => r.answer(),
+        },
+    )
+}
+
+/// `POST /workbench/resident/{id}/contract` from the resident page's contract form.
+pub async fn form_change(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<Id>,
+    Query(q): Query<LangQuery>,
+    Form(req): Form<ContractRequest>,
+) -> Result<Response, AppError> {
+    let lang = q.lang.unwrap_or_else(|| "zh".into());
+    let Some(who) = current_user(&state, &headers).and_then(|u| principal_of(&u)) else {
+        return Ok(Redirect::to(&format!("/login?lang={lang}")).into_response());
+    };
+    let today = as_of(&state).await?;
+    Ok(match change(&state, &who, id, &req, today).await? {
+        Ok(_) => {
+            Redirect::to(&format!("/workbench/resident/{id}?lang={lang}&saved=1")).into_response()
+        }
+        Err(r) => {
+            let page = crate::workbench_pages::resident_with_error(
+                &state,
+                &headers,
+                &lang,
+                id,
+                format!("{}: {}", r.field, r.message),
+            )
+            .await?;
+            (r.status, page).into_response()
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+    date: Option<String>,
+}
+
+/// Contracting figures of one organisation unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitFigures {
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub tally: Tally,
+    pub key_population_signing_rate: Option<f64>,
+    pub in_combination_visit_rate: Option<f64>,
+    pub community_visit_rate: Option<f64>,
+}
+
+fn pct(n: u32, d: u32) -> Option<f64> {
+    (d > 0).then(|| (1000.0 * f64::from(n) / f64::from(d)).round() / 10.0)
+}
+
+/// Figures per street or town and per centre, and for the district, on `on` (visits
+/// from 1 January of that year). A resident counts for their street, and for the
+/// centre they are contracted with — or, unsigned, the first centre of their street.
+pub async fn rates(state: &AppState, on: NaiveDate) -> Result<Vec<UnitFigures>, StoreError> {
+    let orgs = state.orgs().await?;
+    let centre_of = |id: Id| match orgs.get(&id) {
+        Some(o) if o.kind == OrgKind::Station => o.parent_id.unwrap_or(id),
+        _ => id,
+    };
+    let mut street_centre: HashMap<Id, Id> = HashMap::new();
+    let mut ids: Vec<&Organisation> = orgs
+        .values()
+        .filter(|o| o.kind == OrgKind::CommunityHealthCentre)
+        .collect();
+    ids.sort_by_key(|o| o.id);
+    for c in ids {
+        if let Some(p) = c.parent_id {
+            street_centre.entry(p).or_insert(c.id);
+        }
+    }
+    let from = NaiveDate::from_ymd_opt(on.year(), 1, 1).expect("valid year");
+    let mut by: BTreeMap<Id, Tally> = BTreeMap::new();
+    let mut district = Tally::default();
+    let mut after = 0;
+    loop {
+        let records = state
+            .store
+            .programme_records(&Cohort::All, Reading::Full, on, after, 5_000)
+            .await?;
+        let Some(last) = records.last() else { break };
+        after = last.resident.id;
+        for r in &records {
+            let t = tally(r, from, on, &centre_of);
+            district += t;
+            *by.entry(r.resident.street_org_id).or_default() += t;
+            let centre = r
+                .contract_on(on)
+                .map(|c| c.centre_org_id)
+                .or_else(|| street_centre.get(&r.resident.street_org_id).copied());
+            if let Some(c) = centre {
+                *by.entry(c).or_default() += t;
+            }
+        }
+        if records.len() < 5_000 {
+            break;
+        }
+    }
+    let unit = |o: &Organisation, t: Tally| UnitFigures {
+        code: o.code.clone(),
+        name_zh: o.name_zh.clone(),
+        name_en: o.name_en.clone(),
+        kind: o.kind.as_str(),
+        tally: t,
+        key_population_signing_rate: pct(t.key_population_signed, t.key_population),
+        in_combination_visit_rate: pct(t.in_combination, t.signed_visits),
+        community_visit_rate: pct(t.community, t.signed_visits),
+    };
+    let mut out = Vec::new();
+    if let Some(d) = orgs.values().find(|o| o.kind == OrgKind::District) {
+        out.push(unit(d, district));
+    }
+    let mut units: Vec<(&Organisation, Tally)> = by
+        .into_iter()
+        .filter_map(|(id, t)| orgs.get(&id).map(|o| (o, t)))
+        .collect();
+    units.sort_by_key(|(o, _)| {
+        (
+            o.kind != OrgKind::Street && o.kind != OrgKind::Town,
+            o.code.clone(),
+        )
+    });
+    out.extend(units.into_iter().map(|(o, t)| unit(o, t)));
+    Ok(out)
+}
+
+fn staff(who: &Principal) -> bool {
+    matches!(
+        who.role,
+        Role::Manager | Role::PublicHealthDoctor | Role::FamilyDoctor | Role::System
+    )
+}
+
+/// `GET /api/contracts/rates?date=D`.
+pub async fn api_rates(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, AppError> {
+    let Some(who) = caller(&state, &headers).filter(staff) else {
+        return Ok(Refused::new(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "staff sign-in or a bearer token is required",
+        )
+        .answer());
+    };
+    let on = match q.date.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => match d.parse::<NaiveDate>() {
+            Ok(d) => d,
+            Err(_) => {
+                return Ok(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    "date",
+                    format!("date {d:?} must be YYYY-MM-DD"),
+                )
+                .answer())
+            }
+        },
+        None => as_of(&state).await?,
+    };
+    let _ = who;
+    Ok(Json(serde_json::json!({ "date": on, "units": rates(&state, on).await? })).into_response())
+}
+
+pub(crate) struct RateRow {
+    name: String,
+    kind: String,
+    key: String,
+    key_rate: String,
+    visits: String,
+    combination: String,
+    community: String,
+    bar: String,
+}
+
+#[derive(Template)]
+#[template(path = "contracts.html")]
+struct RatesPage {
+    t: &'static Messages,
+    user: Option<User>,
+    date: String,
+    rows: Vec<RateRow>,
+}
+
+/// The `/contracts` page: the figures per street, town and centre.
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, AppError> {
+    let t = messages(q.lang.as_deref().unwrap_or("zh"));
+    let Some(user) = current_user(&state, &headers) else {
+        return Ok(
+            Redirect::to(&format!("/login?lang={}&next=/contracts", t.get("lang"))).into_response(),
+        );
+    };
+    if !principal_of(&user).is_some_and(|p| staff(&p)) {
+        return Ok((StatusCode::FORBIDDEN, Html(t.get("staff_only").to_string())).into_response());
+    }
+    let on = as_of(&state).await?;
+    let zh = t.get("lang") == "zh";
+    let fmt = |v: Option<f64>| v.map(|x| format!("{x:.1}%")).unwrap_or_else(|| "—".into());
+    let rows = rates(&state, on)
+        .await?
+        .into_iter()
+        .map(|u| RateRow {
+            name: if zh { u.name_zh } else { u.name_en },
+            kind: OrgKind::parse(u.kind)
+                .map(|k| {
+                    if zh {
+                        k.label_zh().to_string()
+                    } else {
+                        u.kind.replace('_', " ")
+                    }
+                })
+                .unwrap_or_default(),
+            key: crate::pages::thousands(i64::from(u.tally.key_population)),
+            key_rate: fmt(u.key_population_signing_rate),
+            visits: crate::pages::thousands(i64::from(u.tally.signed_visits)),
+            combination: fmt(u.in_combination_visit_rate),
+            community: fmt(u.community_visit_rate),
+            bar: format!("{:.0}", u.key_population_signing_rate.unwrap_or(0.0)),
+        })
+        .collect();
+    let page = RatesPage {
+        t,
+        user: Some(user),
+        date: on.to_string(),
+        rows,
+    };
+    Ok(Html(page.render()?).into_response())
+}
