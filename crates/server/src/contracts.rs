@@ -393,24 +393,30 @@ fn pct(n: u32, d: u32) -> Option<f64> {
 
 /// Figures per street or town and per centre, and for the district, on `on` (visits
 /// from 1 January of that year). A resident counts for their street, and for the
-/// centre they are contracted with — or, unsigned, the first centre of their street.
+/// centre they are contracted with — or, unsigned, the centre of their street when it
+/// has only one.
 pub async fn rates(state: &AppState, on: NaiveDate) -> Result<Vec<UnitFigures>, StoreError> {
     let orgs = state.orgs().await?;
     let centre_of = |id: Id| match orgs.get(&id) {
         Some(o) if o.kind == OrgKind::Station => o.parent_id.unwrap_or(id),
         _ => id,
     };
-    let mut street_centre: HashMap<Id, Id> = HashMap::new();
-    let mut ids: Vec<&Organisation> = orgs
+    // Unsigned residents count for their street's centre when the street has one
+    // centre; where it has several, no rule says which, so they count for the street only
+    // and those centres show no key-population rate.
+    let mut centres_in: HashMap<Id, Vec<Id>> = HashMap::new();
+    for c in orgs
         .values()
         .filter(|o| o.kind == OrgKind::CommunityHealthCentre)
-        .collect();
-    ids.sort_by_key(|o| o.id);
-    for c in ids {
+    {
         if let Some(p) = c.parent_id {
-            street_centre.entry(p).or_insert(c.id);
+            centres_in.entry(p).or_default().push(c.id);
         }
     }
+    let sole_centre = |street: Id| match centres_in.get(&street).map(Vec::as_slice) {
+        Some([only]) => Some(*only),
+        _ => None,
+    };
     let from = NaiveDate::from_ymd_opt(on.year(), 1, 1).expect("valid year");
     let mut by: BTreeMap<Id, Tally> = BTreeMap::new();
     let mut district = Tally::default();
@@ -429,7 +435,7 @@ pub async fn rates(state: &AppState, on: NaiveDate) -> Result<Vec<UnitFigures>, 
             let centre = r
                 .contract_on(on)
                 .map(|c| c.centre_org_id)
-                .or_else(|| street_centre.get(&r.resident.street_org_id).copied());
+                .or_else(|| sole_centre(r.resident.street_org_id));
             if let Some(c) = centre {
                 *by.entry(c).or_default() += t;
             }
@@ -438,13 +444,20 @@ pub async fn rates(state: &AppState, on: NaiveDate) -> Result<Vec<UnitFigures>, 
             break;
         }
     }
+    let shared_catchment = |o: &Organisation| {
+        o.kind == OrgKind::CommunityHealthCentre && o.parent_id.and_then(sole_centre).is_none()
+    };
     let unit = |o: &Organisation, t: Tally| UnitFigures {
         code: o.code.clone(),
         name_zh: o.name_zh.clone(),
         name_en: o.name_en.clone(),
         kind: o.kind.as_str(),
         tally: t,
-        key_population_signing_rate: pct(t.key_population_signed, t.key_population),
+        key_population_signing_rate: if shared_catchment(o) {
+            None
+        } else {
+            pct(t.key_population_signed, t.key_population)
+        },
         in_combination_visit_rate: pct(t.in_combination, t.signed_visits),
         community_visit_rate: pct(t.community, t.signed_visits),
     };

@@ -104,6 +104,22 @@ fn programme_label(t: &Messages, p: Programme) -> String {
     t.get(&format!("prog_{}", p.as_str())).to_string()
 }
 
+/// A programme status as a person reads it (`controlled` → 已控制); unknown values as
+/// they are.
+fn status_name(t: &Messages, status: &str) -> String {
+    let parts: Vec<String> = status
+        .split('+')
+        .map(|p| {
+            let key = format!("st_{}", p.replace('-', "_"));
+            match t.get(&key) {
+                k if k == key => p.to_string(),
+                v => v.to_string(),
+            }
+        })
+        .collect();
+    parts.join(" + ")
+}
+
 fn status_label(t: &Messages, s: DueStatus) -> String {
     t.get(&format!("status_{}", s.as_str())).to_string()
 }
@@ -372,7 +388,8 @@ struct ResidentPage {
     groups: String,
     contract: String,
     date: String,
-    statuses: Vec<(String, String, String)>,
+    /// Programme, machine status, detail, status as shown.
+    statuses: Vec<(String, String, String, String)>,
     items: Vec<ItemRow>,
     events: Vec<Event>,
     programmes: Vec<(String, String)>,
@@ -579,6 +596,7 @@ async fn resident_page(
                     } else {
                         s.detail_en.clone()
                     },
+                    status_name(t, &s.status),
                 )
             })
             .collect(),

@@ -154,10 +154,35 @@ fn home_and_login_pages_render_in_chromium() {
         .and_then(|s| s.split('?').next())
         .expect("the due list links to residents")
         .to_string();
+    let kids = browse(
+        &chrome,
+        &profile,
+        &["--dump-dom", "--virtual-time-budget=8000"],
+        &signed_in("/workbench?programme=immunization"),
+    );
+    let kids = String::from_utf8_lossy(&kids.stdout);
+    let child = kids
+        .split("/workbench/resident/")
+        .nth(1)
+        .and_then(|s| s.split('?').next())
+        .expect("a child with a vaccine due")
+        .to_string();
+    let plan = browse(
+        &chrome,
+        &profile,
+        &["--dump-dom", "--virtual-time-budget=8000"],
+        &signed_in(&format!("/workbench/resident/{child}/vaccines")),
+    );
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    for text in ["预防接种计划", "乙肝疫苗", "麻腮风疫苗", "建议日期"] {
+        assert!(plan.contains(text), "vaccination plan lacks {text}");
+    }
     for (name, next) in [
         ("workbench", "/workbench".to_string()),
         ("resident", format!("/workbench/resident/{resident}")),
         ("panel", "/workbench/panel".to_string()),
+        ("vaccines", format!("/workbench/resident/{child}/vaccines")),
+        ("contracts", "/contracts".to_string()),
     ] {
         let file = shots.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&file);

@@ -298,3 +298,83 @@ fn export_and_import_report_resume_and_refuse_per_bundle() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not JSON"), "{}", stderr(&o));
 }
+
+#[test]
+fn due_lists_print_as_csv_and_json_and_refuse_bad_flags() {
+    let dir = Scratch::new("due");
+    let url = dir.url("d.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &url,
+        "--residents",
+        "2000",
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dhp(&["due", "--database", &url, "--date", "2026-06-30"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = stdout(&o);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("programme,resident_id,resident_name,key,item,earliest,due,overdue_after,status,rule")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.len() > 50, "a 2,000-resident district has work due");
+    for programme in [
+        "immunization",
+        "hypertension",
+        "diabetes",
+        "elderly",
+        "child",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(&format!("{programme},"))),
+            "{programme}"
+        );
+    }
+    assert!(rows
+        .iter()
+        .all(|r| r.contains(",overdue,") || r.contains(",due,")));
+    // JSON, one programme, one centre: a subset of the district's list.
+    let centre = dhp(&[
+        "due",
+        "--database",
+        &url,
+        "--date",
+        "2026-06-30",
+        "--org",
+        "310118-CHC-XY",
+        "--programme",
+        "hypertension",
+        "--format",
+        "json",
+    ]);
+    assert!(centre.status.success(), "{}", stderr(&centre));
+    let items: serde_json::Value = serde_json::from_str(&stdout(&centre)).unwrap();
+    let items = items.as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(items
+        .iter()
+        .all(|i| i["programme"] == "hypertension" && i["rule"].as_str().unwrap().contains("§4")));
+    let district_ht = rows
+        .iter()
+        .filter(|r| r.starts_with("hypertension,"))
+        .count();
+    assert!(items.len() < district_ht);
+    // Bad flags: exit 1 with the flag named.
+    for (args, flag) in [
+        (vec!["--org", "NOPE"], "--org"),
+        (vec!["--programme", "dental"], "--programme"),
+        (vec!["--format", "xml"], "--format"),
+        (vec!["--org", "310118-H-ZSQP"], "--org"),
+    ] {
+        let mut all = vec!["due", "--database", &url, "--date", "2026-06-30"];
+        all.extend(args);
+        let o = dhp(&all);
+        assert_eq!(o.status.code(), Some(1), "{all:?}");
+        assert!(stderr(&o).contains(flag), "{all:?}: {}", stderr(&o));
+    }
+}

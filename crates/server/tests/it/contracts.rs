@@ -248,12 +248,36 @@ async fn contracting_figures_add_up_and_match_the_district() {
             district[field].as_u64().unwrap(),
             "streets add up: {field}"
         );
+    }
+    // Signed residents count for their centre; unsigned ones only where a street has
+    // one centre (a centre sharing its street shows no key-population rate).
+    for field in [
+        "key_population_signed",
+        "signed_visits",
+        "in_combination",
+        "community",
+    ] {
         assert_eq!(
             sum(&["community_health_centre"], field),
             district[field].as_u64().unwrap(),
             "centres add up: {field}"
         );
     }
+    assert!(
+        sum(&["community_health_centre"], "key_population")
+            < district["key_population"].as_u64().unwrap()
+    );
+    let shared: Vec<_> = units
+        .iter()
+        .filter(|u| {
+            u["kind"] == "community_health_centre" && u["key_population_signing_rate"].is_null()
+        })
+        .collect();
+    assert_eq!(
+        shared.len(),
+        2,
+        "the one street with two centres: {shared:?}"
+    );
     // The store's calibration figures (SQL; signed on the year's last day rather than on
     // the visit day, key populations without pregnancy and disability) agree closely.
     let f = s

@@ -137,4 +137,6 @@ conformance!(
     resources_are_versioned_and_checked,
     generated_rows_become_version_one_when_updated,
     a_failing_write_set_writes_nothing,
+    programme_records_read_whole_records,
+    contract_guards_catch_concurrent_changes,
 );

@@ -728,3 +728,164 @@ pub async fn a_failing_write_set_writes_nothing(s: &dyn Store) {
         .unwrap()
         .deleted());
 }
+
+/// A cohort's records come back whole: every row of each resident, programme
+/// encounters only when asked, residents in id order and paged.
+pub async fn programme_records_read_whole_records(s: &dyn Store) {
+    use dhp_store::{Cohort, Reading};
+    let b = fixture::district();
+    s.insert_batch(&b).await.unwrap();
+    let today: chrono::NaiveDate = "2025-06-15".parse().unwrap();
+    let all = s
+        .programme_records(&Cohort::All, Reading::Full, today, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.resident.id).collect::<Vec<_>>(),
+        b.residents.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    for r in &all {
+        let id = r.resident.id;
+        assert_eq!(
+            r.contracts.len(),
+            b.contracts.iter().filter(|c| c.resident_id == id).count()
+        );
+        assert_eq!(
+            r.encounters.len(),
+            b.encounters.iter().filter(|c| c.resident_id == id).count()
+        );
+        assert_eq!(
+            r.conditions.len(),
+            b.conditions.iter().filter(|c| c.resident_id == id).count()
+        );
+        assert_eq!(
+            r.observations.len(),
+            b.observations
+                .iter()
+                .filter(|c| c.resident_id == id)
+                .count()
+        );
+        assert_eq!(
+            r.immunizations.len(),
+            b.immunizations
+                .iter()
+                .filter(|c| c.resident_id == id)
+                .count()
+        );
+    }
+    let programmes = s
+        .programme_records(&Cohort::All, Reading::Programmes, today, 0, 100)
+        .await
+        .unwrap();
+    let encounters: usize = programmes.iter().map(|r| r.encounters.len()).sum();
+    assert_eq!(
+        encounters,
+        b.encounters
+            .iter()
+            .filter(|e| e.programme.is_some())
+            .count()
+    );
+    // Paging, and a sparse cohort read by id list.
+    let page = s
+        .programme_records(&Cohort::All, Reading::Full, today, b.residents[1].id, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.resident.id).collect::<Vec<_>>(),
+        [b.residents[2].id, b.residents[3].id]
+    );
+    let one = s
+        .programme_records(&Cohort::Resident(202), Reading::Full, today, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!((one.len(), one[0].contracts.len()), (1, 1));
+    let area = s
+        .programme_records(
+            &Cohort::Area(b.residents[0].street_org_id),
+            Reading::Full,
+            today,
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(
+        area.iter()
+            .all(|r| r.resident.street_org_id == b.residents[0].street_org_id)
+            && !area.is_empty()
+    );
+    // A doctor's panel: contracts in force with them today.
+    let panel = s
+        .programme_records(
+            &Cohort::Panel(b.contracts[1].doctor_id),
+            Reading::Programmes,
+            today,
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    let expect: Vec<i64> = b
+        .contracts
+        .iter()
+        .filter(|c| c.doctor_id == b.contracts[1].doctor_id && c.covers(today))
+        .map(|c| c.resident_id)
+        .collect();
+    assert_eq!(
+        panel.iter().map(|r| r.resident.id).collect::<Vec<_>>(),
+        expect
+    );
+}
+
+/// A write guarded on a resident's contracts fails, writing nothing, once they change.
+pub async fn contract_guards_catch_concurrent_changes(s: &dyn Store) {
+    use dhp_store::Guard;
+    let b = fixture::district();
+    s.insert_batch(&b).await.unwrap();
+    let mine: Vec<_> = b
+        .contracts
+        .iter()
+        .filter(|c| c.resident_id == 200)
+        .cloned()
+        .collect();
+    let guard = Guard::contracts(200, &mine);
+    let mut renewed = mine[1].clone();
+    renewed.id = 900;
+    renewed.start = "2026-03-01".parse().unwrap();
+    renewed.end = "2027-02-28".parse().unwrap();
+    let set = |c: &dhp_core::Contract| WriteSet {
+        core: Batch {
+            contracts: vec![c.clone()],
+            ..Batch::default()
+        },
+        guards: vec![guard.clone()],
+        ..WriteSet::default()
+    };
+    s.write_resources(&set(&renewed)).await.unwrap();
+    assert_eq!(
+        s.count(Table::Contracts).await.unwrap(),
+        b.contracts.len() as i64 + 1
+    );
+    // The same guard again: the contracts changed since they were read.
+    let mut other = renewed.clone();
+    other.id = 901;
+    assert!(matches!(
+        s.write_resources(&set(&other)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.count(Table::Contracts).await.unwrap(),
+        b.contracts.len() as i64 + 1
+    );
+    // A fresh guard passes.
+    let now: Vec<_> = mine.iter().cloned().chain([renewed]).collect();
+    let fresh = WriteSet {
+        core: Batch {
+            contracts: vec![other],
+            ..Batch::default()
+        },
+        guards: vec![Guard::contracts(200, &now)],
+        ..WriteSet::default()
+    };
+    s.write_resources(&fresh).await.unwrap();
+}
