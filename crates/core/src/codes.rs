@@ -43,9 +43,22 @@ pub fn observation_codes() -> &'static [ObservationCode] {
 
 /// Look an observation code up by its key (`sbp`) or its code (`8480-6`).
 pub fn observation(key_or_code: &str) -> Option<&'static ObservationCode> {
-    observation_codes()
-        .iter()
-        .find(|c| c.key == key_or_code || c.code == key_or_code)
+    // The programme rules look codes up for every reading of every follow-up.
+    static INDEX: OnceLock<std::collections::HashMap<&'static str, &'static ObservationCode>> =
+        OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for c in observation_codes() {
+                m.insert(c.code.as_str(), c);
+            }
+            for c in observation_codes() {
+                m.insert(c.key.as_str(), c);
+            }
+            m
+        })
+        .get(key_or_code)
+        .copied()
 }
 
 /// An age or interval written `Nd`, `Nm` or `Ny` in the rule tables.

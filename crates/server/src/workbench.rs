@@ -71,6 +71,41 @@ pub fn assess_all(
     })
 }
 
+/// Read `cohort` page by page (`page` residents at a time) and assess every resident
+/// on `on`, reading the next page while this one is assessed; `visit` sees each record
+/// with its assessment, in resident order.
+pub async fn assess_cohort(
+    store: &dyn Store,
+    cohort: &Cohort,
+    on: NaiveDate,
+    page: i64,
+    mut visit: impl FnMut(&ResidentRecord, dhp_core::programmes::Assessment),
+) -> Result<(), StoreError> {
+    let mut records = store
+        .programme_records(cohort, Reading::Programmes, on, 0, page)
+        .await?;
+    while let Some(last) = records.last().map(|r| r.resident.id) {
+        let more = records.len() as i64 >= page;
+        let (next, assessed) = tokio::join!(
+            async {
+                if more {
+                    store
+                        .programme_records(cohort, Reading::Programmes, on, last, page)
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            async { assess_all(&records, on) }
+        );
+        for (rec, a) in records.iter().zip(assessed) {
+            visit(rec, a);
+        }
+        records = next?;
+    }
+    Ok(())
+}
+
 /// The due list of `cohort` on `on`: overdue first, then by due date.
 pub async fn due_list(
     store: &dyn Store,
@@ -79,29 +114,19 @@ pub async fn due_list(
     query: &DueQuery,
 ) -> Result<Vec<DueRow>, StoreError> {
     let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let records = store
-            .programme_records(cohort, Reading::Programmes, on, after, PAGE)
-            .await?;
-        let Some(last) = records.last() else { break };
-        after = last.resident.id;
-        for (rec, a) in records.iter().zip(assess_all(&records, on)) {
-            out.extend(
-                a.items
-                    .into_iter()
-                    .filter(|i| query.keeps(i, on))
-                    .map(|item| DueRow {
-                        resident_id: rec.resident.id,
-                        resident_name: rec.resident.name.clone(),
-                        item,
-                    }),
-            );
-        }
-        if (records.len() as i64) < PAGE {
-            break;
-        }
-    }
+    assess_cohort(store, cohort, on, PAGE, |rec, a| {
+        out.extend(
+            a.items
+                .into_iter()
+                .filter(|i| query.keeps(i, on))
+                .map(|item| DueRow {
+                    resident_id: rec.resident.id,
+                    resident_name: rec.resident.name.clone(),
+                    item,
+                }),
+        );
+    })
+    .await?;
     out.sort_by(|a, b| {
         a.item
             .sort_key()

@@ -53,6 +53,9 @@ pub enum StoreError {
     // Display already includes its cause, and a chain would print it twice.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A bulk scan of the embedded file failed.
+    #[error("database error: {0}")]
+    Embedded(String),
     #[error("migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
 }

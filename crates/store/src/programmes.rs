@@ -1,8 +1,6 @@
 //! Reading residents' records for the programme engine: one page of a cohort's
 //! residents with every row the rules read, in a handful of statements per page.
 
-use std::collections::HashMap;
-
 use chrono::NaiveDate;
 use dhp_core::access::Scope;
 use dhp_core::programmes::ResidentRecord;
@@ -159,17 +157,27 @@ pub(crate) async fn records<E: Exec>(
         immunizations: immunizations.immunizations,
         ..Batch::default()
     };
+    Ok(assemble(residents, batch))
+}
+
+/// Residents with their rows, each row given to its resident.
+pub(crate) fn assemble(residents: Vec<dhp_core::Resident>, batch: Batch) -> Vec<ResidentRecord> {
     let mut out: Vec<ResidentRecord> = residents.into_iter().map(ResidentRecord::new).collect();
-    let at: HashMap<Id, usize> = out
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.resident.id, i))
-        .collect();
+    // Residents are in id order and rows mostly arrive in resident order: look at the
+    // resident of the previous row first, else search.
+    let ids: Vec<Id> = out.iter().map(|r| r.resident.id).collect();
+    let mut cursor = 0usize;
+    let mut at = |resident: Id| -> Option<usize> {
+        if ids.get(cursor) != Some(&resident) {
+            cursor = ids.binary_search(&resident).ok()?;
+        }
+        Some(cursor)
+    };
     macro_rules! spread {
         ($rows:expr, $field:ident) => {
             for x in $rows {
-                if let Some(i) = at.get(&x.resident_id) {
-                    out[*i].$field.push(x);
+                if let Some(i) = at(x.resident_id) {
+                    out[i].$field.push(x);
                 }
             }
         };
@@ -179,5 +187,5 @@ pub(crate) async fn records<E: Exec>(
     spread!(batch.conditions, conditions);
     spread!(batch.observations, observations);
     spread!(batch.immunizations, immunizations);
-    Ok(out)
+    out
 }

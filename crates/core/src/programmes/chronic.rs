@@ -137,30 +137,31 @@ pub(crate) fn assess(
     };
     let cite = format!("domain-rules §4 {en}");
     let followups = rec.followups(programme, on);
-    let classified: Vec<(&Encounter, Readings, Control, bool)> = followups
-        .iter()
-        .map(|e| {
-            let r = readings(rec, e);
-            let age = age_years(birth, e.start.date());
+    // Walking back from the latest follow-up: the latest reading, and how many
+    // follow-ups with readings in a row were uncontrolled (only these decide).
+    let mut latest: Option<(&Encounter, Readings, Control, bool)> = None;
+    let mut trailing = 0;
+    for e in followups.iter().rev() {
+        let r = readings(rec, e);
+        let c = classify(programme, rules, age_years(birth, e.start.date()), &r);
+        if c == Control::NoReading {
+            continue;
+        }
+        if latest.is_none() {
             let referred = rec.reading(e, "referral").is_some_and(|v| v >= 1.0);
-            (*e, r, classify(programme, rules, age, &r), referred)
-        })
-        .collect();
-    let with_reading: Vec<_> = classified
-        .iter()
-        .filter(|(_, _, c, _)| *c != Control::NoReading)
-        .collect();
-    let trailing = with_reading
-        .iter()
-        .rev()
-        .take_while(|(_, _, c, _)| c.is_uncontrolled())
-        .count();
+            latest = Some((e, r, c, referred));
+        }
+        if !c.is_uncontrolled() {
+            break;
+        }
+        trailing += 1;
+    }
     let this_year = followups
         .iter()
         .filter(|e| e.start.date().year() == on.year())
         .count();
 
-    let Some((last, _, _, _)) = classified.last() else {
+    let Some(last) = followups.last() else {
         // Under management but never followed up: the first follow-up is due now.
         let due = onset.max(rules.min_age_date(birth));
         items.push(DueItem::new(
@@ -183,8 +184,7 @@ pub(crate) fn assess(
         return;
     };
     let last_day = last.start.date();
-    let latest = with_reading.last().copied();
-    let latest_is_last = latest.is_some_and(|(e, _, _, _)| e.id == last.id);
+    let latest_is_last = latest.as_ref().is_some_and(|(e, _, _, _)| e.id == last.id);
 
     let mut push_referral =
         |key: &str, zh_what: &str, en_what: &str, why: String, at: NaiveDate| {
@@ -192,9 +192,9 @@ pub(crate) fn assess(
                 programme, key, zh_what, en_what, at, at, at, on, why,
             ));
         };
-    if let Some((e, r, c, referred)) = latest {
+    if let Some((e, r, c, referred)) = &latest {
         let at = e.start.date();
-        if *c == Control::Emergency && !referred {
+        if *c == Control::Emergency && !*referred {
             push_referral(
                 "emergency-referral",
                 &format!("{zh}紧急转诊"),
@@ -205,7 +205,7 @@ pub(crate) fn assess(
                 ),
                 at,
             );
-        } else if trailing >= rules.consecutive_uncontrolled_to_refer && !referred {
+        } else if trailing >= rules.consecutive_uncontrolled_to_refer && !*referred {
             push_referral(
                 "referral",
                 &format!("{zh}转诊"),
@@ -255,7 +255,7 @@ pub(crate) fn assess(
             ),
         ));
     }
-    let (status, zh_d, en_d) = match latest {
+    let (status, zh_d, en_d) = match &latest {
         Some((e, r, c, _)) => (
             c.as_str(),
             format!(

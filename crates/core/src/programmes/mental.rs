@@ -25,17 +25,16 @@ pub(crate) fn assess(
     };
     let cite = "domain-rules §4 severe mental disorder";
     let followups = rec.followups(Programme::Mental, on);
-    let assessed: Vec<(NaiveDate, Option<u8>, bool)> = followups
-        .iter()
-        .map(|e| {
-            let level = rec
-                .reading(e, "danger_level")
-                .map(|v| v.round().clamp(0.0, 5.0) as u8);
-            let referred = rec.reading(e, "referral").is_some_and(|v| v >= 1.0);
-            (e.start.date(), level, referred)
-        })
-        .collect();
-    let Some(&(last, level, referred)) = assessed.last() else {
+    let level_at = |e: &crate::record::Encounter| {
+        rec.reading(e, "danger_level")
+            .map(|v| v.round().clamp(0.0, 5.0) as u8)
+    };
+    // Only the latest assessments decide, so they are read from the end.
+    let latest = followups.last().map(|e| {
+        let referred = rec.reading(e, "referral").is_some_and(|v| v >= 1.0);
+        (e.start.date(), level_at(e), referred)
+    });
+    let Some((last, level, referred)) = latest else {
         items.push(DueItem::new(
             Programme::Mental,
             "followup",
@@ -57,7 +56,7 @@ pub(crate) fn assess(
     };
     // A follow-up without an assessment keeps the level of the one before.
     let level = level
-        .or_else(|| assessed.iter().rev().find_map(|a| a.1))
+        .or_else(|| followups.iter().rev().find_map(|e| level_at(e)))
         .unwrap_or(0);
     let rule = rules
         .level(level)
@@ -77,7 +76,7 @@ pub(crate) fn assess(
         ));
     }
     // The first review after reaching a level, then the level's regular interval.
-    let previous = assessed.iter().rev().skip(1).find_map(|a| a.1);
+    let previous = followups.iter().rev().skip(1).find_map(|e| level_at(e));
     let (interval, which) = if previous == Some(level) {
         (rule.then, "then")
     } else {

@@ -74,11 +74,11 @@ impl ResidentRecord {
         let code = &observation(key)?.code;
         self.observations
             .iter()
-            .filter(|o| &o.code == code)
             .filter(|o| match o.encounter_id {
                 Some(id) => id == e.id,
                 None => o.effective.date() == e.start.date(),
             })
+            .filter(|o| &o.code == code)
             .max_by_key(|o| (o.effective, o.id))
             .map(|o| o.value)
     }

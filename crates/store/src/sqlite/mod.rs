@@ -16,6 +16,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::shared::{self, impl_exec, Backend};
 use crate::{Batch, Result, WriteSet};
 
+mod scan;
+
 impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
 
 /// SQLite allows 32,766 bound parameters per statement since 3.32.
@@ -25,6 +27,8 @@ const MAX_PARAMS: usize = 32_766;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file, for bulk scans on connections of their own.
+    path: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -54,7 +58,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/sqlite/migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            path: path.as_ref().to_path_buf(),
+        })
     }
 }
 
@@ -115,6 +122,23 @@ impl Backend for SqliteStore {
         crate::resources::run_write_set!(tx, w, upsert_rows, false)?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn bulk_records(
+        &self,
+        cohort: &crate::Cohort,
+        reading: crate::Reading,
+        after: dhp_core::Id,
+        limit: i64,
+    ) -> Result<Option<Vec<dhp_core::programmes::ResidentRecord>>> {
+        if *cohort != crate::Cohort::All {
+            return Ok(None);
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || scan::records(&path, reading, after, limit))
+            .await
+            .map_err(|e| crate::StoreError::Embedded(format!("scan task: {e}")))?
+            .map(Some)
     }
 
     async fn shut(&self) {
