@@ -283,3 +283,81 @@ async fn follow_ups_posted_through_fhir_update_the_same_due_list() {
     assert_eq!(now["due"], "2026-09-29", "{now}");
     assert_eq!(now["status"], "upcoming");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immunization_posted_through_fhir_moves_the_series_on() {
+    let s = site(3_000).await;
+    let system = super::fhir::token_request(
+        &s,
+        "grant_type=client_credentials&client_id=system&client_secret=system",
+    )
+    .await;
+    let system = system.json["access_token"].as_str().unwrap().to_string();
+    let manager = token(&s, "manager").await;
+    let (_, list) = due(&s, &manager, "date=2026-06-30&programme=immunization").await;
+    // A young child's dose due or overdue now, of a series with a dose after it that
+    // no age limit closes.
+    let mut item = None;
+    for i in list["items"].as_array().unwrap() {
+        let (vaccine, n) = i["key"].as_str().unwrap().rsplit_once('-').unwrap();
+        let n: usize = n.parse().unwrap();
+        let resident = s
+            .state
+            .store
+            .resident(i["resident_id"].as_i64().unwrap())
+            .await
+            .unwrap();
+        if ["HepB", "DTaP", "IPV", "MMR"].contains(&vaccine)
+            && n < 2
+            && resident.birth_date >= "2025-06-01".parse().unwrap()
+        {
+            item = Some(i.clone());
+            break;
+        }
+    }
+    let item = item.expect("an infant with a dose due");
+    let resident = item["resident_id"].as_i64().unwrap();
+    let (vaccine, n) = item["key"].as_str().unwrap().rsplit_once('-').unwrap();
+    let n: i32 = n.parse().unwrap();
+    let centre = s
+        .state
+        .store
+        .user_by_username("doctor")
+        .await
+        .unwrap()
+        .org_id
+        .unwrap();
+    let given = dhp_core::Immunization {
+        id: 0,
+        resident_id: resident,
+        vaccine: vaccine.to_string(),
+        dose_number: n,
+        date: "2026-06-30".parse().unwrap(),
+        org_id: centre,
+    };
+    let mut body = dhp_fhir::resources::immunization(&given);
+    body.as_object_mut().unwrap().remove("id");
+    let r = send(&s, "POST", "/fhir/Immunization", &system, Some(&body), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let (_, after) = due(
+        &s,
+        &manager,
+        "date=2026-06-30&programme=immunization&within=366",
+    )
+    .await;
+    let keys: Vec<&str> = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["resident_id"] == resident)
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        !keys.contains(&format!("{vaccine}-{n}").as_str()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&format!("{vaccine}-{}", n + 1).as_str()),
+        "{keys:?}"
+    );
+}
