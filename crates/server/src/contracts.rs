@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use chrono::{Datelike, NaiveDate};
-use dhp_core::access::{may_read_resident, Principal, Role};
+use dhp_core::access::{Principal, Role};
 use dhp_core::contract::{apply, check_combination, tally, Combination, ContractAction, Tally};
 use dhp_core::{Contract, Id, OrgKind, Organisation};
 use dhp_store::{Batch, Cohort, Guard, Reading, StoreError, Table, User, WriteSet};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Actor};
 use crate::i18n::{messages, Messages};
 use crate::pages::current_user;
-use crate::workbench::{as_of, principal_of};
+use crate::workbench::{as_of, principal_of, Readable};
 use crate::{AppError, AppState};
 
 /// A contract request, from JSON or a form. Hospitals by organisation code.
@@ -112,35 +112,32 @@ pub(crate) async fn change(
             "contracts are signed by family doctors and integrating systems",
         )));
     }
-    let facts = match state.store.resident_access_facts(resident_id, today).await {
-        Ok(f) => f,
-        Err(StoreError::NotFound(_)) => {
+    let existing = match crate::workbench::readable(
+        state,
+        who,
+        resident_id,
+        today,
+        "update",
+        Reading::Programmes,
+    )
+    .await?
+    {
+        Readable::Record(rec) => rec.contracts,
+        Readable::NotFound => {
             return Ok(Err(Refused::new(
                 StatusCode::NOT_FOUND,
                 "resident_id",
                 format!("resident {resident_id} does not exist"),
             )))
         }
-        Err(e) => return Err(e.into()),
+        Readable::Denied => {
+            return Ok(Err(Refused::new(
+                StatusCode::FORBIDDEN,
+                "resident_id",
+                format!("resident {resident_id} is outside {}'s scope", who.username),
+            )))
+        }
     };
-    let org = crate::fhir::org_facts(state, who).await?;
-    if !may_read_resident(who, org.as_ref(), &facts).allowed() {
-        audit::record(
-            &*state.store,
-            &actor,
-            "update",
-            &resource,
-            Some(resident_id),
-            "denied",
-            &req.action,
-        )
-        .await?;
-        return Ok(Err(Refused::new(
-            StatusCode::FORBIDDEN,
-            "resident_id",
-            format!("resident {resident_id} is outside {}'s scope", who.username),
-        )));
-    }
     let orgs = state.orgs().await?;
     let combination = || -> Result<Combination, Refused> {
         let doctor = req.doctor.or(who.practitioner_id).ok_or_else(|| {
@@ -211,19 +208,6 @@ pub(crate) async fn change(
             )))
         }
     };
-    let existing = state
-        .store
-        .programme_records(
-            &Cohort::Resident(resident_id),
-            Reading::Programmes,
-            today,
-            resident_id - 1,
-            1,
-        )
-        .await?
-        .pop()
-        .map(|r| r.contracts)
-        .unwrap_or_default();
     let new_id = state.store.reserve_ids("CareTeam", 1).await?;
     let rows = match apply(resident_id, &existing, action, today, new_id) {
         Ok(rows) => rows,

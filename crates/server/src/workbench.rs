@@ -170,6 +170,80 @@ pub async fn as_of(state: &AppState) -> Result<NaiveDate, StoreError> {
         .unwrap_or_else(|| Local::now().date_naive()))
 }
 
+/// What a read of one resident's record came to.
+#[derive(Debug)]
+pub(crate) enum Readable {
+    Record(Box<ResidentRecord>),
+    NotFound,
+    Denied,
+}
+
+/// Resident `id`'s record (as much as `reading` asks) if `who` may read it on `on`;
+/// the attempt is audited either way, as `action` on `Patient/{id}`.
+pub(crate) async fn readable(
+    state: &AppState,
+    who: &Principal,
+    id: Id,
+    on: NaiveDate,
+    action: &str,
+    reading: Reading,
+) -> Result<Readable, AppError> {
+    let actor = Actor::from(who);
+    let resource = format!("Patient/{id}");
+    let facts = match state.store.resident_access_facts(id, on).await {
+        Ok(f) => f,
+        Err(StoreError::NotFound(_)) => {
+            audit::record(
+                &*state.store,
+                &actor,
+                action,
+                &resource,
+                None,
+                "not-found",
+                "workbench",
+            )
+            .await?;
+            return Ok(Readable::NotFound);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = crate::fhir::org_facts(state, who).await?;
+    if !dhp_core::access::may_read_resident(who, org.as_ref(), &facts).allowed() {
+        audit::record(
+            &*state.store,
+            &actor,
+            action,
+            &resource,
+            Some(id),
+            "denied",
+            "workbench",
+        )
+        .await?;
+        return Ok(Readable::Denied);
+    }
+    audit::record(
+        &*state.store,
+        &actor,
+        action,
+        &resource,
+        Some(id),
+        "success",
+        "workbench",
+    )
+    .await?;
+    Ok(
+        match state
+            .store
+            .programme_records(&Cohort::Resident(id), reading, on, id - 1, 1)
+            .await?
+            .pop()
+        {
+            Some(rec) => Readable::Record(Box::new(rec)),
+            None => Readable::NotFound,
+        },
+    )
+}
+
 /// The principal of a portal session.
 pub(crate) fn principal_of(user: &User) -> Option<Principal> {
     Some(Principal {

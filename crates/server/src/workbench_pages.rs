@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::NaiveDate;
-use dhp_core::access::{may_read_resident, Principal};
+use dhp_core::access::Principal;
 use dhp_core::programmes::immunization::{forecast, SeriesState};
 use dhp_core::programmes::{assess, key_populations, DueStatus, ResidentRecord};
 use dhp_core::registry::age_years;
@@ -21,7 +21,7 @@ use crate::audit::{self, Actor};
 use crate::i18n::{messages, Messages};
 use crate::pages::current_user;
 use crate::workbench::{
-    self, as_of, audit_rows, due_list, parse_due_params, principal_of, FollowUpForm,
+    self, as_of, audit_rows, due_list, parse_due_params, principal_of, FollowUpForm, Readable,
 };
 use crate::{AppError, AppState};
 
@@ -410,55 +410,12 @@ async fn readable_record(
     on: NaiveDate,
     action: &str,
 ) -> Result<Option<ResidentRecord>, AppError> {
-    let actor = Actor::from(who);
-    let resource = format!("Patient/{id}");
-    let facts = match state.store.resident_access_facts(id, on).await {
-        Ok(f) => f,
-        Err(StoreError::NotFound(_)) => {
-            audit::record(
-                &*state.store,
-                &actor,
-                action,
-                &resource,
-                None,
-                "not-found",
-                "workbench",
-            )
-            .await?;
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let org = crate::fhir::org_facts(state, who).await?;
-    let decision = may_read_resident(who, org.as_ref(), &facts);
-    if !decision.allowed() {
-        audit::record(
-            &*state.store,
-            &actor,
-            action,
-            &resource,
-            Some(id),
-            "denied",
-            "workbench",
-        )
-        .await?;
-        return Ok(None);
-    }
-    audit::record(
-        &*state.store,
-        &actor,
-        action,
-        &resource,
-        Some(id),
-        "success",
-        "workbench",
+    Ok(
+        match workbench::readable(state, who, id, on, action, Reading::Full).await? {
+            Readable::Record(rec) => Some(*rec),
+            Readable::NotFound | Readable::Denied => None,
+        },
     )
-    .await?;
-    Ok(state
-        .store
-        .programme_records(&Cohort::Resident(id), Reading::Full, on, id - 1, 1)
-        .await?
-        .pop())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -56,6 +56,62 @@ fn cohort_clause(
     }
 }
 
+/// The page of `cohort`'s residents after `after`, in id order (`$n` parameters).
+pub(crate) fn residents_statement(
+    cohort: &Cohort,
+    today: NaiveDate,
+    after: Id,
+    limit: i64,
+) -> (String, Vec<Param>) {
+    let mut params = vec![Param::I64(after), Param::I64(limit)];
+    let clause = cohort_clause(cohort, today, &mut |p| {
+        params.push(p);
+        format!("${}", params.len())
+    });
+    let sql = format!(
+        "SELECT {} FROM residents r WHERE r.id > $1 AND {clause} ORDER BY r.id LIMIT $2",
+        rows::columns(Table::Residents)
+            .split(", ")
+            .map(|c| format!("r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    (sql, params)
+}
+
+/// Rows of `table` of `cohort`'s residents with ids in `first..=last` (`$n` parameters).
+pub(crate) fn rows_statement(
+    table: Table,
+    cohort: &Cohort,
+    reading: Reading,
+    today: NaiveDate,
+    first: Id,
+    last: Id,
+) -> (String, Vec<Param>) {
+    let mut params = vec![Param::I64(first), Param::I64(last)];
+    let only = if table == Table::Encounters && reading == Reading::Programmes {
+        " AND programme IS NOT NULL"
+    } else {
+        ""
+    };
+    let of_cohort = match cohort {
+        Cohort::All => String::new(),
+        _ => {
+            let clause = cohort_clause(cohort, today, &mut |p| {
+                params.push(p);
+                format!("${}", params.len())
+            });
+            format!(" AND resident_id IN (SELECT r.id FROM residents r WHERE r.id >= $1 AND r.id <= $2 AND {clause})")
+        }
+    };
+    let sql = format!(
+        "SELECT {} FROM {} WHERE resident_id >= $1 AND resident_id <= $2{only}{of_cohort}",
+        rows::columns(table),
+        table.name()
+    );
+    (sql, params)
+}
+
 /// How much of each record to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reading {
@@ -77,19 +133,7 @@ pub(crate) async fn records<E: Exec>(
     after: Id,
     limit: i64,
 ) -> Result<Vec<ResidentRecord>> {
-    let mut params = vec![Param::I64(after), Param::I64(limit)];
-    let clause = cohort_clause(cohort, today, &mut |p| {
-        params.push(p);
-        format!("${}", params.len())
-    });
-    let sql = format!(
-        "SELECT {} FROM residents r WHERE r.id > $1 AND {clause} ORDER BY r.id LIMIT $2",
-        rows::columns(Table::Residents)
-            .split(", ")
-            .map(|c| format!("r.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let (sql, params) = residents_statement(cohort, today, after, limit);
     let residents = e
         .rows(&sql, params)
         .await?
@@ -102,38 +146,8 @@ pub(crate) async fn records<E: Exec>(
     ) else {
         return Ok(Vec::new());
     };
-    // Dense pages (the whole district) read id ranges; sparse ones an id list.
-    let dense = matches!(cohort, Cohort::All);
-    let statement = |table: Table| {
-        let only = if table == Table::Encounters && reading == Reading::Programmes {
-            " AND programme IS NOT NULL"
-        } else {
-            ""
-        };
-        if dense {
-            (
-                format!(
-                    "SELECT {} FROM {} WHERE resident_id >= $1 AND resident_id <= $2{only}",
-                    rows::columns(table),
-                    table.name()
-                ),
-                vec![Param::I64(first), Param::I64(last)],
-            )
-        } else {
-            let marks: Vec<String> = (1..=residents.len()).map(|i| format!("${i}")).collect();
-            (
-                format!(
-                    "SELECT {} FROM {} WHERE resident_id IN ({}){only}",
-                    rows::columns(table),
-                    table.name(),
-                    marks.join(", ")
-                ),
-                residents.iter().map(|r| Param::I64(r.id)).collect(),
-            )
-        }
-    };
     let read = |table: Table| {
-        let (sql, params) = statement(table);
+        let (sql, params) = rows_statement(table, cohort, reading, today, first, last);
         async move {
             let mut batch = Batch::default();
             for row in e.rows(&sql, params).await? {

@@ -21,6 +21,25 @@ pub trait Col {
     fn datetime(&self, i: usize) -> Result<NaiveDateTime>;
     fn f64(&self, i: usize) -> Result<f64>;
     fn bool(&self, i: usize) -> Result<bool>;
+    /// Column `i` (text or NULL) read through `f` (a code of an enum): `None` for NULL,
+    /// `Corrupt` naming `what` when `f` does not know the text. A backend that can lend
+    /// the text avoids copying it.
+    fn code<T>(
+        &self,
+        i: usize,
+        what: &str,
+        f: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match self.otext(i)? {
+            None => Ok(None),
+            Some(s) => f(&s).map(Some).ok_or_else(|| corrupt(what, &s)),
+        }
+    }
+}
+
+/// A code column that must not be NULL.
+fn required<T>(v: Option<T>, what: &str) -> Result<T> {
+    v.ok_or_else(|| StoreError::Corrupt(format!("{what} is missing")))
 }
 
 macro_rules! impl_col {
@@ -145,7 +164,10 @@ pub(crate) fn push(batch: &mut Batch, table: Table, r: &impl Col) -> Result<()> 
         }),
         Table::Residents => batch.residents.push(resident(r)?),
         Table::Contracts => {
-            let status = r.text(8)?;
+            let status = required(
+                r.code(8, "contract status", ContractStatus::parse)?,
+                "contract status",
+            )?;
             batch.contracts.push(Contract {
                 id: r.i64(0)?,
                 resident_id: r.i64(1)?,
@@ -155,22 +177,19 @@ pub(crate) fn push(batch: &mut Batch, table: Table, r: &impl Col) -> Result<()> 
                 city_hospital_id: r.i64(5)?,
                 start: r.date(6)?,
                 end: r.date(7)?,
-                status: ContractStatus::parse(&status)
-                    .ok_or_else(|| corrupt("contract status", &status))?,
+                status,
             })
         }
         Table::Encounters => {
-            let kind = r.text(2)?;
-            let programme = r.otext(3)?;
+            let kind = required(
+                r.code(2, "encounter type", EncounterType::parse)?,
+                "encounter type",
+            )?;
             batch.encounters.push(Encounter {
                 id: r.i64(0)?,
                 resident_id: r.i64(1)?,
-                kind: EncounterType::parse(&kind)
-                    .ok_or_else(|| corrupt("encounter type", &kind))?,
-                programme: match programme {
-                    None => None,
-                    Some(p) => Some(Programme::parse(&p).ok_or_else(|| corrupt("programme", &p))?),
-                },
+                kind,
+                programme: r.code(3, "programme", Programme::parse)?,
                 org_id: r.i64(4)?,
                 practitioner_id: r.oi64(5)?,
                 start: r.datetime(6)?,

@@ -32,6 +32,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         _cohort: &crate::Cohort,
         _reading: crate::Reading,
+        _today: NaiveDate,
         _after: Id,
         _limit: i64,
     ) -> Result<Option<Vec<dhp_core::programmes::ResidentRecord>>> {
@@ -165,7 +166,10 @@ impl<B: Backend> Store for B {
         after: Id,
         limit: i64,
     ) -> Result<Vec<dhp_core::programmes::ResidentRecord>> {
-        if let Some(records) = self.bulk_records(cohort, reading, after, limit).await? {
+        if let Some(records) = self
+            .bulk_records(cohort, reading, today, after, limit)
+            .await?
+        {
             return Ok(records);
         }
         crate::programmes::records(self.pool(), cohort, reading, today, after, limit).await

@@ -128,17 +128,18 @@ impl Backend for SqliteStore {
         &self,
         cohort: &crate::Cohort,
         reading: crate::Reading,
+        today: chrono::NaiveDate,
         after: dhp_core::Id,
         limit: i64,
     ) -> Result<Option<Vec<dhp_core::programmes::ResidentRecord>>> {
-        if *cohort != crate::Cohort::All {
-            return Ok(None);
-        }
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || scan::records(&path, reading, after, limit))
-            .await
-            .map_err(|e| crate::StoreError::Embedded(format!("scan task: {e}")))?
-            .map(Some)
+        let cohort = cohort.clone();
+        tokio::task::spawn_blocking(move || {
+            scan::records(&path, &cohort, reading, today, after, limit)
+        })
+        .await
+        .map_err(|e| crate::StoreError::Embedded(format!("scan task: {e}")))?
+        .map(Some)
     }
 
     async fn shut(&self) {

@@ -12,8 +12,9 @@ use dhp_core::Id;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::programmes::{assemble, Reading};
+use crate::programmes::{assemble, residents_statement, rows_statement, Cohort, Reading};
 use crate::rows::{self, Col};
+use crate::shared::Param;
 use crate::{Batch, Result, StoreError, Table};
 
 fn failed(e: rusqlite::Error) -> StoreError {
@@ -21,11 +22,14 @@ fn failed(e: rusqlite::Error) -> StoreError {
 }
 
 fn open(path: &Path) -> Result<Connection> {
+    // Opened read-write (but `query_only`): a read-only connection cannot create the
+    // WAL index when no other connection holds the file open.
     let c = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(failed)?;
+    c.pragma_update(None, "query_only", true).map_err(failed)?;
     c.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(failed)?;
     c.pragma_update(None, "cache_size", -65536)
@@ -104,52 +108,97 @@ impl Col for rusqlite::Row<'_> {
     fn bool(&self, i: usize) -> Result<bool> {
         Ok(self.get::<_, i64>(i).map_err(failed)? != 0)
     }
+    fn code<T>(
+        &self,
+        i: usize,
+        what: &str,
+        f: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match self.get_ref(i).map_err(failed)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => {
+                let s = std::str::from_utf8(t)
+                    .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+                f(s).map(Some)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{what} {s:?}")))
+            }
+            _ => Err(StoreError::Corrupt(format!("{what} is not text"))),
+        }
+    }
 }
 
-/// One table's rows of residents `first..=last` into a batch.
-fn table_rows(path: &Path, table: Table, reading: Reading, first: Id, last: Id) -> Result<Batch> {
-    let c = open(path)?;
-    let only = if table == Table::Encounters && reading == Reading::Programmes {
-        " AND programme IS NOT NULL"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT {} FROM {} WHERE resident_id >= ?1 AND resident_id <= ?2{only}",
-        rows::columns(table),
-        table.name()
-    );
-    let mut stmt = c.prepare(&sql).map_err(failed)?;
-    let mut found = stmt.query([first, last]).map_err(failed)?;
-    let mut batch = Batch::default();
-    while let Some(row) = found.next().map_err(failed)? {
-        rows::push(&mut batch, table, row)?;
+/// `$n` parameters bound by name, as sqlx writes their values into SQLite.
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<()> {
+    use rusqlite::types::Value;
+    for (i, p) in params.iter().enumerate() {
+        let v = match p {
+            Param::I64(v) => Value::Integer(*v),
+            Param::OptI64(v) => v.map_or(Value::Null, Value::Integer),
+            Param::Text(v) => Value::Text(v.clone()),
+            Param::OptText(v) => v.clone().map_or(Value::Null, Value::Text),
+            Param::Date(d) => Value::Text(d.format("%Y-%m-%d").to_string()),
+            Param::DateTime(t) => Value::Text(t.format("%Y-%m-%d %H:%M:%S%.f").to_string()),
+        };
+        let at = stmt
+            .parameter_index(&format!("${}", i + 1))
+            .map_err(failed)?
+            .ok_or_else(|| StoreError::Invalid(format!("no parameter ${}", i + 1)))?;
+        stmt.raw_bind_parameter(at, v).map_err(failed)?;
     }
+    Ok(())
+}
+
+/// Decode every row `sql` gives with `push`.
+fn each_row(
+    c: &Connection,
+    sql: &str,
+    params: &[Param],
+    mut push: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = c.prepare(sql).map_err(failed)?;
+    bind(&mut stmt, params)?;
+    let mut found = stmt.raw_query();
+    while let Some(row) = found.next().map_err(failed)? {
+        push(row)?;
+    }
+    Ok(())
+}
+
+/// One table's rows of `cohort`'s residents `first..=last` into a batch.
+fn table_rows(
+    path: &Path,
+    table: Table,
+    cohort: &Cohort,
+    reading: Reading,
+    today: NaiveDate,
+    first: Id,
+    last: Id,
+) -> Result<Batch> {
+    let c = open(path)?;
+    let (sql, params) = rows_statement(table, cohort, reading, today, first, last);
+    let mut batch = Batch::default();
+    each_row(&c, &sql, &params, |row| rows::push(&mut batch, table, row))?;
     Ok(batch)
 }
 
-/// Up to `limit` residents with `id > after`, in id order, with their records: every
-/// resident of the file (the whole-district cohort).
+/// Up to `limit` residents of `cohort` with `id > after`, in id order, with their records.
 pub(crate) fn records(
     path: &Path,
+    cohort: &Cohort,
     reading: Reading,
+    today: NaiveDate,
     after: Id,
     limit: i64,
 ) -> Result<Vec<ResidentRecord>> {
-    let residents = {
+    let mut residents = Vec::new();
+    {
         let c = open(path)?;
-        let sql = format!(
-            "SELECT {} FROM residents WHERE id > ?1 ORDER BY id LIMIT ?2",
-            rows::columns(Table::Residents)
-        );
-        let mut stmt = c.prepare(&sql).map_err(failed)?;
-        let mut found = stmt.query([after, limit]).map_err(failed)?;
-        let mut v = Vec::new();
-        while let Some(row) = found.next().map_err(failed)? {
-            v.push(rows::resident(row)?);
-        }
-        v
-    };
+        let (sql, params) = residents_statement(cohort, today, after, limit);
+        each_row(&c, &sql, &params, |row| {
+            residents.push(rows::resident(row)?);
+            Ok(())
+        })?;
+    }
     let (Some(first), Some(last)) = (
         residents.first().map(|r| r.id),
         residents.last().map(|r| r.id),
@@ -172,7 +221,7 @@ pub(crate) fn records(
             .iter()
             .flat_map(|t| halves.iter().map(move |h| (*t, *h)))
             .filter(|(_, (a, b))| a <= b)
-            .map(|(t, (a, b))| s.spawn(move || table_rows(path, t, reading, a, b)))
+            .map(|(t, (a, b))| s.spawn(move || table_rows(path, t, cohort, reading, today, a, b)))
             .collect();
         handles
             .into_iter()
