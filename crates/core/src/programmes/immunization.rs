@@ -140,21 +140,19 @@ fn next_dose(
     if v.live && v.injectable {
         // Not inside the gap after another injectable live dose, unless on the same day
         // as it — possible only when that day is today.
-        loop {
-            let clash = live_days.iter().find(|x| {
-                let gap_end = r.live_injectable_gap.after(**x);
-                earliest < gap_end && !(earliest <= **x && **x == on)
-            });
-            match clash {
-                Some(x) => {
-                    earliest = r.live_injectable_gap.after(*x);
-                    why.push(format!(
-                        "≥ {} after the live vaccine given {x}",
-                        r.live_injectable_gap
-                    ));
-                }
-                None => break,
-            }
+        let mut last_clash = None;
+        while let Some(x) = live_days.iter().find(|x| {
+            let gap_end = r.live_injectable_gap.after(**x);
+            earliest < gap_end && !(earliest <= **x && **x == on)
+        }) {
+            earliest = r.live_injectable_gap.after(*x);
+            last_clash = Some(*x);
+        }
+        if let Some(x) = last_clash {
+            why.push(format!(
+                "≥ {} after the live vaccine given {x}",
+                r.live_injectable_gap
+            ));
         }
     }
     // The dose can be given no earlier than today: past the limit by then, it is closed.
