@@ -163,19 +163,33 @@ pub(crate) async fn records<E: Exec>(
         read(Table::Observations),
         read(Table::Immunizations),
     )?;
-    let batch = Batch {
-        contracts: contracts.contracts,
-        encounters: encounters.encounters,
-        conditions: conditions.conditions,
-        observations: observations.observations,
-        immunizations: immunizations.immunizations,
-        ..Batch::default()
-    };
-    Ok(assemble(residents, batch))
+    Ok(assemble(
+        residents,
+        [
+            contracts,
+            encounters,
+            conditions,
+            observations,
+            immunizations,
+        ],
+    ))
 }
 
-/// Residents with their rows, each row given to its resident.
-pub(crate) fn assemble(residents: Vec<dhp_core::Resident>, batch: Batch) -> Vec<ResidentRecord> {
+/// The tables a resident's record is read from, besides `residents`.
+pub(crate) const RECORD_TABLES: [Table; 5] = [
+    Table::Contracts,
+    Table::Encounters,
+    Table::Conditions,
+    Table::Observations,
+    Table::Immunizations,
+];
+
+/// Residents with their rows (read in any number of parts), each row given to its
+/// resident.
+pub(crate) fn assemble(
+    residents: Vec<dhp_core::Resident>,
+    parts: impl IntoIterator<Item = Batch>,
+) -> Vec<ResidentRecord> {
     let mut out: Vec<ResidentRecord> = residents.into_iter().map(ResidentRecord::new).collect();
     // Residents are in id order and rows mostly arrive in resident order: look at the
     // resident of the previous row first, else search.
@@ -196,10 +210,12 @@ pub(crate) fn assemble(residents: Vec<dhp_core::Resident>, batch: Batch) -> Vec<
             }
         };
     }
-    spread!(batch.contracts, contracts);
-    spread!(batch.encounters, encounters);
-    spread!(batch.conditions, conditions);
-    spread!(batch.observations, observations);
-    spread!(batch.immunizations, immunizations);
+    for batch in parts {
+        spread!(batch.contracts, contracts);
+        spread!(batch.encounters, encounters);
+        spread!(batch.conditions, conditions);
+        spread!(batch.observations, observations);
+        spread!(batch.immunizations, immunizations);
+    }
     out
 }

@@ -138,42 +138,30 @@ fn home_and_login_pages_render_in_chromium() {
         .unwrap();
         format!("file://{}", page.display())
     };
-    let dom = browse(
-        &chrome,
-        &profile,
-        &["--dump-dom", "--virtual-time-budget=8000"],
-        &signed_in("/workbench"),
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    // The page a signed-in doctor's browser builds, and the first resident it links to.
+    let page = |next: &str| {
+        let o = browse(
+            &chrome,
+            &profile,
+            &["--dump-dom", "--virtual-time-budget=8000"],
+            &signed_in(next),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let first_resident = |dom: &str| {
+        dom.split("/workbench/resident/")
+            .nth(1)
+            .and_then(|s| s.split('?').next())
+            .map(str::to_string)
+    };
+    let dom = page("/workbench");
     for text in ["家庭医生工作台", "逾期", "高血压", "domain-rules §"] {
         assert!(dom.contains(text), "workbench lacks {text}");
     }
-    let resident = dom
-        .split("/workbench/resident/")
-        .nth(1)
-        .and_then(|s| s.split('?').next())
-        .expect("the due list links to residents")
-        .to_string();
-    let kids = browse(
-        &chrome,
-        &profile,
-        &["--dump-dom", "--virtual-time-budget=8000"],
-        &signed_in("/workbench?programme=immunization"),
-    );
-    let kids = String::from_utf8_lossy(&kids.stdout);
-    let child = kids
-        .split("/workbench/resident/")
-        .nth(1)
-        .and_then(|s| s.split('?').next())
-        .expect("a child with a vaccine due")
-        .to_string();
-    let plan = browse(
-        &chrome,
-        &profile,
-        &["--dump-dom", "--virtual-time-budget=8000"],
-        &signed_in(&format!("/workbench/resident/{child}/vaccines")),
-    );
-    let plan = String::from_utf8_lossy(&plan.stdout);
+    let resident = first_resident(&dom).expect("the due list links to residents");
+    let child = first_resident(&page("/workbench?programme=immunization"))
+        .expect("a child with a vaccine due");
+    let plan = page(&format!("/workbench/resident/{child}/vaccines"));
     for text in ["预防接种计划", "乙肝疫苗", "麻腮风疫苗", "建议日期"] {
         assert!(plan.contains(text), "vaccination plan lacks {text}");
     }

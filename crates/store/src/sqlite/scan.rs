@@ -12,7 +12,9 @@ use dhp_core::Id;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::programmes::{assemble, residents_statement, rows_statement, Cohort, Reading};
+use crate::programmes::{
+    assemble, residents_statement, rows_statement, Cohort, Reading, RECORD_TABLES,
+};
 use crate::rows::{self, Col};
 use crate::shared::Param;
 use crate::{Batch, Result, StoreError, Table};
@@ -205,19 +207,12 @@ pub(crate) fn records(
     ) else {
         return Ok(Vec::new());
     };
-    let tables = [
-        Table::Contracts,
-        Table::Encounters,
-        Table::Conditions,
-        Table::Observations,
-        Table::Immunizations,
-    ];
     // Each table in two halves of the page, so the largest (observations) does not
     // leave a core idle.
     let middle = residents[residents.len() / 2].id;
     let halves = [(first, middle - 1), (middle, last)];
     let parts: Vec<Result<Batch>> = std::thread::scope(|s| {
-        let handles: Vec<_> = tables
+        let handles: Vec<_> = RECORD_TABLES
             .iter()
             .flat_map(|t| halves.iter().map(move |h| (*t, *h)))
             .filter(|(_, (a, b))| a <= b)
@@ -231,16 +226,10 @@ pub(crate) fn records(
             })
             .collect()
     });
-    let mut batch = Batch::default();
-    for part in parts {
-        let p = part?;
-        batch.contracts.extend(p.contracts);
-        batch.encounters.extend(p.encounters);
-        batch.conditions.extend(p.conditions);
-        batch.observations.extend(p.observations);
-        batch.immunizations.extend(p.immunizations);
-    }
-    Ok(assemble(residents, batch))
+    Ok(assemble(
+        residents,
+        parts.into_iter().collect::<Result<Vec<_>>>()?,
+    ))
 }
 
 #[cfg(test)]
