@@ -12,6 +12,7 @@ pub mod programmes;
 pub mod query;
 pub mod record;
 pub mod registry;
+pub mod surveillance;
 
 pub use identity::{IdentityError, IdentityNumber};
 pub use record::{

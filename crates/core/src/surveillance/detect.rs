@@ -1,0 +1,959 @@
+//! Outbreak-detection algorithms (暴发探测), domain-rules §6. Each takes a series of
+//! counts (daily or weekly, oldest first) and scores every point it has enough history
+//! for: the statistic, a threshold on the count scale where one exists, the expected
+//! count, and whether it alarms.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use statrs::distribution::{
+    ContinuousCDF, DiscreteCDF, NegativeBinomial, Normal, Poisson, StudentsT,
+};
+
+use super::glm;
+
+/// How often a series is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cadence {
+    Daily,
+    Weekly,
+}
+
+impl Cadence {
+    /// Points per year: the lag to "the same time last year".
+    pub fn period(self) -> usize {
+        match self {
+            Cadence::Daily => 365,
+            Cadence::Weekly => 52,
+        }
+    }
+
+    /// Points in the CIDARS observation window (7 days).
+    pub fn week(self) -> usize {
+        match self {
+            Cadence::Daily => 7,
+            Cadence::Weekly => 1,
+        }
+    }
+}
+
+/// One scored point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Score {
+    /// The algorithm's own statistic (count, C-statistic, CUSUM sum, Farrington score).
+    pub statistic: f64,
+    /// Upper bound on the count scale (NaN where the algorithm gives none, e.g. too few
+    /// recent cases for Farrington).
+    pub threshold: f64,
+    /// Baseline expectation (mean, fitted μ₀, reference mean); NaN where none.
+    pub expected: f64,
+    pub alarm: bool,
+}
+
+/// A bad algorithm name or parameter; names the offending field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DetectError {
+    #[error("unknown algorithm `{0}`; known: fixed, mpm, ears-c1, ears-c2, ears-c3, ears-c3-hutwagner, farrington, farrington-noufaily, cusum")]
+    UnknownAlgorithm(String),
+    #[error("{algorithm}: unknown parameter `{name}`; accepted: {accepted}")]
+    UnknownParameter {
+        algorithm: &'static str,
+        name: String,
+        accepted: &'static str,
+    },
+    #[error("{algorithm}: parameter `{name}` = `{value}`: {reason}")]
+    BadValue {
+        algorithm: &'static str,
+        name: String,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// Percentile interpolation between order statistics (R quantile types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    /// R type 7: linear between the two neighbouring order statistics.
+    Linear,
+    Lower,
+    Higher,
+    Nearest,
+}
+
+/// Fixed threshold (CIDARS single-case diseases): alarm when the count reaches `cases`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fixed {
+    pub cases: f64,
+}
+
+/// CIDARS moving percentile method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MovingPercentile {
+    /// Percentile of the baseline, 0–100 (default 80).
+    pub percentile: f64,
+    /// Years of history (default 3).
+    pub years: usize,
+    /// Windows either side of the same window in each year (default 2).
+    pub side_windows: usize,
+    /// `>` (true, default) or `≥` against the percentile.
+    pub strict: bool,
+    pub interpolation: Interpolation,
+}
+
+/// EARS C1 / C2 / C3 (R `surveillance::earsC`) and the published Hutwagner C3.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ears {
+    pub alpha: f64,
+    pub baseline: usize,
+    pub min_sigma: f64,
+    /// Hutwagner C3 only: alarm when the summed excess exceeds this (default 2).
+    pub limit: f64,
+}
+
+/// Threshold construction of the Farrington family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FarringtonThreshold {
+    /// Delta method on the 2/3-power scale (Farrington 1996).
+    Delta,
+    /// Negative-binomial quantile with the plug-in mean (Noufaily 2013).
+    NbPlugin,
+}
+
+/// Farrington flexible (`surveillance::farringtonFlexible`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Farrington {
+    /// Years back.
+    pub b: usize,
+    /// Half-width of the window around the same time in earlier years.
+    pub w: usize,
+    pub alpha: f64,
+    pub reweight: bool,
+    /// Anscombe residuals above this are down-weighted (1 original, 2.58 Noufaily).
+    pub weights_threshold: f64,
+    pub trend: bool,
+    pub p_trend: f64,
+    /// No alarm unless at least `limit_cases` in the last `limit_period` points.
+    pub limit_cases: f64,
+    pub limit_period: usize,
+    pub threshold: FarringtonThreshold,
+    /// Seasonal factor levels over the whole baseline (1 = windows only).
+    pub periods: usize,
+    /// Most recent points left out of the baseline (default w).
+    pub past_excluded: usize,
+}
+
+/// Standardised CUSUM.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cusum {
+    pub k: f64,
+    pub h: f64,
+    /// Reference mean; when absent, the mean of the `baseline` points before `guard`.
+    pub m: Option<f64>,
+    pub baseline: usize,
+    pub guard: usize,
+    /// Smallest mean used in the standardisation, so a zero baseline still scales.
+    pub min_mean: f64,
+    pub reset: bool,
+}
+
+/// A configured detector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "algorithm", rename_all = "kebab-case")]
+pub enum Algorithm {
+    Fixed(Fixed),
+    Mpm(MovingPercentile),
+    EarsC1(Ears),
+    EarsC2(Ears),
+    EarsC3(Ears),
+    EarsC3Hutwagner(Ears),
+    Farrington(Farrington),
+    FarringtonNoufaily(Farrington),
+    Cusum(Cusum),
+}
+
+/// Every algorithm name, in the order the tables print them.
+pub const ALGORITHMS: [&str; 9] = [
+    "fixed",
+    "mpm",
+    "ears-c1",
+    "ears-c2",
+    "ears-c3",
+    "ears-c3-hutwagner",
+    "farrington",
+    "farrington-noufaily",
+    "cusum",
+];
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+struct Params<'a> {
+    algorithm: &'static str,
+    accepted: &'static str,
+    map: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Params<'a> {
+    fn new(
+        algorithm: &'static str,
+        accepted: &'static str,
+        params: &'a [(String, String)],
+    ) -> Result<Self, DetectError> {
+        let names: Vec<&str> = accepted.split(", ").collect();
+        let mut map = BTreeMap::new();
+        for (k, v) in params {
+            if !names.contains(&k.as_str()) {
+                return Err(DetectError::UnknownParameter {
+                    algorithm,
+                    name: k.clone(),
+                    accepted,
+                });
+            }
+            map.insert(k.as_str(), v.as_str());
+        }
+        Ok(Params {
+            algorithm,
+            accepted,
+            map,
+        })
+    }
+
+    fn bad(&self, name: &str, reason: &'static str) -> DetectError {
+        DetectError::BadValue {
+            algorithm: self.algorithm,
+            name: name.to_string(),
+            value: self.map.get(name).copied().unwrap_or("").to_string(),
+            reason,
+        }
+    }
+
+    fn f64(
+        &self,
+        name: &str,
+        default: f64,
+        ok: fn(f64) -> bool,
+        why: &'static str,
+    ) -> Result<f64, DetectError> {
+        match self.map.get(name) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && ok(x) => Ok(x),
+                Ok(_) => Err(self.bad(name, why)),
+                Err(_) => Err(self.bad(name, "not a number")),
+            },
+        }
+    }
+
+    fn usize(&self, name: &str, default: usize, min: usize) -> Result<usize, DetectError> {
+        match self.map.get(name) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(x) if x >= min => Ok(x),
+                Ok(_) => Err(self.bad(name, "too small")),
+                Err(_) => Err(self.bad(name, "not a whole number")),
+            },
+        }
+    }
+
+    fn bool(&self, name: &str, default: bool) -> Result<bool, DetectError> {
+        match self.map.get(name).map(|v| v.trim()) {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(_) => Err(self.bad(name, "expected true or false")),
+        }
+    }
+
+    fn alpha(&self, alpha: Option<f64>, default: f64) -> Result<f64, DetectError> {
+        let a = self.f64(
+            "alpha",
+            alpha.unwrap_or(default),
+            |a| a > 0.0 && a < 1.0,
+            "must lie strictly between 0 and 1",
+        )?;
+        if let Some(a) = alpha {
+            if !(a > 0.0 && a < 1.0) {
+                return Err(DetectError::BadValue {
+                    algorithm: self.algorithm,
+                    name: "alpha".into(),
+                    value: a.to_string(),
+                    reason: "must lie strictly between 0 and 1",
+                });
+            }
+        }
+        Ok(a)
+    }
+
+    fn no_alpha(&self, alpha: Option<f64>) -> Result<(), DetectError> {
+        match alpha {
+            Some(a) => Err(DetectError::BadValue {
+                algorithm: self.algorithm,
+                name: "alpha".into(),
+                value: a.to_string(),
+                reason: "this algorithm has no alpha; see its parameters",
+            }),
+            None => {
+                let _ = self.accepted;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn positive(x: f64) -> bool {
+    x > 0.0
+}
+fn non_negative(x: f64) -> bool {
+    x >= 0.0
+}
+
+impl Algorithm {
+    /// The algorithm's command-line name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Fixed(_) => "fixed",
+            Algorithm::Mpm(_) => "mpm",
+            Algorithm::EarsC1(_) => "ears-c1",
+            Algorithm::EarsC2(_) => "ears-c2",
+            Algorithm::EarsC3(_) => "ears-c3",
+            Algorithm::EarsC3Hutwagner(_) => "ears-c3-hutwagner",
+            Algorithm::Farrington(_) => "farrington",
+            Algorithm::FarringtonNoufaily(_) => "farrington-noufaily",
+            Algorithm::Cusum(_) => "cusum",
+        }
+    }
+
+    /// Builds a detector from its name, an optional α and `name=value` parameters,
+    /// each defaulting to domain-rules §6.
+    pub fn configure(
+        name: &str,
+        alpha: Option<f64>,
+        params: &[(String, String)],
+    ) -> Result<Algorithm, DetectError> {
+        Ok(match name {
+            "fixed" => {
+                let p = Params::new("fixed", "cases", params)?;
+                p.no_alpha(alpha)?;
+                Algorithm::Fixed(Fixed {
+                    cases: p.f64("cases", 1.0, positive, "must be above 0")?,
+                })
+            }
+            "mpm" => {
+                let p = Params::new(
+                    "mpm",
+                    "percentile, years, side_windows, strict, interpolation",
+                    params,
+                )?;
+                p.no_alpha(alpha)?;
+                let interpolation = match p.map.get("interpolation").map(|s| s.trim()) {
+                    None | Some("linear") => Interpolation::Linear,
+                    Some("lower") => Interpolation::Lower,
+                    Some("higher") => Interpolation::Higher,
+                    Some("nearest") => Interpolation::Nearest,
+                    Some(_) => {
+                        return Err(
+                            p.bad("interpolation", "expected linear, lower, higher or nearest")
+                        )
+                    }
+                };
+                Algorithm::Mpm(MovingPercentile {
+                    percentile: p.f64(
+                        "percentile",
+                        80.0,
+                        |x| (0.0..=100.0).contains(&x),
+                        "must lie in 0–100",
+                    )?,
+                    years: p.usize("years", 3, 1)?,
+                    side_windows: p.usize("side_windows", 2, 0)?,
+                    strict: p.bool("strict", true)?,
+                    interpolation,
+                })
+            }
+            "ears-c1" | "ears-c2" | "ears-c3" | "ears-c3-hutwagner" => {
+                let algorithm: &'static str = ALGORITHMS
+                    .iter()
+                    .find(|a| **a == name)
+                    .copied()
+                    .unwrap_or("ears");
+                let p = Params::new(algorithm, "alpha, baseline, min_sigma, limit", params)?;
+                // R's earsC defaults: α = 0.001 for C1/C2, 0.025 for C3.
+                let default_alpha = if name == "ears-c3" { 0.025 } else { 0.001 };
+                let ears = Ears {
+                    alpha: p.alpha(alpha, default_alpha)?,
+                    baseline: p.usize("baseline", 7, 3)?,
+                    min_sigma: p.f64("min_sigma", 0.0, non_negative, "must not be negative")?,
+                    limit: p.f64("limit", 2.0, non_negative, "must not be negative")?,
+                };
+                match name {
+                    "ears-c1" => Algorithm::EarsC1(ears),
+                    "ears-c2" => Algorithm::EarsC2(ears),
+                    "ears-c3" => Algorithm::EarsC3(ears),
+                    _ => Algorithm::EarsC3Hutwagner(ears),
+                }
+            }
+            "farrington" | "farrington-noufaily" => {
+                let noufaily = name == "farrington-noufaily";
+                let algorithm = if noufaily {
+                    "farrington-noufaily"
+                } else {
+                    "farrington"
+                };
+                let p = Params::new(
+                    algorithm,
+                    "alpha, b, w, reweight, weights_threshold, trend, p_trend, limit_cases, limit_period, periods, past_excluded",
+                    params,
+                )?;
+                let w = p.usize("w", 3, 0)?;
+                let (thr, periods, excluded) = if noufaily {
+                    (2.58, 10, 26)
+                } else {
+                    (1.0, 1, w)
+                };
+                Algorithm::from_farrington(
+                    noufaily,
+                    Farrington {
+                        b: p.usize("b", 5, 1)?,
+                        w,
+                        alpha: p.alpha(alpha, 0.05)?,
+                        reweight: p.bool("reweight", true)?,
+                        weights_threshold: p.f64(
+                            "weights_threshold",
+                            thr,
+                            non_negative,
+                            "must not be negative",
+                        )?,
+                        trend: p.bool("trend", true)?,
+                        p_trend: p.f64(
+                            "p_trend",
+                            0.05,
+                            |x| x > 0.0 && x <= 1.0,
+                            "must lie in (0, 1]",
+                        )?,
+                        limit_cases: p.f64(
+                            "limit_cases",
+                            5.0,
+                            non_negative,
+                            "must not be negative",
+                        )?,
+                        limit_period: p.usize("limit_period", 4, 1)?,
+                        threshold: if noufaily {
+                            FarringtonThreshold::NbPlugin
+                        } else {
+                            FarringtonThreshold::Delta
+                        },
+                        periods: p.usize("periods", periods, 1)?,
+                        past_excluded: p.usize("past_excluded", excluded, 0)?,
+                    },
+                )
+            }
+            "cusum" => {
+                let p = Params::new("cusum", "k, h, m, baseline, guard, min_mean, reset", params)?;
+                p.no_alpha(alpha)?;
+                let m = match p.map.get("m") {
+                    None => None,
+                    Some(_) => Some(p.f64("m", 0.0, positive, "must be above 0")?),
+                };
+                Algorithm::Cusum(Cusum {
+                    k: p.f64("k", 1.04, non_negative, "must not be negative")?,
+                    h: p.f64("h", 2.26, positive, "must be above 0")?,
+                    m,
+                    baseline: p.usize("baseline", 7, 1)?,
+                    guard: p.usize("guard", 0, 0)?,
+                    min_mean: p.f64("min_mean", 0.25, positive, "must be above 0")?,
+                    reset: p.bool("reset", true)?,
+                })
+            }
+            other => return Err(DetectError::UnknownAlgorithm(other.to_string())),
+        })
+    }
+
+    fn from_farrington(noufaily: bool, f: Farrington) -> Algorithm {
+        if noufaily {
+            Algorithm::FarringtonNoufaily(f)
+        } else {
+            Algorithm::Farrington(f)
+        }
+    }
+
+    /// Scores every point of `counts`; None where there is not enough history.
+    pub fn score(&self, counts: &[f64], cadence: Cadence) -> Vec<Option<Score>> {
+        match self {
+            Algorithm::Fixed(f) => counts
+                .iter()
+                .map(|&x| {
+                    Some(Score {
+                        statistic: x,
+                        threshold: f.cases,
+                        expected: 0.0,
+                        alarm: x >= f.cases,
+                    })
+                })
+                .collect(),
+            Algorithm::Mpm(m) => mpm(m, counts, cadence),
+            Algorithm::EarsC1(e) => ears_c12(e, counts, 0),
+            Algorithm::EarsC2(e) => ears_c12(e, counts, 2),
+            Algorithm::EarsC3(e) => ears_c3(e, counts, false),
+            Algorithm::EarsC3Hutwagner(e) => ears_c3(e, counts, true),
+            Algorithm::Farrington(f) | Algorithm::FarringtonNoufaily(f) => {
+                farrington(f, counts, cadence.period())
+            }
+            Algorithm::Cusum(c) => cusum(c, counts),
+        }
+    }
+}
+
+/// Standard normal quantile.
+pub fn qnorm(p: f64) -> f64 {
+    Normal::standard().inverse_cdf(p)
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let ss: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
+    (mean, (ss / (n - 1.0)).sqrt())
+}
+
+/// EARS C1 (lag 0) and C2 (lag 2): U = μ + z·max(σ, minSigma) over `baseline` points
+/// ending `lag` points before t; alarm when x_t > U.
+fn ears_c12(e: &Ears, x: &[f64], lag: usize) -> Vec<Option<Score>> {
+    let z = qnorm(1.0 - e.alpha);
+    let first = e.baseline + lag;
+    (0..x.len())
+        .map(|t| {
+            if t < first {
+                return None;
+            }
+            let (mu, sd) = mean_sd(&x[t - first..t - lag]);
+            let sigma = sd.max(e.min_sigma);
+            let u = mu + z * sigma;
+            Some(Score {
+                statistic: standardise(x[t], mu, sigma),
+                threshold: u,
+                expected: mu,
+                alarm: x[t] > u,
+            })
+        })
+        .collect()
+}
+
+/// (x − μ)/σ with 0/0 read as no excess.
+fn standardise(x: f64, mu: f64, sigma: f64) -> f64 {
+    let s = (x - mu) / sigma;
+    if s.is_nan() {
+        0.0
+    } else {
+        s
+    }
+}
+
+/// EARS C3. The R variant: U = x_t + σ_t(z − p_{t−1} − p_{t−2}) clamped at 0, with
+/// pᵢ = max(0, C2ᵢ − 1). The published (Hutwagner 2003) variant sums max(0, C2ᵢ − 1)
+/// over t−2…t and alarms above `limit` (2).
+fn ears_c3(e: &Ears, x: &[f64], hutwagner: bool) -> Vec<Option<Score>> {
+    let z = qnorm(1.0 - e.alpha);
+    let c2 = ears_c12(e, x, 2);
+    let first = e.baseline + 4;
+    (0..x.len())
+        .map(|t| {
+            if t < first {
+                return None;
+            }
+            let excess = |s: &Score| (s.statistic - 1.0).max(0.0);
+            let now = c2[t]?;
+            let p1 = excess(&c2[t - 1]?);
+            let p2 = excess(&c2[t - 2]?);
+            let sigma = (now.threshold - now.expected) / z;
+            let sigma = if sigma.is_finite() { sigma } else { 0.0 };
+            if hutwagner {
+                let statistic = p1 + p2 + excess(&now);
+                let threshold = (now.expected + sigma * (1.0 + e.limit - p1 - p2)).max(0.0);
+                Some(Score {
+                    statistic,
+                    threshold,
+                    expected: now.expected,
+                    alarm: statistic > e.limit,
+                })
+            } else {
+                let u = if sigma > 0.0 {
+                    (x[t] + sigma * (z - p1 - p2)).max(0.0)
+                } else {
+                    x[t].max(0.0)
+                };
+                Some(Score {
+                    statistic: p1 + p2,
+                    threshold: u,
+                    expected: now.expected,
+                    alarm: x[t] > u,
+                })
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], q: f64, how: Interpolation) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    match how {
+        Interpolation::Linear => sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]),
+        Interpolation::Lower => sorted[lo],
+        Interpolation::Higher => sorted[hi],
+        Interpolation::Nearest => sorted[h.round() as usize],
+    }
+}
+
+/// CIDARS moving percentile: the rolling one-week count against the percentile of the
+/// same week and `side_windows` weeks either side in each of `years` earlier years.
+fn mpm(m: &MovingPercentile, x: &[f64], cadence: Cadence) -> Vec<Option<Score>> {
+    let win = cadence.week();
+    let period = cadence.period();
+    // rolling[t] = sum of x[t−win+1..=t]
+    let mut rolling = vec![f64::NAN; x.len()];
+    let mut acc = 0.0;
+    for t in 0..x.len() {
+        acc += x[t];
+        if t >= win {
+            acc -= x[t - win];
+        }
+        if t + 1 >= win {
+            rolling[t] = acc;
+        }
+    }
+    let reach = m.years * period + m.side_windows * win + win - 1;
+    let mut base = Vec::with_capacity(m.years * (2 * m.side_windows + 1));
+    (0..x.len())
+        .map(|t| {
+            if t < reach {
+                return None;
+            }
+            base.clear();
+            for y in 1..=m.years {
+                let centre = t - y * period;
+                for j in 0..=2 * m.side_windows {
+                    base.push(rolling[centre + j * win - m.side_windows * win]);
+                }
+            }
+            base.sort_by(f64::total_cmp);
+            let threshold = percentile(&base, m.percentile / 100.0, m.interpolation);
+            let observed = rolling[t];
+            Some(Score {
+                statistic: observed,
+                threshold,
+                expected: percentile(&base, 0.5, Interpolation::Linear),
+                alarm: if m.strict {
+                    observed > threshold
+                } else {
+                    observed >= threshold
+                },
+            })
+        })
+        .collect()
+}
+
+/// Standardised CUSUM: S_t = max(0, S_{t−1} + (x_t − m)/√m − k), alarm at S_t ≥ h.
+fn cusum(c: &Cusum, x: &[f64]) -> Vec<Option<Score>> {
+    let first = if c.m.is_some() {
+        0
+    } else {
+        c.baseline + c.guard
+    };
+    let mut s = 0.0;
+    (0..x.len())
+        .map(|t| {
+            if t < first {
+                return None;
+            }
+            let m = match c.m {
+                Some(m) => m,
+                None => {
+                    let from = t - c.guard - c.baseline;
+                    x[from..from + c.baseline].iter().sum::<f64>() / c.baseline as f64
+                }
+            };
+            let scale = m.max(c.min_mean).sqrt();
+            let threshold = m + scale * (c.h + c.k - s);
+            s = (s + (x[t] - m) / scale - c.k).max(0.0);
+            let alarm = s >= c.h;
+            let score = Score {
+                statistic: s,
+                threshold: threshold.max(0.0),
+                expected: m,
+                alarm,
+            };
+            if alarm && c.reset {
+                s = 0.0;
+            }
+            Some(score)
+        })
+        .collect()
+}
+
+/// Weights from Anscombe residuals: ω = γ/s² above the threshold, γ otherwise, with γ
+/// chosen so the weights sum to n (domain-rules §6).
+pub fn anscombe_weights(s: &[f64], threshold: f64) -> Vec<f64> {
+    let denom: f64 = s
+        .iter()
+        .map(|&s| if s > threshold { s.powi(-2) } else { 1.0 })
+        .sum();
+    let gamma = s.len() as f64 / denom;
+    s.iter()
+        .map(|&s| {
+            if s > threshold {
+                gamma * s.powi(-2)
+            } else {
+                gamma
+            }
+        })
+        .collect()
+}
+
+/// Delta-method threshold on the 2/3-power scale:
+/// τ = φ + se²/μ₀, U = (μ₀^{2/3} + z·√(4/9·μ₀^{1/3}·τ))^{3/2}, z = Φ⁻¹(1 − α).
+pub fn farrington_delta_threshold(mu0: f64, se: f64, phi: f64, alpha: f64) -> f64 {
+    let tau = phi + se * se / mu0;
+    let sd = (4.0 / 9.0 * mu0.powf(1.0 / 3.0) * tau).sqrt();
+    (mu0.powf(2.0 / 3.0) + qnorm(1.0 - alpha) * sd).powf(1.5)
+}
+
+/// Noufaily plug-in threshold: the (1 − α) quantile of a negative binomial with mean μ₀
+/// and dispersion φ (size μ₀/(φ−1), prob 1/φ), Poisson when φ = 1.
+pub fn noufaily_threshold(mu0: f64, phi: f64, alpha: f64) -> f64 {
+    let q = 1.0 - alpha;
+    if !mu0.is_finite() {
+        return f64::NAN;
+    }
+    if phi > 1.0 {
+        match NegativeBinomial::new(mu0 / (phi - 1.0), 1.0 / phi) {
+            Ok(d) => quantile_discrete(|k| d.cdf(k), q),
+            Err(_) => f64::NAN,
+        }
+    } else {
+        match Poisson::new(mu0.max(f64::MIN_POSITIVE)) {
+            Ok(d) => quantile_discrete(|k| d.cdf(k), q),
+            Err(_) => f64::NAN,
+        }
+    }
+}
+
+/// Smallest k with F(k) ≥ q (R's convention, with its small relative fuzz).
+fn quantile_discrete(cdf: impl Fn(u64) -> f64, q: f64) -> f64 {
+    let target = q * (1.0 - 64.0 * f64::EPSILON);
+    let mut hi: u64 = 1;
+    while cdf(hi) < target {
+        hi *= 2;
+        if hi > 1 << 40 {
+            return f64::NAN;
+        }
+    }
+    let mut lo: u64 = 0;
+    if cdf(0) >= target {
+        return 0.0;
+    }
+    // cdf(lo) < target ≤ cdf(hi)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if cdf(mid) >= target {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi as f64
+}
+
+/// One Farrington model: design rows, responses and where the prediction sits.
+struct Design {
+    x: Vec<f64>,
+    p: usize,
+    y: Vec<f64>,
+    /// Row of the point being scored (trend at t, the current season level).
+    now: Vec<f64>,
+}
+
+/// Seasonal level of each point from t − b·P − w to t (index 0 = that first point):
+/// `periods` marks the windows, 1…periods−1 the blocks between (R `blocks`).
+fn farrington_levels(f: &Farrington, t: usize, period: usize) -> Vec<Option<usize>> {
+    let start = t - f.b * period - f.w;
+    let mut levels = vec![None; t - start + 1];
+    let p = f.periods;
+    let mut set = |i: usize, level: usize| levels[i - start] = Some(level);
+    for i in t - f.w..=t {
+        set(i, p);
+    }
+    for i in 1..=f.b {
+        let reference = t - i * period;
+        for j in reference - f.w..=reference + f.w {
+            set(j, p);
+        }
+        if p != 1 {
+            let gap = period.saturating_sub(2 * f.w + 1);
+            let size = gap / (p - 1);
+            let rest = gap % (p - 1);
+            let mut at = reference + f.w + 1;
+            for level in 1..p {
+                let len = size + usize::from(level <= rest);
+                for j in at..at + len {
+                    set(j, level);
+                }
+                at += len;
+            }
+        }
+    }
+    let excluded_from = t.saturating_sub(f.past_excluded);
+    for i in excluded_from.max(start)..=t {
+        levels[i - start] = None;
+    }
+    levels
+}
+
+fn farrington_design(f: &Farrington, x: &[f64], t: usize, period: usize, trend: bool) -> Design {
+    let start = t - f.b * period - f.w;
+    let levels = farrington_levels(f, t, period);
+    let mut distinct: Vec<usize> = levels.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    // Treatment contrasts: the lowest level is the reference.
+    let dummies: Vec<usize> = distinct.iter().skip(1).copied().collect();
+    let p = 1 + usize::from(trend) + dummies.len();
+    let row = |time: f64, level: usize| {
+        let mut r = Vec::with_capacity(p);
+        r.push(1.0);
+        if trend {
+            r.push(time);
+        }
+        r.extend(dummies.iter().map(|d| if *d == level { 1.0 } else { 0.0 }));
+        r
+    };
+    let mut design = Vec::new();
+    let mut y = Vec::new();
+    for (i, level) in levels.iter().enumerate() {
+        if let Some(level) = level {
+            design.extend(row(i as f64, *level));
+            y.push(x[start + i]);
+        }
+    }
+    Design {
+        x: design,
+        p,
+        y,
+        now: row((t - start) as f64, f.periods),
+    }
+}
+
+/// Fit with optional Anscombe reweighting (R `algo.farrington.fitGLM.flexible`);
+/// returns the model and φ = max(1, dispersion).
+fn farrington_fit(f: &Farrington, d: &Design) -> Option<(glm::Fit, f64)> {
+    let n = d.y.len();
+    let ones = vec![1.0; n];
+    let first = glm::quasi_poisson(&d.x, d.p, &d.y, &ones)?;
+    if !first.converged {
+        return None;
+    }
+    let phi = first.dispersion.max(1.0);
+    if !f.reweight {
+        return Some((first, phi));
+    }
+    let hat = first.hat_values(&d.x, d.p);
+    let s: Vec<f64> = (0..n)
+        .map(|i| {
+            let (y, mu) = (d.y[i], first.mu[i]);
+            let a = 1.5 * (y.powf(2.0 / 3.0) * mu.powf(-1.0 / 6.0) - mu.sqrt());
+            a / (phi * (1.0 - hat[i])).sqrt()
+        })
+        .collect();
+    let omega = anscombe_weights(&s, f.weights_threshold);
+    let mut second = glm::quasi_poisson(&d.x, d.p, &d.y, &omega)?;
+    let phi = second.dispersion.max(1.0);
+    // The reference implementation stores the Anscombe weights in the model's working
+    // weights after fitting, so its later standard errors (prediction and trend test)
+    // use Σ ωᵢ rᵢ² / (n − p) with rᵢ = (yᵢ − μᵢ)/μᵢ. Reproduced so thresholds agree.
+    let pearson: f64 = (0..n)
+        .map(|i| {
+            let r = (d.y[i] - second.mu[i]) / second.mu[i];
+            omega[i] * r * r
+        })
+        .sum();
+    second.dispersion = pearson / second.df_residual.max(1) as f64;
+    Some((second, phi))
+}
+
+fn farrington(f: &Farrington, x: &[f64], period: usize) -> Vec<Option<Score>> {
+    let first = f.b * period + f.w;
+    (0..x.len())
+        .map(|t| {
+            if t < first || t + 1 < f.limit_period {
+                return None;
+            }
+            let recent: f64 = x[t + 1 - f.limit_period..=t].iter().sum();
+            if recent < f.limit_cases {
+                return Some(Score {
+                    statistic: f64::NAN,
+                    threshold: f64::NAN,
+                    expected: f64::NAN,
+                    alarm: false,
+                });
+            }
+            Some(farrington_point(f, x, t, period).unwrap_or(Score {
+                statistic: f64::NAN,
+                threshold: f64::NAN,
+                expected: f64::NAN,
+                alarm: false,
+            }))
+        })
+        .collect()
+}
+
+fn farrington_point(f: &Farrington, x: &[f64], t: usize, period: usize) -> Option<Score> {
+    // Trend first; kept only if significant, b ≥ 3 and no extrapolation beyond the data
+    // (R `algo.farrington.glm`).
+    let mut chosen = None;
+    if f.trend {
+        let d = farrington_design(f, x, t, period, true);
+        if let Some((fit, phi)) = farrington_fit(f, &d) {
+            let (eta, _) = fit.predict_link(&d.now);
+            let t_value = fit.beta[1] / fit.se(1);
+            let p_value = match StudentsT::new(0.0, 1.0, fit.df_residual as f64) {
+                Ok(dist) => 2.0 * dist.cdf(-t_value.abs()),
+                Err(_) => 1.0,
+            };
+            let max_y = d.y.iter().copied().fold(f64::MIN, f64::max);
+            if f.b >= 3 && p_value < f.p_trend && eta.exp() <= max_y {
+                chosen = Some((fit, phi, d));
+            }
+        }
+    }
+    let (fit, phi, d) = match chosen {
+        Some(c) => c,
+        None => {
+            let d = farrington_design(f, x, t, period, false);
+            let (fit, phi) = farrington_fit(f, &d)?;
+            (fit, phi, d)
+        }
+    };
+    let (eta0, se_eta) = fit.predict_link(&d.now);
+    let y = x[t];
+    let mu0 = eta0.exp();
+    let (threshold, centre) = match f.threshold {
+        FarringtonThreshold::Delta => {
+            let se = se_eta * mu0;
+            (farrington_delta_threshold(mu0, se, phi, f.alpha), mu0)
+        }
+        // R scores the plug-in variant against the linear predictor.
+        FarringtonThreshold::NbPlugin => (noufaily_threshold(mu0, phi, f.alpha), eta0),
+    };
+    let statistic = (y - centre) / (threshold - centre);
+    Some(Score {
+        statistic,
+        threshold,
+        expected: mu0,
+        alarm: statistic.is_finite() && statistic > 1.0 && y != 0.0,
+    })
+}
