@@ -14,7 +14,7 @@ use dhp_synth::{generate_into, Params, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::accounts;
-use crate::{BenchCommand, ClientCommand, Command, IdCommand, UserCommand};
+use crate::{BenchCommand, ClientCommand, Command, IdCommand, SurveillanceCommand, UserCommand};
 
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
@@ -115,6 +115,14 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             demo(residents, &listen, &path).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Surveillance {
+            command:
+                SurveillanceCommand::Detect {
+                    algorithm,
+                    alpha,
+                    params,
+                },
+        } => crate::surveillance::detect(&algorithm, alpha, &params),
         Command::Due {
             database,
             org,

@@ -4,6 +4,7 @@ mod accounts;
 mod bench_fhir;
 mod commands;
 mod due;
+mod surveillance;
 mod transfer;
 
 use std::process::ExitCode;
@@ -118,6 +119,12 @@ enum Command {
         #[arg(long, default_value = "csv")]
         format: String,
     },
+    /// Infectious-disease surveillance: detection over a series, the daily run over a
+    /// district's reports, and evaluation against injected outbreaks.
+    Surveillance {
+        #[command(subcommand)]
+        command: SurveillanceCommand,
+    },
     /// Resident identity numbers.
     Id {
         #[command(subcommand)]
@@ -164,6 +171,23 @@ enum ClientCommand {
         client_id: String,
         #[arg(long)]
         display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SurveillanceCommand {
+    /// Score your own series: reads `date,count` rows (daily or weekly) from standard
+    /// input and prints `date,count,threshold,alarm` for every point the algorithm can
+    /// score. Algorithms: fixed, mpm, ears-c1, ears-c2, ears-c3, ears-c3-hutwagner,
+    /// farrington, farrington-noufaily, cusum.
+    Detect {
+        #[arg(long)]
+        algorithm: String,
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// Algorithm parameter as name=value (repeatable), e.g. --param percentile=75.
+        #[arg(long = "param")]
+        params: Vec<String>,
     },
 }
 
