@@ -14,6 +14,7 @@ mod rows;
 mod search;
 mod shared;
 mod sqlite;
+mod surveillance;
 
 use std::fmt;
 use std::sync::Arc;
@@ -513,6 +514,57 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<dhp_core::programmes::ResidentRecord>>;
 
     /// Close the connections (SQLite: checkpoint the WAL into the file first).
+
+    // Surveillance (SPEC capability 5).
+    /// Stores case reports as given (ids reserved by the caller).
+    async fn insert_case_reports(
+        &self,
+        reports: &[dhp_core::surveillance::CaseReport],
+        source: &str,
+    ) -> Result<()>;
+    /// Case reports received on `from..=to`, newest first.
+    async fn case_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::surveillance::CaseReport>>;
+    async fn case_report(&self, id: Id) -> Result<dhp_core::surveillance::CaseReport>;
+    /// Cases per disease, street and day (excluded cases left out).
+    async fn case_counts(
+        &self,
+        basis: dhp_core::surveillance::DateBasis,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::CaseCount>>;
+    async fn put_sentinel_reports(
+        &self,
+        reports: &[dhp_core::surveillance::SentinelReport],
+        received_at: chrono::NaiveDateTime,
+    ) -> Result<()>;
+    async fn sentinel_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::SentinelReport>>;
+    async fn sentinel_last_reports(&self, today: NaiveDate) -> Result<Vec<(String, NaiveDate)>>;
+    /// Signals whose last alarm day is on or after `since`, newest first.
+    async fn signals(&self, since: NaiveDate) -> Result<Vec<dhp_core::surveillance::Signal>>;
+    async fn signal(&self, id: Id) -> Result<dhp_core::surveillance::Signal>;
+    /// Inserts new signals (id 0; ids assigned in place) and updates the others' figures.
+    async fn save_signals(&self, signals: &mut [dhp_core::surveillance::Signal]) -> Result<()>;
+    /// One verification step, guarded on the signal still being in `event.from`.
+    async fn move_signal(
+        &self,
+        signal: &dhp_core::surveillance::Signal,
+        event: &dhp_core::surveillance::SignalEvent,
+    ) -> Result<()>;
+    async fn signal_events(&self, id: Id) -> Result<Vec<dhp_core::surveillance::SignalEvent>>;
+    async fn insert_outbreaks(
+        &self,
+        outbreaks: &[dhp_core::surveillance::InjectedOutbreak],
+    ) -> Result<()>;
+    async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>>;
     async fn close(&self);
 }
 

@@ -19,6 +19,7 @@ pub trait Col {
     fn otext(&self, i: usize) -> Result<Option<String>>;
     fn date(&self, i: usize) -> Result<NaiveDate>;
     fn datetime(&self, i: usize) -> Result<NaiveDateTime>;
+    fn odatetime(&self, i: usize) -> Result<Option<NaiveDateTime>>;
     fn f64(&self, i: usize) -> Result<f64>;
     fn bool(&self, i: usize) -> Result<bool>;
     /// Column `i` (text or NULL) read through `f` (a code of an enum): `None` for NULL,
@@ -61,6 +62,9 @@ macro_rules! impl_col {
                 Ok(self.try_get(i)?)
             }
             fn datetime(&self, i: usize) -> Result<NaiveDateTime> {
+                Ok(self.try_get(i)?)
+            }
+            fn odatetime(&self, i: usize) -> Result<Option<NaiveDateTime>> {
                 Ok(self.try_get(i)?)
             }
             fn f64(&self, i: usize) -> Result<f64> {

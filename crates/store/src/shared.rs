@@ -174,6 +174,83 @@ impl<B: Backend> Store for B {
         }
         crate::programmes::records(self.pool(), cohort, reading, today, after, limit).await
     }
+    async fn insert_case_reports(
+        &self,
+        reports: &[dhp_core::surveillance::CaseReport],
+        source: &str,
+    ) -> Result<()> {
+        crate::surveillance::insert_case_reports(self.pool(), reports, source).await
+    }
+    async fn case_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::surveillance::CaseReport>> {
+        crate::surveillance::case_reports(self.pool(), from, to, limit).await
+    }
+    async fn case_report(&self, id: Id) -> Result<dhp_core::surveillance::CaseReport> {
+        crate::surveillance::case_report_by_id(self.pool(), id).await
+    }
+    async fn case_counts(
+        &self,
+        basis: dhp_core::surveillance::DateBasis,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::CaseCount>> {
+        crate::surveillance::case_counts(self.pool(), basis, from, to).await
+    }
+    async fn put_sentinel_reports(
+        &self,
+        reports: &[dhp_core::surveillance::SentinelReport],
+        received_at: NaiveDateTime,
+    ) -> Result<()> {
+        crate::surveillance::put_sentinel_reports(self.pool(), reports, received_at).await
+    }
+    async fn sentinel_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::SentinelReport>> {
+        crate::surveillance::sentinel_reports(self.pool(), from, to).await
+    }
+    async fn sentinel_last_reports(&self, today: NaiveDate) -> Result<Vec<(String, NaiveDate)>> {
+        crate::surveillance::sentinel_last_reports(self.pool(), today).await
+    }
+    async fn signals(&self, since: NaiveDate) -> Result<Vec<dhp_core::surveillance::Signal>> {
+        crate::surveillance::signals(self.pool(), since).await
+    }
+    async fn signal(&self, id: Id) -> Result<dhp_core::surveillance::Signal> {
+        crate::surveillance::signal_by_id(self.pool(), id).await
+    }
+    async fn save_signals(&self, signals: &mut [dhp_core::surveillance::Signal]) -> Result<()> {
+        let new = signals.iter().filter(|s| s.id == 0).count() as i64;
+        let next = if new > 0 {
+            resources::reserve_ids(self.pool(), "Signal", new).await?
+        } else {
+            0
+        };
+        crate::surveillance::save_signals(self.pool(), signals, next).await
+    }
+    async fn move_signal(
+        &self,
+        signal: &dhp_core::surveillance::Signal,
+        event: &dhp_core::surveillance::SignalEvent,
+    ) -> Result<()> {
+        crate::surveillance::move_signal(self.pool(), signal, event).await
+    }
+    async fn signal_events(&self, id: Id) -> Result<Vec<dhp_core::surveillance::SignalEvent>> {
+        crate::surveillance::signal_events(self.pool(), id).await
+    }
+    async fn insert_outbreaks(
+        &self,
+        outbreaks: &[dhp_core::surveillance::InjectedOutbreak],
+    ) -> Result<()> {
+        crate::surveillance::insert_outbreaks(self.pool(), outbreaks).await
+    }
+    async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>> {
+        crate::surveillance::outbreaks(self.pool()).await
+    }
     async fn close(&self) {
         self.shut().await
     }
@@ -188,6 +265,8 @@ pub enum Param {
     OptText(Option<String>),
     Date(NaiveDate),
     DateTime(NaiveDateTime),
+    OptDateTime(Option<NaiveDateTime>),
+    F64(f64),
 }
 
 impl From<&str> for Param {
@@ -216,6 +295,8 @@ macro_rules! bind_all {
                 $crate::shared::Param::OptText(v) => q.bind(v),
                 $crate::shared::Param::Date(v) => q.bind(v),
                 $crate::shared::Param::DateTime(v) => q.bind(v),
+                $crate::shared::Param::OptDateTime(v) => q.bind(v),
+                $crate::shared::Param::F64(v) => q.bind(v),
             };
         }
         q

@@ -14,7 +14,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{Algorithm, Cadence, DetectError, Score, ALGORITHMS};
-pub use signal::{merge_alarms, Alarm, Signal, SignalStatus};
+pub use signal::{merge_alarms, Alarm, Signal, SignalEvent, SignalStatus};
 
 use crate::Id;
 
@@ -339,6 +339,29 @@ pub fn check_case_report(r: &CaseReport) -> Result<&'static Disease, CaseReportE
         ));
     }
     Ok(d)
+}
+
+/// An outbreak the synthetic district injected (ground truth for evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InjectedOutbreak {
+    pub id: Id,
+    pub disease: String,
+    pub street: String,
+    pub start_day: NaiveDate,
+    pub days: i64,
+    pub cases: i64,
+    /// `point` (common source: cases bunched after the start) or `propagated`
+    /// (person to person: cases rising over the days).
+    pub shape: String,
+}
+
+/// Cases of one disease in one street on one day (by onset or report date).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseCount {
+    pub disease: String,
+    pub street: String,
+    pub day: NaiveDate,
+    pub count: i64,
 }
 
 /// A site's day of syndromic counts; a zero is a report, a missing row is not.

@@ -190,6 +190,17 @@ pub fn merge_alarms(
     touched
 }
 
+/// One step of a signal's verification history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalEvent {
+    pub signal_id: Id,
+    pub at: NaiveDateTime,
+    pub username: String,
+    pub from: SignalStatus,
+    pub to: SignalStatus,
+    pub note: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,7 +71,7 @@ impl Backend for PostgresStore {
     }
 
     async fn clear_all(&self) -> Result<()> {
-        sqlx::query("TRUNCATE resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+        sqlx::query("TRUNCATE case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -266,7 +266,12 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 15] = [
+pub(crate) const CLEAR_SQL: [&str; 20] = [
+    "DELETE FROM case_reports",
+    "DELETE FROM sentinel_reports",
+    "DELETE FROM signals",
+    "DELETE FROM signal_events",
+    "DELETE FROM injected_outbreaks",
     "DELETE FROM resources",
     "DELETE FROM resource_history",
     "DELETE FROM id_sequences",

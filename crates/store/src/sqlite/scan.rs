@@ -100,6 +100,12 @@ impl Col for rusqlite::Row<'_> {
         }
         .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not a date and time")))
     }
+    fn odatetime(&self, i: usize) -> Result<Option<NaiveDateTime>> {
+        match self.get_ref(i).map_err(failed)? {
+            ValueRef::Null => Ok(None),
+            _ => self.datetime(i).map(Some),
+        }
+    }
     fn f64(&self, i: usize) -> Result<f64> {
         match self.get_ref(i).map_err(failed)? {
             ValueRef::Real(x) => Ok(x),
@@ -140,6 +146,10 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<()> {
             Param::OptText(v) => v.clone().map_or(Value::Null, Value::Text),
             Param::Date(d) => Value::Text(d.format("%Y-%m-%d").to_string()),
             Param::DateTime(t) => Value::Text(t.format("%Y-%m-%d %H:%M:%S%.f").to_string()),
+            Param::OptDateTime(t) => t.map_or(Value::Null, |t| {
+                Value::Text(t.format("%Y-%m-%d %H:%M:%S%.f").to_string())
+            }),
+            Param::F64(v) => Value::Real(*v),
         };
         let at = stmt
             .parameter_index(&format!("${}", i + 1))

@@ -139,4 +139,5 @@ conformance!(
     a_failing_write_set_writes_nothing,
     programme_records_read_whole_records,
     contract_guards_catch_concurrent_changes,
+    surveillance_reports_counts_and_signals,
 );

@@ -889,3 +889,139 @@ pub async fn contract_guards_catch_concurrent_changes(s: &dyn Store) {
     };
     s.write_resources(&fresh).await.unwrap();
 }
+
+pub async fn surveillance_reports_counts_and_signals(s: &dyn Store) {
+    use chrono::NaiveDate;
+    use dhp_core::surveillance::{
+        merge_alarms, Alarm, CaseReport, CaseStatus, DateBasis, SentinelReport, SignalEvent,
+        SignalStatus,
+    };
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 6, d).unwrap();
+    let at = |d: u32, h: u32| day(d).and_hms_opt(h, 0, 0).unwrap();
+    let report = |id, disease: &str, street: &str, onset: u32, reported: u32, status| CaseReport {
+        id,
+        disease: disease.into(),
+        resident_id: None,
+        reporting_org: "H1".into(),
+        street: street.into(),
+        status,
+        onset_date: day(onset),
+        diagnosed_at: at(reported, 8),
+        reported_at: at(reported, 9),
+    };
+    let reports = vec![
+        report(1, "hfmd", "S1", 1, 2, CaseStatus::Confirmed),
+        report(2, "hfmd", "S1", 1, 3, CaseStatus::Clinical),
+        report(3, "hfmd", "S2", 2, 3, CaseStatus::Suspected),
+        report(4, "hfmd", "S1", 1, 3, CaseStatus::Excluded),
+    ];
+    s.insert_case_reports(&reports, "api").await.unwrap();
+    assert_eq!(s.case_report(2).await.unwrap(), reports[1]);
+    let listed = s.case_reports(day(1), day(30), 10).await.unwrap();
+    assert_eq!(listed.len(), 4);
+    assert!(listed[0].reported_at >= listed[3].reported_at);
+    let mut by_onset = s
+        .case_counts(DateBasis::Onset, day(1), day(30))
+        .await
+        .unwrap();
+    by_onset.sort_by(|a, b| (&a.street, a.day).cmp(&(&b.street, b.day)));
+    let got: Vec<(&str, u32, i64)> = by_onset
+        .iter()
+        .map(|c| (c.street.as_str(), chrono::Datelike::day(&c.day), c.count))
+        .collect();
+    // The excluded case does not count.
+    assert_eq!(got, vec![("S1", 1, 2), ("S2", 2, 1)]);
+    let by_report = s
+        .case_counts(DateBasis::Report, day(3), day(3))
+        .await
+        .unwrap();
+    assert_eq!(by_report.iter().map(|c| c.count).sum::<i64>(), 2);
+
+    // Sentinel: zero reports are rows; a corrected count replaces the first.
+    let sentinel = |site: &str, d, count| SentinelReport {
+        site: site.into(),
+        date: day(d),
+        syndrome: "fever".into(),
+        count,
+    };
+    s.put_sentinel_reports(
+        &[
+            sentinel("A", 1, 0),
+            sentinel("A", 2, 3),
+            sentinel("B", 1, 5),
+        ],
+        at(2, 10),
+    )
+    .await
+    .unwrap();
+    s.put_sentinel_reports(&[sentinel("A", 2, 4)], at(2, 11))
+        .await
+        .unwrap();
+    let rows = s.sentinel_reports(day(1), day(2)).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows.iter()
+            .find(|r| r.site == "A" && r.date == day(2))
+            .unwrap()
+            .count,
+        4
+    );
+    let mut last = s.sentinel_last_reports(day(30)).await.unwrap();
+    last.sort();
+    assert_eq!(
+        last,
+        vec![("A".to_string(), day(2)), ("B".to_string(), day(1))]
+    );
+
+    // Signals: merged, saved, extended, verified with a guard.
+    let alarm = |d| Alarm {
+        disease: "hfmd".into(),
+        area: "S1".into(),
+        algorithm: "mpm".into(),
+        day: day(d),
+        observed: 9.0,
+        expected: 2.0,
+        statistic: 9.0,
+        threshold: 4.5,
+        counts: vec![1, 2, 9],
+    };
+    let mut signals = s.signals(day(1)).await.unwrap();
+    assert!(signals.is_empty());
+    merge_alarms(&mut signals, &[alarm(5)], 7, at(5, 6));
+    s.save_signals(&mut signals).await.unwrap();
+    let id = signals[0].id;
+    assert!(id > 0);
+    let mut stored = s.signals(day(1)).await.unwrap();
+    assert_eq!(stored, signals);
+    merge_alarms(&mut stored, &[alarm(6)], 7, at(6, 6));
+    s.save_signals(&mut stored).await.unwrap();
+    let one = s.signal(id).await.unwrap();
+    assert_eq!(
+        (one.first_day, one.last_day, one.alarm_days),
+        (day(5), day(6), 2)
+    );
+    let step = SignalEvent {
+        signal_id: id,
+        at: at(6, 9),
+        username: "cdc".into(),
+        from: SignalStatus::New,
+        to: SignalStatus::Verifying,
+        note: "calling the kindergarten".into(),
+    };
+    s.move_signal(&one, &step).await.unwrap();
+    // The same step again finds the signal already moved.
+    assert!(matches!(
+        s.move_signal(&one, &step).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let moved = s.signal(id).await.unwrap();
+    assert_eq!(moved.status, SignalStatus::Verifying);
+    assert_eq!(moved.verifying_at, Some(at(6, 9)));
+    assert_eq!(moved.response_hours(), Some(27.0)); // raised 5th 06:00, taken 6th 09:00
+    let history = s.signal_events(id).await.unwrap();
+    assert_eq!(history, vec![step]);
+    assert!(matches!(
+        s.signal(id + 1000).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
