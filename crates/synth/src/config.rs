@@ -122,6 +122,38 @@ pub struct Model {
     pub dose_uptake: f64,
     pub dose_delay: Vec<(f64, u32)>,
     pub programmes: ProgrammeModel,
+    pub surveillance: SurveillanceModel,
+}
+
+/// Notifiable-disease reports and sentinel counts (`[model.surveillance]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SurveillanceModel {
+    pub population: f64,
+    pub outbreaks_per_year: f64,
+    pub recent_outbreaks: usize,
+    pub recent_days: i64,
+    pub outbreak_cases: (i64, i64),
+    pub outbreak_days: (i64, i64),
+    pub on_time: f64,
+    pub excluded: f64,
+    pub sentinel_years: i64,
+    pub sentinel_missing: f64,
+    pub sentinel_means: Vec<(String, f64)>,
+    pub fixed_cases: Vec<(String, i64)>,
+    pub sporadic: Vec<(String, f64)>,
+    pub disease: Vec<SeasonalDisease>,
+}
+
+/// A common disease with a seasonal baseline and outbreaks of its own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeasonalDisease {
+    pub code: String,
+    /// Cases per 100,000 per year.
+    pub incidence: f64,
+    /// Relative level by calendar month (January first).
+    pub season: [f64; 12],
+    /// Relative chance that an injected outbreak is of this disease.
+    pub outbreak: f64,
 }
 
 /// Rates of the public-health programmes in the history (`[model.programmes]`).

@@ -13,6 +13,7 @@ mod names;
 mod people;
 mod programmes;
 mod registry;
+mod surveillance;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Datelike, Months, NaiveDate};
+use dhp_core::Id;
 use dhp_store::{sqlite_path, Batch, SqliteStore, Store, StoreError, Table};
 
 use rand::SeedableRng;
@@ -330,6 +332,7 @@ pub async fn generate(
     if let Some(e) = failure {
         return Err(e);
     }
+    rows += write_surveillance(store, &shared, &cfg).await?;
     for (k, v) in [
         ("generator", "dhp-synth 1".to_string()),
         ("seed", params.seed.to_string()),
@@ -357,6 +360,84 @@ pub async fn generate(
         calibration_year: params.calibration_year(),
         district_code: cfg.district.code,
     })
+}
+
+/// Case reports, sentinel counts and injected outbreaks of the district; returns rows.
+async fn write_surveillance(
+    store: &dyn Store,
+    shared: &Shared,
+    cfg: &config::DistrictConfig,
+) -> Result<u64, GenerateError> {
+    let code_of = |id: Id| {
+        shared
+            .reg
+            .organisations
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.code.clone())
+            .unwrap_or_default()
+    };
+    let mut residents: Vec<Vec<Id>> = vec![Vec::new(); shared.reg.area_ids.len()];
+    let area_index: std::collections::HashMap<Id, usize> = shared
+        .reg
+        .area_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    for p in &shared.people.persons {
+        let h = &shared.people.households[(p.resident.household_id - 1) as usize];
+        if let Some(&i) = area_index.get(&h.street_org_id) {
+            residents[i].push(p.resident.id);
+        }
+    }
+    let sites: Vec<String> = shared
+        .reg
+        .centres
+        .iter()
+        .map(|c| code_of(c.org_id))
+        .chain(
+            shared
+                .reg
+                .district_hospitals
+                .iter()
+                .map(|h| code_of(h.org_id)),
+        )
+        .collect();
+    let places = surveillance::Places {
+        areas: cfg
+            .areas
+            .iter()
+            .map(|a| (a.code.clone(), a.share))
+            .collect(),
+        residents,
+        sites: &sites,
+    };
+    let model = &shared.model.surveillance;
+    let mut data = tokio::task::block_in_place(|| {
+        surveillance::generate(
+            model,
+            &shared.window,
+            &places,
+            &mut stream(shared.seed, 3, 0),
+        )
+    });
+    if !data.reports.is_empty() {
+        let first = store
+            .reserve_ids("CaseReport", data.reports.len() as i64)
+            .await?;
+        data.reports.sort_by_key(|r| r.reported_at);
+        for (i, r) in data.reports.iter_mut().enumerate() {
+            r.id = first + i as Id;
+        }
+    }
+    store
+        .insert_case_reports(&data.reports, "generated")
+        .await?;
+    let received = shared.window.end.and_hms_opt(23, 0, 0).expect("time");
+    store.put_sentinel_reports(&data.sentinel, received).await?;
+    store.insert_outbreaks(&data.outbreaks).await?;
+    Ok((data.reports.len() + data.sentinel.len() + data.outbreaks.len()) as u64)
 }
 
 /// Everything the worker threads read.
