@@ -123,6 +123,30 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                     params,
                 },
         } => crate::surveillance::detect(&algorithm, alpha, &params),
+        Command::Surveillance {
+            command:
+                SurveillanceCommand::Run {
+                    database,
+                    date,
+                    from,
+                },
+        } => {
+            let store = open_existing(&database).await?;
+            let code = crate::surveillance::run(&*store, from.unwrap_or(date), date).await;
+            store.close().await;
+            code
+        }
+        Command::Surveillance {
+            command: SurveillanceCommand::Evaluate { database, format },
+        } => {
+            let store = open_existing(&database).await?;
+            let code = crate::surveillance::evaluate(&*store, &format).await;
+            store.close().await;
+            code
+        }
+        Command::Bench {
+            command: BenchCommand::Surveillance { seed, repeat },
+        } => crate::surveillance::bench(seed, repeat),
         Command::Due {
             database,
             org,

@@ -9,6 +9,7 @@ mod transfer;
 
 use std::process::ExitCode;
 
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -189,6 +190,29 @@ pub(crate) enum SurveillanceCommand {
         #[arg(long = "param")]
         params: Vec<String>,
     },
+    /// The daily run: every disease's detectors over every street and the district,
+    /// sentinel detectors over every site, for --date (or each day from --from to
+    /// --date); alarms become signals, merged with those already raised. Prints the
+    /// run's figures and the sites with missing reports.
+    Run {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// The day to run (YYYY-MM-DD).
+        #[arg(long)]
+        date: NaiveDate,
+        /// First day of a backfill (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+    },
+    /// Every algorithm against the outbreaks the generator injected: sensitivity,
+    /// false alarms per 100 area-weeks, median days to detection.
+    Evaluate {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// table (default), csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +252,15 @@ enum BenchCommand {
         /// The day (default: the last day of the district's records).
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
+    },
+    /// Detection over 5 years of daily counts × 40 diseases × every street and the
+    /// district (12 areas), all algorithms, each with the history it needs before.
+    Surveillance {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Repetitions (the figure is the fastest and the median).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
     },
     /// FHIR read and search throughput with p50/p99 latency, over HTTP on loopback,
     /// against an existing (generated) database.
