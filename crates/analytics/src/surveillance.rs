@@ -251,8 +251,13 @@ pub async fn run(
     let sentinel = alarms(&series, &detectors_for, first..series.len);
     let sentinel_alarms = sentinel.len();
     all_alarms.extend(sentinel);
-    let last: HashMap<String, NaiveDate> = store.sentinel_last_reports(to).await?.into_iter().collect();
-    let since = reports.iter().map(|r| r.date).min().unwrap_or(sentinel_start);
+    let last: HashMap<String, NaiveDate> =
+        store.sentinel_last_reports(to).await?.into_iter().collect();
+    let since = reports
+        .iter()
+        .map(|r| r.date)
+        .min()
+        .unwrap_or(sentinel_start);
     let missing = missing_reports(&areas.sites, &last, to, since);
 
     let window = sv::merge_days();

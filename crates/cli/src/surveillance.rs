@@ -170,7 +170,12 @@ pub async fn evaluate(store: &dyn dhp_store::Store, format: &str) -> Result<Exit
             );
             println!(
                 "{:<22} {:>11} {:>12} {:>17} {:>16} {:>14}",
-                "algorithm", "sensitivity", "detected", "false /100 a-wk", "false-day rate", "median days"
+                "algorithm",
+                "sensitivity",
+                "detected",
+                "false /100 a-wk",
+                "false-day rate",
+                "median days"
             );
             for r in &rows {
                 println!(
@@ -203,7 +208,8 @@ pub fn bench(seed: u64, repeat: usize) -> Result<ExitCode> {
             let phase: f64 = rng.random_range(0.0..365.0);
             (0..days)
                 .map(|t| {
-                    let season = 1.0 + 0.6 * ((t as f64 - phase) / 365.0 * std::f64::consts::TAU).cos();
+                    let season =
+                        1.0 + 0.6 * ((t as f64 - phase) / 365.0 * std::f64::consts::TAU).cos();
                     Poisson::new(mean * season).map_or(0.0, |p| p.sample(&mut rng))
                 })
                 .collect()
@@ -251,7 +257,13 @@ pub fn bench(seed: u64, repeat: usize) -> Result<ExitCode> {
         }
         let total = all.elapsed().as_secs_f64();
         totals.push(total);
-        println!("run {}: {:.3} s for {} scored points — {}", rep + 1, total, points, line.join(", "));
+        println!(
+            "run {}: {:.3} s for {} scored points — {}",
+            rep + 1,
+            total,
+            points,
+            line.join(", ")
+        );
     }
     totals.sort_by(f64::total_cmp);
     println!(

@@ -42,6 +42,9 @@ impl Cadence {
 /// One scored point.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Score {
+    /// The count compared with the threshold: the point's count, or the 7-day total
+    /// for the moving percentile and Farrington on daily counts.
+    pub observed: f64,
     /// The algorithm's own statistic (count, C-statistic, CUSUM sum, Farrington score).
     pub statistic: f64,
     /// Upper bound on the count scale (NaN where the algorithm gives none, e.g. too few
@@ -489,6 +492,7 @@ impl Algorithm {
                 .iter()
                 .map(|&x| {
                     Some(Score {
+                        observed: x,
                         statistic: x,
                         threshold: f.cases,
                         expected: 0.0,
@@ -502,7 +506,7 @@ impl Algorithm {
             Algorithm::EarsC3(e) => ears_c3(e, counts, false),
             Algorithm::EarsC3Hutwagner(e) => ears_c3(e, counts, true),
             Algorithm::Farrington(f) | Algorithm::FarringtonNoufaily(f) => {
-                farrington(f, counts, cadence.period())
+                farrington(f, counts, cadence)
             }
             Algorithm::Cusum(c) => cusum(c, counts),
         }
@@ -535,6 +539,7 @@ fn ears_c12(e: &Ears, x: &[f64], lag: usize) -> Vec<Option<Score>> {
             let sigma = sd.max(e.min_sigma);
             let u = mu + z * sigma;
             Some(Score {
+                observed: x[t],
                 statistic: standardise(x[t], mu, sigma),
                 threshold: u,
                 expected: mu,
@@ -576,6 +581,7 @@ fn ears_c3(e: &Ears, x: &[f64], hutwagner: bool) -> Vec<Option<Score>> {
                 let statistic = p1 + p2 + excess(&now);
                 let threshold = (now.expected + sigma * (1.0 + e.limit - p1 - p2)).max(0.0);
                 Some(Score {
+                    observed: x[t],
                     statistic,
                     threshold,
                     expected: now.expected,
@@ -588,6 +594,7 @@ fn ears_c3(e: &Ears, x: &[f64], hutwagner: bool) -> Vec<Option<Score>> {
                     x[t].max(0.0)
                 };
                 Some(Score {
+                    observed: x[t],
                     statistic: p1 + p2,
                     threshold: u,
                     expected: now.expected,
@@ -645,6 +652,7 @@ fn mpm(m: &MovingPercentile, x: &[f64], cadence: Cadence) -> Vec<Option<Score>> 
             let threshold = percentile(&base, m.percentile / 100.0, m.interpolation);
             let observed = rolling[t];
             Some(Score {
+                observed: observed,
                 statistic: observed,
                 threshold,
                 expected: percentile(&base, 0.5, Interpolation::Linear),
@@ -683,6 +691,7 @@ fn cusum(c: &Cusum, x: &[f64]) -> Vec<Option<Score>> {
             s = (s + (x[t] - m) / scale - c.k).max(0.0);
             let alarm = s >= c.h;
             let score = Score {
+                observed: x[t],
                 statistic: s,
                 threshold: threshold.max(0.0),
                 expected: m,
@@ -727,20 +736,44 @@ pub fn farrington_delta_threshold(mu0: f64, se: f64, phi: f64, alpha: f64) -> f6
 /// and dispersion φ (size μ₀/(φ−1), prob 1/φ), Poisson when φ = 1.
 pub fn noufaily_threshold(mu0: f64, phi: f64, alpha: f64) -> f64 {
     let q = 1.0 - alpha;
-    if !mu0.is_finite() {
+    if !mu0.is_finite() || mu0 < 0.0 {
         return f64::NAN;
     }
     if phi > 1.0 {
-        match NegativeBinomial::new(mu0 / (phi - 1.0), 1.0 / phi) {
+        let (r, p) = (mu0 / (phi - 1.0), 1.0 / phi);
+        // pmf(0) = pʳ; pmf(k+1) = pmf(k)·(k + r)/(k + 1)·(1 − p)
+        let first = r * p.ln();
+        if first > -700.0 {
+            return quantile_by_pmf(first.exp(), |k| (k + r) / (k + 1.0) * (1.0 - p), q);
+        }
+        match NegativeBinomial::new(r, p) {
             Ok(d) => quantile_discrete(|k| d.cdf(k), q),
             Err(_) => f64::NAN,
         }
+    } else if mu0 < 700.0 {
+        quantile_by_pmf((-mu0).exp(), |k| mu0 / (k + 1.0), q)
     } else {
-        match Poisson::new(mu0.max(f64::MIN_POSITIVE)) {
+        match Poisson::new(mu0) {
             Ok(d) => quantile_discrete(|k| d.cdf(k), q),
             Err(_) => f64::NAN,
         }
     }
+}
+
+/// Smallest k whose cumulative probability reaches q (R's convention, with its
+/// relative fuzz), summing the mass function from 0 with the ratio pmf(k+1)/pmf(k).
+fn quantile_by_pmf(pmf0: f64, ratio: impl Fn(f64) -> f64, q: f64) -> f64 {
+    let target = q * (1.0 - 64.0 * f64::EPSILON);
+    let (mut k, mut pmf, mut cdf) = (0.0, pmf0, pmf0);
+    while cdf < target {
+        pmf *= ratio(k);
+        k += 1.0;
+        cdf += pmf;
+        if pmf <= 0.0 && k > 1e7 {
+            return f64::NAN;
+        }
+    }
+    k
 }
 
 /// Smallest k with F(k) ≥ q (R's convention, with its small relative fuzz).
@@ -757,7 +790,6 @@ fn quantile_discrete(cdf: impl Fn(u64) -> f64, q: f64) -> f64 {
     if cdf(0) >= target {
         return 0.0;
     }
-    // cdf(lo) < target ≤ cdf(hi)
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         if cdf(mid) >= target {
@@ -769,91 +801,125 @@ fn quantile_discrete(cdf: impl Fn(u64) -> f64, q: f64) -> f64 {
     hi as f64
 }
 
-/// One Farrington model: design rows, responses and where the prediction sits.
-struct Design {
-    x: Vec<f64>,
-    p: usize,
-    y: Vec<f64>,
-    /// Row of the point being scored (trend at t, the current season level).
-    now: Vec<f64>,
+/// Whether a t statistic is significant at two-sided level `p` with `df` degrees of
+/// freedom: |t| above the critical value (cached per level and df; the same decision
+/// as comparing the p-value).
+fn t_significant(t: f64, df: usize, p: f64) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static CRITICAL: RefCell<HashMap<(u64, usize), f64>> = RefCell::new(HashMap::new());
+    }
+    if df == 0 || !t.is_finite() {
+        return false;
+    }
+    let critical = CRITICAL.with(|c| {
+        *c.borrow_mut().entry((p.to_bits(), df)).or_insert_with(|| {
+            StudentsT::new(0.0, 1.0, df as f64)
+                .map(|d| d.inverse_cdf(1.0 - p / 2.0))
+                .unwrap_or(f64::INFINITY)
+        })
+    });
+    t.abs() > critical
 }
 
-/// Seasonal level of each point from t − b·P − w to t (index 0 = that first point):
-/// `periods` marks the windows, 1…periods−1 the blocks between (R `blocks`).
-fn farrington_levels(f: &Farrington, t: usize, period: usize) -> Vec<Option<usize>> {
-    let start = t - f.b * period - f.w;
-    let mut levels = vec![None; t - start + 1];
+/// One Farrington model: design rows, responses and where the prediction sits.
+struct Design {
+    rows: Vec<glm::Row>,
+    p: usize,
+    trend: bool,
+    y: Vec<f64>,
+    /// Row of the point being scored (trend at t, the current season level).
+    now: glm::Row,
+}
+
+/// Seasonal level of point `j` for the model scored at `t` (R `blocks`): `periods`
+/// for the windows of w points around t − i·P (and around t itself), 1 … periods−1
+/// for the blocks that split the stretch after each window; None outside them.
+fn farrington_level(f: &Farrington, t: usize, period: usize, j: usize) -> Option<usize> {
     let p = f.periods;
-    let mut set = |i: usize, level: usize| levels[i - start] = Some(level);
-    for i in t - f.w..=t {
-        set(i, p);
+    if j + f.w >= t {
+        return Some(p);
     }
+    let gap = period.saturating_sub(2 * f.w + 1);
     for i in 1..=f.b {
         let reference = t - i * period;
-        for j in reference - f.w..=reference + f.w {
-            set(j, p);
+        if j + f.w >= reference && j <= reference + f.w {
+            return Some(p);
         }
-        if p != 1 {
-            let gap = period.saturating_sub(2 * f.w + 1);
+        if p != 1 && j > reference + f.w && j <= reference + f.w + gap {
+            let offset = j - (reference + f.w + 1);
             let size = gap / (p - 1);
             let rest = gap % (p - 1);
-            let mut at = reference + f.w + 1;
-            for level in 1..p {
-                let len = size + usize::from(level <= rest);
-                for j in at..at + len {
-                    set(j, level);
-                }
-                at += len;
-            }
+            // The first `rest` blocks are one longer.
+            let long = rest * (size + 1);
+            let level = if offset < long {
+                offset / (size + 1)
+            } else {
+                rest + (offset - long) / size.max(1)
+            };
+            return Some(level + 1);
         }
     }
-    let excluded_from = t.saturating_sub(f.past_excluded);
-    for i in excluded_from.max(start)..=t {
-        levels[i - start] = None;
-    }
-    levels
+    None
 }
 
 fn farrington_design(f: &Farrington, x: &[f64], t: usize, period: usize, trend: bool) -> Design {
     let start = t - f.b * period - f.w;
-    let levels = farrington_levels(f, t, period);
-    let mut distinct: Vec<usize> = levels.iter().flatten().copied().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    // Treatment contrasts: the lowest level is the reference.
-    let dummies: Vec<usize> = distinct.iter().skip(1).copied().collect();
-    let p = 1 + usize::from(trend) + dummies.len();
-    let row = |time: f64, level: usize| {
-        let mut r = Vec::with_capacity(p);
-        r.push(1.0);
-        if trend {
-            r.push(time);
-        }
-        r.extend(dummies.iter().map(|d| if *d == level { 1.0 } else { 0.0 }));
-        r
-    };
-    let mut design = Vec::new();
-    let mut y = Vec::new();
-    for (i, level) in levels.iter().enumerate() {
-        if let Some(level) = level {
-            design.extend(row(i as f64, *level));
-            y.push(x[start + i]);
+    let end = t.saturating_sub(f.past_excluded); // first point left out
+    let mut levels = Vec::with_capacity(end.saturating_sub(start));
+    for j in start..end {
+        if let Some(level) = farrington_level(f, t, period, j) {
+            levels.push((j, level));
         }
     }
+    // Treatment contrasts: the lowest level present is the reference.
+    let mut present = [false; 64];
+    for &(_, l) in &levels {
+        present[l.min(63)] = true;
+    }
+    let mut column = [None; 64];
+    let mut p = 1 + usize::from(trend);
+    let mut seen_reference = false;
+    for (l, here) in present.iter().enumerate() {
+        if *here {
+            if seen_reference {
+                column[l] = Some(p);
+                p += 1;
+            }
+            seen_reference = true;
+        }
+    }
+    let row = |j: usize, level: usize| glm::Row {
+        time: (j - start) as f64,
+        dummy: column[level.min(63)],
+    };
     Design {
-        x: design,
+        rows: levels.iter().map(|&(j, l)| row(j, l)).collect(),
         p,
-        y,
-        now: row((t - start) as f64, f.periods),
+        trend,
+        y: levels.iter().map(|&(j, _)| x[j]).collect(),
+        now: row(t, f.periods),
     }
 }
 
 /// Fit with optional Anscombe reweighting (R `algo.farrington.fitGLM.flexible`);
 /// returns the model and φ = max(1, dispersion).
+/// y^{2/3}, from a table for the small counts that make up nearly every series.
+fn two_thirds(y: f64) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..1024).map(|k| (k as f64).powf(2.0 / 3.0)).collect());
+    if y >= 0.0 && y < 1024.0 && y.fract() == 0.0 {
+        table[y as usize]
+    } else {
+        y.powf(2.0 / 3.0)
+    }
+}
+
 fn farrington_fit(f: &Farrington, d: &Design) -> Option<(glm::Fit, f64)> {
     let n = d.y.len();
     let ones = vec![1.0; n];
-    let first = glm::quasi_poisson(&d.x, d.p, &d.y, &ones)?;
+    let first = glm::quasi_poisson(&d.rows, d.p, d.trend, &d.y, &ones)?;
     if !first.converged {
         return None;
     }
@@ -861,16 +927,16 @@ fn farrington_fit(f: &Farrington, d: &Design) -> Option<(glm::Fit, f64)> {
     if !f.reweight {
         return Some((first, phi));
     }
-    let hat = first.hat_values(&d.x, d.p);
+    let hat = first.hat_values(&d.rows);
     let s: Vec<f64> = (0..n)
         .map(|i| {
             let (y, mu) = (d.y[i], first.mu[i]);
-            let a = 1.5 * (y.powf(2.0 / 3.0) * mu.powf(-1.0 / 6.0) - mu.sqrt());
+            let a = 1.5 * (two_thirds(y) * mu.powf(-1.0 / 6.0) - mu.sqrt());
             a / (phi * (1.0 - hat[i])).sqrt()
         })
         .collect();
     let omega = anscombe_weights(&s, f.weights_threshold);
-    let mut second = glm::quasi_poisson(&d.x, d.p, &d.y, &omega)?;
+    let mut second = glm::quasi_poisson(&d.rows, d.p, d.trend, &d.y, &omega)?;
     let phi = second.dispersion.max(1.0);
     // The reference implementation stores the Anscombe weights in the model's working
     // weights after fitting, so its later standard errors (prediction and trend test)
@@ -885,7 +951,29 @@ fn farrington_fit(f: &Farrington, d: &Design) -> Option<(glm::Fit, f64)> {
     Some((second, phi))
 }
 
-fn farrington(f: &Farrington, x: &[f64], period: usize) -> Vec<Option<Score>> {
+/// Farrington is a weekly method. On daily counts it scores 7-day totals: the week
+/// ending on the series' last day and every 7th day before it, against the same weeks
+/// of earlier years (period 52); the other days get no score.
+fn farrington(f: &Farrington, x: &[f64], cadence: Cadence) -> Vec<Option<Score>> {
+    match cadence {
+        Cadence::Weekly => farrington_points(f, x, 52),
+        Cadence::Daily => {
+            let mut out = vec![None; x.len()];
+            if x.len() < 7 {
+                return out;
+            }
+            let last = x.len() - 1;
+            let ends: Vec<usize> = (0..=(last - 6) / 7).rev().map(|k| last - 7 * k).collect();
+            let weekly: Vec<f64> = ends.iter().map(|&e| x[e - 6..=e].iter().sum()).collect();
+            for (score, &e) in farrington_points(f, &weekly, 52).into_iter().zip(&ends) {
+                out[e] = score;
+            }
+            out
+        }
+    }
+}
+
+fn farrington_points(f: &Farrington, x: &[f64], period: usize) -> Vec<Option<Score>> {
     let first = f.b * period + f.w;
     (0..x.len())
         .map(|t| {
@@ -893,20 +981,17 @@ fn farrington(f: &Farrington, x: &[f64], period: usize) -> Vec<Option<Score>> {
                 return None;
             }
             let recent: f64 = x[t + 1 - f.limit_period..=t].iter().sum();
-            if recent < f.limit_cases {
-                return Some(Score {
-                    statistic: f64::NAN,
-                    threshold: f64::NAN,
-                    expected: f64::NAN,
-                    alarm: false,
-                });
-            }
-            Some(farrington_point(f, x, t, period).unwrap_or(Score {
+            let none = Score {
+                observed: x[t],
                 statistic: f64::NAN,
                 threshold: f64::NAN,
                 expected: f64::NAN,
                 alarm: false,
-            }))
+            };
+            if recent < f.limit_cases {
+                return Some(none);
+            }
+            Some(farrington_point(f, x, t, period).unwrap_or(none))
         })
         .collect()
 }
@@ -920,12 +1005,9 @@ fn farrington_point(f: &Farrington, x: &[f64], t: usize, period: usize) -> Optio
         if let Some((fit, phi)) = farrington_fit(f, &d) {
             let (eta, _) = fit.predict_link(&d.now);
             let t_value = fit.beta[1] / fit.se(1);
-            let p_value = match StudentsT::new(0.0, 1.0, fit.df_residual as f64) {
-                Ok(dist) => 2.0 * dist.cdf(-t_value.abs()),
-                Err(_) => 1.0,
-            };
             let max_y = d.y.iter().copied().fold(f64::MIN, f64::max);
-            if f.b >= 3 && p_value < f.p_trend && eta.exp() <= max_y {
+            if f.b >= 3 && t_significant(t_value, fit.df_residual, f.p_trend) && eta.exp() <= max_y
+            {
                 chosen = Some((fit, phi, d));
             }
         }
@@ -951,6 +1033,7 @@ fn farrington_point(f: &Farrington, x: &[f64], t: usize, period: usize) -> Optio
     };
     let statistic = (y - centre) / (threshold - centre);
     Some(Score {
+        observed: y,
         statistic,
         threshold,
         expected: mu0,

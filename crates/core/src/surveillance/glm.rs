@@ -3,9 +3,34 @@
 //! |Δdev| / (|dev| + 0.1) < 1e-8, at most 25 iterations), so the Farrington detector
 //! reproduces the reference implementation's thresholds.
 
+/// One design row of the Farrington models: intercept, optionally a time trend, and
+/// at most one seasonal-level dummy (its column). Kept sparse: three non-zeros at most,
+/// so the normal equations cost O(n) rather than O(n·p²).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Row {
+    pub time: f64,
+    pub dummy: Option<usize>,
+}
+
+/// Non-zero (column, value) pairs of a row.
+fn nonzeros(row: &Row, trend: bool) -> ([(usize, f64); 3], usize) {
+    let mut out = [(0, 1.0); 3];
+    let mut n = 1;
+    if trend {
+        out[n] = (1, row.time);
+        n += 1;
+    }
+    if let Some(d) = row.dummy {
+        out[n] = (d, 1.0);
+        n += 1;
+    }
+    (out, n)
+}
+
 /// A fitted model: coefficients, fitted means and what the summaries need.
 #[derive(Debug, Clone)]
 pub(crate) struct Fit {
+    pub trend: bool,
     pub beta: Vec<f64>,
     /// Fitted means μ̂ after the last update.
     pub mu: Vec<f64>,
@@ -21,19 +46,34 @@ pub(crate) struct Fit {
 
 impl Fit {
     /// Leverages hᵢ = wᵢ xᵢᵀ (XᵀWX)⁻¹ xᵢ.
-    pub fn hat_values(&self, x: &[f64], p: usize) -> Vec<f64> {
-        self.working
-            .iter()
-            .enumerate()
-            .map(|(i, w)| w * quad(&self.cov_unscaled, &x[i * p..(i + 1) * p]))
+    pub fn hat_values(&self, rows: &[Row]) -> Vec<f64> {
+        rows.iter()
+            .zip(&self.working)
+            .map(|(r, w)| w * self.quad(r))
             .collect()
     }
 
+    fn quad(&self, row: &Row) -> f64 {
+        let p = self.beta.len();
+        let (nz, n) = nonzeros(row, self.trend);
+        let mut s = 0.0;
+        for &(a, va) in &nz[..n] {
+            for &(b, vb) in &nz[..n] {
+                s += va * self.cov_unscaled[a * p + b] * vb;
+            }
+        }
+        s
+    }
+
+    fn eta(&self, row: &Row) -> f64 {
+        let (nz, n) = nonzeros(row, self.trend);
+        nz[..n].iter().map(|&(c, v)| v * self.beta[c]).sum()
+    }
+
     /// Linear predictor at a new design row and its standard error (raw dispersion).
-    pub fn predict_link(&self, row: &[f64]) -> (f64, f64) {
-        let eta: f64 = row.iter().zip(&self.beta).map(|(a, b)| a * b).sum();
-        let var = quad(&self.cov_unscaled, row) * self.dispersion;
-        (eta, var.max(0.0).sqrt())
+    pub fn predict_link(&self, row: &Row) -> (f64, f64) {
+        let var = self.quad(row) * self.dispersion;
+        (self.eta(row), var.max(0.0).sqrt())
     }
 
     /// Standard error of coefficient j under the raw dispersion.
@@ -45,41 +85,43 @@ impl Fit {
     }
 }
 
-fn quad(c: &[f64], v: &[f64]) -> f64 {
-    let p = v.len();
-    let mut s = 0.0;
-    for a in 0..p {
-        for b in 0..p {
-            s += v[a] * c[a * p + b] * v[b];
-        }
-    }
-    s
-}
-
 /// Poisson deviance contribution, y·log(y/μ) taken as 0 at y = 0.
-fn deviance(y: &[f64], mu: &[f64], prior: &[f64]) -> f64 {
-    y.iter()
-        .zip(mu)
-        .zip(prior)
-        .map(|((&y, &m), &w)| {
-            let ylog = if y > 0.0 { y * (y / m).ln() } else { 0.0 };
-            2.0 * w * (ylog - (y - m))
-        })
-        .sum()
+/// With y·log y precomputed, y·log(y/μ) = y·log y − y·η: no logarithm per iteration.
+fn deviance(y: &[f64], ylogy: &[f64], eta: &[f64], mu: &[f64], prior: &[f64]) -> f64 {
+    let mut d = 0.0;
+    for i in 0..y.len() {
+        let ylog = if y[i] > 0.0 {
+            ylogy[i] - y[i] * eta[i]
+        } else {
+            0.0
+        };
+        d += 2.0 * prior[i] * (ylog - (y[i] - mu[i]));
+    }
+    d
 }
 
-/// Fits log μ = Xβ with quasi-Poisson variance. `x` is row-major n × p.
-/// Returns None when the normal equations are singular.
-pub(crate) fn quasi_poisson(x: &[f64], p: usize, y: &[f64], prior: &[f64]) -> Option<Fit> {
+/// Fits log μ = Xβ with quasi-Poisson variance; X has `p` columns (intercept, trend
+/// when `trend`, then dummies). Returns None when the normal equations are singular.
+pub(crate) fn quasi_poisson(
+    x: &[Row],
+    p: usize,
+    trend: bool,
+    y: &[f64],
+    prior: &[f64],
+) -> Option<Fit> {
     let n = y.len();
-    debug_assert_eq!(x.len(), n * p);
+    debug_assert_eq!(x.len(), n);
     let mut mu: Vec<f64> = y.iter().map(|y| y + 0.1).collect();
     let mut eta: Vec<f64> = mu.iter().map(|m| m.ln()).collect();
-    let mut dev_old = deviance(y, &mu, prior);
+    let ylogy: Vec<f64> = y
+        .iter()
+        .map(|&y| if y > 0.0 { y * y.ln() } else { 0.0 })
+        .collect();
+    let mut dev_old = deviance(y, &ylogy, &eta, &mu, prior);
     let mut working = vec![0.0; n];
     let mut z = vec![0.0; n];
     let mut beta = vec![0.0; p];
-    let mut inverse = vec![0.0; p * p];
+    let mut factor = vec![0.0; p * p];
     let mut converged = false;
     let mut xtwx = vec![0.0; p * p];
     let mut xtwz = vec![0.0; p];
@@ -91,13 +133,14 @@ pub(crate) fn quasi_poisson(x: &[f64], p: usize, y: &[f64], prior: &[f64]) -> Op
         xtwx.iter_mut().for_each(|v| *v = 0.0);
         xtwz.iter_mut().for_each(|v| *v = 0.0);
         for i in 0..n {
-            let row = &x[i * p..(i + 1) * p];
+            let (nz, m) = nonzeros(&x[i], trend);
             let w = working[i];
-            for a in 0..p {
-                let wa = w * row[a];
+            for (k, &(a, va)) in nz[..m].iter().enumerate() {
+                let wa = w * va;
                 xtwz[a] += wa * z[i];
-                for b in 0..=a {
-                    xtwx[a * p + b] += wa * row[b];
+                for &(b, vb) in &nz[..=k] {
+                    // Columns rise along a row's non-zeros, so a ≥ b.
+                    xtwx[a * p + b] += wa * vb;
                 }
             }
         }
@@ -106,16 +149,14 @@ pub(crate) fn quasi_poisson(x: &[f64], p: usize, y: &[f64], prior: &[f64]) -> Op
                 xtwx[b * p + a] = xtwx[a * p + b];
             }
         }
-        inverse = invert_spd(&xtwx, p)?;
-        for (a, slot) in beta.iter_mut().enumerate() {
-            *slot = (0..p).map(|b| inverse[a * p + b] * xtwz[b]).sum();
-        }
+        cholesky(&xtwx, p, &mut factor)?;
+        solve(&factor, p, &xtwz, &mut beta);
         for i in 0..n {
-            let row = &x[i * p..(i + 1) * p];
-            eta[i] = row.iter().zip(&beta).map(|(a, b)| a * b).sum();
+            let (nz, m) = nonzeros(&x[i], trend);
+            eta[i] = nz[..m].iter().map(|&(c, v)| v * beta[c]).sum();
             mu[i] = eta[i].exp();
         }
-        let dev = deviance(y, &mu, prior);
+        let dev = deviance(y, &ylogy, &eta, &mu, prior);
         if !dev.is_finite() {
             return None;
         }
@@ -140,19 +181,21 @@ pub(crate) fn quasi_poisson(x: &[f64], p: usize, y: &[f64], prior: &[f64]) -> Op
         f64::NAN
     };
     Some(Fit {
+        trend,
         beta,
         mu,
         working,
-        cov_unscaled: inverse,
+        cov_unscaled: invert(&factor, p),
         dispersion,
         df_residual,
         converged,
     })
 }
 
-/// Inverse of a symmetric positive-definite matrix through its Cholesky factor.
-fn invert_spd(a: &[f64], p: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; p * p];
+/// Cholesky factor L (row-major, lower) of a symmetric positive-definite matrix;
+/// None when it is singular.
+fn cholesky(a: &[f64], p: usize, l: &mut [f64]) -> Option<()> {
+    l.iter_mut().for_each(|v| *v = 0.0);
     for i in 0..p {
         for j in 0..=i {
             let mut s = a[i * p + j];
@@ -169,7 +212,29 @@ fn invert_spd(a: &[f64], p: usize) -> Option<Vec<f64>> {
             }
         }
     }
-    // Invert L, then A⁻¹ = L⁻ᵀ L⁻¹.
+    Some(())
+}
+
+/// Solves L Lᵀ x = b.
+fn solve(l: &[f64], p: usize, b: &[f64], x: &mut [f64]) {
+    for i in 0..p {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i * p + k] * x[k];
+        }
+        x[i] = s / l[i * p + i];
+    }
+    for i in (0..p).rev() {
+        let mut s = x[i];
+        for k in i + 1..p {
+            s -= l[k * p + i] * x[k];
+        }
+        x[i] = s / l[i * p + i];
+    }
+}
+
+/// (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹.
+fn invert(l: &[f64], p: usize) -> Vec<f64> {
     let mut li = vec![0.0; p * p];
     for i in 0..p {
         li[i * p + i] = 1.0 / l[i * p + i];
@@ -189,7 +254,7 @@ fn invert_spd(a: &[f64], p: usize) -> Option<Vec<f64>> {
             inv[j * p + i] = s;
         }
     }
-    Some(inv)
+    inv
 }
 
 #[cfg(test)]
@@ -199,8 +264,14 @@ mod tests {
     #[test]
     fn intercept_only_fit_is_the_mean() {
         let y = [2.0, 4.0, 6.0, 0.0, 3.0];
-        let x = vec![1.0; 5];
-        let fit = quasi_poisson(&x, 1, &y, &[1.0; 5]).unwrap();
+        let x = vec![
+            Row {
+                time: 0.0,
+                dummy: None
+            };
+            5
+        ];
+        let fit = quasi_poisson(&x, 1, false, &y, &[1.0; 5]).unwrap();
         assert!(fit.converged);
         assert!((fit.mu[0] - 3.0).abs() < 1e-9);
         // Pearson: Σ (y − 3)² / 3 / 4 = (1 + 1 + 9 + 9 + 0) / 12.
@@ -210,9 +281,14 @@ mod tests {
     #[test]
     fn log_linear_trend_is_recovered() {
         let n = 20;
-        let x: Vec<f64> = (0..n).flat_map(|t| [1.0, t as f64]).collect();
+        let x: Vec<Row> = (0..n)
+            .map(|t| Row {
+                time: t as f64,
+                dummy: None,
+            })
+            .collect();
         let y: Vec<f64> = (0..n).map(|t| (1.0 + 0.1 * t as f64).exp()).collect();
-        let fit = quasi_poisson(&x, 2, &y, &vec![1.0; n]).unwrap();
+        let fit = quasi_poisson(&x, 2, true, &y, &vec![1.0; n]).unwrap();
         assert!((fit.beta[0] - 1.0).abs() < 1e-6);
         assert!((fit.beta[1] - 0.1).abs() < 1e-6);
     }
