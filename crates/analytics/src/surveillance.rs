@@ -169,7 +169,7 @@ pub fn alarms(
                                 area: area.clone(),
                                 algorithm: algorithm.name().to_string(),
                                 day: series.day(t),
-                                observed: x[t],
+                                observed: s.observed,
                                 expected: s.expected,
                                 statistic: s.statistic,
                                 threshold: s.threshold,

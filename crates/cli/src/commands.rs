@@ -408,7 +408,12 @@ async fn demo(residents: u64, listen: &str, path: &str) -> Result<()> {
         store
     } else {
         println!("generating a demo district of {residents} residents into {path} …");
-        generate(&url, &Params::new(residents, 1)).await?.0
+        let params = Params::new(residents, 1);
+        let store = generate(&url, &params).await?.0;
+        // The CDC page opens on the last weeks' signals: run detection over them.
+        let from = params.end - chrono::Days::new(45);
+        crate::surveillance::run(&*store, from, params.end).await?;
+        store
     };
     serve(store, listen).await
 }

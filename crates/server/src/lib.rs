@@ -9,6 +9,7 @@ pub mod export;
 mod fhir;
 pub mod i18n;
 mod pages;
+pub mod surveillance;
 pub mod token;
 pub mod workbench;
 mod workbench_pages;
@@ -149,6 +150,23 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/contracts", post(contracts::api_change))
         .route("/api/contracts/rates", get(contracts::api_rates))
         .route("/contracts", get(contracts::page))
+        .route("/api/surveillance/cases", post(surveillance::api_case))
+        .route(
+            "/api/surveillance/sentinel",
+            post(surveillance::api_sentinel),
+        )
+        .route("/api/surveillance/signals", get(surveillance::api_signals))
+        .route(
+            "/api/surveillance/signals/{id}",
+            post(surveillance::api_verify),
+        )
+        .route("/surveillance", get(surveillance::page))
+        .route("/surveillance/run", post(surveillance::run_now))
+        .route(
+            "/surveillance/signal/{id}",
+            get(surveillance::signal).post(surveillance::signal_step),
+        )
+        .route("/surveillance/disease/{code}", get(surveillance::disease))
         .route(
             "/workbench/resident/{id}/contract",
             post(contracts::form_change),

@@ -104,6 +104,9 @@ pub struct MovingPercentile {
     /// `>` (true, default) or `≥` against the percentile.
     pub strict: bool,
     pub interpolation: Interpolation,
+    /// No alarm on a week with fewer cases than this (default 1): small areas whose
+    /// baseline is mostly zero would otherwise alarm on single cases.
+    pub min_cases: f64,
 }
 
 /// EARS C1 / C2 / C3 (R `surveillance::earsC`) and the published Hutwagner C3.
@@ -351,7 +354,7 @@ impl Algorithm {
             "mpm" => {
                 let p = Params::new(
                     "mpm",
-                    "percentile, years, side_windows, strict, interpolation",
+                    "percentile, years, side_windows, strict, interpolation, min_cases",
                     params,
                 )?;
                 p.no_alpha(alpha)?;
@@ -377,6 +380,7 @@ impl Algorithm {
                     side_windows: p.usize("side_windows", 2, 0)?,
                     strict: p.bool("strict", true)?,
                     interpolation,
+                    min_cases: p.f64("min_cases", 1.0, non_negative, "must not be negative")?,
                 })
             }
             "ears-c1" | "ears-c2" | "ears-c3" | "ears-c3-hutwagner" => {
@@ -656,11 +660,12 @@ fn mpm(m: &MovingPercentile, x: &[f64], cadence: Cadence) -> Vec<Option<Score>> 
                 statistic: observed,
                 threshold,
                 expected: percentile(&base, 0.5, Interpolation::Linear),
-                alarm: if m.strict {
-                    observed > threshold
-                } else {
-                    observed >= threshold
-                },
+                alarm: observed >= m.min_cases
+                    && if m.strict {
+                        observed > threshold
+                    } else {
+                        observed >= threshold
+                    },
             })
         })
         .collect()
