@@ -4,6 +4,7 @@ mod contracts;
 mod fhir;
 mod roundtrip;
 mod search;
+mod surveillance;
 mod workbench;
 mod write;
 
