@@ -3,6 +3,7 @@
 mod accounts;
 mod browser;
 mod cli;
+mod surveillance;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
