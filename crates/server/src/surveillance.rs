@@ -699,11 +699,15 @@ pub(crate) fn chart_svg(
         let v = max * k as f64 / 4.0;
         let _ = write!(
             s,
-            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ee"/><text x="{}" y="{:.1}" class="ax">{:.0}</text>"##,
+            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ee"/><text x="{}" y="{:.1}" class="ax">{}</text>"##,
             w - 8.0,
             left - 4.0,
             y(v) + 4.0,
-            v,
+            if max < 8.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.0}")
+            },
             y = y(v)
         );
     }
@@ -770,7 +774,7 @@ async fn disease_chart(
     today: NaiveDate,
     days: usize,
     label: &str,
-) -> Result<String, AppError> {
+) -> Result<(String, bool), AppError> {
     let areas = runs::Areas::of(&*state.store).await?;
     let d = sv::disease(disease);
     let basis = d.map(|d| d.aggregate_by()).unwrap_or(DateBasis::Onset);
@@ -778,7 +782,7 @@ async fn disease_chart(
     let counts = state.store.case_counts(basis, start, today).await?;
     let series = runs::case_series(&counts, &[disease], &areas, start, today);
     let Some(k) = series.keys.iter().position(|(_, a)| a == area) else {
-        return Ok(String::new());
+        return Ok((String::new(), false));
     };
     let x = &series.values[k];
     let detector = runs::detectors_for(disease).into_iter().next();
@@ -802,12 +806,16 @@ async fn disease_chart(
     let alarms: Vec<bool> = (from..x.len())
         .map(|i| scores[i].is_some_and(|s| s.alarm))
         .collect();
-    Ok(chart_svg(&dates, &shown, &threshold, &alarms, label))
+    Ok((
+        chart_svg(&dates, &shown, &threshold, &alarms, label),
+        weekly,
+    ))
 }
 
 struct Tile {
     name: String,
     class: &'static str,
+    count: usize,
     diseases: String,
 }
 
@@ -975,13 +983,7 @@ pub async fn page(
         ),
         (t.get("timely_30").to_string(), timely, "upcoming"),
     ];
-    // Street grid, coloured by the most pressing signal of the area.
-    let rank = |s: SignalStatus| match s {
-        SignalStatus::Confirmed => 3,
-        SignalStatus::New => 2,
-        SignalStatus::Verifying => 1,
-        SignalStatus::Excluded => 0,
-    };
+    // Street grid, coloured by the area's open signals (a confirmed outbreak above all).
     let tiles = areas
         .streets
         .iter()
@@ -991,19 +993,23 @@ pub async fn page(
                 .iter()
                 .filter(|s| &s.area == code && recent(s) && s.status != SignalStatus::Excluded)
                 .collect();
-            let worst = here.iter().map(|s| rank(s.status)).max().unwrap_or(0);
+            let confirmed = here.iter().any(|s| s.status == SignalStatus::Confirmed);
+            let open_here = here.iter().filter(|s| s.status.is_open()).count();
             let mut names: Vec<String> =
                 here.iter().map(|s| disease_name(&s.disease, zh)).collect();
             names.sort();
             names.dedup();
             Tile {
                 name: org_name(orgs, code, zh),
-                class: match worst {
-                    3 => "confirmed",
-                    2 => "new",
-                    1 => "verifying",
-                    _ => "quiet",
+                // Confirmed outbreaks first, then by how many signals are open.
+                class: match (confirmed, open_here) {
+                    (true, _) => "confirmed",
+                    (_, 0) => "quiet",
+                    (_, 1..=2) => "low",
+                    (_, 3..=5) => "mid",
+                    _ => "high",
                 },
+                count: open_here,
                 diseases: if names.is_empty() {
                     t.get("no_signals").to_string()
                 } else {
@@ -1052,7 +1058,9 @@ pub async fn page(
                 "/surveillance/disease/{d}?area={area}&lang={}",
                 t.get("lang")
             ),
-            svg: disease_chart(&state, &d, &area, today, 120, t.get("threshold")).await?,
+            svg: disease_chart(&state, &d, &area, today, 120, t.get("threshold"))
+                .await?
+                .0,
         });
     }
     let page = CdcPage {
@@ -1121,6 +1129,7 @@ struct SignalPage {
     actions: Vec<(&'static str, String)>,
     error: String,
     area_chart: String,
+    area_caption: String,
 }
 
 async fn signal_page(
@@ -1214,10 +1223,11 @@ async fn signal_page(
     } else {
         Vec::new()
     };
+    let mut area_caption = String::new();
     let area_chart = if s.disease.starts_with("syndrome:") {
         String::new()
     } else {
-        disease_chart(
+        let (svg, weekly) = disease_chart(
             state,
             &s.disease,
             &s.area,
@@ -1225,7 +1235,15 @@ async fn signal_page(
             90,
             t.get("threshold"),
         )
-        .await?
+        .await?;
+        area_caption = t
+            .get(if weekly {
+                "series_90_weekly"
+            } else {
+                "series_90"
+            })
+            .to_string();
+        svg
     };
     let page = SignalPage {
         t,
@@ -1245,6 +1263,7 @@ async fn signal_page(
         actions,
         error,
         area_chart,
+        area_caption,
     };
     let status = if page.error.is_empty() {
         StatusCode::OK
@@ -1302,6 +1321,7 @@ struct DiseasePage {
     title: String,
     note: String,
     svg: String,
+    caption: String,
     areas: Vec<(String, String, bool)>,
 }
 
@@ -1340,6 +1360,8 @@ pub async fn disease(
         .unwrap_or(areas.district.clone());
     let orgs = state.orgs().await?;
     let detectors: Vec<String> = d.detectors().iter().map(|a| a.name().to_string()).collect();
+    let (svg, weekly) =
+        disease_chart(&state, &d.code, &area, today, 365, t.get("threshold")).await?;
     let page = DiseasePage {
         t,
         user: Some(user),
@@ -1362,7 +1384,14 @@ pub async fn disease(
             t.get("time_limit"),
             d.limit_hours()
         ),
-        svg: disease_chart(&state, &d.code, &area, today, 365, t.get("threshold")).await?,
+        svg,
+        caption: t
+            .get(if weekly {
+                "series_365_weekly"
+            } else {
+                "series_365"
+            })
+            .to_string(),
         areas: areas
             .streets
             .iter()

@@ -12,8 +12,10 @@ use crate::rows::Col;
 use crate::shared::{Exec, Param};
 use crate::{Result, StoreError};
 
-/// Rows per multi-row INSERT (parameters stay well under both backends' limits).
-const CHUNK: usize = 400;
+/// Parameters per multi-row INSERT. sqlx binds SQLite's `$n` parameters by name, a
+/// lookup that is linear in the statement's parameters, so a statement's cost grows
+/// with the square of its size: a few hundred parameters is the sweet spot.
+const PARAMS_PER_STATEMENT: usize = 256;
 
 /// `INSERT INTO t (cols) VALUES ($1, …), (…)` for `rows` rows of `width` columns.
 fn values_sql(insert: &str, width: usize, rows: usize) -> String {
@@ -44,7 +46,7 @@ async fn insert_chunked<E: Exec, T>(
     rows: &[T],
     params: impl Fn(&T, &mut Vec<Param>),
 ) -> Result<()> {
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in rows.chunks((PARAMS_PER_STATEMENT / width).max(1)) {
         let mut p = Vec::with_capacity(chunk.len() * width);
         for r in chunk {
             params(r, &mut p);

@@ -84,6 +84,18 @@ fn home_and_login_pages_render_in_chromium() {
         "9",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The last weeks' detection run, so the CDC view has signals to show.
+    let o = dhp(&[
+        "surveillance",
+        "run",
+        "--database",
+        &url,
+        "--date",
+        "2026-06-30",
+        "--from",
+        "2026-05-16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let (_server, base) = start_server(&url);
     let profile = dir.0.join("profile");
 
@@ -125,19 +137,20 @@ fn home_and_login_pages_render_in_chromium() {
 
     // The family doctor's workbench, signed in through the login form: the due list,
     // a resident's page and the printable vaccination plan.
-    let signed_in = |next: &str| {
+    let signed_in_as = |user: &str, next: &str| {
         let page = dir.0.join("signin.html");
         std::fs::write(
             &page,
             format!(
                 "<form method=post action=\"{base}login?next={next}\">\
-                 <input name=username value=doctor><input name=password value=doctor></form>\
+                 <input name=username value={user}><input name=password value={user}></form>\
                  <script>document.forms[0].submit()</script>"
             ),
         )
         .unwrap();
         format!("file://{}", page.display())
     };
+    let signed_in = |next: &str| signed_in_as("doctor", next);
     // The page a signed-in doctor's browser builds, and the first resident it links to.
     let page = |next: &str| {
         let o = browse(
@@ -183,6 +196,53 @@ fn home_and_login_pages_render_in_chromium() {
                 "--virtual-time-budget=8000",
             ],
             &signed_in(&next),
+        );
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{name} screenshot is {size} bytes");
+    }
+
+    // The CDC's view: street grid, signals, series with thresholds; a signal's page.
+    let cdc = {
+        let o = browse(
+            &chrome,
+            &profile,
+            &["--dump-dom", "--virtual-time-budget=8000"],
+            &signed_in_as("phdoctor", "/surveillance"),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for text in [
+        "传染病监测预警",
+        "街镇预警态势",
+        "预警信号",
+        "手足口病",
+        "预警阈值",
+        "哨点缺报",
+    ] {
+        assert!(cdc.contains(text), "CDC page lacks {text}");
+    }
+    let signal = cdc
+        .split("/surveillance/signal/")
+        .nth(1)
+        .and_then(|s| s.split('?').next())
+        .expect("the CDC page links to signals")
+        .to_string();
+    for (name, next) in [
+        ("surveillance", "/surveillance".to_string()),
+        ("signal", format!("/surveillance/signal/{signal}")),
+        ("disease", "/surveillance/disease/hfmd".to_string()),
+    ] {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        browse(
+            &chrome,
+            &profile,
+            &[
+                &format!("--screenshot={}", file.display()),
+                "--window-size=1280,1800",
+                "--virtual-time-budget=8000",
+            ],
+            &signed_in_as("phdoctor", &next),
         );
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(size > 20_000, "{name} screenshot is {size} bytes");
