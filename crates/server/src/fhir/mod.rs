@@ -147,6 +147,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/AuditEvent", get(audit_search))
         .route("/$export", get(bulk::kick_off_system))
         .route("/Patient/$export", get(bulk::kick_off_patients))
+        .route("/Condition/$report", post(case_report))
         .route(
             "/$export-status/{id}",
             get(bulk::status).delete(bulk::cancel),
@@ -231,6 +232,33 @@ pub(crate) async fn signed_in(
             Ok(Err(outcome(refusal)))
         }
     }
+}
+
+/// `POST /fhir/Condition/$report`: a notifiable-disease case report from a clinical
+/// system (see [`crate::surveillance::report_condition`]).
+async fn case_report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let who = match signed_in(&state, &headers, "create", "/fhir/Condition/$report").await? {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let condition: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return Ok(issue(IssueCode::Structure, format!("not JSON: {e}"))),
+    };
+    Ok(
+        match crate::surveillance::report_condition(&state, &who, &condition).await? {
+            Ok(parameters) => fhir_json(StatusCode::CREATED, &parameters),
+            Err((path, why)) => outcome(OperationOutcome::one(Issue::at(
+                IssueCode::Invalid,
+                path,
+                why,
+            ))),
+        },
+    )
 }
 
 async fn metadata(headers: HeaderMap) -> Response {

@@ -322,3 +322,85 @@ async fn the_daily_run_raises_the_injected_outbreaks_and_the_pages_show_them() {
     let (status, _) = get(&s, "/surveillance", doctor.as_deref()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_with_a_notifiable_code_becomes_a_case_report_through_fhir() {
+    let s = site(500).await;
+    let clinician = token(&s, "clinician").await;
+    let resident = s
+        .state
+        .store
+        .page(dhp_store::Table::Residents, 0, 1)
+        .await
+        .unwrap()
+        .residents[0]
+        .clone();
+    let household = s
+        .state
+        .store
+        .household(resident.household_id)
+        .await
+        .unwrap();
+    let street = s
+        .state
+        .store
+        .organisation(household.street_org_id)
+        .await
+        .unwrap()
+        .code;
+    let condition = json!({
+        "resourceType": "Condition",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B08.4"}]},
+        "subject": {"reference": format!("Patient/{}", resident.id)},
+        "verificationStatus": {"coding": [{"code": "differential"}]},
+        "onsetDateTime": "2026-06-27",
+        "recordedDate": "2026-06-28T10:30:00+08:00",
+    });
+    let before = report_count(&s).await;
+    // Each missing or wrong element is named by its FHIR path; nothing is written.
+    for (path, change) in [
+        (
+            "Condition.code",
+            json!({"code": {"coding": [{"code": "J45"}]}}),
+        ),
+        (
+            "Condition.subject",
+            json!({"subject": {"reference": "Patient/999999999"}}),
+        ),
+        (
+            "Condition.verificationStatus",
+            json!({"verificationStatus": {}}),
+        ),
+        (
+            "Condition.onsetDateTime",
+            json!({"onsetDateTime": "2026-06-29"}),
+        ),
+    ] {
+        let mut body = condition.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = post(&s, "/fhir/Condition/$report", &clinician, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["resourceType"], "OperationOutcome");
+        assert!(answer.to_string().contains(path), "{path}: {answer}");
+    }
+    assert_eq!(report_count(&s).await, before);
+    let (status, answer) = post(&s, "/fhir/Condition/$report", &clinician, &condition).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["resourceType"], "Parameters");
+    let id: i64 = answer["parameter"][0]["valueString"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = s.state.store.case_report(id).await.unwrap();
+    assert_eq!(stored.disease, "hfmd");
+    assert_eq!(stored.resident_id, Some(resident.id));
+    assert_eq!(stored.street, street);
+    assert_eq!(stored.status, dhp_core::surveillance::CaseStatus::Clinical);
+    assert_eq!(
+        stored.onset_date,
+        NaiveDate::from_ymd_opt(2026, 6, 27).unwrap()
+    );
+}
