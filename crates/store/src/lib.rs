@@ -513,8 +513,6 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: i64,
     ) -> Result<Vec<dhp_core::programmes::ResidentRecord>>;
 
-    /// Close the connections (SQLite: checkpoint the WAL into the file first).
-
     // Surveillance (SPEC capability 5).
     /// Stores case reports as given (ids reserved by the caller).
     async fn insert_case_reports(
@@ -565,6 +563,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         outbreaks: &[dhp_core::surveillance::InjectedOutbreak],
     ) -> Result<()>;
     async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>>;
+    /// Close the connections (SQLite: checkpoint the WAL into the file first).
     async fn close(&self);
 }
 

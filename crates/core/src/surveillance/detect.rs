@@ -656,7 +656,7 @@ fn mpm(m: &MovingPercentile, x: &[f64], cadence: Cadence) -> Vec<Option<Score>> 
             let threshold = percentile(&base, m.percentile / 100.0, m.interpolation);
             let observed = rolling[t];
             Some(Score {
-                observed: observed,
+                observed,
                 statistic: observed,
                 threshold,
                 expected: percentile(&base, 0.5, Interpolation::Linear),
@@ -914,7 +914,7 @@ fn farrington_design(f: &Farrington, x: &[f64], t: usize, period: usize, trend: 
 fn two_thirds(y: f64) -> f64 {
     static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| (0..1024).map(|k| (k as f64).powf(2.0 / 3.0)).collect());
-    if y >= 0.0 && y < 1024.0 && y.fract() == 0.0 {
+    if (0.0..1024.0).contains(&y) && y.fract() == 0.0 {
         table[y as usize]
     } else {
         y.powf(2.0 / 3.0)
