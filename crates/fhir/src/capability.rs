@@ -114,15 +114,38 @@ fn search_params(resource: &str) -> Vec<(&'static str, &'static str)> {
 }
 
 /// The statement for a server whose FHIR base is `base_url`.
+/// Operations the server carries out, per resource type: (type, name, definition).
+pub const OPERATIONS: &[(&str, &str, &str)] = &[
+    (
+        "Patient",
+        "everything",
+        "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    ),
+    (
+        "Condition",
+        "report",
+        "https://fhir.dhp.example/OperationDefinition/Condition-report",
+    ),
+];
+
 pub fn capability_statement(base_url: &str, software_version: &str, date: &str) -> Value {
     let resources: Vec<Value> = SUPPORTED
         .iter()
         .map(|s| {
-            json!({
+            let mut r = json!({
                 "type": s.resource,
                 "interaction": s.interactions.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>(),
                 "searchParam": search_params(s.resource).iter().map(|(n, t)| json!({ "name": n, "type": t })).collect::<Vec<_>>(),
-            })
+            });
+            let operations: Vec<Value> = OPERATIONS
+                .iter()
+                .filter(|(resource, _, _)| *resource == s.resource)
+                .map(|(_, name, definition)| json!({ "name": name, "definition": definition }))
+                .collect();
+            if !operations.is_empty() {
+                r["operation"] = Value::Array(operations);
+            }
+            r
         })
         .collect();
     json!({
