@@ -325,6 +325,35 @@ async fn receive(
     }))
 }
 
+/// The sender of a report and its JSON body, or the answer refusing them (no
+/// credentials, a role that does not report, a body that is not `what`).
+async fn report_sender<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    resource: &str,
+    what: &str,
+) -> Result<Result<(Principal, T), Response>, AppError> {
+    let Some(who) = caller(state, headers) else {
+        return Ok(Err(unauthenticated(state, resource).await?));
+    };
+    if !may_report(&who) {
+        return Ok(Err(refuse(
+            StatusCode::FORBIDDEN,
+            "authorization",
+            format!("this role does not send {what}s"),
+        )));
+    }
+    Ok(match serde_json::from_slice(body) {
+        Ok(r) => Ok((who, r)),
+        Err(e) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "body",
+            format!("not a {what}: {e}"),
+        )),
+    })
+}
+
 /// `POST /api/surveillance/cases` with a JSON [`CaseRequest`].
 pub async fn api_case(
     State(state): State<Arc<AppState>>,
@@ -332,26 +361,11 @@ pub async fn api_case(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     const RESOURCE: &str = "/api/surveillance/cases";
-    let Some(who) = caller(&state, &headers) else {
-        return unauthenticated(&state, RESOURCE).await;
-    };
-    if !may_report(&who) {
-        return Ok(refuse(
-            StatusCode::FORBIDDEN,
-            "authorization",
-            "this role does not send case reports",
-        ));
-    }
-    let request: CaseRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(refuse(
-                StatusCode::BAD_REQUEST,
-                "body",
-                format!("not a case report: {e}"),
-            ))
-        }
-    };
+    let (who, request): (Principal, CaseRequest) =
+        match report_sender(&state, &headers, &body, RESOURCE, "case report").await? {
+            Ok(x) => x,
+            Err(refusal) => return Ok(refusal),
+        };
     match case_from_request(&state, &who, &request).await? {
         Err((field, why)) => Ok(refuse(StatusCode::BAD_REQUEST, field, why)),
         Ok(report) => {
@@ -378,26 +392,11 @@ pub async fn api_sentinel(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     const RESOURCE: &str = "/api/surveillance/sentinel";
-    let Some(who) = caller(&state, &headers) else {
-        return unauthenticated(&state, RESOURCE).await;
-    };
-    if !may_report(&who) {
-        return Ok(refuse(
-            StatusCode::FORBIDDEN,
-            "authorization",
-            "this role does not send sentinel reports",
-        ));
-    }
-    let r: SentinelRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(refuse(
-                StatusCode::BAD_REQUEST,
-                "body",
-                format!("not a sentinel report: {e}"),
-            ))
-        }
-    };
+    let (who, r): (Principal, SentinelRequest) =
+        match report_sender(&state, &headers, &body, RESOURCE, "sentinel report").await? {
+            Ok(x) => x,
+            Err(refusal) => return Ok(refusal),
+        };
     let orgs = state.orgs().await?;
     let site = match required("site", &r.site) {
         Ok(code) => match orgs.values().find(|o| o.code == code) {

@@ -5,10 +5,8 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use dhp_core::OrgKind;
-use dhp_server::app;
 use dhp_store::Table;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::fhir::{read, token};
 use super::{site, Site};
@@ -19,15 +17,8 @@ async fn post_json(s: &Site, tok: &str, body: &Value) -> (StatusCode, Value) {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
-    let res = app(s.state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let a = super::fhir::call(s, req).await;
+    (a.status, a.json)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,11 +6,9 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use chrono::{Days, NaiveDate};
-use dhp_server::app;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use super::fhir::token;
+use super::fhir::{call, token};
 use super::{get, login, site, Site};
 
 async fn post(s: &Site, path: &str, tok: &str, body: &Value) -> (StatusCode, Value) {
@@ -19,15 +17,8 @@ async fn post(s: &Site, path: &str, tok: &str, body: &Value) -> (StatusCode, Val
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
-    let res = app(s.state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let a = call(s, req).await;
+    (a.status, a.json)
 }
 
 async fn bearer_get(s: &Site, path: &str, tok: &str) -> (StatusCode, Value) {
@@ -35,15 +26,8 @@ async fn bearer_get(s: &Site, path: &str, tok: &str) -> (StatusCode, Value) {
         .header(header::AUTHORIZATION, format!("Bearer {tok}"))
         .body(Body::empty())
         .unwrap();
-    let res = app(s.state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let a = call(s, req).await;
+    (a.status, a.json)
 }
 
 async fn report_count(s: &Site) -> usize {
