@@ -452,3 +452,78 @@ pub async fn evaluate_store(store: &dyn Store) -> Result<(Vec<Evaluation>, Serie
         series,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, d).unwrap()
+    }
+
+    fn areas() -> Areas {
+        Areas {
+            district: "D".into(),
+            streets: vec!["S1".into(), "S2".into()],
+            sites: vec![],
+        }
+    }
+
+    #[test]
+    fn the_district_series_is_every_street_plus_cases_of_unknown_streets() {
+        let c = |street: &str, d, count| CaseCount {
+            disease: "hfmd".into(),
+            street: street.into(),
+            day: day(d),
+            count,
+        };
+        let counts = vec![c("S1", 1, 2), c("S2", 1, 3), c("S9", 2, 1), c("S1", 30, 4)];
+        let s = case_series(&counts, &["hfmd"], &areas(), day(1), day(3));
+        assert_eq!(s.len, 3);
+        let by = |a: &str| &s.values[s.keys.iter().position(|k| k.1 == a).unwrap()];
+        assert_eq!(by("S1"), &vec![2.0, 0.0, 0.0]);
+        assert_eq!(by("S2"), &vec![3.0, 0.0, 0.0]);
+        // The unknown street counts for the district only; day 30 is outside the span.
+        assert_eq!(by("D"), &vec![5.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn evaluation_counts_detections_false_signals_and_delays() {
+        // One street, 60 quiet days of 1 case, an outbreak of 10 a day on days 40–42,
+        // and one lone spike on day 20 with no outbreak behind it.
+        let mut x = vec![1.0; 60];
+        x[20] = 9.0;
+        for v in &mut x[40..43] {
+            *v = 10.0;
+        }
+        let series = Series {
+            start: day(1),
+            len: 60,
+            keys: vec![("hfmd".into(), "S1".into())],
+            values: vec![x],
+        };
+        let outbreak = InjectedOutbreak {
+            id: 1,
+            disease: "hfmd".into(),
+            street: "S1".into(),
+            start_day: series.day(40),
+            days: 3,
+            cases: 30,
+            shape: "point".into(),
+        };
+        let fixed = Algorithm::configure("fixed", None, &[("cases".into(), "5".into())]).unwrap();
+        let rows = evaluate(&series, &[outbreak], "D", &[fixed], 10);
+        let r = &rows[0];
+        assert_eq!((r.outbreaks, r.detected), (1, 1));
+        assert_eq!(r.sensitivity, 100.0);
+        assert_eq!(r.median_days_to_detection, Some(0.0));
+        // Two signals: the spike (false) and the outbreak (true).
+        assert_eq!((r.signals, r.false_signals), (2, 1));
+        // 50 evaluated days, 3 + 7 grace days inside the outbreak window: 1 of 40 quiet days alarms.
+        assert!(
+            (r.false_alarm_day_rate - 100.0 / 40.0).abs() < 1e-9,
+            "{}",
+            r.false_alarm_day_rate
+        );
+    }
+}
