@@ -119,29 +119,39 @@ pub(crate) fn quasi_poisson(
         .collect();
     let mut dev_old = deviance(y, &ylogy, &eta, &mu, prior);
     let mut working = vec![0.0; n];
-    let mut z = vec![0.0; n];
     let mut beta = vec![0.0; p];
     let mut factor = vec![0.0; p * p];
     let mut converged = false;
     let mut xtwx = vec![0.0; p * p];
     let mut xtwz = vec![0.0; p];
     for _ in 0..25 {
-        for i in 0..n {
-            z[i] = eta[i] + (y[i] - mu[i]) / mu[i];
-            working[i] = prior[i] * mu[i];
-        }
         xtwx.iter_mut().for_each(|v| *v = 0.0);
         xtwz.iter_mut().for_each(|v| *v = 0.0);
+        // X'WX and X'Wz from a row's three non-zeros at most (intercept, trend,
+        // dummy), in the order a dense product would add them.
         for i in 0..n {
-            let (nz, m) = nonzeros(&x[i], trend);
-            let w = working[i];
-            for (k, &(a, va)) in nz[..m].iter().enumerate() {
-                let wa = w * va;
-                xtwz[a] += wa * z[i];
-                for &(b, vb) in &nz[..=k] {
-                    // Columns rise along a row's non-zeros, so a ≥ b.
-                    xtwx[a * p + b] += wa * vb;
+            let w = prior[i] * mu[i];
+            let zi = eta[i] + (y[i] - mu[i]) / mu[i];
+            working[i] = w;
+            let wz = w * zi;
+            xtwx[0] += w;
+            xtwz[0] += wz;
+            let t = x[i].time;
+            if trend {
+                let wt = w * t;
+                xtwx[p] += wt;
+                xtwx[p + 1] += wt * t;
+                xtwz[1] += wt * zi;
+                if let Some(d) = x[i].dummy {
+                    xtwx[d * p] += w;
+                    xtwx[d * p + 1] += wt;
+                    xtwx[d * p + d] += w;
+                    xtwz[d] += wz;
                 }
+            } else if let Some(d) = x[i].dummy {
+                xtwx[d * p] += w;
+                xtwx[d * p + d] += w;
+                xtwz[d] += wz;
             }
         }
         for a in 0..p {
@@ -151,12 +161,20 @@ pub(crate) fn quasi_poisson(
         }
         cholesky(&xtwx, p, &mut factor)?;
         solve(&factor, p, &xtwz, &mut beta);
+        let mut dev = 0.0;
         for i in 0..n {
-            let (nz, m) = nonzeros(&x[i], trend);
-            eta[i] = nz[..m].iter().map(|&(c, v)| v * beta[c]).sum();
-            mu[i] = eta[i].exp();
+            let mut e = beta[0];
+            if trend {
+                e += x[i].time * beta[1];
+            }
+            if let Some(d) = x[i].dummy {
+                e += beta[d];
+            }
+            eta[i] = e;
+            mu[i] = e.exp();
+            let ylog = if y[i] > 0.0 { ylogy[i] - y[i] * e } else { 0.0 };
+            dev += 2.0 * prior[i] * (ylog - (y[i] - mu[i]));
         }
-        let dev = deviance(y, &ylogy, &eta, &mu, prior);
         if !dev.is_finite() {
             return None;
         }
