@@ -262,7 +262,7 @@ pub(crate) async fn change(
 }
 
 /// The caller of an API request: bearer token or portal session.
-fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+pub(crate) fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
     crate::token::principal(&state.token_key, headers)
         .ok()
         .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))

@@ -26,16 +26,11 @@ use dhp_store::{StoreError, User};
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
+use crate::contracts::caller;
 use crate::i18n::{messages, Messages};
 use crate::pages::current_user;
 use crate::workbench::{as_of, principal_of};
 use crate::{AppError, AppState};
-
-fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    crate::token::principal(&state.token_key, headers)
-        .ok()
-        .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))
-}
 
 /// A refusal naming the field at fault.
 fn refuse(status: StatusCode, field: &str, why: impl std::fmt::Display) -> Response {
@@ -768,18 +763,18 @@ pub(crate) fn chart_svg(
 /// and its first detector's scores, for the last `days` days up to `today`.
 async fn disease_chart(
     state: &AppState,
+    areas: &runs::Areas,
     disease: &str,
     area: &str,
     today: NaiveDate,
     days: usize,
     label: &str,
 ) -> Result<(String, bool), AppError> {
-    let areas = runs::Areas::of(&*state.store).await?;
     let d = sv::disease(disease);
     let basis = d.map(|d| d.aggregate_by()).unwrap_or(DateBasis::Onset);
     let start = today - Days::new(runs::HISTORY_DAYS);
     let counts = state.store.case_counts(basis, start, today).await?;
-    let series = runs::case_series(&counts, &[disease], &areas, start, today);
+    let series = runs::case_series(&counts, &[disease], areas, start, today);
     let Some(k) = series.keys.iter().position(|(_, a)| a == area) else {
         return Ok((String::new(), false));
     };
@@ -1057,7 +1052,7 @@ pub async fn page(
                 "/surveillance/disease/{d}?area={area}&lang={}",
                 t.get("lang")
             ),
-            svg: disease_chart(&state, &d, &area, today, 120, t.get("threshold"))
+            svg: disease_chart(&state, &areas, &d, &area, today, 120, t.get("threshold"))
                 .await?
                 .0,
         });
@@ -1226,8 +1221,10 @@ async fn signal_page(
     let area_chart = if s.disease.starts_with("syndrome:") {
         String::new()
     } else {
+        let areas = runs::Areas::of(&*state.store).await?;
         let (svg, weekly) = disease_chart(
             state,
+            &areas,
             &s.disease,
             &s.area,
             s.last_day,
@@ -1359,8 +1356,16 @@ pub async fn disease(
         .unwrap_or(areas.district.clone());
     let orgs = state.orgs().await?;
     let detectors: Vec<String> = d.detectors().iter().map(|a| a.name().to_string()).collect();
-    let (svg, weekly) =
-        disease_chart(&state, &d.code, &area, today, 365, t.get("threshold")).await?;
+    let (svg, weekly) = disease_chart(
+        &state,
+        &areas,
+        &d.code,
+        &area,
+        today,
+        365,
+        t.get("threshold"),
+    )
+    .await?;
     let page = DiseasePage {
         t,
         user: Some(user),

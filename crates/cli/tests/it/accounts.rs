@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use crate::browser::start_server;
 use crate::{dhp, stderr, stdout, Scratch};
 
-fn with_stdin(args: &[&str], input: &str) -> std::process::Output {
+/// Runs `dhp` with `args`, `input` on standard input.
+pub(crate) fn with_stdin(args: &[&str], input: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
         .args(args)
         .env("DHP_LOG", "error")

@@ -115,24 +115,23 @@ fn home_and_login_pages_render_in_chromium() {
     // Screenshots kept for a person to look at: target/tmp/screenshots/.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    // A screenshot of `page` as `name`.png, with more Chromium flags; it must hold a page.
+    let screenshot = |name: &str, page: &str, flags: &[&str]| {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        let target = format!("--screenshot={}", file.display());
+        let mut all = vec![target.as_str()];
+        all.extend_from_slice(flags);
+        browse(&chrome, &profile, &all, page);
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{name} screenshot is {size} bytes");
+    };
     for (name, page) in [
         ("home-zh", base.clone()),
         ("home-en", format!("{base}?lang=en")),
         ("login", format!("{base}login")),
     ] {
-        let file = shots.join(format!("{name}.png"));
-        let _ = std::fs::remove_file(&file);
-        browse(
-            &chrome,
-            &profile,
-            &[
-                &format!("--screenshot={}", file.display()),
-                "--window-size=1280,1500",
-            ],
-            &page,
-        );
-        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        assert!(size > 20_000, "{name} screenshot is {size} bytes");
+        screenshot(name, &page, &["--window-size=1280,1500"]);
     }
 
     // The family doctor's workbench, signed in through the login form: the due list,
@@ -185,20 +184,11 @@ fn home_and_login_pages_render_in_chromium() {
         ("vaccines", format!("/workbench/resident/{child}/vaccines")),
         ("contracts", "/contracts".to_string()),
     ] {
-        let file = shots.join(format!("{name}.png"));
-        let _ = std::fs::remove_file(&file);
-        browse(
-            &chrome,
-            &profile,
-            &[
-                &format!("--screenshot={}", file.display()),
-                "--window-size=1280,1500",
-                "--virtual-time-budget=8000",
-            ],
+        screenshot(
+            name,
             &signed_in(&next),
+            &["--window-size=1280,1500", "--virtual-time-budget=8000"],
         );
-        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        assert!(size > 20_000, "{name} screenshot is {size} bytes");
     }
 
     // The CDC's view: street grid, signals, series with thresholds; a signal's page.
@@ -232,20 +222,11 @@ fn home_and_login_pages_render_in_chromium() {
         ("signal", format!("/surveillance/signal/{signal}")),
         ("disease", "/surveillance/disease/hfmd".to_string()),
     ] {
-        let file = shots.join(format!("{name}.png"));
-        let _ = std::fs::remove_file(&file);
-        browse(
-            &chrome,
-            &profile,
-            &[
-                &format!("--screenshot={}", file.display()),
-                "--window-size=1280,1800",
-                "--virtual-time-budget=8000",
-            ],
+        screenshot(
+            name,
             &signed_in_as("phdoctor", &next),
+            &["--window-size=1280,1800", "--virtual-time-budget=8000"],
         );
-        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        assert!(size > 20_000, "{name} screenshot is {size} bytes");
     }
 
     // A CJK font is installed, so the Chinese text renders as glyphs, not boxes.

@@ -1,27 +1,13 @@
 //! `dhp surveillance …` as an epidemiologist and a CDC run it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
+use super::accounts::with_stdin;
 use super::{dhp, stderr, stdout, Scratch};
 
 /// Runs `dhp surveillance detect` with `input` on standard input.
 fn detect(args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
-        .args(["surveillance", "detect"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut all = vec!["surveillance", "detect"];
+    all.extend_from_slice(args);
+    with_stdin(&all, input)
 }
 
 const SALM: &str =
@@ -128,40 +114,21 @@ fn run_and_evaluate_over_a_generated_district() {
         "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = dhp(&[
-        "surveillance",
-        "run",
-        "--database",
-        &url,
-        "--date",
-        "2026-06-30",
-        "--from",
-        "2026-06-01",
-    ]);
+    // `dhp surveillance COMMAND --database URL ARGS…`
+    let surveillance = |command: &str, args: &[&str]| {
+        let mut all = vec!["surveillance", command, "--database", url.as_str()];
+        all.extend_from_slice(args);
+        dhp(&all)
+    };
+    let o = surveillance("run", &["--date", "2026-06-30", "--from", "2026-06-01"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("new signals"), "{out}");
     assert!(out.contains("missing report"), "{out}");
     // Again: nothing new.
-    let o = dhp(&[
-        "surveillance",
-        "run",
-        "--database",
-        &url,
-        "--date",
-        "2026-06-30",
-        "--from",
-        "2026-06-01",
-    ]);
+    let o = surveillance("run", &["--date", "2026-06-30", "--from", "2026-06-01"]);
     assert!(stdout(&o).contains("→ 0 new signals"), "{}", stdout(&o));
-    let o = dhp(&[
-        "surveillance",
-        "evaluate",
-        "--database",
-        &url,
-        "--format",
-        "csv",
-    ]);
+    let o = surveillance("evaluate", &["--format", "csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = stdout(&o);
     let rows: Vec<&str> = csv.lines().skip(1).collect();
@@ -175,26 +142,10 @@ fn run_and_evaluate_over_a_generated_district() {
             "outbreaks evaluated: {r}"
         );
     }
-    let o = dhp(&[
-        "surveillance",
-        "evaluate",
-        "--database",
-        &url,
-        "--format",
-        "xml",
-    ]);
+    let o = surveillance("evaluate", &["--format", "xml"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--format"));
-    let o = dhp(&[
-        "surveillance",
-        "run",
-        "--database",
-        &url,
-        "--date",
-        "2026-06-01",
-        "--from",
-        "2026-06-30",
-    ]);
+    let o = surveillance("run", &["--date", "2026-06-01", "--from", "2026-06-30"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--from"));
 }
