@@ -7,6 +7,7 @@ pub mod access;
 pub mod codes;
 pub mod contract;
 pub mod identity;
+pub mod indicators;
 pub mod plan;
 pub mod programmes;
 pub mod query;

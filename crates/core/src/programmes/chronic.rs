@@ -91,7 +91,7 @@ pub fn classify(programme: Programme, rules: &ChronicRules, age: u32, r: &Readin
     }
 }
 
-fn readings(rec: &ResidentRecord, e: &Encounter) -> Readings {
+pub(crate) fn readings(rec: &ResidentRecord, e: &Encounter) -> Readings {
     Readings {
         sbp: rec.reading(e, "sbp"),
         dbp: rec.reading(e, "dbp"),
