@@ -14,7 +14,10 @@ use dhp_synth::{generate_into, Params, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::accounts;
-use crate::{BenchCommand, ClientCommand, Command, IdCommand, SurveillanceCommand, UserCommand};
+use crate::{
+    BenchCommand, ClientCommand, Command, IdCommand, IndicatorsCommand, SurveillanceCommand,
+    UserCommand,
+};
 
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
@@ -141,6 +144,29 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         } => {
             let store = open_existing(&database).await?;
             let code = crate::surveillance::evaluate(&*store, &format).await;
+            store.close().await;
+            code
+        }
+        Command::Indicators {
+            command: Some(IndicatorsCommand::Rebuild { database, from, to }),
+            ..
+        } => {
+            let store = open_existing(&database).await?;
+            let code = crate::indicators::rebuild(&*store, from, to).await;
+            store.close().await;
+            code
+        }
+        Command::Indicators {
+            command: None,
+            database,
+            period,
+            org,
+            format,
+        } => {
+            let database = database.context("--database (or DHP_DATABASE) is required")?;
+            let store = open_existing(&database).await?;
+            let code =
+                crate::indicators::show(&*store, period.as_deref(), org.as_deref(), &format).await;
             store.close().await;
             code
         }
@@ -333,6 +359,7 @@ async fn generate(url: &str, params: &Params) -> Result<(Arc<dyn Store>, Vec<Dem
     let accounts = dhp_server::create_demo_accounts(&*store)
         .await
         .context("failed to create the demo accounts")?;
+    let computed = crate::indicators::rebuild_quietly(&*store, None, None, true).await?;
     println!(
         "generated {} residents, {} rows in {:.1} s ({:.0} residents/s, {:.0} rows/s) into {}",
         summary.residents,
@@ -341,6 +368,12 @@ async fn generate(url: &str, params: &Params) -> Result<(Arc<dyn Store>, Vec<Dem
         summary.residents as f64 / summary.seconds,
         summary.rows as f64 / summary.seconds,
         redact_url(url)
+    );
+    println!(
+        "indicators counted: {} values over {} periods in {:.1} s",
+        computed.counts.len(),
+        computed.periods,
+        computed.elapsed.as_secs_f64()
     );
     print_accounts(&accounts);
     Ok((store, accounts))

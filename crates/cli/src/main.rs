@@ -4,6 +4,7 @@ mod accounts;
 mod bench_fhir;
 mod commands;
 mod due;
+mod indicators;
 mod surveillance;
 mod transfer;
 
@@ -126,6 +127,26 @@ enum Command {
         #[command(subcommand)]
         command: SurveillanceCommand,
     },
+    /// Indicators and the plan scorecard: `dhp indicators --period 2025 --org CODE`
+    /// prints one unit's scorecard from the stored counts; `dhp indicators rebuild`
+    /// recomputes every count from the records.
+    #[command(args_conflicts_with_subcommands = true)]
+    Indicators {
+        #[command(subcommand)]
+        command: Option<IndicatorsCommand>,
+        #[arg(long, env = "DHP_DATABASE")]
+        database: Option<String>,
+        /// A year (2025), quarter (2025Q3) or month (2025-07); default the latest year.
+        #[arg(long)]
+        period: Option<String>,
+        /// Org unit code (district, street or town, centre, hospital); default the
+        /// district.
+        #[arg(long)]
+        org: Option<String>,
+        /// table (default), csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Resident identity numbers.
     Id {
         #[command(subcommand)]
@@ -212,6 +233,22 @@ pub(crate) enum SurveillanceCommand {
         /// table (default), csv or json.
         #[arg(long, default_value = "table")]
         format: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IndicatorsCommand {
+    /// Recompute every indicator count from the stored records and replace the stored
+    /// counts in one transaction.
+    Rebuild {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// First year counted (default 2020).
+        #[arg(long)]
+        from: Option<i32>,
+        /// Last year counted (default the year of the district's last recorded day).
+        #[arg(long)]
+        to: Option<i32>,
     },
 }
 

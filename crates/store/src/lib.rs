@@ -7,6 +7,7 @@
 //! database, so the same input always gives the same rows.
 
 mod figures;
+mod indicators;
 mod postgres;
 mod programmes;
 mod resources;
@@ -564,6 +565,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<()>;
     async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>>;
     /// Close the connections (SQLite: checkpoint the WAL into the file first).
+    // Indicators (SPEC capability 7).
+    /// Replace every stored indicator count by `counts`, in one transaction.
+    async fn replace_indicator_counts(&self, counts: &[dhp_core::indicators::Count]) -> Result<()>;
+    /// Add `deltas` to the stored indicator counts, in one transaction.
+    async fn add_indicator_counts(&self, deltas: &[dhp_core::indicators::Count]) -> Result<()>;
+    /// Stored indicator counts, optionally of one indicator, period and org unit.
+    async fn indicator_counts(
+        &self,
+        indicator: Option<&str>,
+        period: Option<dhp_core::indicators::Period>,
+        org: Option<Id>,
+    ) -> Result<Vec<dhp_core::indicators::Count>>;
+
     async fn close(&self);
 }
 

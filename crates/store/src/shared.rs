@@ -17,7 +17,11 @@ use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, Store, StoreEr
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug {
     type Pool: Exec;
+    /// An open write transaction.
+    type Tx: Exec + Commit + Send;
     fn pool(&self) -> &Self::Pool;
+    /// Begin a write transaction (SQLite: taking the write lock at once).
+    async fn begin_write(&self) -> Result<Self::Tx>;
     /// `sqlite` or `postgres`.
     fn name(&self) -> &'static str;
     /// Write a whole batch in one transaction, in the dialect's fastest bulk form.
@@ -223,6 +227,27 @@ impl<B: Backend> Store for B {
     async fn signal(&self, id: Id) -> Result<dhp_core::surveillance::Signal> {
         crate::surveillance::signal_by_id(self.pool(), id).await
     }
+    async fn replace_indicator_counts(&self, counts: &[dhp_core::indicators::Count]) -> Result<()> {
+        let tx = self.begin_write().await?;
+        crate::indicators::replace(&tx, counts).await?;
+        tx.commit().await
+    }
+
+    async fn add_indicator_counts(&self, deltas: &[dhp_core::indicators::Count]) -> Result<()> {
+        let tx = self.begin_write().await?;
+        crate::indicators::add(&tx, deltas).await?;
+        tx.commit().await
+    }
+
+    async fn indicator_counts(
+        &self,
+        indicator: Option<&str>,
+        period: Option<dhp_core::indicators::Period>,
+        org: Option<Id>,
+    ) -> Result<Vec<dhp_core::indicators::Count>> {
+        crate::indicators::read(self.pool(), indicator, period, org).await
+    }
+
     async fn save_signals(&self, signals: &mut [dhp_core::surveillance::Signal]) -> Result<()> {
         let new = signals.iter().filter(|s| s.id == 0).count() as i64;
         let next = if new > 0 {
@@ -303,6 +328,65 @@ macro_rules! bind_all {
     }};
 }
 pub(crate) use bind_all;
+
+/// An open transaction used through [`Exec`]: statements run one after another on it,
+/// and none is seen by others until [`Commit::commit`]. Dropped uncommitted, it rolls
+/// back.
+pub struct Tx<DB: sqlx::Database>(pub(crate) tokio::sync::Mutex<sqlx::Transaction<'static, DB>>);
+
+impl<DB: sqlx::Database> std::fmt::Debug for Tx<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tx")
+    }
+}
+
+/// Ends a transaction.
+#[async_trait]
+pub trait Commit {
+    async fn commit(self) -> Result<()>;
+}
+
+#[async_trait]
+impl<DB: sqlx::Database> Commit for Tx<DB> {
+    async fn commit(self) -> Result<()> {
+        self.0.into_inner().commit().await?;
+        Ok(())
+    }
+}
+
+/// Implement [`Exec`] for an open transaction of a database.
+macro_rules! impl_tx_exec {
+    ($db:ty, $row:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::shared::Exec for $crate::shared::Tx<$db> {
+            type Row = $row;
+
+            async fn rows(
+                &self,
+                sql: &str,
+                params: Vec<$crate::shared::Param>,
+            ) -> $crate::Result<Vec<$row>> {
+                let mut tx = self.0.lock().await;
+                let q = $crate::shared::bind_all!(sqlx::query(sql), params);
+                Ok(q.fetch_all(&mut **tx).await?)
+            }
+
+            async fn execute(
+                &self,
+                sql: &str,
+                params: Vec<$crate::shared::Param>,
+            ) -> $crate::Result<()> {
+                let mut tx = self.0.lock().await;
+                let q = $crate::shared::bind_all!(sqlx::query(sql), params);
+                q.execute(&mut **tx)
+                    .await
+                    .map_err($crate::shared::conflict)?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_tx_exec;
 
 /// Implement [`Exec`] for a pool type: the bodies differ only in the pool's types.
 macro_rules! impl_exec {
@@ -914,4 +998,50 @@ pub(crate) async fn search_residents<E: Exec>(
         .map(rows::resident)
         .collect::<Result<_>>()?;
     Ok((residents, total))
+}
+
+/// Parameters per multi-row INSERT. sqlx binds SQLite's `$n` parameters by name, a
+/// lookup that is linear in the statement's parameters, so a statement's cost grows
+/// with the square of its size: a few hundred parameters is the sweet spot.
+const PARAMS_PER_STATEMENT: usize = 256;
+
+/// `INSERT INTO t (cols) VALUES ($1, …), (…)` for `rows` rows of `width` columns.
+pub(crate) fn values_sql(insert: &str, width: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(insert.len() + rows * width * 5);
+    sql.push_str(insert);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * width + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Multi-row INSERTs of `rows`, a few hundred parameters each, `suffix` after each.
+pub(crate) async fn insert_chunked<E: Exec, T>(
+    e: &E,
+    insert: &str,
+    suffix: &str,
+    width: usize,
+    rows: &[T],
+    params: impl Fn(&T, &mut Vec<Param>),
+) -> Result<()> {
+    for chunk in rows.chunks((PARAMS_PER_STATEMENT / width).max(1)) {
+        let mut p = Vec::with_capacity(chunk.len() * width);
+        for r in chunk {
+            params(r, &mut p);
+        }
+        let sql = format!("{}{suffix}", values_sql(insert, width, chunk.len()));
+        e.execute(&sql, p).await?;
+    }
+    Ok(())
 }

@@ -9,53 +9,8 @@ use dhp_core::surveillance::{
 use dhp_core::Id;
 
 use crate::rows::Col;
-use crate::shared::{Exec, Param};
+use crate::shared::{insert_chunked, values_sql, Exec, Param};
 use crate::{Result, StoreError};
-
-/// Parameters per multi-row INSERT. sqlx binds SQLite's `$n` parameters by name, a
-/// lookup that is linear in the statement's parameters, so a statement's cost grows
-/// with the square of its size: a few hundred parameters is the sweet spot.
-const PARAMS_PER_STATEMENT: usize = 256;
-
-/// `INSERT INTO t (cols) VALUES ($1, …), (…)` for `rows` rows of `width` columns.
-fn values_sql(insert: &str, width: usize, rows: usize) -> String {
-    let mut sql = String::with_capacity(insert.len() + rows * width * 5);
-    sql.push_str(insert);
-    sql.push_str(" VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..width {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", r * width + c + 1));
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-async fn insert_chunked<E: Exec, T>(
-    e: &E,
-    insert: &str,
-    suffix: &str,
-    width: usize,
-    rows: &[T],
-    params: impl Fn(&T, &mut Vec<Param>),
-) -> Result<()> {
-    for chunk in rows.chunks((PARAMS_PER_STATEMENT / width).max(1)) {
-        let mut p = Vec::with_capacity(chunk.len() * width);
-        for r in chunk {
-            params(r, &mut p);
-        }
-        let sql = format!("{}{suffix}", values_sql(insert, width, chunk.len()));
-        e.execute(&sql, p).await?;
-    }
-    Ok(())
-}
 
 pub(crate) async fn insert_case_reports<E: Exec>(
     e: &E,

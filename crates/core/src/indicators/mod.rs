@@ -19,6 +19,16 @@ pub use period::{Period, PeriodError};
 pub use rules::{resident_tallies, Tally};
 pub use units::Units;
 
+/// The stored numerator and denominator of one indicator, period and org unit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Count {
+    pub indicator: String,
+    pub period: Period,
+    pub org_id: crate::registry::Id,
+    pub num: i64,
+    pub den: i64,
+}
+
 /// How an indicator's value is scaled from `numerator / denominator`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

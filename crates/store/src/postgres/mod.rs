@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use dhp_core::{Condition, Sex};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
-use crate::shared::{self, impl_exec, Backend};
+use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Tx};
 use crate::{Batch, Result, WriteSet};
 
 impl_exec!(PgPool, sqlx::postgres::PgRow);
+impl_tx_exec!(sqlx::Postgres, sqlx::postgres::PgRow);
 
 /// Rows per UNNEST statement: large enough to amortise the round trip, small enough to
 /// keep the bound arrays modest.
@@ -43,6 +44,11 @@ fn col<T, U>(rows: &[T], f: impl Fn(&T) -> U) -> Vec<U> {
 #[async_trait]
 impl Backend for PostgresStore {
     type Pool = PgPool;
+    type Tx = Tx<sqlx::Postgres>;
+
+    async fn begin_write(&self) -> Result<Self::Tx> {
+        Ok(Tx(tokio::sync::Mutex::new(self.pool.begin().await?)))
+    }
 
     fn pool(&self) -> &PgPool {
         &self.pool
@@ -71,7 +77,7 @@ impl Backend for PostgresStore {
     }
 
     async fn clear_all(&self) -> Result<()> {
-        sqlx::query("TRUNCATE case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+        sqlx::query("TRUNCATE indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -13,12 +13,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::shared::{self, impl_exec, Backend};
+use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Tx};
 use crate::{Batch, Result, WriteSet};
 
 mod scan;
 
 impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
+impl_tx_exec!(sqlx::Sqlite, sqlx::sqlite::SqliteRow);
 
 /// SQLite allows 32,766 bound parameters per statement since 3.32.
 const MAX_PARAMS: usize = 32_766;
@@ -99,6 +100,13 @@ async fn insert_rows<'a, T: 'a>(
 #[async_trait]
 impl Backend for SqliteStore {
     type Pool = SqlitePool;
+    type Tx = Tx<sqlx::Sqlite>;
+
+    async fn begin_write(&self) -> Result<Self::Tx> {
+        Ok(Tx(tokio::sync::Mutex::new(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        )))
+    }
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -266,7 +274,8 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 20] = [
+pub(crate) const CLEAR_SQL: [&str; 21] = [
+    "DELETE FROM indicator_values",
     "DELETE FROM case_reports",
     "DELETE FROM sentinel_reports",
     "DELETE FROM signals",
