@@ -8,6 +8,7 @@ pub mod contracts;
 pub mod export;
 mod fhir;
 pub mod i18n;
+pub mod indicators;
 mod pages;
 pub mod surveillance;
 pub mod token;
@@ -160,6 +161,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/api/surveillance/signals/{id}",
             post(surveillance::api_verify),
         )
+        .route("/indicators", get(indicators::scorecard))
+        .route("/indicators/{id}", get(indicators::indicator))
+        .route("/indicators/{id}/residents", get(indicators::residents))
+        .route("/static/echarts.min.js", get(indicators::echarts))
         .route("/surveillance", get(surveillance::page))
         .route("/surveillance/run", post(surveillance::run_now))
         .route(

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 pub use period::{Period, PeriodError};
-pub use rules::{resident_tallies, Tally};
+pub use rules::{resident_count, resident_tallies, Tally};
 pub use units::Units;
 
 /// The stored numerator and denominator of one indicator, period and org unit.

@@ -377,6 +377,28 @@ pub fn resident_units(rec: &ResidentRecord, units: &Units, on: NaiveDate) -> [Op
     ]
 }
 
+/// One resident's (numerator, denominator) of a resident- or resources-basis indicator
+/// in `period`, and whether the resident counts towards `unit` then (the drill-down
+/// from a unit's figure to the residents behind it).
+pub fn resident_count(
+    ind: &Indicator,
+    rec: &ResidentRecord,
+    units: &Units,
+    period: Period,
+    unit: Id,
+) -> Option<(i64, i64)> {
+    let to = period.end();
+    if rec.resident.birth_date > to
+        || !matches!(ind.basis, Some(Basis::Resident | Basis::Resources))
+        || !resident_units(rec, units, to).contains(&Some(unit))
+    {
+        return None;
+    }
+    let f = Facts::new(rec);
+    let from = period.window_start(ind.window.unwrap_or(Window::AsAt));
+    Some(count(ind, &f, units, from, to)).filter(|(n, d)| *n != 0 || *d != 0)
+}
+
 /// Every non-zero tally of one resident's record over `periods`, for the supported
 /// indicators `defs` (their order gives [`Tally::indicator`]).
 pub fn resident_tallies(

@@ -1,0 +1,329 @@
+"""Outside cross-check of the indicator engine.
+
+The records of a generated district are exported from its SQLite file to CSV (Python's
+own sqlite3 module, not our code), the indicators are computed again with DuckDB from
+the definitions in data/indicators/indicators.toml written as SQL below, and every
+(indicator, period, org unit) numerator and denominator must equal what the engine
+stored in `indicator_values`, exactly.
+
+Usage: crosscheck.py DATABASE.db [WORKDIR]
+"""
+
+import csv
+import os
+import sqlite3
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = [
+    "organisations",
+    "practitioners",
+    "residents",
+    "contracts",
+    "encounters",
+    "conditions",
+    "observations",
+    "immunizations",
+    "case_reports",
+    "meta",
+    "indicator_values",
+]
+
+
+def export(db: Path, out: Path) -> None:
+    con = sqlite3.connect(db)
+    for t in TABLES:
+        cur = con.execute(f"SELECT * FROM {t}")
+        with open(out / f"{t}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([d[0] for d in cur.description])
+            w.writerows(cur)
+    con.close()
+
+
+def limit_hours() -> list[tuple[str, int]]:
+    table = tomllib.loads((ROOT / "data/notifiable-diseases.toml").read_text())
+    rows = []
+    for d in table["disease"]:
+        default = 2 if d["class"] in ("a", "b-as-a") else 24
+        rows.append((d["code"], int(d.get("limit_hours", default))))
+    return rows
+
+
+def load(con: duckdb.DuckDBPyConnection, work: Path) -> None:
+    def csv_of(t: str) -> str:
+        return f"read_csv('{work / (t + '.csv')}', header=true, all_varchar=true)"
+
+    con.execute(f"""
+      CREATE TABLE org AS SELECT CAST(id AS BIGINT) id, code, kind,
+        CAST(NULLIF(parent_id, '') AS BIGINT) parent_id, district_code,
+        CAST(beds AS BIGINT) beds FROM {csv_of('organisations')}""")
+    con.execute(f"""
+      CREATE TABLE staff AS SELECT CAST(id AS BIGINT) id, role, CAST(org_id AS BIGINT) org_id
+      FROM {csv_of('practitioners')}""")
+    con.execute(f"""
+      CREATE TABLE res AS SELECT CAST(id AS BIGINT) id, district_code,
+        CAST(birth_date AS DATE) birth, CAST(street_org_id AS BIGINT) street, sex
+      FROM {csv_of('residents')}""")
+    con.execute(f"""
+      CREATE TABLE con AS SELECT CAST(id AS BIGINT) id, CAST(resident_id AS BIGINT) rid,
+        CAST(centre_org_id AS BIGINT) centre, CAST(district_hospital_id AS BIGINT) dh,
+        CAST(city_hospital_id AS BIGINT) ch, CAST(start_date AS DATE) s,
+        CAST(end_date AS DATE) e, status FROM {csv_of('contracts')}""")
+    con.execute(f"""
+      CREATE TABLE enc AS SELECT CAST(id AS BIGINT) id, CAST(resident_id AS BIGINT) rid, kind,
+        NULLIF(programme, '') programme, CAST(org_id AS BIGINT) org_id,
+        CAST(CAST(start_time AS TIMESTAMP) AS DATE) d FROM {csv_of('encounters')}""")
+    con.execute(f"""
+      CREATE TABLE cond AS SELECT CAST(resident_id AS BIGINT) rid, icd10,
+        CAST(onset AS DATE) onset FROM {csv_of('conditions')}""")
+    con.execute(f"""
+      CREATE TABLE obs AS SELECT CAST(resident_id AS BIGINT) rid,
+        CAST(CAST(effective AS TIMESTAMP) AS DATE) d FROM {csv_of('observations')}""")
+    con.execute(f"""
+      CREATE TABLE imm AS SELECT CAST(resident_id AS BIGINT) rid, CAST(date AS DATE) d
+      FROM {csv_of('immunizations')}""")
+    con.execute(f"""
+      CREATE TABLE cr AS SELECT disease, reporting_org, street,
+        CAST(diagnosed_at AS TIMESTAMP) diag, CAST(reported_at AS TIMESTAMP) rep
+      FROM {csv_of('case_reports')}""")
+    con.execute(f"""
+      CREATE TABLE engine AS SELECT indicator, period, CAST(org_id AS BIGINT) org_id,
+        CAST(num AS BIGINT) num, CAST(den AS BIGINT) den FROM {csv_of('indicator_values')}""")
+    con.execute("CREATE TABLE lim (code VARCHAR, hours BIGINT)")
+    con.executemany("INSERT INTO lim VALUES (?, ?)", limit_hours())
+    periods = con.execute(
+        f"SELECT value FROM {csv_of('meta')} WHERE key = 'indicator_periods'"
+    ).fetchone()[0]
+    con.execute("CREATE TABLE p (period VARCHAR, kind VARCHAR, y INT, q INT, m INT)")
+    for s in periods.split(","):
+        if "Q" in s:
+            y, q = s.split("Q")
+            con.execute("INSERT INTO p VALUES (?, 'q', ?, ?, NULL)", [s, int(y), int(q)])
+        elif "-" in s:
+            y, m = s.split("-")
+            con.execute("INSERT INTO p VALUES (?, 'm', ?, NULL, ?)", [s, int(y), int(m)])
+        else:
+            con.execute("INSERT INTO p VALUES (?, 'y', ?, NULL, NULL)", [s, int(s)])
+    con.execute("""
+      CREATE TABLE per AS SELECT period,
+        make_date(y, CASE kind WHEN 'y' THEN 1 WHEN 'q' THEN 3 * q - 2 ELSE m END, 1) pstart,
+        make_date(y, 1, 1) ystart, kind FROM p""")
+    con.execute("""
+      CREATE OR REPLACE TABLE per AS SELECT period, pstart, ystart,
+        CAST(pstart + CASE kind WHEN 'y' THEN INTERVAL 12 MONTH WHEN 'q' THEN INTERVAL 3 MONTH
+             ELSE INTERVAL 1 MONTH END - INTERVAL 1 DAY AS DATE) pend FROM per""")
+
+
+# Per resident and period: the units counted towards (district, street, and the centre
+# of the contract in force on the period's last day, else the street's first centre).
+UNITS = """
+CREATE TABLE rp AS SELECT r.id rid, r.birth, r.sex, r.district_code, r.street,
+  p.period, p.pstart, p.ystart, p.pend,
+  (SELECT c.centre FROM con c WHERE c.rid = r.id AND c.status <> 'ended'
+     AND c.s <= p.pend AND c.e >= p.pend ORDER BY c.s DESC, c.id DESC LIMIT 1) AS signed_centre
+FROM res r, per p WHERE r.birth <= p.pend;
+CREATE TABLE ru AS
+  SELECT rid, period, (SELECT id FROM org WHERE kind = 'district' AND code = rp.district_code) unit FROM rp
+  UNION ALL SELECT rid, period, street FROM rp
+  UNION ALL SELECT rid, period, COALESCE(signed_centre,
+    (SELECT min(id) FROM org WHERE kind = 'community_health_centre' AND parent_id = rp.street)) FROM rp;
+DELETE FROM ru WHERE unit IS NULL;
+"""
+
+AGE = "(year({on}) - year(birth) - CASE WHEN month({on}) * 100 + day({on}) < month(birth) * 100 + day(birth) THEN 1 ELSE 0 END)"
+
+
+def age(on: str) -> str:
+    return AGE.format(on=on)
+
+
+def followups(programme: str, lo: str) -> str:
+    return f"""(SELECT count(*) FROM enc e WHERE e.rid = rp.rid AND e.programme = '{programme}'
+               AND e.d >= {lo} AND e.d <= rp.pend)"""
+
+
+def onset(prefixes: list[str]) -> str:
+    cond = " OR ".join(f"icd10 LIKE '{p}%'" for p in prefixes)
+    return f"(SELECT min(onset) FROM cond k WHERE k.rid = rp.rid AND k.onset <= rp.pend AND ({cond}))"
+
+
+HYPERTENSION = ["I10", "I11", "I12", "I13", "I15"]
+DIABETES = ["E11"]
+MENTAL = ["F20", "F22", "F25", "F31", "F06"]
+
+ACTIVITY = """
+CREATE TABLE act AS
+  SELECT rid, d FROM enc UNION ALL SELECT rid, onset FROM cond UNION ALL SELECT rid, d FROM obs
+  UNION ALL SELECT rid, d FROM imm UNION ALL SELECT rid, s FROM con;
+CREATE TABLE first_act AS SELECT rid, min(d) first FROM act GROUP BY rid;
+"""
+
+# (indicator, numerator SQL, denominator SQL) over `rp` (one row per resident and
+# period with the resident born by the period's end).
+RESIDENT_RULES = [
+    ("ehr_rate",
+     "CASE WHEN (SELECT first FROM first_act f WHERE f.rid = rp.rid) <= rp.pend THEN 1 ELSE 0 END",
+     "1"),
+    ("record_usage",
+     """CASE WHEN (SELECT first FROM first_act f WHERE f.rid = rp.rid) <= rp.pend
+          AND EXISTS (SELECT 1 FROM act a WHERE a.rid = rp.rid AND a.d > rp.pend - INTERVAL 365 DAY AND a.d <= rp.pend)
+        THEN 1 ELSE 0 END""",
+     "CASE WHEN (SELECT first FROM first_act f WHERE f.rid = rp.rid) <= rp.pend THEN 1 ELSE 0 END"),
+    ("elderly_management",
+     f"CASE WHEN {age('rp.pend')} >= 65 AND {followups('elderly', 'rp.ystart')} > 0 THEN 1 ELSE 0 END",
+     f"CASE WHEN {age('rp.pend')} >= 65 THEN 1 ELSE 0 END"),
+    ("hypertension_management",
+     f"CASE WHEN {age('rp.pend')} >= 18 AND {onset(HYPERTENSION)} IS NOT NULL AND {followups('hypertension', 'rp.ystart')} > 0 THEN 1 ELSE 0 END",
+     f"CASE WHEN {age('rp.pend')} >= 18 AND {onset(HYPERTENSION)} IS NOT NULL THEN 1 ELSE 0 END"),
+    ("diabetes_management",
+     f"CASE WHEN {age('rp.pend')} >= 35 AND {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} > 0 THEN 1 ELSE 0 END",
+     f"CASE WHEN {age('rp.pend')} >= 35 AND {onset(DIABETES)} IS NOT NULL THEN 1 ELSE 0 END"),
+    ("hypertension_standard",
+     f"CASE WHEN {onset(HYPERTENSION)} IS NOT NULL AND {followups('hypertension', 'rp.ystart')} >= 4 THEN 1 ELSE 0 END",
+     f"CASE WHEN {onset(HYPERTENSION)} IS NOT NULL AND {followups('hypertension', 'rp.ystart')} >= 1 THEN 1 ELSE 0 END"),
+    ("diabetes_standard",
+     f"CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 4 THEN 1 ELSE 0 END",
+     f"CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 1 THEN 1 ELSE 0 END"),
+    ("child_health_management",
+     f"CASE WHEN rp.pend < rp.birth + INTERVAL 84 MONTH AND {followups('child', 'rp.ystart')} > 0 THEN 1 ELSE 0 END",
+     "CASE WHEN rp.pend < rp.birth + INTERVAL 84 MONTH THEN 1 ELSE 0 END"),
+    ("newborn_visit",
+     """CASE WHEN rp.birth >= rp.ystart AND EXISTS (SELECT 1 FROM enc e WHERE e.rid = rp.rid
+          AND e.programme = 'child' AND e.d >= rp.birth AND e.d <= rp.birth + INTERVAL 10 DAY) THEN 1 ELSE 0 END""",
+     "CASE WHEN rp.birth >= rp.ystart THEN 1 ELSE 0 END"),
+    ("mental_management",
+     f"CASE WHEN {onset(MENTAL)} IS NOT NULL AND {followups('mental', 'rp.ystart')} >= 4 THEN 1 ELSE 0 END",
+     f"CASE WHEN {onset(MENTAL)} IS NOT NULL THEN 1 ELSE 0 END"),
+    ("resident_signing",
+     """CASE WHEN EXISTS (SELECT 1 FROM con c WHERE c.rid = rp.rid AND c.status <> 'ended'
+          AND c.s <= rp.pend AND c.e >= rp.pend) THEN 1 ELSE 0 END""",
+     "1"),
+] + [
+    (ind, "0", "1")
+    for ind in ["beds_per_1000", "physicians_per_1000", "nurses_per_1000", "gps_per_1000",
+                "public_health_staff_per_1000"]
+]
+
+# Signed residents' outpatient visits in the period, with the contract in force on the
+# visit's day (latest start, then highest id).
+VISITS = """
+CREATE TABLE v AS SELECT rp.rid, rp.period, e.org_id,
+  (SELECT c.id FROM con c WHERE c.rid = e.rid AND c.status <> 'ended' AND c.s <= e.d AND c.e >= e.d
+     ORDER BY c.s DESC, c.id DESC LIMIT 1) AS cid
+FROM rp JOIN enc e ON e.rid = rp.rid AND e.kind = 'outpatient' AND e.d >= rp.pstart AND e.d <= rp.pend;
+DELETE FROM v WHERE cid IS NULL;
+CREATE TABLE vv AS SELECT v.rid, v.period,
+  (o.kind = 'community_health_centre' AND o.id = c.centre)
+    OR (o.kind = 'station' AND o.parent_id = c.centre
+        AND (SELECT kind FROM org WHERE id = o.parent_id) = 'community_health_centre') AS at_centre,
+  v.org_id IN (c.centre, c.dh, c.ch) AS in_combination
+FROM v JOIN con c ON c.id = v.cid JOIN org o ON o.id = v.org_id;
+"""
+
+
+def resident_sql() -> str:
+    parts = []
+    for ind, num, den in RESIDENT_RULES:
+        parts.append(f"SELECT '{ind}' AS indicator, rid, period, {num} AS num, {den} AS den FROM rp")
+    parts.append("""SELECT 'community_visit_rate', rid, period, sum(CAST(at_centre AS INT)), count(*) FROM vv GROUP BY rid, period""")
+    parts.append("""SELECT 'combination_visit_rate', rid, period,
+        sum(CAST(at_centre OR in_combination AS INT)), count(*) FROM vv GROUP BY rid, period""")
+    return "\nUNION ALL\n".join(parts)
+
+
+# Beds and staff, counted towards the district, the street above, the centre (for a
+# centre or station) and the hospital itself.
+RESOURCES = """
+CREATE TABLE anc AS SELECT o.id, o.kind, o.district_code,
+  o.parent_id p1, p.parent_id p2, pp.parent_id p3 FROM org o
+  LEFT JOIN org p ON p.id = o.parent_id LEFT JOIN org pp ON pp.id = p.parent_id;
+CREATE TABLE org_units AS
+  SELECT a.id org, (SELECT id FROM org WHERE kind = 'district' AND code = a.district_code) unit FROM anc a
+  UNION SELECT a.id, x.id FROM anc a JOIN org x ON x.id IN (a.id, a.p1, a.p2, a.p3) AND x.kind IN ('street', 'town')
+  UNION SELECT a.id, a.id FROM anc a WHERE a.kind IN ('community_health_centre', 'hospital')
+  UNION SELECT a.id, a.p1 FROM anc a JOIN org c ON c.id = a.p1 AND c.kind = 'community_health_centre' WHERE a.kind = 'station';
+DELETE FROM org_units WHERE unit IS NULL;
+CREATE TABLE res_num AS
+  SELECT 'beds_per_1000' indicator, id org, beds n FROM org WHERE beds > 0
+  UNION ALL SELECT 'physicians_per_1000', org_id, count(*) FROM staff
+    WHERE role IN ('family_doctor', 'specialist', 'public_health_doctor') GROUP BY org_id
+  UNION ALL SELECT 'nurses_per_1000', org_id, count(*) FROM staff WHERE role = 'nurse' GROUP BY org_id
+  UNION ALL SELECT 'gps_per_1000', org_id, count(*) FROM staff WHERE role = 'family_doctor' GROUP BY org_id
+  UNION ALL SELECT 'public_health_staff_per_1000', s.org_id, count(*) FROM staff s
+    JOIN org o ON o.id = s.org_id AND o.kind = 'public_health' GROUP BY s.org_id;
+"""
+
+# Reports: on time when the whole minutes from diagnosis to report are within the
+# disease's limit; counted towards the district, the street and the reporting unit, in
+# each tracked period containing the report's day.
+REPORTS = """
+CREATE TABLE crt AS SELECT cr.*, CAST(rep AS DATE) d,
+  CASE WHEN trunc((epoch(rep) - epoch(diag)) / 60) <= lim.hours * 60 THEN 1 ELSE 0 END AS on_time,
+  (SELECT id FROM org WHERE code = cr.street) AS street_id,
+  (SELECT id FROM org WHERE code = cr.reporting_org) AS org_id,
+  (SELECT d.id FROM org d WHERE d.kind = 'district' AND d.code = COALESCE(
+     (SELECT district_code FROM org WHERE code = cr.street),
+     (SELECT min(code) FROM org WHERE kind = 'district'))) AS district_id
+FROM cr JOIN lim ON lim.code = cr.disease;
+CREATE TABLE crn AS SELECT row_number() OVER () rn, * FROM crt;
+CREATE TABLE cru AS SELECT DISTINCT rn, unit, d, on_time FROM (
+  SELECT rn, district_id unit, d, on_time FROM crn
+  UNION ALL SELECT rn, street_id, d, on_time FROM crn
+  UNION ALL SELECT rn, org_id, d, on_time FROM crn) WHERE unit IS NOT NULL;
+"""
+
+
+def main() -> int:
+    db = Path(sys.argv[1])
+    work = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.mkdtemp())
+    work.mkdir(parents=True, exist_ok=True)
+    export(db, work)
+    con = duckdb.connect()
+    load(con, work)
+    for script in (UNITS, ACTIVITY, VISITS, RESOURCES, REPORTS):
+        for stmt in filter(str.strip, script.split(";")):
+            con.execute(stmt)
+    con.execute(f"CREATE TABLE per_res AS {resident_sql()}")
+    con.execute("""
+      CREATE TABLE duck AS
+      SELECT indicator, period, unit AS org_id, sum(num) num, sum(den) den FROM (
+        SELECT f.indicator, f.period, u.unit, f.num, f.den FROM per_res f
+        JOIN ru u ON u.rid = f.rid AND u.period = f.period WHERE f.num <> 0 OR f.den <> 0
+        UNION ALL
+        SELECT r.indicator, p.period, ou.unit, r.n, 0 FROM res_num r
+        JOIN org_units ou ON ou.org = r.org CROSS JOIN per p
+        UNION ALL
+        SELECT 'reporting_timeliness', p.period, c.unit, c.on_time, 1 FROM cru c
+        JOIN per p ON c.d >= p.pstart AND c.d <= p.pend
+      ) GROUP BY ALL HAVING sum(num) <> 0 OR sum(den) <> 0""")
+    checked = [r[0] for r in RESIDENT_RULES] + [
+        "community_visit_rate", "combination_visit_rate", "reporting_timeliness"]
+    con.execute("CREATE TABLE checked (indicator VARCHAR)")
+    con.executemany("INSERT INTO checked VALUES (?)", [[c] for c in checked])
+    diff = con.execute("""
+      SELECT coalesce(d.indicator, e.indicator) ind, coalesce(d.period, e.period) per,
+        coalesce(d.org_id, e.org_id) org, d.num dnum, d.den dden, e.num enum, e.den eden
+      FROM duck d FULL OUTER JOIN (SELECT * FROM engine WHERE indicator IN (SELECT indicator FROM checked)) e
+        ON d.indicator = e.indicator AND d.period = e.period AND d.org_id = e.org_id
+      WHERE d.num IS DISTINCT FROM e.num OR d.den IS DISTINCT FROM e.den
+      ORDER BY 1, 2, 3 LIMIT 20""").fetchall()
+    total = con.execute(
+        "SELECT count(*), count(DISTINCT indicator), count(DISTINCT period), count(DISTINCT org_id) FROM duck"
+    ).fetchone()
+    if diff:
+        print("indicator cross-check FAILED: DuckDB and the engine differ (indicator, period, org, duck num/den, engine num/den):")
+        for row in diff:
+            print("  ", row)
+        return 1
+    print(f"indicator cross-check: {total[0]} values ({total[1]} indicators × {total[2]} periods × {total[3]} units) equal in DuckDB and the engine")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
