@@ -14,6 +14,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -286,6 +287,7 @@ def main() -> int:
     export(db, work)
     con = duckdb.connect()
     load(con, work)
+    started = time.perf_counter()
     for script in (UNITS, ACTIVITY, VISITS, RESOURCES, REPORTS):
         for stmt in filter(str.strip, script.split(";")):
             con.execute(stmt)
@@ -302,6 +304,9 @@ def main() -> int:
         SELECT 'reporting_timeliness', p.period, c.unit, c.on_time, 1 FROM cru c
         JOIN per p ON c.d >= p.pstart AND c.d <= p.pend
       ) GROUP BY ALL HAVING sum(num) <> 0 OR sum(den) <> 0""")
+    seconds = time.perf_counter() - started
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    print(f"duckdb compute: {seconds:.3f} s (threads {threads})")
     checked = [r[0] for r in RESIDENT_RULES] + [
         "community_visit_rate", "combination_visit_rate", "reporting_timeliness"]
     con.execute("CREATE TABLE checked (indicator VARCHAR)")

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{Datelike, NaiveDate};
 use dhp_core::indicators::rules::{case_report_tallies, resource_tallies, signal_tallies};
 use dhp_core::indicators::{self, Count, Indicator, Period, Tally, Units};
-use dhp_core::{Id, OrgKind, Organisation, Practitioner};
+use dhp_core::{Id, Organisation, Practitioner};
 use dhp_store::{Cohort, Reading, Store, StoreError, Table};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -115,20 +115,6 @@ impl Context {
         let units = Units::new(&orgs);
         Ok(Context { orgs, staff, units })
     }
-
-    /// The district a street or organisation code belongs to (else the first district).
-    fn district_of(&self, code: &str) -> String {
-        self.units
-            .by_code(code)
-            .map(|o| o.district_code.clone())
-            .or_else(|| {
-                self.orgs
-                    .iter()
-                    .find(|o| o.kind == OrgKind::District)
-                    .map(|o| o.code.clone())
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// Residents read per page.
@@ -188,14 +174,14 @@ pub async fn compute(
     );
     let reports = store.case_reports(first, last, i64::MAX).await?;
     for r in &reports {
-        let district = ctx.district_of(&r.street);
+        let district = ctx.units.district_code_of(&r.street);
         case_report_tallies(r, &district, &defs, &ctx.units, periods, &mut |t| {
             sums.add(t)
         });
     }
     let signals = store.signals(first).await?;
     for s in &signals {
-        let district = ctx.district_of(&s.area);
+        let district = ctx.units.district_code_of(&s.area);
         signal_tallies(s, &district, &defs, &ctx.units, periods, &mut |t| {
             sums.add(t)
         });
@@ -225,7 +211,7 @@ pub async fn rebuild(
 }
 
 /// Meta key of the periods the stored counts cover.
-pub const PERIODS_META: &str = "indicator_periods";
+pub use dhp_store::INDICATOR_PERIODS_META as PERIODS_META;
 
 /// The periods the stored counts cover (empty before the first rebuild).
 pub async fn stored_periods(store: &dyn Store) -> Result<Vec<Period>, StoreError> {

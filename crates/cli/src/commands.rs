@@ -195,6 +195,20 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             code
         }
         Command::Bench {
+            command:
+                BenchCommand::Indicators {
+                    database,
+                    writes,
+                    duckdb,
+                },
+        } => {
+            let store = open_existing(&database).await?;
+            let code =
+                crate::indicators::bench(&*store, &database, writes, duckdb.as_deref()).await;
+            store.close().await;
+            code
+        }
+        Command::Bench {
             command: BenchCommand::Due { database, date },
         } => {
             let store = open_existing(&database).await?;

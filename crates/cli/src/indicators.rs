@@ -254,3 +254,162 @@ fn csv_field(s: &str) -> String {
         s.to_string()
     }
 }
+
+/// `dhp bench indicators`: full recompute, the cost of keeping counts current per
+/// write, the scorecard read, and DuckDB over the same records when asked.
+pub async fn bench(
+    store: &dyn Store,
+    url: &str,
+    writes: usize,
+    duckdb: Option<&str>,
+) -> Result<ExitCode> {
+    use std::time::Instant;
+
+    use dhp_core::{Encounter, EncounterType};
+    use dhp_store::{Table, WriteSet};
+
+    let periods = engine::stored_periods(store).await?;
+    if periods.is_empty() {
+        bail!("no indicator counts are stored yet: run `dhp indicators rebuild` first");
+    }
+    let residents = store.count(Table::Residents).await?;
+    println!(
+        "indicators over {residents} residents, {} supported indicators × {} periods ({})",
+        dhp_core::indicators::supported().len(),
+        periods.len(),
+        store.backend()
+    );
+    let started = Instant::now();
+    let computed = engine::compute(store, &periods, &mut |_| {}).await?;
+    let full = started.elapsed().as_secs_f64();
+    println!(
+        "full recompute: {full:.2} s ({} counts, {:.0} residents/s)",
+        computed.counts.len(),
+        computed.residents as f64 / full
+    );
+
+    // Writes: one outpatient visit each, for residents spread over the district, with
+    // the counts kept and (periods hidden for a moment) without.
+    let orgs = dhp_store::organisations(store).await?;
+    let centre = orgs
+        .iter()
+        .find(|o| o.kind == OrgKind::CommunityHealthCentre)
+        .context("no community health centre")?
+        .id;
+    let last_day = periods.iter().map(|p| p.end()).max().unwrap_or_default();
+    let first_id = store.reserve_ids("Encounter", 2 * writes as i64).await?;
+    let step = (residents / writes.max(1) as i64).max(1);
+    let timed = |offset: usize| {
+        let store = store;
+        async move {
+            let mut spent = 0.0;
+            for i in 0..writes {
+                let id = first_id + (offset + i) as i64;
+                let mut w = WriteSet::default();
+                w.core.encounters.push(Encounter {
+                    id,
+                    resident_id: 1 + (i as i64 * step) % residents.max(1),
+                    kind: EncounterType::Outpatient,
+                    programme: None,
+                    org_id: centre,
+                    practitioner_id: None,
+                    start: last_day.and_hms_opt(9, 0, 0).expect("valid"),
+                });
+                let t = Instant::now();
+                store.write_resources(&w).await?;
+                spent += t.elapsed().as_secs_f64();
+            }
+            Result::<f64>::Ok(spent / writes.max(1) as f64)
+        }
+    };
+    let kept = timed(0).await?;
+    let list = store.meta(engine::PERIODS_META).await?.unwrap_or_default();
+    let delete = |from: usize| {
+        let mut w = WriteSet::default();
+        w.core_deletes = (from..from + writes)
+            .map(|i| (Table::Encounters, first_id + i as i64))
+            .collect();
+        w
+    };
+    // Untracked for a moment: the same writes without keeping counts, taken out again
+    // before the counts are tracked again.
+    store.set_meta(engine::PERIODS_META, "").await?;
+    let bare = async {
+        let bare = timed(writes).await?;
+        store.write_resources(&delete(writes)).await?;
+        Result::<f64>::Ok(bare)
+    }
+    .await;
+    store.set_meta(engine::PERIODS_META, &list).await?;
+    let bare = bare?;
+    // Take the tracked visits out again (their counts move back with them).
+    store.write_resources(&delete(0)).await?;
+    println!(
+        "write with counts kept: {:.3} ms; without: {:.3} ms; keeping the counts: {:.3} ms per write",
+        kept * 1e3,
+        bare * 1e3,
+        (kept - bare) * 1e3
+    );
+
+    // The scorecard's read: one unit and period from the stored counts.
+    let district = orgs
+        .iter()
+        .find(|o| o.kind == OrgKind::District)
+        .context("no district")?;
+    let year = *periods
+        .iter()
+        .filter(|p| matches!(p, Period::Year(_)))
+        .max()
+        .context("no year counted")?;
+    let t = Instant::now();
+    let rounds = 50;
+    for _ in 0..rounds {
+        let counts = store
+            .indicator_counts(None, Some(year), Some(district.id))
+            .await?;
+        std::hint::black_box(engine::scorecard(&counts, district.id, year));
+    }
+    println!(
+        "scorecard read: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3 / f64::from(rounds)
+    );
+
+    if let Some(python) = duckdb {
+        let Some(path) = dhp_store::sqlite_path(url) else {
+            bail!("--duckdb reads the records of a SQLite database");
+        };
+        let work = std::env::temp_dir().join(format!("dhp-bench-duckdb-{}", std::process::id()));
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/duckdb/crosscheck.py"
+        );
+        let out = std::process::Command::new(python)
+            .arg(script)
+            .arg(path)
+            .arg(&work)
+            .output()
+            .with_context(|| format!("running {python}"))?;
+        let _ = std::fs::remove_dir_all(&work);
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        if let Some(secs) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("duckdb compute: "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|s| s.parse::<f64>().ok())
+        {
+            println!(
+                "engine / DuckDB: {:.2} (DuckDB computes the cross-checked subset of the {} indicators)",
+                full / secs,
+                dhp_core::indicators::supported().len()
+            );
+        }
+        if !out.status.success() {
+            bail!(
+                "the DuckDB run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

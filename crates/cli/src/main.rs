@@ -299,6 +299,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// Indicators over an existing (generated) database: the full recompute, the
+    /// extra cost a write pays to keep the counts current, the scorecard read; with
+    /// --duckdb, DuckDB's computation of the cross-checked indicators over the same
+    /// records exported to CSV. Adds and then deletes --writes encounters.
+    Indicators {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long, default_value_t = 200)]
+        writes: usize,
+        /// A Python with duckdb (e.g. target/duckdb-venv/bin/python).
+        #[arg(long)]
+        duckdb: Option<String>,
+    },
     /// FHIR read and search throughput with p50/p99 latency, over HTTP on loopback,
     /// against an existing (generated) database.
     Fhir {

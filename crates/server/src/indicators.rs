@@ -443,6 +443,7 @@ struct IndicatorPage {
     trail: Vec<(String, String)>,
     children: Vec<ChildRow>,
     child_kind: String,
+    months_title: String,
     trend_json: String,
     months_json: String,
     bars_json: String,
@@ -455,6 +456,17 @@ struct ChildRow {
     num: i64,
     den: i64,
     value: String,
+}
+
+/// A round axis end at or above `x`: 1, 2 or 5 times a power of ten, or 100 for a
+/// percentage just over 100.
+fn nice_ceiling(x: f64) -> f64 {
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= x)
+        .unwrap_or(10.0 * p)
 }
 
 /// JSON for a `<script>` block: no `</` can close it early.
@@ -552,14 +564,29 @@ pub async fn indicator(
         pts.sort_by_key(|(p, _)| p.start());
         pts
     };
+    let today = crate::workbench::as_of(&state).await?;
     let years = series(|p| matches!(p, Period::Year(_)));
-    let months = series(|p| matches!(p, Period::Month(..)));
+    let mut months = series(|p| matches!(p, Period::Month(..)));
+    // No months after the district's last recorded day.
+    months.retain(|(p, _)| p.start() <= today);
+    // The value axis runs from 0 and always shows the target line.
+    let top = years
+        .iter()
+        .chain(&months)
+        .filter_map(|(_, v)| *v)
+        .chain(target.map(|t| t.value))
+        .fold(0.0_f64, f64::max);
+    let axis_max = if top > 0.0 {
+        nice_ceiling(top * 1.1)
+    } else {
+        1.0
+    };
     let line = |pts: &[(Period, Option<f64>)], label: &str| {
         serde_json::json!({
             "tooltip": { "trigger": "axis" },
             "grid": { "left": 50, "right": 30, "top": 30, "bottom": 30 },
             "xAxis": { "type": "category", "data": pts.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>() },
-            "yAxis": { "type": "value", "scale": true },
+            "yAxis": { "type": "value", "min": 0, "max": axis_max },
             "series": [{
                 "name": label, "type": "line", "connectNulls": false,
                 "data": pts.iter().map(|(_, v)| v.map(|x| (x * 100.0).round() / 100.0)).collect::<Vec<_>>(),
@@ -567,12 +594,24 @@ pub async fn indicator(
             }]
         })
     };
+    let bars_max = {
+        let top = rows
+            .iter()
+            .filter_map(|r| def.value(r.num, r.den))
+            .chain(target.map(|t| t.value))
+            .fold(0.0_f64, f64::max);
+        if top > 0.0 {
+            nice_ceiling(top * 1.1)
+        } else {
+            1.0
+        }
+    };
     let bars = serde_json::json!({
         "tooltip": { "trigger": "axis" },
         "grid": { "left": 50, "right": 30, "top": 30, "bottom": 90 },
         "xAxis": { "type": "category", "axisLabel": { "rotate": 35, "interval": 0 },
                    "data": rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>() },
-        "yAxis": { "type": "value", "scale": true },
+        "yAxis": { "type": "value", "min": 0, "max": bars_max },
         "series": [{
             "type": "bar", "name": ind_name(def, zh), "itemStyle": { "color": "#2f7d6d" },
             "data": rows.iter().map(|r| serde_json::json!({
@@ -660,6 +699,13 @@ pub async fn indicator(
             .collect(),
         children: rows,
         child_kind,
+        months_title: t
+            .get(match def.window {
+                Some(ind::Window::YearToDate) => "trend_months_ytd",
+                Some(ind::Window::AsAt) => "trend_months_end",
+                _ => "trend_months",
+            })
+            .to_string(),
         trend_json: script_json(&line(&years, ind_name(def, zh))),
         months_json: if months.is_empty() {
             String::new()

@@ -2,6 +2,8 @@
 //! [`Exec`] for both backends: replaced whole by a rebuild, or moved by deltas in the
 //! transaction of the write that changes them.
 
+use std::collections::HashMap;
+
 use dhp_core::indicators::{Count, Period};
 use dhp_core::Id;
 
@@ -96,4 +98,193 @@ pub(crate) async fn read<E: Exec>(
             })
         })
         .collect()
+}
+
+/// Keeping the counts current inside a write's transaction: the written residents'
+/// tallies are taken before and after the write, and the difference is added to the
+/// stored counts before the transaction commits. Nothing is tracked before the first
+/// rebuild (no periods are stored yet).
+pub(crate) struct Tracking {
+    periods: Vec<Period>,
+    units: dhp_core::indicators::Units,
+    residents: Vec<Id>,
+    before: HashMap<Key, (i64, i64)>,
+}
+
+type Key = (u16, Period, Id);
+
+/// The periods the stored counts cover (meta `indicator_periods`).
+pub(crate) async fn tracked_periods<E: Exec>(e: &E) -> Result<Vec<Period>> {
+    let rows = e
+        .rows(
+            "SELECT value FROM meta WHERE key = $1",
+            vec![Param::Text(PERIODS_META.into())],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    r.text(0)?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| Period::parse(s).map_err(|e| StoreError::Corrupt(format!("{PERIODS_META}: {e}"))))
+        .collect()
+}
+
+/// Meta key of the periods the stored counts cover.
+pub const PERIODS_META: &str = "indicator_periods";
+
+async fn units<E: Exec>(e: &E) -> Result<dhp_core::indicators::Units> {
+    let orgs = crate::shared::page(e, crate::Table::Organisations, 0, i64::MAX)
+        .await?
+        .organisations;
+    Ok(dhp_core::indicators::Units::new(&orgs))
+}
+
+/// The summed tallies of `residents`' records as they stand in `e`.
+async fn resident_sums<E: Exec>(
+    e: &E,
+    residents: &[Id],
+    periods: &[Period],
+    units: &dhp_core::indicators::Units,
+) -> Result<HashMap<Key, (i64, i64)>> {
+    let defs = dhp_core::indicators::supported();
+    let last = periods.iter().map(|p| p.end()).max().unwrap_or_default();
+    let mut sums: HashMap<Key, (i64, i64)> = HashMap::new();
+    for &id in residents {
+        let records = crate::programmes::records(
+            e,
+            &crate::Cohort::Resident(id),
+            crate::Reading::Full,
+            last,
+            id - 1,
+            1,
+        )
+        .await?;
+        for rec in &records {
+            dhp_core::indicators::resident_tallies(rec, &defs, units, periods, &mut |t| {
+                let s = sums.entry((t.indicator, t.period, t.unit)).or_default();
+                s.0 += t.num;
+                s.1 += t.den;
+            });
+        }
+    }
+    Ok(sums)
+}
+
+/// Residents a write set touches: those of the rows it writes, the present owners of
+/// rows it replaces or deletes.
+async fn touched<E: Exec>(e: &E, w: &crate::WriteSet) -> Result<Vec<Id>> {
+    use crate::Table;
+    let c = &w.core;
+    let mut ids: Vec<Id> = Vec::new();
+    ids.extend(c.residents.iter().map(|r| r.id));
+    ids.extend(c.contracts.iter().map(|r| r.resident_id));
+    ids.extend(c.encounters.iter().map(|r| r.resident_id));
+    ids.extend(c.conditions.iter().map(|r| r.resident_id));
+    ids.extend(c.observations.iter().map(|r| r.resident_id));
+    ids.extend(c.immunizations.iter().map(|r| r.resident_id));
+    let mut owned: Vec<(Table, Id)> = w.core_deletes.clone();
+    owned.extend(c.contracts.iter().map(|r| (Table::Contracts, r.id)));
+    owned.extend(c.encounters.iter().map(|r| (Table::Encounters, r.id)));
+    owned.extend(c.conditions.iter().map(|r| (Table::Conditions, r.id)));
+    owned.extend(c.observations.iter().map(|r| (Table::Observations, r.id)));
+    owned.extend(c.immunizations.iter().map(|r| (Table::Immunizations, r.id)));
+    for (table, id) in owned {
+        match table {
+            Table::Residents => ids.push(id),
+            Table::Contracts
+            | Table::Encounters
+            | Table::Conditions
+            | Table::Observations
+            | Table::Immunizations => {
+                let sql = format!("SELECT resident_id FROM {} WHERE id = $1", table.name());
+                for r in e.rows(&sql, vec![Param::I64(id)]).await? {
+                    ids.push(r.i64(0)?);
+                }
+            }
+            _ => {}
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+impl Tracking {
+    /// Before the write: the tallies of the residents it touches (`None` when nothing
+    /// is tracked).
+    pub(crate) async fn before<E: Exec>(e: &E, w: &crate::WriteSet) -> Result<Option<Self>> {
+        let periods = tracked_periods(e).await?;
+        if periods.is_empty() {
+            return Ok(None);
+        }
+        let residents = touched(e, w).await?;
+        if residents.is_empty() {
+            return Ok(None);
+        }
+        let units = units(e).await?;
+        let before = resident_sums(e, &residents, &periods, &units).await?;
+        Ok(Some(Tracking {
+            periods,
+            units,
+            residents,
+            before,
+        }))
+    }
+
+    /// After the write, in the same transaction: add the difference.
+    pub(crate) async fn after<E: Exec>(self, e: &E) -> Result<()> {
+        let after = resident_sums(e, &self.residents, &self.periods, &self.units).await?;
+        let mut delta = after;
+        for (k, (n, d)) in self.before {
+            let s = delta.entry(k).or_default();
+            s.0 -= n;
+            s.1 -= d;
+        }
+        add_sums(e, delta).await
+    }
+}
+
+async fn add_sums<E: Exec>(e: &E, sums: HashMap<Key, (i64, i64)>) -> Result<()> {
+    let defs = dhp_core::indicators::supported();
+    let mut counts: Vec<Count> = sums
+        .into_iter()
+        .filter(|(_, (n, d))| *n != 0 || *d != 0)
+        .map(|((i, period, org_id), (num, den))| Count {
+            indicator: defs[i as usize].id.clone(),
+            period,
+            org_id,
+            num,
+            den,
+        })
+        .collect();
+    counts.sort();
+    add(e, &counts).await
+}
+
+/// What event tallies (case reports, signals) add, inside the transaction that writes
+/// them.
+pub(crate) async fn add_events<E: Exec>(
+    e: &E,
+    emit: impl Fn(
+        &[&dhp_core::indicators::Indicator],
+        &dhp_core::indicators::Units,
+        &[Period],
+        &mut dyn FnMut(dhp_core::indicators::Tally),
+    ),
+) -> Result<()> {
+    let periods = tracked_periods(e).await?;
+    if periods.is_empty() {
+        return Ok(());
+    }
+    let units = units(e).await?;
+    let defs = dhp_core::indicators::supported();
+    let mut sums: HashMap<Key, (i64, i64)> = HashMap::new();
+    emit(&defs, &units, &periods, &mut |t| {
+        let s = sums.entry((t.indicator, t.period, t.unit)).or_default();
+        s.0 += t.num;
+        s.1 += t.den;
+    });
+    add_sums(e, sums).await
 }

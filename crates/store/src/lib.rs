@@ -30,6 +30,7 @@ use dhp_core::{
 use sha2::{Digest, Sha256};
 
 pub use figures::DistrictFigures;
+pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;
 pub use programmes::{Cohort, Reading};
 pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};

@@ -183,7 +183,19 @@ impl<B: Backend> Store for B {
         reports: &[dhp_core::surveillance::CaseReport],
         source: &str,
     ) -> Result<()> {
-        crate::surveillance::insert_case_reports(self.pool(), reports, source).await
+        // The reports and what they add to reporting timeliness, in one transaction.
+        let tx = self.begin_write().await?;
+        crate::surveillance::insert_case_reports(&tx, reports, source).await?;
+        crate::indicators::add_events(&tx, |defs, units, periods, out| {
+            for r in reports {
+                let district = units.district_code_of(&r.street);
+                dhp_core::indicators::rules::case_report_tallies(
+                    r, &district, defs, units, periods, out,
+                );
+            }
+        })
+        .await?;
+        tx.commit().await
     }
     async fn case_reports(
         &self,
@@ -262,7 +274,27 @@ impl<B: Backend> Store for B {
         signal: &dhp_core::surveillance::Signal,
         event: &dhp_core::surveillance::SignalEvent,
     ) -> Result<()> {
-        crate::surveillance::move_signal(self.pool(), signal, event).await
+        // The step and what it changes of the response time, in one transaction.
+        let tx = self.begin_write().await?;
+        crate::surveillance::move_signal(&tx, signal, event).await?;
+        let mut after = signal.clone();
+        if event.to == dhp_core::surveillance::SignalStatus::Verifying {
+            after.verifying_at = Some(event.at);
+        }
+        crate::indicators::add_events(&tx, |defs, units, periods, out| {
+            use dhp_core::indicators::rules::signal_tallies;
+            let district = units.district_code_of(&signal.area);
+            signal_tallies(&after, &district, defs, units, periods, out);
+            signal_tallies(signal, &district, defs, units, periods, &mut |t| {
+                out(dhp_core::indicators::Tally {
+                    num: -t.num,
+                    den: -t.den,
+                    ..t
+                })
+            });
+        })
+        .await?;
+        tx.commit().await
     }
     async fn signal_events(&self, id: Id) -> Result<Vec<dhp_core::surveillance::SignalEvent>> {
         crate::surveillance::signal_events(self.pool(), id).await

@@ -229,6 +229,61 @@ fn home_and_login_pages_render_in_chromium() {
         );
     }
 
+    // The manager's plan scorecard, one indicator's charts and the residents behind a
+    // street's figure.
+    let manager = |next: &str| {
+        let o = browse(
+            &chrome,
+            &profile,
+            &["--dump-dom", "--virtual-time-budget=8000"],
+            &signed_in_as("manager", next),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let card = manager("/indicators");
+    for text in [
+        "规划指标监测",
+        "千人口医疗卫生机构床位数",
+        "2020 基线",
+        "7.48",
+        "数据暂不支持",
+        "人均预期寿命",
+        "夏阳街道",
+    ] {
+        assert!(card.contains(text), "scorecard lacks {text}");
+    }
+    let one = manager("/indicators/key_population_signing?org=310118001");
+    assert!(one.contains("年度趋势"), "indicator page lacks its trend");
+    // ECharts drew: each chart holds a canvas.
+    assert!(
+        one.matches("<canvas").count() >= 3,
+        "indicator charts did not draw"
+    );
+    let who = manager("/indicators/key_population_signing/residents?org=310118001");
+    assert!(
+        who.contains("计入分母的居民"),
+        "drill-down lacks its residents"
+    );
+    assert!(who.contains("********"), "identity numbers are masked");
+    for (name, next) in [
+        ("scorecard", "/indicators"),
+        ("indicator", "/indicators/community_visit_rate"),
+        (
+            "indicator-street",
+            "/indicators/key_population_signing?org=310118001",
+        ),
+        (
+            "indicator-residents",
+            "/indicators/key_population_signing/residents?org=310118001",
+        ),
+    ] {
+        screenshot(
+            name,
+            &signed_in_as("manager", next),
+            &["--window-size=1280,1800", "--virtual-time-budget=8000"],
+        );
+    }
+
     // A CJK font is installed, so the Chinese text renders as glyphs, not boxes.
     let fonts = Command::new("fc-list")
         .arg(":lang=zh")

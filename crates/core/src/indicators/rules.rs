@@ -406,7 +406,7 @@ pub fn resident_tallies(
     defs: &[&Indicator],
     units: &Units,
     periods: &[Period],
-    out: &mut impl FnMut(Tally),
+    out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
     let f = Facts::new(rec);
     for &period in periods {
@@ -445,7 +445,7 @@ pub fn resource_tallies(
     defs: &[&Indicator],
     units: &Units,
     periods: &[Period],
-    out: &mut impl FnMut(Tally),
+    out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
     use crate::registry::{OrgKind, PractitionerRole as R};
     let mut per_org: std::collections::HashMap<(u16, Id), i64> = Default::default();
@@ -512,7 +512,7 @@ pub fn case_report_tallies(
     defs: &[&Indicator],
     units: &Units,
     periods: &[Period],
-    out: &mut impl FnMut(Tally),
+    out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
     let Some(d) = disease(&report.disease) else {
         return;
@@ -547,7 +547,7 @@ pub fn signal_tallies(
     defs: &[&Indicator],
     units: &Units,
     periods: &[Period],
-    out: &mut impl FnMut(Tally),
+    out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
     let Some(v) = signal.verifying_at else {
         return;
@@ -580,7 +580,7 @@ fn event_tallies(
     at: &[Id],
     defs: &[&Indicator],
     periods: &[Period],
-    out: &mut impl FnMut(Tally),
+    out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
     for (i, ind) in defs.iter().enumerate() {
         if ind.basis != Some(basis) {

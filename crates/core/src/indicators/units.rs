@@ -48,6 +48,15 @@ impl Units {
         self.districts.get(district_code).copied()
     }
 
+    /// The district code of the unit with `code` (else of the first district): where a
+    /// case report or signal naming a street counts.
+    pub fn district_code_of(&self, code: &str) -> String {
+        self.by_code(code)
+            .map(|o| o.district_code.clone())
+            .or_else(|| self.districts.keys().min().cloned())
+            .unwrap_or_default()
+    }
+
     /// The centre an organisation belongs to: itself, or the centre above a station.
     pub fn centre_of(&self, org: Id) -> Option<Id> {
         let o = self.orgs.get(&org)?;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use dhp_core::{Condition, Sex};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
-use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Tx};
+use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Commit, Tx};
 use crate::{Batch, Result, WriteSet};
 
 impl_exec!(PgPool, sqlx::postgres::PgRow);
@@ -66,10 +66,17 @@ impl Backend for PostgresStore {
     }
 
     async fn write_set(&self, w: &WriteSet) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        crate::resources::run_write_set!(tx, w, upsert_rows, true)?;
-        tx.commit().await?;
-        Ok(())
+        let tx = self.begin_write().await?;
+        // Indicator counts move in the same transaction (before/after tallies).
+        let tracking = crate::indicators::Tracking::before(&tx, w).await?;
+        {
+            let mut g = tx.0.lock().await;
+            crate::resources::run_write_set!((*g), w, upsert_rows, true)?;
+        }
+        if let Some(t) = tracking {
+            t.after(&tx).await?;
+        }
+        tx.commit().await
     }
 
     async fn shut(&self) {

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Tx};
+use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Commit, Tx};
 use crate::{Batch, Result, WriteSet};
 
 mod scan;
@@ -124,12 +124,19 @@ impl Backend for SqliteStore {
     }
 
     async fn write_set(&self, w: &WriteSet) -> Result<()> {
-        // IMMEDIATE: take the write lock first, so the version checks inside cannot be
-        // overtaken by another writer between read and write.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        crate::resources::run_write_set!(tx, w, upsert_rows, false)?;
-        tx.commit().await?;
-        Ok(())
+        // IMMEDIATE (begin_write): take the write lock first, so the version checks
+        // inside cannot be overtaken by another writer between read and write.
+        let tx = self.begin_write().await?;
+        // Indicator counts move in the same transaction (before/after tallies).
+        let tracking = crate::indicators::Tracking::before(&tx, w).await?;
+        {
+            let mut g = tx.0.lock().await;
+            crate::resources::run_write_set!((*g), w, upsert_rows, false)?;
+        }
+        if let Some(t) = tracking {
+            t.after(&tx).await?;
+        }
+        tx.commit().await
     }
 
     async fn bulk_records(
