@@ -299,37 +299,33 @@ pub async fn bench(
     let last_day = periods.iter().map(|p| p.end()).max().unwrap_or_default();
     let first_id = store.reserve_ids("Encounter", 2 * writes as i64).await?;
     let step = (residents / writes.max(1) as i64).max(1);
-    let timed = |offset: usize| {
-        let store = store;
-        async move {
-            let mut spent = 0.0;
-            for i in 0..writes {
-                let id = first_id + (offset + i) as i64;
-                let mut w = WriteSet::default();
-                w.core.encounters.push(Encounter {
-                    id,
-                    resident_id: 1 + (i as i64 * step) % residents.max(1),
-                    kind: EncounterType::Outpatient,
-                    programme: None,
-                    org_id: centre,
-                    practitioner_id: None,
-                    start: last_day.and_hms_opt(9, 0, 0).expect("valid"),
-                });
-                let t = Instant::now();
-                store.write_resources(&w).await?;
-                spent += t.elapsed().as_secs_f64();
-            }
-            Result::<f64>::Ok(spent / writes.max(1) as f64)
+    let timed = |offset: usize| async move {
+        let mut spent = 0.0;
+        for i in 0..writes {
+            let id = first_id + (offset + i) as i64;
+            let mut w = WriteSet::default();
+            w.core.encounters.push(Encounter {
+                id,
+                resident_id: 1 + (i as i64 * step) % residents.max(1),
+                kind: EncounterType::Outpatient,
+                programme: None,
+                org_id: centre,
+                practitioner_id: None,
+                start: last_day.and_hms_opt(9, 0, 0).expect("valid"),
+            });
+            let t = Instant::now();
+            store.write_resources(&w).await?;
+            spent += t.elapsed().as_secs_f64();
         }
+        Result::<f64>::Ok(spent / writes.max(1) as f64)
     };
     let kept = timed(0).await?;
     let list = store.meta(engine::PERIODS_META).await?.unwrap_or_default();
-    let delete = |from: usize| {
-        let mut w = WriteSet::default();
-        w.core_deletes = (from..from + writes)
+    let delete = |from: usize| WriteSet {
+        core_deletes: (from..from + writes)
             .map(|i| (Table::Encounters, first_id + i as i64))
-            .collect();
-        w
+            .collect(),
+        ..WriteSet::default()
     };
     // Untracked for a moment: the same writes without keeping counts, taken out again
     // before the counts are tracked again.
