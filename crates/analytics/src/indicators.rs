@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDate};
 use dhp_core::indicators::rules::{case_report_tallies, resource_tallies, signal_tallies};
-use dhp_core::indicators::{self, Count, Indicator, Period, Tally, Units};
+use dhp_core::indicators::{self, Count, Indicator, Period, Totals, Units};
 use dhp_core::{Id, Organisation, Practitioner};
 use dhp_store::{Cohort, Reading, Store, StoreError, Table};
 use rayon::prelude::*;
@@ -36,48 +36,6 @@ pub fn tracked_periods(first_year: i32, last_year: i32, detailed_years: i32) -> 
 /// quarters and months for this year and last.
 pub fn default_periods(today: NaiveDate) -> Vec<Period> {
     tracked_periods(2020.min(today.year()), today.year(), 2)
-}
-
-type Key = (u16, Period, Id);
-
-#[derive(Default)]
-struct Sums(HashMap<Key, (i64, i64)>);
-
-impl Sums {
-    fn add(&mut self, t: Tally) {
-        let e = self.0.entry((t.indicator, t.period, t.unit)).or_default();
-        e.0 += t.num;
-        e.1 += t.den;
-    }
-
-    fn merge(mut self, other: Sums) -> Sums {
-        if self.0.len() < other.0.len() {
-            return other.merge(self);
-        }
-        for (k, (n, d)) in other.0 {
-            let e = self.0.entry(k).or_default();
-            e.0 += n;
-            e.1 += d;
-        }
-        self
-    }
-
-    fn into_counts(self, defs: &[&Indicator]) -> Vec<Count> {
-        let mut v: Vec<Count> = self
-            .0
-            .into_iter()
-            .filter(|(_, (n, d))| *n != 0 || *d != 0)
-            .map(|((i, period, org_id), (num, den))| Count {
-                indicator: defs[i as usize].id.clone(),
-                period,
-                org_id,
-                num,
-                den,
-            })
-            .collect();
-        v.sort();
-        v
-    }
 }
 
 /// What a full computation did.
@@ -142,7 +100,7 @@ pub async fn compute(
             elapsed: started.elapsed(),
         });
     };
-    let mut sums = Sums::default();
+    let mut sums = Totals::default();
     let mut residents = 0usize;
     let mut after = 0;
     loop {
@@ -156,11 +114,11 @@ pub async fn compute(
         residents += page.len();
         let part = page
             .par_iter()
-            .fold(Sums::default, |mut s, rec| {
+            .fold(Totals::default, |mut s, rec| {
                 indicators::resident_tallies(rec, &defs, &ctx.units, periods, &mut |t| s.add(t));
                 s
             })
-            .reduce(Sums::default, Sums::merge);
+            .reduce(Totals::default, Totals::merge);
         sums = sums.merge(part);
         progress(residents);
     }

@@ -137,6 +137,28 @@ async fn frame(
     }))
 }
 
+/// The frame of a page about one supported indicator (`/indicators/{id}{rest}`).
+async fn indicator_frame(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: &IndicatorQuery,
+    id: &str,
+    rest: &str,
+) -> Result<Result<(Frame, &'static Indicator), Response>, AppError> {
+    let f = match frame(state, headers, q, &format!("/indicators/{id}{rest}")).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(Err(r)),
+    };
+    match ind::indicator(id).filter(|d| d.supported) {
+        Some(def) => Ok(Ok((f, def))),
+        None => Ok(Err(bad_request(
+            f.t,
+            "indicator",
+            format!("{id}: {}", f.t.get("no_such_indicator")),
+        ))),
+    }
+}
+
 /// The last complete year counted on `today` (the current year once it is complete, or
 /// when it is the only one).
 fn default_period(stored: &[Period], today: chrono::NaiveDate) -> Period {
@@ -482,18 +504,11 @@ pub async fn indicator(
     Path(id): Path<String>,
     Query(q): Query<IndicatorQuery>,
 ) -> Result<Response, AppError> {
-    let f = match frame(&state, &headers, &q, &format!("/indicators/{id}")).await? {
-        Ok(f) => f,
+    let (f, def) = match indicator_frame(&state, &headers, &q, &id, "").await? {
+        Ok(x) => x,
         Err(r) => return Ok(r),
     };
     let (t, zh) = (f.t, f.zh);
-    let Some(def) = ind::indicator(&id) else {
-        return Ok(bad_request(
-            t,
-            "indicator",
-            format!("{id}: {}", t.get("no_such_indicator")),
-        ));
-    };
     let children: Vec<&Organisation> = f.units.children(f.unit.id);
     let across = state
         .store
@@ -753,18 +768,11 @@ pub async fn residents(
     Path(id): Path<String>,
     Query(q): Query<IndicatorQuery>,
 ) -> Result<Response, AppError> {
-    let f = match frame(&state, &headers, &q, &format!("/indicators/{id}/residents")).await? {
-        Ok(f) => f,
+    let (f, def) = match indicator_frame(&state, &headers, &q, &id, "/residents").await? {
+        Ok(x) => x,
         Err(r) => return Ok(r),
     };
     let (t, zh) = (f.t, f.zh);
-    let Some(def) = ind::indicator(&id).filter(|d| d.supported) else {
-        return Ok(bad_request(
-            t,
-            "indicator",
-            format!("{id}: {}", t.get("no_such_indicator")),
-        ));
-    };
     if !matches!(def.basis, Some(Basis::Resident | Basis::Resources)) {
         return Ok(bad_request(
             t,

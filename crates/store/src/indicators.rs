@@ -2,9 +2,7 @@
 //! [`Exec`] for both backends: replaced whole by a rebuild, or moved by deltas in the
 //! transaction of the write that changes them.
 
-use std::collections::HashMap;
-
-use dhp_core::indicators::{Count, Period};
+use dhp_core::indicators::{Count, Period, Totals};
 use dhp_core::Id;
 
 use crate::rows::Col;
@@ -108,10 +106,8 @@ pub(crate) struct Tracking {
     periods: Vec<Period>,
     units: dhp_core::indicators::Units,
     residents: Vec<Id>,
-    before: HashMap<Key, (i64, i64)>,
+    before: Totals,
 }
-
-type Key = (u16, Period, Id);
 
 /// The periods the stored counts cover (meta `indicator_periods`).
 pub(crate) async fn tracked_periods<E: Exec>(e: &E) -> Result<Vec<Period>> {
@@ -147,10 +143,10 @@ async fn resident_sums<E: Exec>(
     residents: &[Id],
     periods: &[Period],
     units: &dhp_core::indicators::Units,
-) -> Result<HashMap<Key, (i64, i64)>> {
+) -> Result<Totals> {
     let defs = dhp_core::indicators::supported();
     let last = periods.iter().map(|p| p.end()).max().unwrap_or_default();
-    let mut sums: HashMap<Key, (i64, i64)> = HashMap::new();
+    let mut sums = Totals::default();
     for &id in residents {
         let records = crate::programmes::records(
             e,
@@ -163,9 +159,7 @@ async fn resident_sums<E: Exec>(
         .await?;
         for rec in &records {
             dhp_core::indicators::resident_tallies(rec, &defs, units, periods, &mut |t| {
-                let s = sums.entry((t.indicator, t.period, t.unit)).or_default();
-                s.0 += t.num;
-                s.1 += t.den;
+                sums.add(t)
             });
         }
     }
@@ -236,31 +230,12 @@ impl Tracking {
     /// After the write, in the same transaction: add the difference.
     pub(crate) async fn after<E: Exec>(self, e: &E) -> Result<()> {
         let after = resident_sums(e, &self.residents, &self.periods, &self.units).await?;
-        let mut delta = after;
-        for (k, (n, d)) in self.before {
-            let s = delta.entry(k).or_default();
-            s.0 -= n;
-            s.1 -= d;
-        }
-        add_sums(e, delta).await
+        add_totals(e, after.subtract(self.before)).await
     }
 }
 
-async fn add_sums<E: Exec>(e: &E, sums: HashMap<Key, (i64, i64)>) -> Result<()> {
-    let defs = dhp_core::indicators::supported();
-    let mut counts: Vec<Count> = sums
-        .into_iter()
-        .filter(|(_, (n, d))| *n != 0 || *d != 0)
-        .map(|((i, period, org_id), (num, den))| Count {
-            indicator: defs[i as usize].id.clone(),
-            period,
-            org_id,
-            num,
-            den,
-        })
-        .collect();
-    counts.sort();
-    add(e, &counts).await
+async fn add_totals<E: Exec>(e: &E, totals: Totals) -> Result<()> {
+    add(e, &totals.into_counts(&dhp_core::indicators::supported())).await
 }
 
 /// What event tallies (case reports, signals) add, inside the transaction that writes
@@ -280,11 +255,7 @@ pub(crate) async fn add_events<E: Exec>(
     }
     let units = units(e).await?;
     let defs = dhp_core::indicators::supported();
-    let mut sums: HashMap<Key, (i64, i64)> = HashMap::new();
-    emit(&defs, &units, &periods, &mut |t| {
-        let s = sums.entry((t.indicator, t.period, t.unit)).or_default();
-        s.0 += t.num;
-        s.1 += t.den;
-    });
-    add_sums(e, sums).await
+    let mut sums = Totals::default();
+    emit(&defs, &units, &periods, &mut |t| sums.add(t));
+    add_totals(e, sums).await
 }

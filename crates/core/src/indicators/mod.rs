@@ -29,6 +29,60 @@ pub struct Count {
     pub den: i64,
 }
 
+/// Tallies summed by (indicator, period, unit) — what a set of records adds, or, with
+/// [`Totals::subtract`], the difference two states of the same records make.
+#[derive(Debug, Clone, Default)]
+pub struct Totals(std::collections::HashMap<(u16, Period, crate::registry::Id), (i64, i64)>);
+
+impl Totals {
+    pub fn add(&mut self, t: Tally) {
+        let e = self.0.entry((t.indicator, t.period, t.unit)).or_default();
+        e.0 += t.num;
+        e.1 += t.den;
+    }
+
+    /// Both sums together.
+    pub fn merge(mut self, other: Totals) -> Totals {
+        if self.0.len() < other.0.len() {
+            return other.merge(self);
+        }
+        for (k, (n, d)) in other.0 {
+            let e = self.0.entry(k).or_default();
+            e.0 += n;
+            e.1 += d;
+        }
+        self
+    }
+
+    /// `self − other`.
+    pub fn subtract(mut self, other: Totals) -> Totals {
+        for (k, (n, d)) in other.0 {
+            let e = self.0.entry(k).or_default();
+            e.0 -= n;
+            e.1 -= d;
+        }
+        self
+    }
+
+    /// The non-zero sums as counts of `defs` (the indicators the tallies index), sorted.
+    pub fn into_counts(self, defs: &[&Indicator]) -> Vec<Count> {
+        let mut v: Vec<Count> = self
+            .0
+            .into_iter()
+            .filter(|(_, (n, d))| *n != 0 || *d != 0)
+            .map(|((i, period, org_id), (num, den))| Count {
+                indicator: defs[i as usize].id.clone(),
+                period,
+                org_id,
+                num,
+                den,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
 /// How an indicator's value is scaled from `numerator / denominator`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -518,16 +518,11 @@ pub fn case_report_tallies(
         return;
     };
     let on_time = timeliness(d, report.diagnosed_at, report.reported_at).on_time;
-    let mut at: Vec<Id> = [
+    let at = distinct([
         units.district(district),
         units.by_code(&report.street).map(|o| o.id),
         units.by_code(&report.reporting_org).map(|o| o.id),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    at.sort_unstable();
-    at.dedup();
+    ]);
     event_tallies(
         Basis::CaseReports,
         report.reported_at.date(),
@@ -553,15 +548,10 @@ pub fn signal_tallies(
         return;
     };
     let minutes = (v - signal.raised_at).num_minutes().max(0);
-    let mut at: Vec<Id> = [
+    let at = distinct([
         units.district(district),
         units.by_code(&signal.area).map(|o| o.id),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    at.sort_unstable();
-    at.dedup();
+    ]);
     event_tallies(
         Basis::Signals,
         signal.raised_at.date(),
@@ -571,6 +561,14 @@ pub fn signal_tallies(
         periods,
         out,
     );
+}
+
+/// The units given, each once.
+fn distinct<const N: usize>(units: [Option<Id>; N]) -> Vec<Id> {
+    let mut at: Vec<Id> = units.into_iter().flatten().collect();
+    at.sort_unstable();
+    at.dedup();
+    at
 }
 
 fn event_tallies(
