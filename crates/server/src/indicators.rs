@@ -580,7 +580,10 @@ pub async fn indicator(
         pts
     };
     let today = crate::workbench::as_of(&state).await?;
-    let years = series(|p| matches!(p, Period::Year(_)));
+    // Whole years only: a year still running would be read as at its 31 December,
+    // beyond the records (its months show it).
+    let mut years = series(|p| matches!(p, Period::Year(_)));
+    years.retain(|(p, _)| p.end() <= today);
     let mut months = series(|p| matches!(p, Period::Month(..)));
     // No months after the district's last recorded day.
     months.retain(|(p, _)| p.start() <= today);
