@@ -452,6 +452,19 @@ async fn demo(residents: u64, listen: &str, path: &str) -> Result<()> {
         if accounts.is_empty() {
             println!("demo accounts: manager, phdoctor, doctor, clinician, resident (password = username)");
         }
+        // A demo district made before indicators were counted: count them now.
+        if dhp_analytics::indicators::stored_periods(&*store)
+            .await?
+            .is_empty()
+        {
+            let computed = crate::indicators::rebuild_quietly(&*store, None, None, true).await?;
+            println!(
+                "indicators counted: {} values over {} periods in {:.1} s",
+                computed.counts.len(),
+                computed.periods,
+                computed.elapsed.as_secs_f64()
+            );
+        }
         store
     } else {
         println!("generating a demo district of {residents} residents into {path} …");
