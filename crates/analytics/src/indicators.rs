@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate};
 use dhp_core::indicators::rules::{case_report_tallies, resource_tallies, signal_tallies};
 use dhp_core::indicators::{self, Count, Indicator, Period, Totals, Units};
 use dhp_core::{Id, Organisation, Practitioner};
-use dhp_store::{Cohort, Reading, Store, StoreError, Table};
+use dhp_store::{Cohort, Reading, Store, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -60,16 +60,7 @@ pub struct Context {
 impl Context {
     pub async fn load(store: &dyn Store) -> Result<Context, StoreError> {
         let orgs = dhp_store::organisations(store).await?;
-        let mut staff = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.page(Table::Practitioners, after, 10_000).await?;
-            let Some(last) = page.practitioners.last() else {
-                break;
-            };
-            after = last.id;
-            staff.extend(page.practitioners);
-        }
+        let staff = dhp_store::practitioners(store).await?;
         let units = Units::new(&orgs);
         Ok(Context { orgs, staff, units })
     }
@@ -172,15 +163,7 @@ pub async fn rebuild(
 pub use dhp_store::INDICATOR_PERIODS_META as PERIODS_META;
 
 /// The periods the stored counts cover (empty before the first rebuild).
-pub async fn stored_periods(store: &dyn Store) -> Result<Vec<Period>, StoreError> {
-    let Some(list) = store.meta(PERIODS_META).await? else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| Period::parse(s).map_err(|e| StoreError::Corrupt(format!("{PERIODS_META}: {e}"))))
-        .collect()
-}
+pub use dhp_store::indicator_periods as stored_periods;
 
 /// One line of the plan scorecard (规划指标监测).
 #[derive(Debug, Clone, Serialize)]
@@ -218,7 +201,7 @@ pub fn scorecard(counts: &[Count], org: Id, period: Period) -> Vec<ScoreRow> {
             } else {
                 None
             };
-            let target = ind.target(year.max(2025));
+            let target = ind.plan_target(year);
             let expected = target.map(|t| match &ind.baseline {
                 Some(b) if t.year > b.year && year < t.year => {
                     let share = f64::from((year - b.year).max(0)) / f64::from(t.year - b.year);

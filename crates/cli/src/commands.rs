@@ -383,12 +383,7 @@ async fn generate(url: &str, params: &Params) -> Result<(Arc<dyn Store>, Vec<Dem
         summary.rows as f64 / summary.seconds,
         redact_url(url)
     );
-    println!(
-        "indicators counted: {} values over {} periods in {:.1} s",
-        computed.counts.len(),
-        computed.periods,
-        computed.elapsed.as_secs_f64()
-    );
+    crate::indicators::print_counted(&computed);
     print_accounts(&accounts);
     Ok((store, accounts))
 }
@@ -458,12 +453,7 @@ async fn demo(residents: u64, listen: &str, path: &str) -> Result<()> {
             .is_empty()
         {
             let computed = crate::indicators::rebuild_quietly(&*store, None, None, true).await?;
-            println!(
-                "indicators counted: {} values over {} periods in {:.1} s",
-                computed.counts.len(),
-                computed.periods,
-                computed.elapsed.as_secs_f64()
-            );
+            crate::indicators::print_counted(&computed);
         }
         store
     } else {

@@ -65,6 +65,16 @@ pub async fn rebuild_quietly(
     Ok(computed)
 }
 
+/// One line saying what a rebuild counted.
+pub fn print_counted(computed: &engine::Computed) {
+    println!(
+        "indicators counted: {} values over {} periods in {:.1} s",
+        computed.counts.len(),
+        computed.periods,
+        computed.elapsed.as_secs_f64()
+    );
+}
+
 /// The year of the district's last recorded day (the generator's `end_date`).
 async fn latest_year(store: &dyn Store) -> Result<i32> {
     use chrono::Datelike;

@@ -553,7 +553,7 @@ pub async fn indicator(
             out,
         ));
     }
-    let target = def.target(f.period.year().max(2025));
+    let target = def.plan_target(f.period.year());
     let mark = |v: Option<&ind::Target>| match v {
         Some(t) => serde_json::json!({ "silent": true, "symbol": "none",
             "lineStyle": { "color": "#c0392b", "type": "dashed" },

@@ -109,18 +109,15 @@ pub(crate) struct Tracking {
     before: Totals,
 }
 
-/// The periods the stored counts cover (meta `indicator_periods`).
+/// The periods the stored counts cover (meta `indicator_periods`; empty before the
+/// first rebuild).
 pub(crate) async fn tracked_periods<E: Exec>(e: &E) -> Result<Vec<Period>> {
-    let rows = e
-        .rows(
-            "SELECT value FROM meta WHERE key = $1",
-            vec![Param::Text(PERIODS_META.into())],
-        )
-        .await?;
-    let Some(r) = rows.first() else {
-        return Ok(Vec::new());
-    };
-    r.text(0)?
+    parse_periods(crate::shared::meta(e, PERIODS_META).await?)
+}
+
+/// The meta value `indicator_periods` as periods.
+pub(crate) fn parse_periods(list: Option<String>) -> Result<Vec<Period>> {
+    list.unwrap_or_default()
         .split(',')
         .filter(|s| !s.is_empty())
         .map(|s| Period::parse(s).map_err(|e| StoreError::Corrupt(format!("{PERIODS_META}: {e}"))))

@@ -597,6 +597,26 @@ pub async fn organisations(store: &dyn Store) -> Result<Vec<Organisation>> {
     Ok(out)
 }
 
+/// The practitioners of the store, in id order.
+pub async fn practitioners(store: &dyn Store) -> Result<Vec<dhp_core::Practitioner>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.page(Table::Practitioners, after, 10_000).await?;
+        let Some(last) = page.practitioners.last() else {
+            break;
+        };
+        after = last.id;
+        out.extend(page.practitioners);
+    }
+    Ok(out)
+}
+
+/// The periods the stored indicator counts cover (empty before the first rebuild).
+pub async fn indicator_periods(store: &dyn Store) -> Result<Vec<dhp_core::indicators::Period>> {
+    indicators::parse_periods(store.meta(indicators::PERIODS_META).await?)
+}
+
 /// Row counts of every table plus a SHA-256 content digest over all rows in canonical
 /// form. Equal digests mean byte-identical data, whichever backend holds it.
 pub async fn content_digest(store: &dyn Store) -> Result<(Vec<(Table, i64)>, String)> {

@@ -386,11 +386,12 @@ impl<DB: sqlx::Database> Commit for Tx<DB> {
     }
 }
 
-/// Implement [`Exec`] for an open transaction of a database.
-macro_rules! impl_tx_exec {
-    ($db:ty, $row:ty) => {
+/// Implement [`Exec`] for a pool or an open transaction: the bodies differ only in the
+/// types and in how the executor is reached from `$this` (the value itself).
+macro_rules! impl_exec {
+    ($target:ty, $row:ty, |$this:ident| $executor:expr) => {
         #[async_trait::async_trait]
-        impl $crate::shared::Exec for $crate::shared::Tx<$db> {
+        impl $crate::shared::Exec for $target {
             type Row = $row;
 
             async fn rows(
@@ -398,9 +399,9 @@ macro_rules! impl_tx_exec {
                 sql: &str,
                 params: Vec<$crate::shared::Param>,
             ) -> $crate::Result<Vec<$row>> {
-                let mut tx = self.0.lock().await;
+                let $this = self;
                 let q = $crate::shared::bind_all!(sqlx::query(sql), params);
-                Ok(q.fetch_all(&mut **tx).await?)
+                Ok(q.fetch_all($executor).await?)
             }
 
             async fn execute(
@@ -408,41 +409,11 @@ macro_rules! impl_tx_exec {
                 sql: &str,
                 params: Vec<$crate::shared::Param>,
             ) -> $crate::Result<()> {
-                let mut tx = self.0.lock().await;
+                let $this = self;
                 let q = $crate::shared::bind_all!(sqlx::query(sql), params);
-                q.execute(&mut **tx)
+                q.execute($executor)
                     .await
                     .map_err($crate::shared::conflict)?;
-                Ok(())
-            }
-        }
-    };
-}
-pub(crate) use impl_tx_exec;
-
-/// Implement [`Exec`] for a pool type: the bodies differ only in the pool's types.
-macro_rules! impl_exec {
-    ($pool:ty, $row:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::shared::Exec for $pool {
-            type Row = $row;
-
-            async fn rows(
-                &self,
-                sql: &str,
-                params: Vec<$crate::shared::Param>,
-            ) -> $crate::Result<Vec<$row>> {
-                let q = $crate::shared::bind_all!(sqlx::query(sql), params);
-                Ok(q.fetch_all(self).await?)
-            }
-
-            async fn execute(
-                &self,
-                sql: &str,
-                params: Vec<$crate::shared::Param>,
-            ) -> $crate::Result<()> {
-                let q = $crate::shared::bind_all!(sqlx::query(sql), params);
-                q.execute(self).await.map_err($crate::shared::conflict)?;
                 Ok(())
             }
         }

@@ -262,6 +262,12 @@ impl Indicator {
             .or_else(|| self.targets.iter().max_by_key(|t| t.year))
     }
 
+    /// The target a period of `year` is judged against: the plan year's (or a later
+    /// one's) while the plan runs, else the latest.
+    pub fn plan_target(&self, year: i32) -> Option<&Target> {
+        self.target(year.max(plan_year()))
+    }
+
     /// A numeric parameter of the rule; the table is checked at load, so a missing one
     /// is a programming error.
     pub fn param(&self, name: &str) -> f64 {
@@ -274,6 +280,7 @@ impl Indicator {
 
 #[derive(Deserialize)]
 struct File {
+    plan_year: i32,
     #[serde(rename = "indicator")]
     indicators: Vec<Indicator>,
 }
@@ -334,6 +341,16 @@ pub fn indicators() -> &'static [Indicator] {
     DEFS.get_or_init(|| {
         parse(include_str!("../../../../data/indicators/indicators.toml"))
             .expect("data/indicators/indicators.toml is valid")
+    })
+}
+
+/// The year of the plan's targets (`plan_year` in the definition table).
+pub fn plan_year() -> i32 {
+    static YEAR: OnceLock<i32> = OnceLock::new();
+    *YEAR.get_or_init(|| {
+        toml::from_str::<File>(include_str!("../../../../data/indicators/indicators.toml"))
+            .expect("data/indicators/indicators.toml is valid")
+            .plan_year
     })
 }
 

@@ -7,11 +7,14 @@ use async_trait::async_trait;
 use dhp_core::{Condition, Sex};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
-use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Commit, Tx};
+use crate::shared::{self, impl_exec, Backend, Commit, Tx};
 use crate::{Batch, Result, WriteSet};
 
-impl_exec!(PgPool, sqlx::postgres::PgRow);
-impl_tx_exec!(sqlx::Postgres, sqlx::postgres::PgRow);
+impl_exec!(PgPool, sqlx::postgres::PgRow, |pool| pool);
+impl_exec!(Tx<sqlx::Postgres>, sqlx::postgres::PgRow, |tx| &mut **tx
+    .0
+    .lock()
+    .await);
 
 /// Rows per UNNEST statement: large enough to amortise the round trip, small enough to
 /// keep the bound arrays modest.

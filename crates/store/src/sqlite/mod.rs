@@ -13,13 +13,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::shared::{self, impl_exec, impl_tx_exec, Backend, Commit, Tx};
+use crate::shared::{self, impl_exec, Backend, Commit, Tx};
 use crate::{Batch, Result, WriteSet};
 
 mod scan;
 
-impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow);
-impl_tx_exec!(sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow, |pool| pool);
+impl_exec!(Tx<sqlx::Sqlite>, sqlx::sqlite::SqliteRow, |tx| &mut **tx
+    .0
+    .lock()
+    .await);
 
 /// SQLite allows 32,766 bound parameters per statement since 3.32.
 const MAX_PARAMS: usize = 32_766;
