@@ -2,7 +2,8 @@
 //! [`Exec`] for both backends: replaced whole by a rebuild, or moved by deltas in the
 //! transaction of the write that changes them.
 
-use dhp_core::indicators::{Count, Period, Totals};
+use dhp_core::indicators::{Count, Period, Totals, Units};
+use dhp_core::programmes::ResidentRecord;
 use dhp_core::Id;
 
 use crate::rows::Col;
@@ -44,6 +45,11 @@ pub(crate) async fn add<E: Exec>(e: &E, deltas: &[Count]) -> Result<()> {
         |c, p| params(c, p),
     )
     .await?;
+    // Stored counts are never negative, so only a delta with a negative part can bring
+    // a pair to (0, 0).
+    if moved.iter().all(|c| c.num >= 0 && c.den >= 0) {
+        return Ok(());
+    }
     e.execute(
         "DELETE FROM indicator_values WHERE num = 0 AND den = 0",
         vec![],
@@ -104,9 +110,8 @@ pub(crate) async fn read<E: Exec>(
 /// rebuild (no periods are stored yet).
 pub(crate) struct Tracking {
     periods: Vec<Period>,
-    units: dhp_core::indicators::Units,
-    residents: Vec<Id>,
-    before: Totals,
+    units: Units,
+    records: Vec<ResidentRecord>,
 }
 
 /// The periods the stored counts cover (meta `indicator_periods`; empty before the
@@ -127,23 +132,20 @@ pub(crate) fn parse_periods(list: Option<String>) -> Result<Vec<Period>> {
 /// Meta key of the periods the stored counts cover.
 pub const PERIODS_META: &str = "indicator_periods";
 
-async fn units<E: Exec>(e: &E) -> Result<dhp_core::indicators::Units> {
+async fn units<E: Exec>(e: &E) -> Result<Units> {
     let orgs = crate::shared::page(e, crate::Table::Organisations, 0, i64::MAX)
         .await?
         .organisations;
     Ok(dhp_core::indicators::Units::new(&orgs))
 }
 
-/// The summed tallies of `residents`' records as they stand in `e`.
-async fn resident_sums<E: Exec>(
+/// `residents`' records as they stand in `e` (rows in id order).
+async fn read_records<E: Exec>(
     e: &E,
     residents: &[Id],
-    periods: &[Period],
-    units: &dhp_core::indicators::Units,
-) -> Result<Totals> {
-    let defs = dhp_core::indicators::supported();
-    let last = periods.iter().map(|p| p.end()).max().unwrap_or_default();
-    let mut sums = Totals::default();
+    last: chrono::NaiveDate,
+) -> Result<Vec<ResidentRecord>> {
+    let mut out = Vec::with_capacity(residents.len());
     for &id in residents {
         let records = crate::programmes::records(
             e,
@@ -154,13 +156,41 @@ async fn resident_sums<E: Exec>(
             1,
         )
         .await?;
-        for rec in &records {
-            dhp_core::indicators::resident_tallies(rec, &defs, units, periods, &mut |t| {
-                sums.add(t)
-            });
-        }
+        out.extend(records);
     }
-    Ok(sums)
+    out.iter_mut().for_each(in_id_order);
+    Ok(out)
+}
+
+/// What the records changing from `before` to `after` (each in resident id order)
+/// does to the counts.
+fn changes(
+    before: &[ResidentRecord],
+    after: &[ResidentRecord],
+    periods: &[Period],
+    units: &Units,
+) -> Totals {
+    let defs = dhp_core::indicators::supported();
+    let mut ids: Vec<Id> = before.iter().chain(after).map(|r| r.resident.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    fn find(list: &[ResidentRecord], id: Id) -> Option<&ResidentRecord> {
+        list.binary_search_by_key(&id, |r| r.resident.id)
+            .ok()
+            .map(|i| &list[i])
+    }
+    let mut sums = Totals::default();
+    for id in ids {
+        dhp_core::indicators::resident_changes(
+            find(before, id),
+            find(after, id),
+            &defs,
+            units,
+            periods,
+            &mut |t| sums.add(t),
+        );
+    }
+    sums
 }
 
 /// Residents a write set touches: those of the rows it writes, the present owners of
@@ -203,8 +233,8 @@ async fn touched<E: Exec>(e: &E, w: &crate::WriteSet) -> Result<Vec<Id>> {
 }
 
 impl Tracking {
-    /// Before the write: the tallies of the residents it touches (`None` when nothing
-    /// is tracked).
+    /// Before the write: the records of the residents it touches
+    /// (`None` when nothing is tracked).
     pub(crate) async fn before<E: Exec>(e: &E, w: &crate::WriteSet) -> Result<Option<Self>> {
         let periods = tracked_periods(e).await?;
         if periods.is_empty() {
@@ -215,20 +245,89 @@ impl Tracking {
             return Ok(None);
         }
         let units = units(e).await?;
-        let before = resident_sums(e, &residents, &periods, &units).await?;
+        let last = periods.iter().map(|p| p.end()).max().unwrap_or_default();
+        let records = read_records(e, &residents, last).await?;
         Ok(Some(Tracking {
             periods,
             units,
-            residents,
-            before,
+            records,
         }))
     }
 
-    /// After the write, in the same transaction: add the difference.
-    pub(crate) async fn after<E: Exec>(self, e: &E) -> Result<()> {
-        let after = resident_sums(e, &self.residents, &self.periods, &self.units).await?;
-        add_totals(e, after.subtract(self.before)).await
+    /// After `w` was written, in the same transaction: add the difference its rows
+    /// make to the counts.
+    pub(crate) async fn after<E: Exec>(self, e: &E, w: &crate::WriteSet) -> Result<()> {
+        let after = apply(self.records.clone(), w);
+        add_totals(
+            e,
+            changes(&self.records, &after, &self.periods, &self.units),
+        )
+        .await
     }
+}
+
+/// `before` (the touched residents' records) as the write set leaves them, without
+/// reading them again: rows deleted or replaced leave the record that holds them, the
+/// written rows join their resident's record, written residents replace theirs and
+/// deleted residents leave. The write has succeeded when this is called, so the rows
+/// stored are the rows written.
+fn apply(before: Vec<ResidentRecord>, w: &crate::WriteSet) -> Vec<ResidentRecord> {
+    use crate::Table;
+    use std::collections::{BTreeMap, HashSet};
+    let c = &w.core;
+    let mut gone: HashSet<(Table, Id)> = w.core_deletes.iter().copied().collect();
+    gone.extend(c.contracts.iter().map(|r| (Table::Contracts, r.id)));
+    gone.extend(c.encounters.iter().map(|r| (Table::Encounters, r.id)));
+    gone.extend(c.conditions.iter().map(|r| (Table::Conditions, r.id)));
+    gone.extend(c.observations.iter().map(|r| (Table::Observations, r.id)));
+    gone.extend(c.immunizations.iter().map(|r| (Table::Immunizations, r.id)));
+    let mut records: BTreeMap<Id, ResidentRecord> =
+        before.into_iter().map(|r| (r.resident.id, r)).collect();
+    for r in records.values_mut() {
+        r.contracts
+            .retain(|x| !gone.contains(&(Table::Contracts, x.id)));
+        r.encounters
+            .retain(|x| !gone.contains(&(Table::Encounters, x.id)));
+        r.conditions
+            .retain(|x| !gone.contains(&(Table::Conditions, x.id)));
+        r.observations
+            .retain(|x| !gone.contains(&(Table::Observations, x.id)));
+        r.immunizations
+            .retain(|x| !gone.contains(&(Table::Immunizations, x.id)));
+    }
+    records.retain(|id, _| !gone.contains(&(Table::Residents, *id)));
+    for r in &c.residents {
+        records
+            .entry(r.id)
+            .and_modify(|rec| rec.resident = r.clone())
+            .or_insert_with(|| ResidentRecord::new(r.clone()));
+    }
+    macro_rules! join {
+        ($rows:expr, $field:ident) => {
+            for x in &$rows {
+                if let Some(rec) = records.get_mut(&x.resident_id) {
+                    rec.$field.push(x.clone());
+                }
+            }
+        };
+    }
+    join!(c.contracts, contracts);
+    join!(c.encounters, encounters);
+    join!(c.conditions, conditions);
+    join!(c.observations, observations);
+    join!(c.immunizations, immunizations);
+    let mut out: Vec<ResidentRecord> = records.into_values().collect();
+    out.iter_mut().for_each(in_id_order);
+    out
+}
+
+/// Rows of a record in id order (as both backends return them by index).
+fn in_id_order(r: &mut ResidentRecord) {
+    r.contracts.sort_unstable_by_key(|x| x.id);
+    r.encounters.sort_unstable_by_key(|x| x.id);
+    r.conditions.sort_unstable_by_key(|x| x.id);
+    r.observations.sort_unstable_by_key(|x| x.id);
+    r.immunizations.sort_unstable_by_key(|x| x.id);
 }
 
 async fn add_totals<E: Exec>(e: &E, totals: Totals) -> Result<()> {

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 pub use period::{Period, PeriodError};
-pub use rules::{resident_count, resident_tallies, Tally};
+pub use rules::{resident_changes, resident_count, resident_tallies, Tally};
 pub use units::Units;
 
 /// The stored numerator and denominator of one indicator, period and org unit.
@@ -32,7 +32,7 @@ pub struct Count {
 /// Tallies summed by (indicator, period, unit) — what a set of records adds, or, with
 /// [`Totals::subtract`], the difference two states of the same records make.
 #[derive(Debug, Clone, Default)]
-pub struct Totals(std::collections::HashMap<(u16, Period, crate::registry::Id), (i64, i64)>);
+pub struct Totals(rustc_hash::FxHashMap<(u16, Period, crate::registry::Id), (i64, i64)>);
 
 impl Totals {
     pub fn add(&mut self, t: Tally) {

@@ -408,31 +408,68 @@ pub fn resident_tallies(
     periods: &[Period],
     out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
-    let f = Facts::new(rec);
+    resident_changes(None, Some(rec), defs, units, periods, out);
+}
+
+/// What one resident's record changing from `before` to `after` (`None`: not there)
+/// does to the tallies: for each period and indicator where the count or the units it
+/// goes to differ, the old count taken away and the new one added; nothing where they
+/// are the same (so a write costs what its changes cost, not a sum of every tally).
+pub fn resident_changes(
+    before: Option<&ResidentRecord>,
+    after: Option<&ResidentRecord>,
+    defs: &[&Indicator],
+    units: &Units,
+    periods: &[Period],
+    out: &mut (impl FnMut(Tally) + ?Sized),
+) {
+    let before = before.map(Facts::new);
+    let after = after.map(Facts::new);
+    // Where a record counts in a period (its units then), if the resident was born.
+    fn placed<'f, 'r>(
+        f: &'f Option<Facts<'r>>,
+        units: &Units,
+        to: NaiveDate,
+    ) -> Option<(&'f Facts<'r>, [Option<Id>; 3])> {
+        f.as_ref()
+            .filter(|f| f.birth <= to)
+            .map(|f| (f, resident_units(f.rec, units, to)))
+    }
     for &period in periods {
         let to = period.end();
-        if f.birth > to {
+        let (was, is) = (placed(&before, units, to), placed(&after, units, to));
+        if was.is_none() && is.is_none() {
             continue;
         }
-        let at = resident_units(rec, units, to);
         for (i, ind) in defs.iter().enumerate() {
             if !matches!(ind.basis, Some(Basis::Resident | Basis::Resources)) {
                 continue;
             }
             let from = period.window_start(ind.window.unwrap_or(Window::AsAt));
-            let (num, den) = count(ind, &f, units, from, to);
-            if num == 0 && den == 0 {
+            let old = was.map(|(f, at)| (count(ind, f, units, from, to), at));
+            let new = is.map(|(f, at)| (count(ind, f, units, from, to), at));
+            if old == new {
                 continue;
             }
-            for unit in at.iter().flatten() {
-                out(Tally {
-                    indicator: i as u16,
-                    period,
-                    unit: *unit,
-                    num,
-                    den,
-                });
-            }
+            let mut emit = |counted: Option<((i64, i64), [Option<Id>; 3])>, sign: i64| {
+                let Some(((num, den), at)) = counted else {
+                    return;
+                };
+                if num == 0 && den == 0 {
+                    return;
+                }
+                for unit in at.iter().flatten() {
+                    out(Tally {
+                        indicator: i as u16,
+                        period,
+                        unit: *unit,
+                        num: sign * num,
+                        den: sign * den,
+                    });
+                }
+            };
+            emit(old, -1);
+            emit(new, 1);
         }
     }
 }

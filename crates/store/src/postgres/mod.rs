@@ -77,7 +77,7 @@ impl Backend for PostgresStore {
             crate::resources::run_write_set!((*g), w, upsert_rows, true)?;
         }
         if let Some(t) = tracking {
-            t.after(&tx).await?;
+            t.after(&tx, w).await?;
         }
         tx.commit().await
     }

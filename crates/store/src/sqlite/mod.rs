@@ -137,7 +137,7 @@ impl Backend for SqliteStore {
             crate::resources::run_write_set!((*g), w, upsert_rows, false)?;
         }
         if let Some(t) = tracking {
-            t.after(&tx).await?;
+            t.after(&tx, w).await?;
         }
         tx.commit().await
     }
