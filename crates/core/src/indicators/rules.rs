@@ -411,6 +411,9 @@ pub fn resident_tallies(
     resident_changes(None, Some(rec), defs, units, periods, out);
 }
 
+/// A count (numerator, denominator) and the units it goes to.
+type Counted = ((i64, i64), [Option<Id>; 3]);
+
 /// What one resident's record changing from `before` to `after` (`None`: not there)
 /// does to the tallies: for each period and indicator where the count or the units it
 /// goes to differ, the old count taken away and the new one added; nothing where they
@@ -451,7 +454,7 @@ pub fn resident_changes(
             if old == new {
                 continue;
             }
-            let mut emit = |counted: Option<((i64, i64), [Option<Id>; 3])>, sign: i64| {
+            let mut emit = |counted: Option<Counted>, sign: i64| {
                 let Some(((num, den), at)) = counted else {
                     return;
                 };
