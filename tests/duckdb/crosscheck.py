@@ -6,9 +6,11 @@ the definitions in data/indicators/indicators.toml written as SQL below, and eve
 (indicator, period, org unit) numerator and denominator must equal what the engine
 stored in `indicator_values`, exactly.
 
-Usage: crosscheck.py DATABASE.db [WORKDIR]
+Usage: crosscheck.py DATABASE.db [WORKDIR] [--period P]
+(--period: compute and compare that tracked period only, e.g. 2025.)
 """
 
+import argparse
 import csv
 import os
 import sqlite3
@@ -56,7 +58,7 @@ def limit_hours() -> list[tuple[str, int]]:
     return rows
 
 
-def load(con: duckdb.DuckDBPyConnection, work: Path) -> None:
+def load(con: duckdb.DuckDBPyConnection, work: Path, only: str | None) -> None:
     def csv_of(t: str) -> str:
         return f"read_csv('{work / (t + '.csv')}', header=true, all_varchar=true)"
 
@@ -84,7 +86,8 @@ def load(con: duckdb.DuckDBPyConnection, work: Path) -> None:
       CREATE TABLE cond AS SELECT CAST(resident_id AS BIGINT) rid, icd10,
         CAST(onset AS DATE) onset FROM {csv_of('conditions')}""")
     con.execute(f"""
-      CREATE TABLE obs AS SELECT CAST(resident_id AS BIGINT) rid,
+      CREATE TABLE obs AS SELECT CAST(id AS BIGINT) id, CAST(resident_id AS BIGINT) rid, code,
+        CAST(value AS DOUBLE) value, CAST(effective AS TIMESTAMP) ts,
         CAST(CAST(effective AS TIMESTAMP) AS DATE) d FROM {csv_of('observations')}""")
     con.execute(f"""
       CREATE TABLE imm AS SELECT CAST(resident_id AS BIGINT) rid, CAST(date AS DATE) d
@@ -103,6 +106,8 @@ def load(con: duckdb.DuckDBPyConnection, work: Path) -> None:
     ).fetchone()[0]
     con.execute("CREATE TABLE p (period VARCHAR, kind VARCHAR, y INT, q INT, m INT)")
     for s in periods.split(","):
+        if only is not None and s != only:
+            continue
         if "Q" in s:
             y, q = s.split("Q")
             con.execute("INSERT INTO p VALUES (?, 'q', ?, ?, NULL)", [s, int(y), int(q)])
@@ -154,6 +159,23 @@ def onset(prefixes: list[str]) -> str:
     return f"(SELECT min(onset) FROM cond k WHERE k.rid = rp.rid AND k.onset <= rp.pend AND ({cond}))"
 
 
+RULES = tomllib.loads((ROOT / "data/programme-rules.toml").read_text())
+PREGNANCY = RULES["maternal"]["pregnancy_codes"]
+DELIVERY = RULES["maternal"]["delivery_codes"]
+assert RULES["maternal"]["hospital_stay"].endswith("d")
+STAY_DAYS = int(RULES["maternal"]["hospital_stay"][:-1])
+INDICATORS = {i["id"]: i for i in tomllib.loads(
+    (ROOT / "data/indicators/indicators.toml").read_text())["indicator"]}
+
+
+def param(ind: str, name: str):
+    return INDICATORS[ind]["params"][name]
+
+
+def any_code(col: str, prefixes: list[str]) -> str:
+    return "(" + " OR ".join(f"{col} LIKE '{p}%'" for p in prefixes) + ")"
+
+
 HYPERTENSION = ["I10", "I11", "I12", "I13", "I15"]
 DIABETES = ["E11"]
 MENTAL = ["F20", "F22", "F25", "F31", "F06"]
@@ -164,6 +186,48 @@ CREATE TABLE act AS
   UNION ALL SELECT rid, d FROM imm UNION ALL SELECT rid, s FROM con;
 CREATE TABLE first_act AS SELECT rid, min(d) first FROM act GROUP BY rid;
 """
+
+
+def deliveries() -> str:
+    """Each delivery (distinct day and pregnancy start per resident) with whether it
+    meets the three maternal rows: early registration, postpartum visit, systematic
+    management."""
+    early_days = 7 * param("early_pregnancy_registration", "before_week")
+    assert param("maternal_system_management", "before_week") == param(
+        "early_pregnancy_registration", "before_week")
+    within = param("postpartum_visit", "within_days")
+    prenatal = param("maternal_system_management", "prenatal")
+    postpartum = param("maternal_system_management", "postpartum")
+    post_days = param("maternal_system_management", "postpartum_days")
+
+    def visits(lo: str, hi: str) -> str:
+        return f"""(SELECT count(*) FROM enc e WHERE e.rid = x.rid AND e.programme = 'maternal'
+                    AND e.d >= {lo} AND e.d <= {hi})"""
+
+    early = f"""(x.lmp IS NOT NULL AND EXISTS (SELECT 1 FROM enc e WHERE e.rid = x.rid
+          AND e.programme = 'maternal' AND e.d >= x.lmp AND e.d <= x.dd
+          AND e.d < x.lmp + INTERVAL {early_days} DAY))"""
+    return f"""
+CREATE TABLE deliv0 AS SELECT DISTINCT k.rid, k.onset AS dd,
+  (SELECT max(q.onset) FROM cond q WHERE q.rid = k.rid AND q.onset <= k.onset
+     AND {any_code('q.icd10', PREGNANCY)}) AS lmp
+FROM cond k WHERE {any_code('k.icd10', DELIVERY)};
+CREATE TABLE deliv AS SELECT x.rid, x.dd,
+  {early} AS early,
+  {visits(f'x.dd + INTERVAL {STAY_DAYS} DAY', f'x.dd + INTERVAL {STAY_DAYS + within} DAY')} > 0 AS postpartum,
+  {early} AND coalesce({visits('x.lmp', 'x.dd - INTERVAL 1 DAY')}, 0) >= {prenatal}
+    AND {visits('x.dd + INTERVAL 1 DAY', f'x.dd + INTERVAL {post_days} DAY')} >= {postpartum} AS systematic
+FROM deliv0 x
+"""
+
+
+def delivered(flag: str | None) -> str:
+    cond = f" AND x.{flag}" if flag else ""
+    return f"""(SELECT count(*) FROM deliv x WHERE x.rid = rp.rid AND x.dd >= rp.ystart
+               AND x.dd <= rp.pend{cond})"""
+
+
+GLUCOSE_CODE = "14771-0"
 
 # (indicator, numerator SQL, denominator SQL) over `rp` (one row per resident and
 # period with the resident born by the period's end).
@@ -198,6 +262,15 @@ RESIDENT_RULES = [
      """CASE WHEN rp.birth >= rp.ystart AND EXISTS (SELECT 1 FROM enc e WHERE e.rid = rp.rid
           AND e.programme = 'child' AND e.d >= rp.birth AND e.d <= rp.birth + INTERVAL 10 DAY) THEN 1 ELSE 0 END""",
      "CASE WHEN rp.birth >= rp.ystart THEN 1 ELSE 0 END"),
+    ("glucose_control",
+     f"""CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 1
+          AND (SELECT o.value FROM obs o WHERE o.rid = rp.rid AND o.code = '{GLUCOSE_CODE}'
+               AND o.d >= rp.ystart AND o.d <= rp.pend ORDER BY o.ts DESC, o.id DESC LIMIT 1)
+              < {param('glucose_control', 'below')} THEN 1 ELSE 0 END""",
+     f"CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 1 THEN 1 ELSE 0 END"),
+    ("early_pregnancy_registration", delivered("early"), delivered(None)),
+    ("postpartum_visit", delivered("postpartum"), delivered(None)),
+    ("maternal_system_management", delivered("systematic"), delivered(None)),
     ("mental_management",
      f"CASE WHEN {onset(MENTAL)} IS NOT NULL AND {followups('mental', 'rp.ystart')} >= 4 THEN 1 ELSE 0 END",
      f"CASE WHEN {onset(MENTAL)} IS NOT NULL THEN 1 ELSE 0 END"),
@@ -281,14 +354,22 @@ CREATE TABLE cru AS SELECT DISTINCT rn, unit, d, on_time FROM (
 
 
 def main() -> int:
-    db = Path(sys.argv[1])
-    work = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.mkdtemp())
+    args = argparse.ArgumentParser(description="DuckDB cross-check of the indicator engine")
+    args.add_argument("database", type=Path)
+    args.add_argument("workdir", type=Path, nargs="?")
+    args.add_argument("--period", help="only this tracked period (e.g. 2025)")
+    a = args.parse_args()
+    db = a.database
+    work = a.workdir or Path(tempfile.mkdtemp())
     work.mkdir(parents=True, exist_ok=True)
     export(db, work)
     con = duckdb.connect()
-    load(con, work)
+    load(con, work, a.period)
+    if con.execute("SELECT count(*) FROM p").fetchone()[0] == 0:
+        print(f"no tracked period {a.period}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
-    for script in (UNITS, ACTIVITY, VISITS, RESOURCES, REPORTS):
+    for script in (UNITS, ACTIVITY, deliveries(), VISITS, RESOURCES, REPORTS):
         for stmt in filter(str.strip, script.split(";")):
             con.execute(stmt)
     con.execute(f"CREATE TABLE per_res AS {resident_sql()}")
@@ -314,7 +395,8 @@ def main() -> int:
     diff = con.execute("""
       SELECT coalesce(d.indicator, e.indicator) ind, coalesce(d.period, e.period) per,
         coalesce(d.org_id, e.org_id) org, d.num dnum, d.den dden, e.num enum, e.den eden
-      FROM duck d FULL OUTER JOIN (SELECT * FROM engine WHERE indicator IN (SELECT indicator FROM checked)) e
+      FROM duck d FULL OUTER JOIN (SELECT * FROM engine WHERE indicator IN (SELECT indicator FROM checked)
+        AND period IN (SELECT period FROM per)) e
         ON d.indicator = e.indicator AND d.period = e.period AND d.org_id = e.org_id
       WHERE d.num IS DISTINCT FROM e.num OR d.den IS DISTINCT FROM e.den
       ORDER BY 1, 2, 3 LIMIT 20""").fetchall()

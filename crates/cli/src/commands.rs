@@ -199,12 +199,19 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                 BenchCommand::Indicators {
                     database,
                     writes,
+                    period,
                     duckdb,
                 },
         } => {
+            let period = match period.as_deref().map(dhp_core::indicators::Period::parse) {
+                Some(Err(e)) => bail!("--period: {e}"),
+                Some(Ok(p)) => Some(p),
+                None => None,
+            };
             let store = open_existing(&database).await?;
             let code =
-                crate::indicators::bench(&*store, &database, writes, duckdb.as_deref()).await;
+                crate::indicators::bench(&*store, &database, writes, period, duckdb.as_deref())
+                    .await;
             store.close().await;
             code
         }

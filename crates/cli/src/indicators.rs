@@ -271,6 +271,7 @@ pub async fn bench(
     store: &dyn Store,
     url: &str,
     writes: usize,
+    only: Option<Period>,
     duckdb: Option<&str>,
 ) -> Result<ExitCode> {
     use std::time::Instant;
@@ -282,15 +283,20 @@ pub async fn bench(
     if periods.is_empty() {
         bail!("no indicator counts are stored yet: run `dhp indicators rebuild` first");
     }
+    let computing: Vec<Period> = match only {
+        Some(p) if !periods.contains(&p) => bail!("--period {p} is not a tracked period"),
+        Some(p) => vec![p],
+        None => periods.clone(),
+    };
     let residents = store.count(Table::Residents).await?;
     println!(
-        "indicators over {residents} residents, {} supported indicators × {} periods ({})",
+        "indicators over {residents} residents, {} supported indicators × {} period(s) ({})",
         dhp_core::indicators::supported().len(),
-        periods.len(),
+        computing.len(),
         store.backend()
     );
     let started = Instant::now();
-    let computed = engine::compute(store, &periods, &mut |_| {}).await?;
+    let computed = engine::compute(store, &computing, &mut |_| {}).await?;
     let full = started.elapsed().as_secs_f64();
     println!(
         "full recompute: {full:.2} s ({} counts, {:.0} residents/s)",
@@ -389,10 +395,12 @@ pub async fn bench(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/duckdb/crosscheck.py"
         );
-        let out = std::process::Command::new(python)
-            .arg(script)
-            .arg(path)
-            .arg(&work)
+        let mut command = std::process::Command::new(python);
+        command.arg(script).arg(path).arg(&work);
+        if let Some(p) = only {
+            command.arg("--period").arg(p.to_string());
+        }
+        let out = command
             .output()
             .with_context(|| format!("running {python}"))?;
         let _ = std::fs::remove_dir_all(&work);

@@ -308,6 +308,10 @@ enum BenchCommand {
         database: String,
         #[arg(long, default_value_t = 200)]
         writes: usize,
+        /// Compute one period only (e.g. 2025: every indicator × every unit × that
+        /// year), in the engine and in DuckDB; default: every tracked period.
+        #[arg(long)]
+        period: Option<String>,
         /// A Python with duckdb (e.g. target/duckdb-venv/bin/python).
         #[arg(long)]
         duckdb: Option<String>,
