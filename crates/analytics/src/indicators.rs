@@ -38,6 +38,29 @@ pub fn default_periods(today: NaiveDate) -> Vec<Period> {
     tracked_periods(2020.min(today.year()), today.year(), 2)
 }
 
+/// The period pages and the CLI open on: the last complete year counted on `today`
+/// (the current year once it is complete, or when it is the only one).
+pub fn default_period(stored: &[Period], today: NaiveDate) -> Period {
+    let this = Period::Year(today.year());
+    let last = Period::Year(today.year() - 1);
+    if today != this.end() && stored.contains(&last) {
+        last
+    } else {
+        stored
+            .iter()
+            .copied()
+            .filter(|p| matches!(p, Period::Year(_)))
+            .max()
+            .unwrap_or(this)
+    }
+}
+
+/// Whether `period` had not ended on `today`: its in-period counts are partial and its
+/// as-at figures are read at its last day, after the records end.
+pub fn in_progress(period: Period, today: NaiveDate) -> bool {
+    period.end() > today
+}
+
 /// What a full computation did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Computed {
@@ -250,6 +273,25 @@ pub fn trend(counts: &[Count], indicator: &str, org: Id) -> Vec<(Period, i64, i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_open_on_the_last_complete_year() {
+        let stored = tracked_periods(2020, 2026, 2);
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(
+            default_period(&stored, day(2026, 6, 30)),
+            Period::Year(2025)
+        );
+        assert_eq!(
+            default_period(&stored, day(2026, 12, 31)),
+            Period::Year(2026)
+        );
+        let only = tracked_periods(2026, 2026, 2);
+        assert_eq!(default_period(&only, day(2026, 6, 30)), Period::Year(2026));
+        assert!(in_progress(Period::Year(2026), day(2026, 6, 30)));
+        assert!(!in_progress(Period::Quarter(2026, 2), day(2026, 6, 30)));
+        assert!(in_progress(Period::Month(2026, 7), day(2026, 6, 30)));
+    }
 
     #[test]
     fn tracked_periods_detail_the_last_years() {

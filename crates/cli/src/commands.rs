@@ -221,11 +221,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             let store = open_existing(&database).await?;
             let date = match date {
                 Some(d) => d,
-                None => store
-                    .meta("end_date")
-                    .await?
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or_else(|| Local::now().date_naive()),
+                None => dhp_store::as_of(&*store).await?,
             };
             crate::due::bench(store.clone(), date).await?;
             store.close().await;

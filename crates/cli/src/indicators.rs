@@ -78,13 +78,7 @@ pub fn print_counted(computed: &engine::Computed) {
 /// The year of the district's last recorded day (the generator's `end_date`).
 async fn latest_year(store: &dyn Store) -> Result<i32> {
     use chrono::Datelike;
-    let today = match store.meta("end_date").await? {
-        Some(d) => d.parse::<chrono::NaiveDate>().ok(),
-        None => None,
-    };
-    Ok(today
-        .unwrap_or_else(|| chrono::Local::now().date_naive())
-        .year())
+    Ok(dhp_store::as_of(store).await?.year())
 }
 
 #[derive(Serialize)]
@@ -140,7 +134,7 @@ fn round4(x: f64) -> f64 {
 }
 
 /// `dhp indicators`: the scorecard of `org` (default the district) in `period`
-/// (default the latest year counted), as a table, CSV or JSON.
+/// (default the last complete year counted), as a table, CSV or JSON.
 pub async fn show(
     store: &dyn Store,
     period: Option<&str>,
@@ -154,13 +148,10 @@ pub async fn show(
     if stored.is_empty() {
         bail!("no indicator counts are stored yet: run `dhp indicators rebuild` first");
     }
+    let today = dhp_store::as_of(store).await?;
     let period = match period {
         Some(p) => Period::parse(p).map_err(|e| anyhow::anyhow!("--{e}"))?,
-        None => *stored
-            .iter()
-            .filter(|p| matches!(p, Period::Year(_)))
-            .max()
-            .context("no year is counted")?,
+        None => engine::default_period(&stored, today),
     };
     if !stored.contains(&period) {
         bail!(
@@ -184,6 +175,12 @@ pub async fn show(
         .indicator_counts(None, Some(period), Some(unit.id))
         .await?;
     let rows = engine::scorecard(&counts, unit.id, period);
+    if engine::in_progress(period, today) {
+        eprintln!(
+            "note: {period} has not ended — the records run to {today}; as-at figures are read at {} and are provisional",
+            period.end()
+        );
+    }
     let lines: Vec<Line<'_>> = rows.iter().map(|r| line(r, &unit.code, period)).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {

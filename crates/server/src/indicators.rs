@@ -47,6 +47,8 @@ struct Frame {
     unit: Organisation,
     period: Period,
     stored: Vec<Period>,
+    /// The district's today (the records' last day).
+    today: chrono::NaiveDate,
     csv: bool,
 }
 
@@ -94,6 +96,7 @@ async fn frame(
     let orgs: Vec<Organisation> = state.orgs().await?.values().cloned().collect();
     let units = Units::new(&orgs);
     let stored = engine::stored_periods(&*state.store).await?;
+    let today = crate::workbench::as_of(state).await?;
     let period = match q.period.as_deref() {
         Some(p) => match Period::parse(p) {
             Ok(p) if stored.contains(&p) => p,
@@ -106,7 +109,7 @@ async fn frame(
             }
             Err(e) => return Ok(Err(bad_request(t, "period", e.to_string()))),
         },
-        None => default_period(&stored, crate::workbench::as_of(state).await?),
+        None => engine::default_period(&stored, today),
     };
     let unit = match q.org.as_deref() {
         Some(code) => match units.by_code(code) {
@@ -133,6 +136,7 @@ async fn frame(
         unit,
         period,
         stored,
+        today,
         csv: q.format.as_deref() == Some("csv"),
     }))
 }
@@ -156,24 +160,6 @@ async fn indicator_frame(
             "indicator",
             format!("{id}: {}", f.t.get("no_such_indicator")),
         ))),
-    }
-}
-
-/// The last complete year counted on `today` (the current year once it is complete, or
-/// when it is the only one).
-fn default_period(stored: &[Period], today: chrono::NaiveDate) -> Period {
-    use chrono::Datelike;
-    let this = Period::Year(today.year());
-    let last = Period::Year(today.year() - 1);
-    if today != this.end() && stored.contains(&last) {
-        last
-    } else {
-        stored
-            .iter()
-            .copied()
-            .filter(|p| matches!(p, Period::Year(_)))
-            .max()
-            .unwrap_or(this)
     }
 }
 
@@ -330,6 +316,8 @@ struct ScorecardPage {
     period: String,
     trail: Vec<(String, String)>,
     periods: Vec<(String, bool)>,
+    /// Why the figures of a period still running are partial.
+    in_progress: Option<String>,
     children: Vec<(String, String)>,
     cards: Vec<(String, String, &'static str)>,
     plan: Vec<Row>,
@@ -428,12 +416,22 @@ pub async fn scorecard(
             .into_iter()
             .map(|o| (o.code.clone(), name(o, zh).to_string()))
             .collect(),
+        // Years and quarters that have begun (later ones have no records yet).
         periods: f
             .stored
             .iter()
-            .filter(|p| !matches!(p, Period::Month(..)))
+            .filter(|p| !matches!(p, Period::Month(..)) && p.start() <= f.today)
             .map(|p| (p.to_string(), *p == f.period))
             .collect(),
+        in_progress: engine::in_progress(f.period, f.today).then(|| {
+            format!(
+                "{} {}{}",
+                t.get("period_in_progress"),
+                f.today,
+                t.get("period_in_progress_as_at")
+                    .replace("{end}", &f.period.end().to_string())
+            )
+        }),
         children: f
             .units
             .children(f.unit.id)

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{Days, Local, NaiveDate, NaiveDateTime};
+use chrono::{Days, NaiveDate, NaiveDateTime};
 use dhp_core::access::{Principal, Role};
 use dhp_core::programmes::{assess, DueItem, DueStatus, ResidentRecord};
 use dhp_core::{
@@ -162,12 +162,7 @@ pub fn cohort_of(
 /// The district's "today": the last day of its records (a generated district ends on a
 /// fixed day), else the calendar's today.
 pub async fn as_of(state: &AppState) -> Result<NaiveDate, StoreError> {
-    Ok(state
-        .store
-        .meta("end_date")
-        .await?
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| Local::now().date_naive()))
+    dhp_store::as_of(&*state.store).await
 }
 
 /// What a read of one resident's record came to.

@@ -612,6 +612,16 @@ pub async fn practitioners(store: &dyn Store) -> Result<Vec<dhp_core::Practition
     Ok(out)
 }
 
+/// The district's "today": the last day of its records (meta `end_date`: a generated
+/// district ends on a fixed day), else the calendar's today.
+pub async fn as_of(store: &dyn Store) -> Result<chrono::NaiveDate> {
+    Ok(store
+        .meta("end_date")
+        .await?
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| chrono::Local::now().date_naive()))
+}
+
 /// The periods the stored indicator counts cover (empty before the first rebuild).
 pub async fn indicator_periods(store: &dyn Store) -> Result<Vec<dhp_core::indicators::Period>> {
     indicators::parse_periods(store.meta(indicators::PERIODS_META).await?)

@@ -252,6 +252,16 @@ fn home_and_login_pages_render_in_chromium() {
     ] {
         assert!(card.contains(text), "scorecard lacks {text}");
     }
+    // The district's records end 2026-06-30: the page opens on 2025, offers 2026's
+    // quarters only as far as they have begun, and says 2026's figures are provisional.
+    assert!(!card.contains("本期尚未结束"), "2025 is complete");
+    assert!(card.contains("period=2026Q2"), "2026Q2 has begun");
+    assert!(!card.contains("period=2026Q3"), "2026Q3 has not begun");
+    let running = manager("/indicators?period=2026");
+    assert!(
+        running.contains("本期尚未结束：记录截至 2026-06-30"),
+        "2026 is not marked as running"
+    );
     let one = manager("/indicators/key_population_signing?org=310118001");
     assert!(one.contains("年度趋势"), "indicator page lacks its trend");
     // ECharts drew: each chart holds a canvas.
@@ -267,6 +277,7 @@ fn home_and_login_pages_render_in_chromium() {
     assert!(who.contains("********"), "identity numbers are masked");
     for (name, next) in [
         ("scorecard", "/indicators"),
+        ("scorecard-running", "/indicators?period=2026"),
         ("indicator", "/indicators/community_visit_rate"),
         (
             "indicator-street",
