@@ -58,6 +58,31 @@ def limit_hours() -> list[tuple[str, int]]:
     return rows
 
 
+def span(text: str) -> tuple[int, int]:
+    """A schedule span ("28d", "6m", "4y") as (months, days)."""
+    n, unit = int(text[:-1]), text[-1]
+    return {"d": (0, n), "m": (n, 0), "y": (12 * n, 0)}[unit]
+
+
+def schedule_doses() -> list[tuple]:
+    """Each scheduled dose counted by the vaccination-coverage row (doses without a
+    skip rule) with when it is due: `by` after birth, else its age after birth and then
+    the overdue grace (two steps, each clamping at month ends)."""
+    schedule = tomllib.loads((ROOT / "data/immunization-schedule.toml").read_text())
+    grace = span(tomllib.loads((ROOT / "data/programme-rules.toml").read_text())
+                 ["immunization"]["overdue_grace"])
+    rows = []
+    for v in schedule["vaccine"]:
+        for d in v["doses"]:
+            if "skip_if" in d:
+                continue
+            if "by" in d:
+                rows.append((v["code"], d["number"], *span(d["by"]), 0, 0))
+            else:
+                rows.append((v["code"], d["number"], *span(d["age"]), *grace))
+    return rows
+
+
 def load(con: duckdb.DuckDBPyConnection, work: Path, only: str | None) -> None:
     def csv_of(t: str) -> str:
         return f"read_csv('{work / (t + '.csv')}', header=true, all_varchar=true)"
@@ -90,8 +115,11 @@ def load(con: duckdb.DuckDBPyConnection, work: Path, only: str | None) -> None:
         CAST(value AS DOUBLE) value, CAST(effective AS TIMESTAMP) ts,
         CAST(CAST(effective AS TIMESTAMP) AS DATE) d FROM {csv_of('observations')}""")
     con.execute(f"""
-      CREATE TABLE imm AS SELECT CAST(resident_id AS BIGINT) rid, CAST(date AS DATE) d
+      CREATE TABLE imm AS SELECT CAST(resident_id AS BIGINT) rid, vaccine,
+        CAST(dose_number AS BIGINT) dose, CAST(date AS DATE) d
       FROM {csv_of('immunizations')}""")
+    con.execute("CREATE TABLE dose (vaccine VARCHAR, dose BIGINT, m1 INT, d1 INT, m2 INT, d2 INT)")
+    con.executemany("INSERT INTO dose VALUES (?, ?, ?, ?, ?, ?)", schedule_doses())
     con.execute(f"""
       CREATE TABLE cr AS SELECT disease, reporting_org, street,
         CAST(diagnosed_at AS TIMESTAMP) diag, CAST(reported_at AS TIMESTAMP) rep
@@ -228,6 +256,10 @@ def delivered(flag: str | None) -> str:
 
 
 GLUCOSE_CODE = "14771-0"
+CHILD_MONTHS = span(RULES["child"]["until_age"])[0]
+CHILD = f"rp.pend < rp.birth + INTERVAL {CHILD_MONTHS} MONTH"
+DUE = """CAST(CAST(rp.birth + to_months(x.m1) + to_days(x.d1) AS DATE)
+              + to_months(x.m2) + to_days(x.d2) AS DATE)"""
 
 # (indicator, numerator SQL, denominator SQL) over `rp` (one row per resident and
 # period with the resident born by the period's end).
@@ -256,8 +288,8 @@ RESIDENT_RULES = [
      f"CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 4 THEN 1 ELSE 0 END",
      f"CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 1 THEN 1 ELSE 0 END"),
     ("child_health_management",
-     f"CASE WHEN rp.pend < rp.birth + INTERVAL 84 MONTH AND {followups('child', 'rp.ystart')} > 0 THEN 1 ELSE 0 END",
-     "CASE WHEN rp.pend < rp.birth + INTERVAL 84 MONTH THEN 1 ELSE 0 END"),
+     f"CASE WHEN {CHILD} AND {followups('child', 'rp.ystart')} > 0 THEN 1 ELSE 0 END",
+     f"CASE WHEN {CHILD} THEN 1 ELSE 0 END"),
     ("newborn_visit",
      """CASE WHEN rp.birth >= rp.ystart AND EXISTS (SELECT 1 FROM enc e WHERE e.rid = rp.rid
           AND e.programme = 'child' AND e.d >= rp.birth AND e.d <= rp.birth + INTERVAL 10 DAY) THEN 1 ELSE 0 END""",
@@ -268,6 +300,11 @@ RESIDENT_RULES = [
                AND o.d >= rp.ystart AND o.d <= rp.pend ORDER BY o.ts DESC, o.id DESC LIMIT 1)
               < {param('glucose_control', 'below')} THEN 1 ELSE 0 END""",
      f"CASE WHEN {onset(DIABETES)} IS NOT NULL AND {followups('diabetes', 'rp.ystart')} >= 1 THEN 1 ELSE 0 END"),
+    ("vaccination_coverage",
+     f"""CASE WHEN {CHILD} THEN (SELECT count(*) FROM dose x WHERE {DUE} <= rp.pend
+          AND EXISTS (SELECT 1 FROM imm i WHERE i.rid = rp.rid AND i.vaccine = x.vaccine
+                      AND i.dose = x.dose AND i.d <= rp.pend)) ELSE 0 END""",
+     f"CASE WHEN {CHILD} THEN (SELECT count(*) FROM dose x WHERE {DUE} <= rp.pend) ELSE 0 END"),
     ("early_pregnancy_registration", delivered("early"), delivered(None)),
     ("postpartum_visit", delivered("postpartum"), delivered(None)),
     ("maternal_system_management", delivered("systematic"), delivered(None)),
