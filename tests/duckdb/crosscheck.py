@@ -258,6 +258,34 @@ def delivered(flag: str | None) -> str:
 GLUCOSE_CODE = "14771-0"
 CHILD_MONTHS = span(RULES["child"]["until_age"])[0]
 CHILD = f"rp.pend < rp.birth + INTERVAL {CHILD_MONTHS} MONTH"
+# A contract in force on the period's last day.
+SIGNED = """EXISTS (SELECT 1 FROM con c WHERE c.rid = rp.rid AND c.status <> 'ended'
+          AND c.s <= rp.pend AND c.e >= rp.pend)"""
+
+
+def key_population() -> str:
+    """Key populations on the period's last day (programme rules [key_population]):
+    older residents, chronic (hypertension, type 2 diabetes) and severe mental disorder
+    patients, children, women pregnant (to the followed-to week) or within the 42-day
+    postpartum check. Disabled elderly are older residents already."""
+    k = RULES["key_population"]
+    m = RULES["maternal"]
+    assert m["check_42_at"].endswith("d")
+    # The latest pregnancy begun by then.
+    lmp = f"""(SELECT max(q.onset) FROM cond q WHERE q.rid = rp.rid AND q.onset <= rp.pend
+               AND {any_code('q.icd10', PREGNANCY)})"""
+    birth_after = f"""(SELECT min(b.onset) FROM cond b WHERE b.rid = rp.rid AND b.onset >= {lmp}
+                       AND b.onset <= rp.pend AND {any_code('b.icd10', DELIVERY)})"""
+    pregnant = f"""(rp.sex = 'female' AND {lmp} IS NOT NULL AND (
+        ({birth_after} IS NULL AND floor(datediff('day', {lmp}, rp.pend) / 7) <= {m['followed_to_week']})
+        OR rp.pend <= {birth_after} + INTERVAL {int(m['check_42_at'][:-1])} DAY))"""
+    return f"""({age('rp.pend')} >= {k['older_from_age']}
+        OR {onset(HYPERTENSION + DIABETES)} IS NOT NULL
+        OR {onset(MENTAL)} IS NOT NULL
+        OR rp.pend < rp.birth + INTERVAL {k['children_until_age'] * 12} MONTH
+        OR {pregnant})"""
+
+
 DUE = """CAST(CAST(rp.birth + to_months(x.m1) + to_days(x.d1) AS DATE)
               + to_months(x.m2) + to_days(x.d2) AS DATE)"""
 
@@ -305,16 +333,16 @@ RESIDENT_RULES = [
           AND EXISTS (SELECT 1 FROM imm i WHERE i.rid = rp.rid AND i.vaccine = x.vaccine
                       AND i.dose = x.dose AND i.d <= rp.pend)) ELSE 0 END""",
      f"CASE WHEN {CHILD} THEN (SELECT count(*) FROM dose x WHERE {DUE} <= rp.pend) ELSE 0 END"),
+    ("key_population_signing",
+     f"CASE WHEN {key_population()} AND {SIGNED} THEN 1 ELSE 0 END",
+     f"CASE WHEN {key_population()} THEN 1 ELSE 0 END"),
     ("early_pregnancy_registration", delivered("early"), delivered(None)),
     ("postpartum_visit", delivered("postpartum"), delivered(None)),
     ("maternal_system_management", delivered("systematic"), delivered(None)),
     ("mental_management",
      f"CASE WHEN {onset(MENTAL)} IS NOT NULL AND {followups('mental', 'rp.ystart')} >= 4 THEN 1 ELSE 0 END",
      f"CASE WHEN {onset(MENTAL)} IS NOT NULL THEN 1 ELSE 0 END"),
-    ("resident_signing",
-     """CASE WHEN EXISTS (SELECT 1 FROM con c WHERE c.rid = rp.rid AND c.status <> 'ended'
-          AND c.s <= rp.pend AND c.e >= rp.pend) THEN 1 ELSE 0 END""",
-     "1"),
+    ("resident_signing", f"CASE WHEN {SIGNED} THEN 1 ELSE 0 END", "1"),
 ] + [
     (ind, "0", "1")
     for ind in ["beds_per_1000", "physicians_per_1000", "nurses_per_1000", "gps_per_1000",
