@@ -9,6 +9,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Target {
     pub key: String,
+    /// The indicator (data/indicators/indicators.toml) that measures this figure.
+    pub indicator: String,
     pub name_zh: String,
     pub value: f64,
     /// `%` or `per 1,000`.
@@ -64,6 +66,9 @@ mod tests {
         assert_eq!(c.value("gps_per_1000"), 0.35);
         for t in &c.targets {
             assert!(!t.clause.is_empty() && t.tolerance > 0.0, "{}", t.key);
+            let ind = crate::indicators::indicator(&t.indicator)
+                .unwrap_or_else(|| panic!("{}: no indicator {}", t.key, t.indicator));
+            assert!(ind.supported, "{}", t.key);
         }
     }
 }

@@ -23,7 +23,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dhp_store::{DistrictFigures, Store, StoreError, Table};
+use dhp_store::{Store, StoreError, Table};
 use tokio::sync::OnceCell;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -39,8 +39,6 @@ pub struct AppState {
     pub sessions: auth::Sessions,
     /// HS256 key that signs bearer tokens; kept in the store so tokens outlive a restart.
     pub(crate) token_key: Vec<u8>,
-    /// Headline figures for the calibration year, computed once on first use.
-    figures: OnceCell<Option<DistrictFigures>>,
     /// The organisation registry, read once: it changes only with a new district.
     orgs: OnceCell<std::collections::HashMap<dhp_core::Id, dhp_core::Organisation>>,
     /// Values of the `meta` table the FHIR layer reads on every request.
@@ -77,7 +75,6 @@ impl AppState {
             store,
             sessions: auth::Sessions::default(),
             token_key,
-            figures: OnceCell::new(),
             orgs: OnceCell::new(),
             place: OnceCell::new(),
             jobs: fhir::bulk::Jobs::default(),
@@ -121,20 +118,6 @@ impl AppState {
                 })
             })
             .await
-    }
-
-    async fn figures(&self) -> Result<Option<DistrictFigures>, StoreError> {
-        self.figures
-            .get_or_try_init(|| async {
-                let district = self.store.meta("district_code").await?;
-                let year = self.store.meta("calibration_year").await?;
-                match (district, year.and_then(|y| y.parse::<i32>().ok())) {
-                    (Some(d), Some(y)) => Ok(Some(self.store.district_figures(&d, y).await?)),
-                    _ => Ok(None),
-                }
-            })
-            .await
-            .cloned()
     }
 }
 

@@ -7,8 +7,11 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
+use dhp_analytics::indicators as engine;
+use dhp_core::indicators::{Count, Period};
+use dhp_core::Id;
 use dhp_core::{HospitalLevel, OrgKind};
-use dhp_store::{DistrictFigures, Table, User};
+use dhp_store::{Table, User};
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
@@ -107,56 +110,22 @@ fn level_label(t: &Messages, level: Option<HospitalLevel>) -> String {
     }
 }
 
-fn figure_rows(t: &Messages, f: &DistrictFigures) -> Vec<FigureRow> {
-    let pct = |n, d| DistrictFigures::percent(n, d);
-    // Each row: message key, calibration key (data/calibration/qingpu-2020.toml), value.
-    let rows = [
-        (
-            "key_signing",
-            "key_population_signing_rate",
-            pct(f.key_population_signed, f.key_population),
-        ),
-        (
-            "combination_visits",
-            "in_combination_visit_rate",
-            pct(f.signed_visits_in_combination, f.signed_visits),
-        ),
-        (
-            "community_visits",
-            "community_visit_rate",
-            pct(f.signed_visits_in_centre, f.signed_visits),
-        ),
-        (
-            "ht_management",
-            "hypertension_management_rate",
-            pct(f.hypertensives_managed, f.hypertensives),
-        ),
-        (
-            "dm_management",
-            "diabetes_management_rate",
-            pct(f.diabetics_managed, f.diabetics),
-        ),
-        ("beds_per_1000", "beds_per_1000", f.per_1000(f.beds)),
-        (
-            "physicians_per_1000",
-            "physicians_per_1000",
-            f.per_1000(f.physicians),
-        ),
-        ("nurses_per_1000", "nurses_per_1000", f.per_1000(f.nurses)),
-        (
-            "gps_per_1000",
-            "gps_per_1000",
-            f.per_1000(f.general_practitioners),
-        ),
-    ];
-    let cal = dhp_core::plan::calibration();
-    rows.iter()
-        .filter_map(|(label, key, current)| {
-            let target = cal.target(key)?;
+/// The plan's headline figures (the calibration targets: Qingpu 2020) beside the
+/// district's stored indicator counts of `year`.
+fn figure_rows(t: &Messages, counts: &[Count], district: Id, year: i32) -> Vec<FigureRow> {
+    let en = t.get("lang") == "en";
+    let rows = engine::scorecard(counts, district, Period::Year(year));
+    dhp_core::plan::calibration()
+        .targets
+        .iter()
+        .filter_map(|target| {
+            let row = rows.iter().find(|r| r.indicator.id == target.indicator)?;
+            let current = row.value?;
             let plan = target.value;
             let percent = target.is_percent();
+            let i = row.indicator;
             Some(FigureRow {
-                label: t.get(label).to_string(),
+                label: if en { &i.name_en } else { &i.name_zh }.clone(),
                 plan: if percent {
                     format!("{plan:.1}%")
                 } else {
@@ -246,7 +215,20 @@ pub async fn home(
             })
             .collect()
     };
-    let figures = state.figures().await?;
+    // The figures of the calibration year, from the stored indicator counts.
+    let year = store
+        .meta("calibration_year")
+        .await?
+        .and_then(|y| y.parse::<i32>().ok());
+    let figures = match (year, district_org) {
+        (Some(y), Some(d)) => {
+            let counts = store
+                .indicator_counts(None, Some(Period::Year(y)), Some(d.id))
+                .await?;
+            figure_rows(t, &counts, d.id, y)
+        }
+        _ => Vec::new(),
+    };
     let page = HomePage {
         t,
         user: current_user(&state, &headers),
@@ -254,12 +236,9 @@ pub async fn home(
             .map(&name)
             .unwrap_or_else(|| t.get("platform").to_string()),
         empty: orgs.is_empty(),
-        year: figures.as_ref().map(|f| f.year).unwrap_or_default(),
+        year: year.unwrap_or_default(),
         counts,
-        figures: figures
-            .as_ref()
-            .map(|f| figure_rows(t, f))
-            .unwrap_or_default(),
+        figures,
         areas,
         hospitals: hospital_rows(false),
         city_hospitals: hospital_rows(true),

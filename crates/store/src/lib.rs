@@ -6,7 +6,6 @@
 //! `UNNEST` arrays on PostgreSQL. Keys are assigned by the writer, never by the
 //! database, so the same input always gives the same rows.
 
-mod figures;
 mod indicators;
 mod postgres;
 mod programmes;
@@ -29,7 +28,6 @@ use dhp_core::{
 };
 use sha2::{Digest, Sha256};
 
-pub use figures::DistrictFigures;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;
 pub use programmes::{Cohort, Reading};
@@ -419,9 +417,6 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     async fn users(&self) -> Result<Vec<User>>;
 
-    /// Headline figures of the district for a calendar year (calibration, home page).
-    async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures>;
-
     /// Write resources, the core rows they project to and their audit entries in one
     /// transaction. `Conflict` (and nothing written) when a prior version no longer
     /// holds, an id is taken, or a deleted row is still referred to.
@@ -675,14 +670,6 @@ pub fn sqlite_path(url: &str) -> Option<&str> {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .filter(|p| !p.is_empty())
-}
-
-/// Dates that bound a calendar year: `[start, next_start)`, and the year's last day.
-pub(crate) fn year_bounds(year: i32) -> (NaiveDate, NaiveDate, NaiveDate) {
-    let start = NaiveDate::from_ymd_opt(year, 1, 1).expect("valid year");
-    let next = NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("valid year");
-    let last = NaiveDate::from_ymd_opt(year, 12, 31).expect("valid year");
-    (start, next, last)
 }
 
 /// A database URL fit for messages: the password, if any, replaced by `***`.

@@ -7,7 +7,6 @@ use dhp_core::access::{ResidentFacts, Scope};
 use dhp_core::query::{DateCond, Field};
 use dhp_core::{Household, Id, Organisation, Resident};
 
-use crate::figures::{self, DistrictFigures};
 use crate::resources::{self, StoredResource, WriteSet};
 use crate::rows::{self, Col};
 use crate::{AreaCount, AuditEvent, Batch, ResidentFilter, Result, Store, StoreError, Table, User};
@@ -81,9 +80,6 @@ impl<B: Backend> Store for B {
     }
     async fn users(&self) -> Result<Vec<User>> {
         users(self.pool()).await
-    }
-    async fn district_figures(&self, district_code: &str, year: i32) -> Result<DistrictFigures> {
-        district_figures(self.pool(), district_code, year).await
     }
     async fn search_residents(
         &self,
@@ -575,23 +571,6 @@ pub(crate) async fn user_by_username<E: Exec>(e: &E, username: &str) -> Result<U
 pub(crate) async fn users<E: Exec>(e: &E) -> Result<Vec<User>> {
     let sql = format!("SELECT {} FROM users ORDER BY id", rows::USER_COLUMNS);
     e.rows(&sql, vec![]).await?.iter().map(rows::user).collect()
-}
-
-pub(crate) async fn district_figures<E: Exec>(
-    e: &E,
-    district_code: &str,
-    year: i32,
-) -> Result<DistrictFigures> {
-    let mut out = Vec::new();
-    for q in figures::queries(district_code, year) {
-        let row = one(e, q.sql, q.params, || "figures".into()).await?;
-        out.push(
-            (0..q.columns)
-                .map(|i| row.i64(i))
-                .collect::<Result<Vec<_>>>()?,
-        );
-    }
-    Ok(figures::assemble(year, out))
 }
 
 fn by_id_sql(table: Table) -> String {

@@ -107,7 +107,7 @@ fn home_and_login_pages_render_in_chromium() {
         "夏阳街道",
         "复旦大学附属中山医院青浦分院",
         "3,000",
-        "重点人群签约率",
+        "重点人群家庭医生签约覆盖率",
     ] {
         assert!(dom.contains(text), "rendered page lacks {text}");
     }

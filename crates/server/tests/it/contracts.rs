@@ -269,31 +269,43 @@ async fn contracting_figures_add_up_and_match_the_district() {
         2,
         "the one street with two centres: {shared:?}"
     );
-    // The store's calibration figures (SQL; signed on the year's last day rather than on
-    // the visit day, key populations without pregnancy and disability) agree closely.
-    let f = s
-        .state
-        .store
-        .district_figures("310118", 2025)
+    // The indicator engine's 2025 figures (signed on the year's last day rather than on
+    // the visit day; key populations without disability) agree closely.
+    let year = dhp_core::indicators::Period::Year(2025);
+    let counts = dhp_analytics::indicators::compute(&*s.state.store, &[year], &mut |_| {})
         .await
-        .unwrap();
+        .unwrap()
+        .counts;
+    let district_id = dhp_store::organisations(&*s.state.store)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.kind == dhp_core::OrgKind::District)
+        .unwrap()
+        .id;
+    let rows = dhp_analytics::indicators::scorecard(&counts, district_id, year);
+    let engine = |id: &str| {
+        rows.iter()
+            .find(|r| r.indicator.id == id)
+            .and_then(|r| r.value)
+            .unwrap()
+    };
     let close = |ours: f64, theirs: f64, what: &str| {
         assert!((ours - theirs).abs() < 3.0, "{what}: {ours} vs {theirs}")
     };
-    let rate = |n: i64, d: i64| 100.0 * n as f64 / d as f64;
     close(
         district["in_combination_visit_rate"].as_f64().unwrap(),
-        rate(f.signed_visits_in_combination, f.signed_visits),
+        engine("combination_visit_rate"),
         "in-combination",
     );
     close(
         district["community_visit_rate"].as_f64().unwrap(),
-        rate(f.signed_visits_in_centre, f.signed_visits),
+        engine("community_visit_rate"),
         "community",
     );
     close(
         district["key_population_signing_rate"].as_f64().unwrap(),
-        rate(f.key_population_signed, f.key_population),
+        engine("key_population_signing"),
         "key signing",
     );
     let bad = read(&s, Some(&manager), "/api/contracts/rates?date=2025-02-30").await;

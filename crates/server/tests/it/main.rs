@@ -110,6 +110,15 @@ async fn health_check_reports_the_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_page_shows_the_district_in_both_languages() {
     let s = site(2_000).await;
+    // Before the indicators are counted the page has no headline figures.
+    let (status, zh) = get(&s, "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!zh.contains("重点人群家庭医生签约覆盖率"));
+    // The headline figures are the stored indicator counts of the calibration year.
+    let periods = dhp_analytics::indicators::tracked_periods(2020, 2026, 2);
+    dhp_analytics::indicators::rebuild(&*s.state.store, &periods, &mut |_| {})
+        .await
+        .unwrap();
     let (status, zh) = get(&s, "/", None).await;
     assert_eq!(status, StatusCode::OK);
     for text in [
@@ -118,7 +127,9 @@ async fn home_page_shows_the_district_in_both_languages() {
         "朱家角镇社区卫生服务中心",
         "复旦大学附属中山医院青浦分院",
         "2,000",
-        "重点人群签约率",
+        "重点人群家庭医生签约覆盖率",
+        "千人口医疗卫生机构床位数",
+        "83.4%",
         "登录",
     ] {
         assert!(zh.contains(text), "zh page lacks {text}");
@@ -127,7 +138,7 @@ async fn home_page_shows_the_district_in_both_languages() {
     for text in [
         "Qingpu District",
         "Xiayang Subdistrict",
-        "Key-population signing rate",
+        "Key-population family-doctor coverage",
         "Log in",
     ] {
         assert!(en.contains(text), "en page lacks {text}");

@@ -1,5 +1,5 @@
-//! A hand-built small district whose figures are known by counting on paper
-//! (see `stories::district_figures_count_the_fixture`).
+//! A hand-built small district (organisations, staff, residents with records) for the
+//! store's conformance stories.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use dhp_core::*;

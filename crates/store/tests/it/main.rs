@@ -124,7 +124,6 @@ conformance!(
     a_failing_batch_writes_nothing,
     lookups_keep_not_found_apart,
     users_are_unique_and_redacted,
-    district_figures_count_the_fixture,
     meta_values_overwrite,
     clear_empties_every_table,
     digest_is_the_same_on_every_backend,

@@ -1,8 +1,8 @@
 //! The stories every backend must tell the same way.
 
 use dhp_store::{
-    content_digest, AuditEvent, Batch, Comparison, DistrictFigures, Prior, ResidentFilter,
-    ResourceWrite, Store, StoreError, StoredResource, Table, User, WriteSet,
+    content_digest, AuditEvent, Batch, Comparison, Prior, ResidentFilter, ResourceWrite, Store,
+    StoreError, StoredResource, Table, User, WriteSet,
 };
 
 use crate::fixture;
@@ -132,38 +132,6 @@ pub async fn users_are_unique_and_redacted(s: &dyn Store) {
     ));
     assert!(!format!("{u:?}").contains("secret"));
     assert_eq!(s.users().await.unwrap().len(), 1);
-}
-
-pub async fn district_figures_count_the_fixture(s: &dyn Store) {
-    s.insert_batch(&fixture::district()).await.unwrap();
-    let f = s.district_figures("310118", 2025).await.unwrap();
-    // Counted by hand from fixture.rs:
-    let expect = DistrictFigures {
-        year: 2025,
-        residents: 5, // 205 is born in 2026
-        households: 2,
-        beds: 520,                       // the city hospital's 1,000 are the city's
-        physicians: 3,                   // 10 family doctor, 12 specialist, 13 public health
-        nurses: 2,                       // 11, 14
-        general_practitioners: 1,        // 10
-        key_population: 4,               // 200 (75), 201 (3), 202 (I10), 204 (65, E11)
-        key_population_signed: 2,        // 200, 202; 204's contract was ended
-        signed_residents: 3,             // 200, 202, 203
-        signed_visits: 5,                // 400–404; 405 is 2024, 407 is unsigned
-        signed_visits_in_centre: 2,      // 400 centre, 401 its station
-        signed_visits_in_combination: 4, // + 402 district, 403 city hospital; 404 elsewhere
-        hypertensives: 1,
-        hypertensives_managed: 1,
-        diabetics: 1,
-        diabetics_managed: 1,
-    };
-    assert_eq!(f, expect);
-    // The year before: only 200 was signed (contract 299, which covered 2024-12-31
-    // and expired later); 203's 2024 visit was unsigned.
-    let f24 = s.district_figures("310118", 2024).await.unwrap();
-    assert_eq!(f24.signed_residents, 1);
-    assert_eq!(f24.signed_visits, 0);
-    assert_eq!(f24.hypertensives_managed, 0);
 }
 
 pub async fn meta_values_overwrite(s: &dyn Store) {
