@@ -184,6 +184,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The stored rows of `table` (the test district is small: one page holds them).
+async fn stored(store: &dyn Store, table: Table) -> Batch {
+    store.page(table, 0, 1000).await.unwrap()
+}
+
+/// Row number `pick` (wrapping) of `rows`, if any.
+fn picked<T>(rows: Vec<T>, pick: usize) -> Option<T> {
+    let n = rows.len().max(1);
+    rows.into_iter().nth(pick % n)
+}
+
 async fn apply(store: &dyn Store, op: &Op, next: &mut Id) {
     let id = {
         *next += 1;
@@ -242,17 +253,12 @@ async fn apply(store: &dyn Store, op: &Op, next: &mut Id) {
             status: ContractStatus::Active,
         }),
         Op::EndContract { pick } => {
-            let all = store
-                .page(Table::Contracts, 0, 1000)
-                .await
-                .unwrap()
-                .contracts;
-            let Some(c) = all.get(pick % all.len().max(1)) else {
+            let Some(c) = picked(stored(store, Table::Contracts).await.contracts, pick) else {
                 return;
             };
             w.core.contracts.push(Contract {
                 status: ContractStatus::Ended,
-                ..c.clone()
+                ..c
             });
         }
         Op::Immunization {
@@ -268,26 +274,16 @@ async fn apply(store: &dyn Store, op: &Op, next: &mut Id) {
             org_id: CENTRES[0],
         }),
         Op::MoveEncounter { pick, resident } => {
-            let all = store
-                .page(Table::Encounters, 0, 1000)
-                .await
-                .unwrap()
-                .encounters;
-            let Some(e) = all.get(pick % all.len().max(1)) else {
+            let Some(e) = picked(stored(store, Table::Encounters).await.encounters, pick) else {
                 return;
             };
             w.core.encounters.push(Encounter {
                 resident_id: resident,
-                ..e.clone()
+                ..e
             });
         }
         Op::DeleteEncounter { pick } => {
-            let all = store
-                .page(Table::Encounters, 0, 1000)
-                .await
-                .unwrap()
-                .encounters;
-            let Some(e) = all.get(pick % all.len().max(1)) else {
+            let Some(e) = picked(stored(store, Table::Encounters).await.encounters, pick) else {
                 return;
             };
             w.core_deletes.push((Table::Encounters, e.id));
@@ -402,19 +398,11 @@ fn stores() -> Vec<(tokio::runtime::Runtime, Arc<dyn Store>)> {
         // A throwaway database of this test process (dropped by the next run's DROP).
         let name = format!("dhp_incremental_{}", std::process::id());
         let r = rt();
-        r.block_on(async {
+        let url = r.block_on(async {
             let admin = dhp_store::AdminPool::connect(&admin_url).await.unwrap();
-            admin
-                .execute(&format!("DROP DATABASE IF EXISTS {name}"))
-                .await
-                .unwrap();
-            admin
-                .execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
+            admin.fresh_database(&admin_url, &name).await.unwrap()
         });
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        urls.push(format!("{base}/{name}"));
+        urls.push(url);
     }
     for url in urls {
         let r = rt();

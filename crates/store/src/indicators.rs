@@ -257,7 +257,7 @@ impl Tracking {
     /// After `w` was written, in the same transaction: add the difference its rows
     /// make to the counts.
     pub(crate) async fn after<E: Exec>(self, e: &E, w: &crate::WriteSet) -> Result<()> {
-        let after = apply(self.records.clone(), w);
+        let after = apply(&self.records, w);
         add_totals(
             e,
             changes(&self.records, &after, &self.periods, &self.units),
@@ -271,7 +271,7 @@ impl Tracking {
 /// written rows join their resident's record, written residents replace theirs and
 /// deleted residents leave. The write has succeeded when this is called, so the rows
 /// stored are the rows written.
-fn apply(before: Vec<ResidentRecord>, w: &crate::WriteSet) -> Vec<ResidentRecord> {
+fn apply(before: &[ResidentRecord], w: &crate::WriteSet) -> Vec<ResidentRecord> {
     use crate::Table;
     use std::collections::{BTreeMap, HashSet};
     let c = &w.core;
@@ -282,7 +282,7 @@ fn apply(before: Vec<ResidentRecord>, w: &crate::WriteSet) -> Vec<ResidentRecord
     gone.extend(c.observations.iter().map(|r| (Table::Observations, r.id)));
     gone.extend(c.immunizations.iter().map(|r| (Table::Immunizations, r.id)));
     let mut records: BTreeMap<Id, ResidentRecord> =
-        before.into_iter().map(|r| (r.resident.id, r)).collect();
+        before.iter().map(|r| (r.resident.id, r.clone())).collect();
     for r in records.values_mut() {
         r.contracts
             .retain(|x| !gone.contains(&(Table::Contracts, x.id)));

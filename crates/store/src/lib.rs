@@ -697,6 +697,21 @@ impl AdminPool {
         sqlx::query(sql).execute(&self.0).await?;
         Ok(())
     }
+
+    /// An empty database `name` on the server of `admin_url` (dropped first if it
+    /// exists), and its URL.
+    pub async fn fresh_database(&self, admin_url: &str, name: &str) -> Result<String> {
+        let Some((base, _)) = admin_url.rsplit_once('/') else {
+            return Err(StoreError::Invalid(format!(
+                "{}: the PostgreSQL URL names no database",
+                redact_url(admin_url)
+            )));
+        };
+        self.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+        self.execute(&format!("CREATE DATABASE {name}")).await?;
+        Ok(format!("{base}/{name}"))
+    }
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ pub struct Count {
     pub den: i64,
 }
 
-/// Tallies summed by (indicator, period, unit) — what a set of records adds, or, with
-/// [`Totals::subtract`], the difference two states of the same records make.
+/// Tallies summed by (indicator, period, unit): what a set of records adds, or what a
+/// change to them moves ([`resident_changes`]).
 #[derive(Debug, Clone, Default)]
 pub struct Totals(rustc_hash::FxHashMap<(u16, Period, crate::registry::Id), (i64, i64)>);
 
@@ -50,16 +50,6 @@ impl Totals {
             let e = self.0.entry(k).or_default();
             e.0 += n;
             e.1 += d;
-        }
-        self
-    }
-
-    /// `self − other`.
-    pub fn subtract(mut self, other: Totals) -> Totals {
-        for (k, (n, d)) in other.0 {
-            let e = self.0.entry(k).or_default();
-            e.0 -= n;
-            e.1 -= d;
         }
         self
     }

@@ -198,16 +198,8 @@ async fn synthea_layout_bundles_round_trip_on_postgres() {
     };
     let name = format!("dhp_roundtrip_{}", std::process::id());
     let admin = dhp_store::AdminPool::connect(&admin_url).await.unwrap();
-    admin
-        .execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    admin
-        .execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let store = dhp_store::connect(&format!("{base}/{name}")).await.unwrap();
+    let url = admin.fresh_database(&admin_url, &name).await.unwrap();
+    let store = dhp_store::connect(&url).await.unwrap();
     round_trip(store.clone()).await;
     store.close().await;
     drop(store);
