@@ -133,7 +133,11 @@ pub async fn run(store: Arc<dyn Store>, connections: usize, seconds: f64) -> Res
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
-    let server = tokio::spawn(dhp_server::serve(Arc::clone(&store), listener));
+    let server = tokio::spawn(dhp_server::serve(
+        Arc::clone(&store),
+        listener,
+        dhp_server::ServerConfig::default(),
+    ));
     let token = system_token(&addr).await?;
     let reads = Arc::new(
         ids.iter()

@@ -101,6 +101,26 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             crate::transfer::bench_ingest(residents, seed, postgres.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::User {
+            command: UserCommand::Unlock { database, username },
+        } => {
+            let store = open_existing(&database).await?;
+            let by = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "operator".into())
+            );
+            let had = dhp_server::security::login::unlock(&*store, &username, &by).await?;
+            store.close().await;
+            println!(
+                "{username}: {}",
+                if had {
+                    "unlocked (failed logins forgotten)"
+                } else {
+                    "had no failed logins on record"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stats { database, json } => {
             stats(&database, json).await?;
             Ok(ExitCode::SUCCESS)
@@ -429,18 +449,34 @@ async fn stats(url: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn serve(store: Arc<dyn Store>, listen: &str) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
+async fn serve(store: Arc<dyn Store>, listen: &crate::Listen) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&listen.listen)
         .await
-        .with_context(|| format!("failed to listen on {listen}"))?;
+        .with_context(|| format!("failed to listen on {}", listen.listen))?;
     let addr = listener.local_addr()?;
-    println!("serving http://{addr}/  (Ctrl-C to stop)");
-    dhp_server::serve(store.clone(), listener).await?;
+    let mut config = dhp_server::ServerConfig::default();
+    match &listen.base_url {
+        Some(base) => {
+            config.base_url =
+                url::Url::parse(base).with_context(|| format!("--base-url {base} is not a URL"))?;
+            config.base_url_configured = true;
+        }
+        None => config.base_url = url::Url::parse(&format!("http://{addr}/"))?,
+    }
+    println!(
+        "serving http://{addr}/ as {}  (Ctrl-C to stop)",
+        config.base()
+    );
+    eprintln!(
+        "warning: serving without TLS: passwords and records cross the network in clear; \
+         use this only on loopback or behind a TLS proxy"
+    );
+    dhp_server::serve(store.clone(), listener, config).await?;
     store.close().await;
     Ok(())
 }
 
-async fn demo(residents: u64, listen: &str, path: &str) -> Result<()> {
+async fn demo(residents: u64, listen: &crate::Listen, path: &str) -> Result<()> {
     let url = format!("sqlite://{path}");
     let store = if Path::new(path).exists() {
         println!("using the existing demo district in {path}");

@@ -24,6 +24,17 @@ struct Cli {
     command: Command,
 }
 
+/// Where and how the server is reached.
+#[derive(Debug, Clone, clap::Args)]
+struct Listen {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The URL people and systems reach the server at (links in answers are built from
+    /// it, and only its origin may post forms); default http://LISTEN.
+    #[arg(long, env = "DHP_BASE_URL")]
+    base_url: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Generate a demo district into ./dhp-demo.db if absent, then serve it.
@@ -31,8 +42,8 @@ enum Command {
         /// Residents of the demo district (when it has to be generated).
         #[arg(long, default_value_t = 50_000)]
         residents: u64,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        #[command(flatten)]
+        listen: Listen,
         #[arg(long, default_value = "dhp-demo.db")]
         path: String,
     },
@@ -40,8 +51,8 @@ enum Command {
     Serve {
         #[arg(long, env = "DHP_DATABASE")]
         database: String,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        #[command(flatten)]
+        listen: Listen,
     },
     /// Generate a synthetic district into an empty database.
     Generate {
@@ -179,6 +190,13 @@ enum UserCommand {
         resident: Option<String>,
         #[arg(long)]
         display_name: Option<String>,
+    },
+    /// Unlock an account locked after failed logins (audited).
+    Unlock {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// The account's username.
+        username: String,
     },
 }
 

@@ -1,8 +1,6 @@
-//! Password login: argon2id hashes, in-memory sessions keyed by a random token, and the
-//! demo accounts a generated district gets (one per role).
-
-use std::collections::HashMap;
-use std::sync::RwLock;
+//! Password hashes (argon2id at OWASP's recommended strength: 19 MiB, 2 passes, 1 lane —
+//! the `argon2` crate's defaults) and the demo accounts a generated district gets (one
+//! per role). Login attempts go through [`crate::security::login::LoginGuard`].
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -40,59 +38,11 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The account `username` if `secret` is its password (and, with `systems_only`, if it
-/// is an integrating system's client); `None` for an unknown name or a wrong secret.
-pub async fn verify_account(
-    store: &dyn Store,
-    username: &str,
-    secret: &str,
-    systems_only: bool,
-) -> Result<Option<User>, StoreError> {
-    let user = match store.user_by_username(username).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if systems_only && user.role != "system" {
-        return Ok(None);
-    }
-    let hash = user.password_hash.clone();
-    let secret = secret.to_string();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&secret, &hash))
-        .await
-        .unwrap_or(false);
-    Ok(ok.then_some(user))
-}
-
 /// `N` bytes from the operating system's random source.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     OsRng.fill_bytes(&mut bytes);
     bytes
-}
-
-/// Logged-in users by session token.
-#[derive(Debug, Default)]
-pub struct Sessions(RwLock<HashMap<String, User>>);
-
-impl Sessions {
-    pub fn open(&self, user: User) -> String {
-        let token = hex::encode(random_bytes::<32>());
-        self.0
-            .write()
-            .expect("sessions lock")
-            .insert(token.clone(), user);
-        token
-    }
-
-    pub fn user(&self, token: &str) -> Option<User> {
-        self.0.read().expect("sessions lock").get(token).cloned()
-    }
-
-    pub fn close(&self, token: &str) {
-        self.0.write().expect("sessions lock").remove(token);
-    }
 }
 
 /// A demo account as printed for the person running the demo.
@@ -203,5 +153,12 @@ mod tests {
         assert!(!verify_password("s3cre", &h));
         assert!(!verify_password("s3cret", "not a hash"));
         assert_ne!(hash_password("s3cret"), h, "salted");
+    }
+
+    #[test]
+    fn hashes_have_owasp_strength() {
+        // OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
+        let h = hash_password("s3cret");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
     }
 }

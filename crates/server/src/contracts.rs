@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate};
 use dhp_core::access::{Principal, Role};
 use dhp_core::contract::{apply, check_combination, tally, Combination, ContractAction, Tally};
 use dhp_core::{Contract, Id, OrgKind, Organisation};
-use dhp_store::{Batch, Cohort, Guard, Reading, StoreError, Table, User, WriteSet};
+use dhp_store::{Batch, Cohort, Guard, Reading, StoreError, Table, WriteSet};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
@@ -517,7 +517,7 @@ pub(crate) struct RateRow {
 #[template(path = "contracts.html")]
 struct RatesPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     date: String,
     rows: Vec<RateRow>,
 }

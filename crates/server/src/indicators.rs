@@ -15,7 +15,7 @@ use dhp_analytics::indicators::{self as engine, ScoreRow};
 use dhp_core::access::{Principal, Role};
 use dhp_core::indicators::{self as ind, Basis, Count, Indicator, Period, Units};
 use dhp_core::{Id, OrgKind, Organisation};
-use dhp_store::{Cohort, Reading, User};
+use dhp_store::{Cohort, Reading};
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
@@ -40,7 +40,7 @@ pub struct IndicatorQuery {
 /// What every indicator page starts from.
 struct Frame {
     t: &'static Messages,
-    user: User,
+    user: crate::security::session::SignedIn,
     who: Principal,
     zh: bool,
     units: Units,
@@ -309,7 +309,7 @@ fn score_row(r: &ScoreRow, t: &Messages, zh: bool) -> Row {
 #[template(path = "indicators.html")]
 struct ScorecardPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     title: String,
     org: String,
@@ -452,7 +452,7 @@ pub async fn scorecard(
 #[template(path = "indicator.html")]
 struct IndicatorPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     id: String,
     title: String,
@@ -745,7 +745,7 @@ pub async fn indicator(
 #[template(path = "indicator_residents.html")]
 struct ResidentsPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     id: String,
     title: String,

@@ -10,6 +10,7 @@ mod fhir;
 pub mod i18n;
 pub mod indicators;
 mod pages;
+pub mod security;
 pub mod surveillance;
 pub mod token;
 pub mod workbench;
@@ -36,7 +37,10 @@ pub use auth::{create_demo_accounts, DemoAccount};
 #[derive(Debug)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub sessions: auth::Sessions,
+    pub sessions: security::session::Sessions,
+    /// The gate of every password check (lockout, throttling, bounded memory).
+    pub login: security::login::LoginGuard,
+    pub config: ServerConfig,
     /// HS256 key that signs bearer tokens; kept in the store so tokens outlive a restart.
     pub(crate) token_key: Vec<u8>,
     /// The organisation registry, read once: it changes only with a new district.
@@ -45,6 +49,42 @@ pub struct AppState {
     place: OnceCell<Place>,
     /// Bulk export jobs.
     pub(crate) jobs: fhir::bulk::Jobs,
+}
+
+/// Largest request body the server reads (1 MiB).
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// How the server is reached and what its protections allow.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The URL the server is reached at; links in answers (FHIR `fullUrl`, paging,
+    /// `Location`) are built from it, never from the request's `Host`.
+    pub base_url: url::Url,
+    /// Whether the base URL was configured: then only its origin may post forms.
+    pub base_url_configured: bool,
+    /// Served over TLS: cookies are `Secure`.
+    pub tls: bool,
+    pub login: security::login::LoginPolicy,
+    pub sessions: security::session::SessionPolicy,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            base_url: url::Url::parse("http://127.0.0.1:8080/").expect("a valid URL"),
+            base_url_configured: false,
+            tls: false,
+            login: Default::default(),
+            sessions: Default::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `base` without a trailing slash, e.g. `http://127.0.0.1:8080`.
+    pub fn base(&self) -> String {
+        self.base_url.as_str().trim_end_matches('/').to_string()
+    }
 }
 
 /// The district's names and the time generated records count as last updated.
@@ -61,6 +101,14 @@ pub(crate) struct Place {
 impl AppState {
     /// State over `store`, creating the token-signing key on first use.
     pub async fn open(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+        Self::open_with(store, ServerConfig::default()).await
+    }
+
+    /// State over `store` with `config`.
+    pub async fn open_with(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+    ) -> Result<Arc<Self>, StoreError> {
         let token_key = match store.meta("token_key").await? {
             Some(hex_key) => {
                 hex::decode(hex_key).map_err(|e| StoreError::Corrupt(format!("token_key: {e}")))?
@@ -73,7 +121,9 @@ impl AppState {
         };
         Ok(Arc::new(Self {
             store,
-            sessions: auth::Sessions::default(),
+            sessions: security::session::Sessions::new(config.sessions.clone()),
+            login: security::login::LoginGuard::new(config.login.clone()),
+            config,
             token_key,
             orgs: OnceCell::new(),
             place: OnceCell::new(),
@@ -129,6 +179,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/logout", post(pages::logout))
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(stylesheet))
+        .route("/static/app.js", get(script))
         .route("/auth/token", post(token::token))
         .route("/api/workbench/due", get(workbench::api_due))
         .route("/api/contracts", post(contracts::api_change))
@@ -171,9 +222,14 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(workbench_pages::vaccines),
         )
         .nest("/fhir", fhir::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::web::guard,
+        ))
+        .layer(axum::middleware::from_fn(security::web::headers))
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())
-        .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -224,8 +280,11 @@ pub async fn import_resources(
 pub async fn serve(
     store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
+    config: ServerConfig,
 ) -> std::io::Result<()> {
-    let state = AppState::open(store).await.map_err(std::io::Error::other)?;
+    let state = AppState::open_with(store, config)
+        .await
+        .map_err(std::io::Error::other)?;
     let app = app(state);
     axum::serve(
         listener,
@@ -255,6 +314,16 @@ async fn stylesheet() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../static/app.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/app.js"),
     )
 }
 

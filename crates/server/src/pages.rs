@@ -11,14 +11,14 @@ use dhp_analytics::indicators as engine;
 use dhp_core::indicators::{Count, Period};
 use dhp_core::Id;
 use dhp_core::{HospitalLevel, OrgKind};
-use dhp_store::{Table, User};
+use dhp_store::Table;
 use serde::Deserialize;
 
-use crate::audit::{self, Actor};
 use crate::i18n::{messages, Messages};
-use crate::{auth, AppError, AppState};
-
-const SESSION_COOKIE: &str = "dhp_session";
+use crate::security::login::{Attempt, LoginOutcome};
+use crate::security::session::SignedIn;
+use crate::security::web::{same_site_path, session_cookie, session_token, ClientAddress};
+use crate::{AppError, AppState};
 
 #[derive(Debug, Deserialize)]
 pub struct LangQuery {
@@ -33,19 +33,9 @@ impl LangQuery {
     }
 }
 
-fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string())
-}
-
-pub(crate) fn current_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
-    session_token(headers).and_then(|t| state.sessions.user(&t))
+/// The live session of a request's cookie.
+pub(crate) fn current_user(state: &AppState, headers: &HeaderMap) -> Option<SignedIn> {
+    session_token(headers).and_then(|t| state.sessions.get(&t))
 }
 
 /// `12345` → `12,345`.
@@ -90,7 +80,7 @@ pub(crate) struct FigureRow {
 #[template(path = "home.html")]
 struct HomePage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<SignedIn>,
     district: String,
     empty: bool,
     year: i32,
@@ -250,19 +240,36 @@ pub async fn home(
 #[template(path = "login.html")]
 struct LoginPage {
     t: &'static Messages,
-    user: Option<User>,
-    failed: bool,
+    user: Option<SignedIn>,
+    /// Why the last attempt was refused (a message key), if it was.
+    refused: Option<&'static str>,
+    /// Minutes until a locked account may try again.
+    minutes: i64,
     username: String,
+    /// Where to go after logging in (a same-site path, or empty).
+    next: String,
+}
+
+impl LoginPage {
+    fn new(q: &LangQuery) -> Self {
+        Self {
+            t: q.messages(),
+            user: None,
+            refused: None,
+            minutes: 0,
+            username: String::new(),
+            next: q
+                .next
+                .as_deref()
+                .and_then(same_site_path)
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
 }
 
 pub async fn login_form(Query(q): Query<LangQuery>) -> Result<Html<String>, AppError> {
-    let page = LoginPage {
-        t: q.messages(),
-        user: None,
-        failed: false,
-        username: String::new(),
-    };
-    Ok(Html(page.render()?))
+    Ok(Html(LoginPage::new(&q).render()?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,56 +281,55 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<Arc<AppState>>,
     Query(q): Query<LangQuery>,
+    ClientAddress(address): ClientAddress,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    let verified =
-        auth::verify_account(&*state.store, form.username.trim(), &form.password, false).await?;
-    let Some(user) = verified else {
-        tracing::warn!(username = %form.username, "failed login");
-        let actor = Actor::unverified(&form.username);
-        audit::record(
+    let username = form.username.trim();
+    let outcome = state
+        .login
+        .attempt(
             &*state.store,
-            &actor,
-            "login",
-            "/login",
-            None,
-            "failed",
-            "password",
+            Attempt {
+                username,
+                secret: &form.password,
+                systems_only: false,
+                address: &address,
+                resource: "/login",
+                method: "password",
+            },
         )
         .await?;
-        let page = LoginPage {
-            t: q.messages(),
-            user: None,
-            failed: true,
-            username: form.username,
-        };
-        return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
+    let mut page = LoginPage::new(&q);
+    page.username = username.to_string();
+    let (status, refused) = match outcome {
+        LoginOutcome::Verified(user) => {
+            tracing::info!(username = %user.username, role = %user.role, "login");
+            let token = state.sessions.open(user);
+            let lang = q.lang.as_deref().unwrap_or("zh");
+            let to = match q.next.as_deref().and_then(same_site_path) {
+                Some(next) => next.to_string(),
+                None => format!("/?lang={lang}"),
+            };
+            return Ok((
+                [(
+                    header::SET_COOKIE,
+                    session_cookie(Some(&token), state.config.tls),
+                )],
+                Redirect::to(&to),
+            )
+                .into_response());
+        }
+        LoginOutcome::Wrong => (StatusCode::UNAUTHORIZED, "login_failed"),
+        LoginOutcome::Locked(until) => {
+            page.minutes = ((until - chrono::Utc::now().naive_utc()).num_seconds() + 59) / 60;
+            (StatusCode::FORBIDDEN, "login_locked")
+        }
+        LoginOutcome::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
+        LoginOutcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, "login_busy"),
     };
-    tracing::info!(username = %user.username, role = %user.role, "login");
-    let actor = Actor::from(&user);
-    audit::record(
-        &*state.store,
-        &actor,
-        "login",
-        "/login",
-        user.resident_id,
-        "success",
-        "password",
-    )
-    .await?;
-    let token = state.sessions.open(user);
-    let lang = q.lang.unwrap_or_else(|| "zh".into());
-    Ok((
-        [(
-            header::SET_COOKIE,
-            format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/"),
-        )],
-        Redirect::to(&match q.next.as_deref() {
-            Some(next) if next.starts_with('/') && !next.starts_with("//") => next.to_string(),
-            _ => format!("/?lang={lang}"),
-        }),
-    )
-        .into_response())
+    tracing::warn!(username = %username, refused, "login refused");
+    page.refused = Some(refused);
+    Ok((status, Html(page.render()?)).into_response())
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -331,10 +337,7 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         state.sessions.close(&token);
     }
     (
-        [(
-            header::SET_COOKIE,
-            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
-        )],
+        [(header::SET_COOKIE, session_cookie(None, state.config.tls))],
         Redirect::to("/"),
     )
         .into_response()

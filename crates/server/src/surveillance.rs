@@ -22,7 +22,7 @@ use dhp_core::surveillance::{
     CaseStatus, DateBasis, SentinelReport, Signal, SignalEvent, SignalStatus,
 };
 use dhp_core::{Id, Organisation};
-use dhp_store::{StoreError, User};
+use dhp_store::StoreError;
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
@@ -834,7 +834,7 @@ struct ChartBox {
 #[template(path = "surveillance.html")]
 struct CdcPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     date: String,
     cards: Vec<(String, String, &'static str)>,
@@ -863,7 +863,7 @@ fn watcher(
     headers: &HeaderMap,
     t: &'static Messages,
     next: &str,
-) -> Result<(User, Principal), Box<Response>> {
+) -> Result<(crate::security::session::SignedIn, Principal), Box<Response>> {
     let Some(user) = current_user(state, headers) else {
         return Err(Box::new(
             Redirect::to(&format!("/login?lang={}&next={next}", t.get("lang"))).into_response(),
@@ -1111,7 +1111,7 @@ fn urlencode(s: &str) -> String {
 #[template(path = "signal.html")]
 struct SignalPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     id: Id,
     title: String,
@@ -1128,7 +1128,7 @@ struct SignalPage {
 
 async fn signal_page(
     state: &AppState,
-    user: User,
+    user: crate::security::session::SignedIn,
     who: &Principal,
     t: &'static Messages,
     id: Id,
@@ -1312,7 +1312,7 @@ pub async fn signal_step(
 #[template(path = "disease.html")]
 struct DiseasePage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     title: String,
     note: String,

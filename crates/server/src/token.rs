@@ -14,8 +14,9 @@ use dhp_store::User;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, Actor};
-use crate::{auth, AppError, AppState};
+use crate::security::login::{Attempt, LoginOutcome};
+use crate::security::web::ClientAddress;
+use crate::{AppError, AppState};
 
 /// Lifetime of an access token.
 pub const TOKEN_SECONDS: i64 = 3600;
@@ -106,6 +107,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// `POST /auth/token`.
 pub async fn token(
     State(state): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
     Form(req): Form<TokenRequest>,
 ) -> Result<Response, AppError> {
     let (name, secret, clients_only) = match req.grant_type.as_str() {
@@ -131,37 +133,57 @@ pub async fn token(
             &format!("{fields} are required"),
         ));
     };
-    let verified = auth::verify_account(&*state.store, &name, &secret, clients_only).await?;
-    let Some(user) = verified else {
-        let actor = Actor::unverified(&name);
-        audit::record(
+    let outcome = state
+        .login
+        .attempt(
             &*state.store,
-            &actor,
-            "login",
-            "/auth/token",
-            None,
-            "failed",
-            &req.grant_type,
+            Attempt {
+                username: &name,
+                secret: &secret,
+                systems_only: clients_only,
+                address: &address,
+                resource: "/auth/token",
+                method: &req.grant_type,
+            },
         )
         .await?;
-        let (error, what) = if clients_only {
-            ("invalid_client", "unknown client or wrong secret")
-        } else {
-            ("invalid_grant", "wrong username or password")
-        };
-        return Ok(oauth_error(StatusCode::UNAUTHORIZED, error, what));
+    let user = match outcome {
+        LoginOutcome::Verified(user) => user,
+        LoginOutcome::Wrong => {
+            let (error, what) = if clients_only {
+                ("invalid_client", "unknown client or wrong secret")
+            } else {
+                ("invalid_grant", "wrong username or password")
+            };
+            return Ok(oauth_error(StatusCode::UNAUTHORIZED, error, what));
+        }
+        LoginOutcome::Locked(until) => {
+            return Ok(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                &format!("too many failed logins: the account is locked until {until} UTC"),
+            ))
+        }
+        LoginOutcome::Throttled(seconds) => {
+            let mut res = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "too many failed logins from this address: try again later",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+            return Ok(res);
+        }
+        LoginOutcome::Busy => {
+            let mut res = oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "too many logins at once: try again in a moment",
+            );
+            res.headers_mut().insert(header::RETRY_AFTER, 1.into());
+            return Ok(res);
+        }
     };
-    let actor = Actor::from(&user);
-    audit::record(
-        &*state.store,
-        &actor,
-        "login",
-        "/auth/token",
-        user.resident_id,
-        "success",
-        &req.grant_type,
-    )
-    .await?;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({

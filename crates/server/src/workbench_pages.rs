@@ -14,7 +14,7 @@ use dhp_core::programmes::immunization::{forecast, SeriesState};
 use dhp_core::programmes::{assess, key_populations, DueStatus, ResidentRecord};
 use dhp_core::registry::age_years;
 use dhp_core::{Id, Programme, Sex};
-use dhp_store::{Cohort, Reading, StoreError, User};
+use dhp_store::{Cohort, Reading, StoreError};
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
@@ -64,7 +64,7 @@ pub(crate) struct Chip {
 #[template(path = "workbench.html")]
 struct WorkbenchPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     org: String,
     date: String,
     lang: String,
@@ -80,7 +80,7 @@ fn doctor(
     state: &AppState,
     headers: &HeaderMap,
     t: &Messages,
-) -> Result<(User, Principal), Box<Response>> {
+) -> Result<(crate::security::session::SignedIn, Principal), Box<Response>> {
     let Some(user) = current_user(state, headers) else {
         return Err(Box::new(
             Redirect::to(&format!("/login?lang={}", t.get("lang"))).into_response(),
@@ -261,7 +261,7 @@ pub(crate) struct PanelRow {
 #[template(path = "panel.html")]
 struct PanelPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     date: String,
     lang: String,
     rows: Vec<PanelRow>,
@@ -380,7 +380,7 @@ pub(crate) struct ItemRow {
 #[template(path = "resident.html")]
 struct ResidentPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     id: Id,
     name: String,
@@ -421,7 +421,7 @@ async fn readable_record(
 #[allow(clippy::too_many_arguments)]
 async fn resident_page(
     state: &AppState,
-    user: User,
+    user: crate::security::session::SignedIn,
     who: &Principal,
     t: &'static Messages,
     id: Id,
@@ -740,7 +740,7 @@ pub(crate) struct VaccineRow {
 #[template(path = "vaccines.html")]
 struct VaccinesPage {
     t: &'static Messages,
-    user: Option<User>,
+    user: Option<crate::security::session::SignedIn>,
     lang: String,
     id: Id,
     name: String,

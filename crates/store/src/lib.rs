@@ -7,6 +7,7 @@
 //! database, so the same input always gives the same rows.
 
 mod indicators;
+mod logins;
 mod postgres;
 mod programmes;
 mod resources;
@@ -29,6 +30,7 @@ use dhp_core::{
 use sha2::{Digest, Sha256};
 
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
+pub use logins::LoginFailures;
 pub use postgres::PostgresStore;
 pub use programmes::{Cohort, Reading};
 pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};
@@ -41,6 +43,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A conditional create found the resident it was not to create (their id).
+    #[error("resident {0} already matches")]
+    Exists(Id),
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
     BadUrl(String),
     #[error("database {0} already holds a district; use an empty database")]
@@ -486,6 +491,28 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// What decides who may see resident `id` on `today` (contracts in force,
     /// organisations of their encounters).
     async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts>;
+
+    /// Record a failed login of `username` (known or not) from client `address` at `at`,
+    /// forgetting every failure before `forget_before`.
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        address: &str,
+        at: NaiveDateTime,
+        forget_before: NaiveDateTime,
+    ) -> Result<()>;
+
+    /// Failed logins since `since`: `username`'s, oldest first, and how many came from
+    /// `address`.
+    async fn login_failures(
+        &self,
+        username: &str,
+        address: &str,
+        since: NaiveDateTime,
+    ) -> Result<LoginFailures>;
+
+    /// Forget `username`'s failed logins (it signed in, or an administrator unlocked it).
+    async fn clear_login_failures(&self, username: &str) -> Result<()>;
 
     /// Append to the audit log.
     async fn insert_audit(&self, event: &AuditEvent) -> Result<()>;

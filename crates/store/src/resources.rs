@@ -87,6 +87,14 @@ pub enum Guard {
         max_id: Id,
         ended: i64,
     },
+    /// No resident matches `filter` within `scope` as of `today` (a conditional create,
+    /// `If-None-Exist`): searched inside the write's transaction, so that two concurrent
+    /// creates of one person cannot both pass. Fails with [`crate::StoreError::Exists`].
+    NoResident {
+        filter: Box<crate::ResidentFilter>,
+        scope: dhp_core::access::Scope,
+        today: chrono::NaiveDate,
+    },
 }
 
 impl Guard {
@@ -103,9 +111,11 @@ impl Guard {
         }
     }
 
-    /// A statement that touches one row exactly when the guard holds.
-    pub(crate) fn statement(&self) -> (String, Vec<Param>) {
-        match self {
+    /// A statement that touches one row exactly when the guard holds (`None`: the
+    /// guard is a search, checked by [`check_searches`]).
+    pub(crate) fn statement(&self) -> Option<(String, Vec<Param>)> {
+        Some(match self {
+            Guard::NoResident { .. } => return None,
             Guard::Contracts {
                 resident_id,
                 count,
@@ -124,7 +134,36 @@ impl Guard {
                     Param::I64(*ended),
                 ],
             ),
+        })
+    }
+}
+
+/// Check the search guards of `w` on the open transaction `tx` (the caller took the
+/// lock that keeps other conditional creates out until it commits).
+pub(crate) async fn check_searches<E: Exec>(tx: &E, w: &WriteSet) -> Result<()> {
+    for guard in &w.guards {
+        if let Guard::NoResident {
+            filter,
+            scope,
+            today,
+        } = guard
+        {
+            let (found, _) =
+                crate::shared::search_residents(tx, filter, scope, *today, 1, 0).await?;
+            if let Some(r) = found.first() {
+                return Err(crate::StoreError::Exists(r.id));
+            }
         }
+    }
+    Ok(())
+}
+
+impl WriteSet {
+    /// Whether the set carries a search guard (a conditional create).
+    pub fn has_search_guard(&self) -> bool {
+        self.guards
+            .iter()
+            .any(|g| matches!(g, Guard::NoResident { .. }))
     }
 }
 
@@ -393,8 +432,7 @@ pub(crate) fn core_delete_statements(w: &WriteSet) -> Vec<(String, Vec<Param>)> 
 macro_rules! run_write_set {
     ($tx:expr, $w:expr, $write_rows:expr, $numbered:expr) => {{
         let w: &$crate::resources::WriteSet = $w;
-        for guard in &w.guards {
-            let (sql, params) = guard.statement();
+        for (sql, params) in w.guards.iter().filter_map(|g| g.statement()) {
             let done = $crate::shared::bind_all!(sqlx::query(&sql), params)
                 .execute(&mut *$tx)
                 .await?

@@ -128,6 +128,26 @@ impl<B: Backend> Store for B {
     async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts> {
         resident_access_facts(self.pool(), id, today).await
     }
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        address: &str,
+        at: NaiveDateTime,
+        forget_before: NaiveDateTime,
+    ) -> Result<()> {
+        crate::logins::record(self.pool(), username, address, at, forget_before).await
+    }
+    async fn login_failures(
+        &self,
+        username: &str,
+        address: &str,
+        since: NaiveDateTime,
+    ) -> Result<crate::LoginFailures> {
+        crate::logins::since(self.pool(), username, address, since).await
+    }
+    async fn clear_login_failures(&self, username: &str) -> Result<()> {
+        crate::logins::clear(self.pool(), username).await
+    }
     async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
         insert_audit(self.pool(), event).await
     }

@@ -229,7 +229,7 @@ async fn kick_off(
             cancel: cancel.clone(),
         },
     );
-    let base = fhir_base(&headers);
+    let base = fhir_base(&state);
     let request = format!("{base}/{operation}");
     audit::record(
         &*state.store,

@@ -261,10 +261,10 @@ async fn case_report(
     )
 }
 
-async fn metadata(headers: HeaderMap) -> Response {
+async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     let today = Local::now().date_naive().to_string();
     let statement =
-        capability::capability_statement(&fhir_base(&headers), env!("CARGO_PKG_VERSION"), &today);
+        capability::capability_statement(&fhir_base(&state), env!("CARGO_PKG_VERSION"), &today);
     fhir_json(StatusCode::OK, &statement)
 }
 
@@ -650,12 +650,10 @@ pub(crate) async fn org_facts(
     })
 }
 
-fn fhir_base(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}/fhir")
+/// The base of every link an answer carries: the configured base URL, never the
+/// request's `Host`.
+fn fhir_base(state: &AppState) -> String {
+    format!("{}/fhir", state.config.base())
 }
 
 /// `GET /fhir/AuditEvent?patient=…&_count=…`: the audit log, newest first, for managers
@@ -729,7 +727,7 @@ async fn audit_search(
         "audit log review",
     )
     .await?;
-    let base = fhir_base(&headers);
+    let base = fhir_base(&state);
     let entries: Vec<Value> = events
         .iter()
         .map(|e| {

@@ -12,7 +12,7 @@ use dhp_core::access::Scope;
 use dhp_core::Id;
 use dhp_fhir::search::parse_patient_search;
 use dhp_fhir::{Issue, IssueCode, OperationOutcome};
-use dhp_store::{core_table, StoreError};
+use dhp_store::{core_table, Guard, ResidentFilter, StoreError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -89,13 +89,12 @@ fn commit_refusal(e: StoreError) -> Refusal {
     }
 }
 
-/// Patients matching a conditional query, across the district (the count decides;
-/// nothing about them is disclosed beyond what the interaction answers).
-async fn matches(
+/// A conditional query as a resident filter (`None`: it can match nobody).
+async fn condition(
     state: &AppState,
     kind: &str,
     query: &str,
-) -> Result<Result<Vec<Id>, Refusal>, AppError> {
+) -> Result<Result<Option<ResidentFilter>, Refusal>, AppError> {
     if kind != "Patient" {
         return Ok(Err(Refusal::Outcome(
             OperationOutcome::one(Issue::new(
@@ -124,17 +123,30 @@ async fn matches(
         }
     };
     if q.impossible {
-        return Ok(Ok(Vec::new()));
+        return Ok(Ok(None));
     }
+    Ok(Ok(Some(resident_filter(
+        &q,
+        &state.place().await?.generated,
+    ))))
+}
+
+/// Patients matching a conditional query within `scope` (at most two: the count
+/// decides).
+async fn matches(
+    state: &AppState,
+    kind: &str,
+    query: &str,
+    scope: &Scope,
+) -> Result<Result<Vec<Id>, Refusal>, AppError> {
+    let filter = match condition(state, kind, query).await? {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(Ok(Vec::new())),
+        Err(r) => return Ok(Err(r)),
+    };
     let (found, _) = state
         .store
-        .search_residents(
-            &resident_filter(&q, &state.place().await?.generated),
-            &Scope::All,
-            Local::now().date_naive(),
-            2,
-            0,
-        )
+        .search_residents(&filter, scope, Local::now().date_naive(), 2, 0)
         .await?;
     Ok(Ok(found.into_iter().map(|r| r.id).collect()))
 }
@@ -155,50 +167,99 @@ pub async fn create(
         Ok(v) => v,
         Err(o) => return Ok(outcome(o)),
     };
-    let base = fhir_base(&headers);
-    if let Some(cond) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
-        match matches(&state, &kind, cond).await? {
-            Err(r) => return refused(r).await,
-            Ok(ids) if ids.len() > 1 => {
-                return Ok(outcome(
-                    OperationOutcome::one(Issue::new(
-                        IssueCode::Conflict,
-                        format!("If-None-Exist {cond:?} matches more than one {kind}"),
-                    ))
-                    .with_status(412),
+    let base = fhir_base(&state);
+    // The condition as sent (UTF-8 too: a name in Chinese need not be percent-encoded);
+    // a condition that cannot be read is refused, never ignored.
+    let cond = match headers
+        .get("if-none-exist")
+        .map(|v| std::str::from_utf8(v.as_bytes()))
+    {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(_)) => {
+            return Ok(outcome(
+                OperationOutcome::one(Issue::new(
+                    IssueCode::Invalid,
+                    "If-None-Exist is not UTF-8 text",
                 ))
-            }
-            Ok(ids) if ids.len() == 1 => {
-                // Already there: answer 200 with its location, as the standard asks.
-                let mut res = StatusCode::OK.into_response();
-                if let Ok(v) = header::HeaderValue::from_str(&format!("{base}/{kind}/{}", ids[0])) {
-                    res.headers_mut().insert(header::LOCATION, v);
-                }
-                let actor = Actor::from(&who);
-                audit::record(
-                    &*state.store,
-                    &actor,
-                    "create",
-                    &format!("{kind}/{}", ids[0]),
-                    Some(ids[0]),
-                    "success",
-                    "exists (If-None-Exist)",
-                )
-                .await?;
-                return Ok(res);
-            }
-            Ok(_) => {}
+                .with_status(400),
+            ))
+        }
+    };
+    let Some(cond) = cond else {
+        let mut plan = Plan::new(&state, &who).await?;
+        let w = match plan.create(&kind, body).await {
+            Ok(w) => w,
+            Err(r) => return refused(r).await,
+        };
+        if let Err(e) = plan.commit().await {
+            return refused(commit_refusal(e)).await;
+        }
+        return Ok(written(&base, &w, &headers));
+    };
+    // Conditional create: who may not write learns nothing of any match; the match is
+    // looked for in the caller's own read scope only; and the search and the create
+    // are one transaction (the store's guard), so concurrent creates make one record.
+    let mut plan = Plan::new(&state, &who).await?;
+    let scope = plan.read_scope();
+    let filter = match condition(&state, &kind, cond).await? {
+        Err(r) => return refused(r).await,
+        Ok(f) => f,
+    };
+    if let Some(filter) = &filter {
+        let (found, _) = state
+            .store
+            .search_residents(filter, &scope, Local::now().date_naive(), 2, 0)
+            .await?;
+        if found.len() > 1 {
+            return Ok(outcome(
+                OperationOutcome::one(Issue::new(
+                    IssueCode::Conflict,
+                    format!("If-None-Exist {cond:?} matches more than one {kind}"),
+                ))
+                .with_status(412),
+            ));
+        }
+        if let Some(r) = found.first() {
+            return exists(&state, &headers, &kind, r.id).await;
         }
     }
-    let mut plan = Plan::new(&state, &who).await?;
     let w = match plan.create(&kind, body).await {
         Ok(w) => w,
         Err(r) => return refused(r).await,
     };
-    if let Err(e) = plan.commit().await {
-        return refused(commit_refusal(e)).await;
+    if let Some(filter) = filter {
+        plan.guard(Guard::NoResident {
+            filter: Box::new(filter),
+            scope,
+            today: Local::now().date_naive(),
+        });
+    }
+    match plan.commit().await {
+        Ok(()) => {}
+        // Another create of the same person committed first: theirs is the one.
+        Err(StoreError::Exists(id)) => return exists(&state, &headers, &kind, id).await,
+        Err(e) => return refused(commit_refusal(e)).await,
     }
     Ok(written(&base, &w, &headers))
+}
+
+/// The answer to a conditional create that found its resource (in the caller's
+/// scope): `200` with the resource and its location, as the specification says; the
+/// read is audited.
+async fn exists(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: &str,
+    id: Id,
+) -> Result<Response, AppError> {
+    let mut res = super::read_version(state, headers, kind, &id.to_string(), None).await?;
+    if res.status() == StatusCode::OK {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("{}/{kind}/{id}", fhir_base(state))) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Ok(res)
 }
 
 /// `PUT /fhir/{type}/{id}`: update (version-checked with `If-Match`).
@@ -248,7 +309,7 @@ pub async fn update(
     if let Err(e) = plan.commit().await {
         return refused(commit_refusal(e)).await;
     }
-    Ok(written(&fhir_base(&headers), &w, &headers))
+    Ok(written(&fhir_base(&state), &w, &headers))
 }
 
 /// `PUT /fhir/{type}?search`: conditional update — create when nothing matches,
@@ -272,7 +333,8 @@ pub async fn conditional_update(
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)
         .finish();
-    let ids = match matches(&state, &kind, &query).await? {
+    let scope = Plan::new(&state, &who).await?.read_scope();
+    let ids = match matches(&state, &kind, &query, &scope).await? {
         Ok(ids) => ids,
         Err(r) => return refused(r).await,
     };
@@ -305,7 +367,7 @@ pub async fn conditional_update(
     if let Err(e) = plan.commit().await {
         return refused(commit_refusal(e)).await;
     }
-    Ok(written(&fhir_base(&headers), &w, &headers))
+    Ok(written(&fhir_base(&state), &w, &headers))
 }
 
 /// `DELETE /fhir/{type}/{id}`.
@@ -333,7 +395,7 @@ pub async fn delete(
     if let Err(e) = plan.commit().await {
         return refused(commit_refusal(e)).await;
     }
-    Ok(written(&fhir_base(&headers), &w, &headers))
+    Ok(written(&fhir_base(&state), &w, &headers))
 }
 
 /// `GET /fhir/{type}/{id}/_history`: every version, newest first.
@@ -397,7 +459,7 @@ pub async fn history(
         }
     }
     let masked = !who.role.sees_full_identity();
-    let base = fhir_base(&headers);
+    let base = fhir_base(&state);
     let mut entries = Vec::new();
     match &found {
         Found::Core(row) => {
@@ -718,7 +780,7 @@ pub async fn bundle(
         Ok(v) => v,
         Err(o) => return Ok(outcome(o)),
     };
-    match process_bundle(&state, &who, body, &fhir_base(&headers)).await? {
+    match process_bundle(&state, &who, body, &fhir_base(&state)).await? {
         Ok(answer) => Ok(fhir_json(StatusCode::OK, &answer)),
         Err(o) => Ok(outcome(o)),
     }

@@ -397,7 +397,7 @@ async fn search(
     } else {
         fetch(state, plan.kind, &plan.query, &scope, masked).await?
     };
-    let base = fhir_base(headers);
+    let base = fhir_base(state);
     let actor = Actor::from(&who);
     let mut entries = Vec::new();
     let mut trail = Vec::new();
@@ -716,7 +716,7 @@ pub(crate) async fn everything(
         })
         .collect();
     store.insert_audits(&trail).await?;
-    let base = fhir_base(&headers);
+    let base = fhir_base(state);
     let entries: Vec<Value> = out
         .into_iter()
         .map(|(kind, r)| {

@@ -183,6 +183,16 @@ impl<'a> Plan<'a> {
     }
 
     /// Commit everything gathered, in one transaction.
+    /// The residents the writer may read (and so may find by a conditional query).
+    pub fn read_scope(&self) -> dhp_core::access::Scope {
+        dhp_core::access::resident_scope(self.who, self.org.as_ref())
+    }
+
+    /// A condition the store checks inside the write's transaction.
+    pub fn guard(&mut self, guard: dhp_store::Guard) {
+        self.set.guards.push(guard);
+    }
+
     pub async fn commit(self) -> Result<(), dhp_store::StoreError> {
         if self.set.is_empty() {
             return Ok(());
@@ -699,11 +709,23 @@ impl<'a> Plan<'a> {
             .await
         {
             if other.id != id {
-                return Err(refuse(
-                    IssueCode::Conflict,
-                    Some("Patient.identifier"),
-                    format!("identity number already registered as Patient/{}", other.id),
-                ));
+                // Name the record only to someone who may read it; to anyone else the
+                // clash says no more than that the number is taken. Audited either way.
+                let visible = super::read_decision(self.state, self.who, other.id)
+                    .await?
+                    .allowed();
+                let why = if visible {
+                    format!("identity number already registered as Patient/{}", other.id)
+                } else {
+                    "identity number already registered in the district, outside your scope: \
+                     the record must be shared with you (a referral, a booking or a contract) \
+                     before you write it"
+                        .to_string()
+                };
+                self.audit_refusal(action, "Patient", Some(other.id), "identity number clash")
+                    .await
+                    .map_err(Refusal::Failed)?;
+                return Err(refuse(IssueCode::Conflict, Some("Patient.identifier"), why));
             }
         }
         let address = p.address.clone().unwrap_or_default();

@@ -4,6 +4,7 @@ mod contracts;
 mod fhir;
 mod roundtrip;
 mod search;
+mod security;
 mod surveillance;
 mod workbench;
 mod write;
@@ -41,6 +42,10 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 async fn site(residents: u64) -> Site {
+    site_with(residents, dhp_server::ServerConfig::default()).await
+}
+
+async fn site_with(residents: u64, config: dhp_server::ServerConfig) -> Site {
     let dir = temp_dir("site");
     let url = format!("sqlite://{}", dir.join("d.db").display());
     let store: Arc<dyn Store> = if residents > 0 {
@@ -53,7 +58,7 @@ async fn site(residents: u64) -> Site {
         dhp_store::connect(&url).await.unwrap()
     };
     Site {
-        state: AppState::open(store).await.unwrap(),
+        state: AppState::open_with(store, config).await.unwrap(),
         dir,
     }
 }
@@ -72,6 +77,16 @@ async fn get(site: &Site, uri: &str, cookie: Option<&str>) -> (StatusCode, Strin
         .await
         .unwrap();
     (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The CSRF token of a session, as its pages carry it (the logout form of every page).
+async fn csrf_of(site: &Site, cookie: &str) -> String {
+    let (_, page) = get(site, "/?lang=en", Some(cookie)).await;
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .expect("a signed-in page carries the CSRF token");
+    let rest = &page[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
 }
 
 async fn login(

@@ -21,10 +21,11 @@ async fn due(s: &Site, tok: &str, query: &str) -> (StatusCode, Value) {
 }
 
 async fn post_form(s: &Site, path: &str, cookie: &str, form: &str) -> (StatusCode, String) {
+    let csrf = super::csrf_of(s, cookie).await;
     let req = Request::post(path)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, cookie)
-        .body(Body::from(form.to_string()))
+        .body(Body::from(format!("{form}&csrf={csrf}")))
         .unwrap();
     let res = app(s.state.clone()).oneshot(req).await.unwrap();
     let status = res.status();

@@ -628,3 +628,160 @@ async fn transactions_are_all_or_nothing_and_batches_entry_by_entry() {
     .await;
     assert_eq!(not_bundle.json["issue"][0]["expression"][0], "Bundle.type");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conditional_creates_make_one_patient() {
+    let s = site(300).await;
+    let t = system(&s).await;
+    let (_, area) = area_name(&s).await;
+    let before = s.state.store.count(Table::Residents).await.unwrap();
+    // 50 clients create the same person at once, each only if none exists yet. The
+    // identity numbers differ, so only the condition (name and birth date) can stop
+    // the duplicates.
+    let mut tasks = Vec::new();
+    for i in 0..50u16 {
+        let state = s.state.clone();
+        let t = t.clone();
+        let mut body = new_patient(&area, 10 + i);
+        body["name"] = json!([{ "text": "欧阳并发" }]);
+        tasks.push(tokio::spawn(async move {
+            let req = Request::post("/fhir/Patient")
+                .header(header::AUTHORIZATION, format!("Bearer {t}"))
+                .header(header::CONTENT_TYPE, "application/fhir+json")
+                .header("if-none-exist", "name=欧阳并发&birthdate=1961-05-17")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let res = app(state).oneshot(req).await.unwrap();
+            let status = res.status();
+            let location = res
+                .headers()
+                .get(header::LOCATION)
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, location, json)
+        }));
+    }
+    let mut created = 0;
+    let mut locations = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, location, json) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::OK => {}
+            _ => panic!("unexpected answer {status} {json}"),
+        }
+        // The existing one is answered as a Patient (200), not a conflict.
+        assert_eq!(json["resourceType"], "Patient", "{json}");
+        let path = location.unwrap();
+        locations.insert(path[..path.find("/_history").unwrap_or(path.len())].to_string());
+    }
+    assert_eq!(created, 1, "one create wins");
+    assert_eq!(locations.len(), 1, "every answer names the same Patient");
+    assert_eq!(
+        s.state.store.count(Table::Residents).await.unwrap(),
+        before + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_creates_and_clashes_reveal_nothing_outside_scope() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let resident_user = store.user_by_username("resident").await.unwrap();
+    let someone_else = residents
+        .iter()
+        .find(|r| Some(r.id) != resident_user.resident_id)
+        .unwrap();
+    let (_, area) = area_name(&s).await;
+    // A resident asks whether someone else is registered: refused, no location.
+    let me = person(&s, "resident").await;
+    let probe = send(
+        &s,
+        "POST",
+        "/fhir/Patient",
+        &me,
+        Some(&new_patient(&area, 1)),
+        &[(
+            "if-none-exist",
+            &format!("identifier={}", someone_else.identity_number.as_str()),
+        )],
+    )
+    .await;
+    assert_eq!(probe.status, StatusCode::FORBIDDEN, "{}", probe.json);
+    assert!(probe.location.is_none());
+    // A family doctor registers a number that belongs to a resident outside their
+    // scope: a conflict that does not name the record; the attempt is audited.
+    let doctor = person(&s, "doctor").await;
+    let view = super::fhir::doctor_view(store).await;
+    let today = dhp_store::as_of(store).await.unwrap();
+    let in_scope = view.in_scope(today);
+    let outsider = residents
+        .iter()
+        .find(|r| !in_scope.contains(&r.id))
+        .expect("a resident outside the doctor's scope");
+    let (_, doctor_area) = {
+        let orgs = store
+            .page(Table::Organisations, 0, 10_000)
+            .await
+            .unwrap()
+            .organisations;
+        let a = orgs.iter().find(|o| o.id == view.area).unwrap();
+        (a.id, a.name_zh.clone())
+    };
+    let mut body = new_patient(&doctor_area, 2);
+    body["identifier"][0]["value"] = json!(outsider.identity_number.as_str());
+    body["birthDate"] = json!(outsider.birth_date.to_string());
+    body["gender"] = json!(if outsider.sex == dhp_core::Sex::Male {
+        "male"
+    } else {
+        "female"
+    });
+    let before = store
+        .audit_events(Some(outsider.id), 100)
+        .await
+        .unwrap()
+        .len();
+    let clash = send(&s, "POST", "/fhir/Patient", &doctor, Some(&body), &[]).await;
+    assert_eq!(clash.status, StatusCode::CONFLICT, "{}", clash.json);
+    let text = clash.json.to_string();
+    assert!(
+        !text.contains(&format!("Patient/{}", outsider.id)),
+        "{text}"
+    );
+    assert!(text.contains("outside your scope"), "{text}");
+    let after = store.audit_events(Some(outsider.id), 100).await.unwrap();
+    assert_eq!(
+        after.len(),
+        before + 1,
+        "the attempt is on the resident's audit trail"
+    );
+    assert_eq!(after[0].outcome, "denied");
+    // The same doctor's conditional create on that number finds nothing it may see,
+    // so it creates — and the clash answers as above, without a location.
+    let conditional = send(
+        &s,
+        "POST",
+        "/fhir/Patient",
+        &doctor,
+        Some(&body),
+        &[(
+            "if-none-exist",
+            &format!("identifier={}", outsider.identity_number.as_str()),
+        )],
+    )
+    .await;
+    assert_eq!(conditional.status, StatusCode::CONFLICT);
+    assert!(conditional.location.is_none());
+    assert!(!conditional
+        .json
+        .to_string()
+        .contains(&format!("Patient/{}", outsider.id)));
+}

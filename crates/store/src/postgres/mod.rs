@@ -70,6 +70,17 @@ impl Backend for PostgresStore {
 
     async fn write_set(&self, w: &WriteSet) -> Result<()> {
         let tx = self.begin_write().await?;
+        if w.has_search_guard() {
+            // Conditional creates one at a time: the search and the insert are one
+            // step for every other conditional create (the mode conflicts with itself).
+            crate::shared::Exec::execute(
+                &tx,
+                "LOCK TABLE residents IN SHARE ROW EXCLUSIVE MODE",
+                vec![],
+            )
+            .await?;
+        }
+        crate::resources::check_searches(&tx, w).await?;
         // Indicator counts move in the same transaction (before/after tallies).
         let tracking = crate::indicators::Tracking::before(&tx, w).await?;
         {

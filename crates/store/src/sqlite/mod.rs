@@ -130,6 +130,7 @@ impl Backend for SqliteStore {
         // IMMEDIATE (begin_write): take the write lock first, so the version checks
         // inside cannot be overtaken by another writer between read and write.
         let tx = self.begin_write().await?;
+        crate::resources::check_searches(&tx, w).await?;
         // Indicator counts move in the same transaction (before/after tallies).
         let tracking = crate::indicators::Tracking::before(&tx, w).await?;
         {

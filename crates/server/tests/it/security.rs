@@ -1,0 +1,459 @@
+//! What the security review found, each reproduced: unbounded password checks, no
+//! lockout, cross-site forms, open redirects after login, links built from `Host`,
+//! missing security headers.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use dhp_server::security::login::LoginPolicy;
+use dhp_server::{app, ServerConfig};
+use dhp_store::Store;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::fhir::{call, token_request};
+use super::{csrf_of, get, login, site, site_with, Site};
+
+fn with_login(policy: LoginPolicy) -> ServerConfig {
+    ServerConfig {
+        login: policy,
+        ..ServerConfig::default()
+    }
+}
+
+async fn audit_outcomes(store: &dyn Store, username: &str) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .audit_events(None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "login" && e.username == username)
+        .map(|e| e.outcome)
+        .collect();
+    v.reverse();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_logins_run_a_bounded_number_of_password_checks() {
+    let s = site_with(
+        50,
+        with_login(LoginPolicy {
+            concurrent_checks: 2,
+            queue: 6,
+            address_failures: 1_000,
+            ..LoginPolicy::default()
+        }),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let state = s.state.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::post("/auth/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "grant_type=password&username=nobody{i}&password=wrong"
+                )))
+                .unwrap();
+            app(state).oneshot(req).await.unwrap().status()
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => busy += 1,
+            other => panic!("unexpected answer {other}"),
+        }
+    }
+    let counts = &s.state.login.counts;
+    let peak = counts.peak.load(Ordering::SeqCst);
+    assert!(peak <= 2, "{peak} password checks ran at once");
+    assert!(
+        busy > 0,
+        "64 attempts with room for 8: some must be turned away"
+    );
+    assert_eq!(counts.checks.load(Ordering::SeqCst), 64 - busy);
+    // Every attempt is in the audit log, the busy ones too.
+    let logins = s
+        .state
+        .store
+        .audit_events(None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "login")
+        .count();
+    assert_eq!(logins, 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_failures_lock_an_account_until_unlocked_and_the_right_password_waits() {
+    let s = site(50).await;
+    for _ in 0..5 {
+        let a = token_request(&s, "grant_type=password&username=doctor&password=wrong").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    // The sixth attempt, with the right password, is refused: the account is locked.
+    let a = token_request(&s, "grant_type=password&username=doctor&password=doctor").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json);
+    assert_eq!(a.json["error"], "invalid_grant");
+    assert!(a.json["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+    // The portal login says the same, in the page's language.
+    let (status, cookie, page) = login(&s, "doctor", "doctor").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(cookie.is_none());
+    assert!(page.contains("the account is locked"), "{page}");
+    let outcomes = audit_outcomes(&*s.state.store, "doctor").await;
+    assert_eq!(
+        outcomes,
+        ["failed", "failed", "failed", "failed", "failed", "locked", "locked", "locked"],
+        "each failure, the lock and each refusal while locked are audited"
+    );
+    // An administrator unlocks it (audited), and the right password works again.
+    assert!(
+        dhp_server::security::login::unlock(&*s.state.store, "doctor", "secadmin")
+            .await
+            .unwrap()
+    );
+    let unlock = s.state.store.audit_events(None, 1).await.unwrap();
+    assert_eq!(unlock[0].action, "unlock");
+    assert_eq!(unlock[0].resource, "User/doctor");
+    assert_eq!(unlock[0].username, "secadmin");
+    let a = token_request(&s, "grant_type=password&username=doctor&password=doctor").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    // A success forgets the failures: four more wrong ones do not lock.
+    for _ in 0..4 {
+        token_request(&s, "grant_type=password&username=doctor&password=wrong").await;
+    }
+    let a = token_request(&s, "grant_type=password&username=doctor&password=doctor").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_are_checked_and_locked_like_known_ones() {
+    let s = site(50).await;
+    let checks = |s: &Site| s.state.login.counts.checks.load(Ordering::SeqCst);
+    let before = checks(&s);
+    let known = token_request(&s, "grant_type=password&username=doctor&password=x").await;
+    let unknown = token_request(&s, "grant_type=password&username=nobody&password=x").await;
+    // Same answer, and one password check each (the unknown name against a decoy).
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(known.json, unknown.json);
+    assert_eq!(checks(&s) - before, 2);
+    // A client id tried with the password grant's account is checked too.
+    let before = checks(&s);
+    let a = token_request(
+        &s,
+        "grant_type=client_credentials&client_id=doctor&client_secret=doctor",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(checks(&s) - before, 1);
+    // The unknown name locks after five failures just as a known one does.
+    for _ in 0..4 {
+        token_request(&s, "grant_type=password&username=nobody&password=x").await;
+    }
+    let a = token_request(&s, "grant_type=password&username=nobody&password=x").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.json["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_spraying_many_names_is_throttled() {
+    let s = site_with(
+        50,
+        with_login(LoginPolicy {
+            address_failures: 3,
+            ..LoginPolicy::default()
+        }),
+    )
+    .await;
+    for name in ["a", "b", "c"] {
+        let a = token_request(
+            &s,
+            &format!("grant_type=password&username={name}&password=x"),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let before = s.state.login.counts.checks.load(Ordering::SeqCst);
+    let a = token_request(&s, "grant_type=password&username=doctor&password=doctor").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.json);
+    assert_eq!(
+        s.state.login.counts.checks.load(Ordering::SeqCst),
+        before,
+        "no password is checked for a throttled address"
+    );
+    assert_eq!(
+        audit_outcomes(&*s.state.store, "doctor").await,
+        ["throttled"]
+    );
+    let (status, _, page) = login(&s, "manager", "manager").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.contains("Too many failed logins from this computer"));
+}
+
+/// A form post as a browser sends it: the session cookie, the form, and what the
+/// browser says of where the request came from.
+async fn post(
+    s: &Site,
+    path: &str,
+    cookie: &str,
+    content_type: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut req = Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::COOKIE, cookie)
+        .header(header::HOST, "127.0.0.1:8080");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let res = app(s.state.clone())
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn first_contracted_resident(s: &Site) -> i64 {
+    let today = dhp_store::as_of(&*s.state.store).await.unwrap();
+    let doctor = s.state.store.user_by_username("doctor").await.unwrap();
+    let contracts = s
+        .state
+        .store
+        .page(dhp_store::Table::Contracts, 0, 100_000)
+        .await
+        .unwrap()
+        .contracts;
+    contracts
+        .iter()
+        .find(|c| {
+            Some(c.centre_org_id) == doctor.org_id
+                && c.status != dhp_core::ContractStatus::Ended
+                && c.start <= today
+                && today <= c.end
+        })
+        .expect("the doctor's centre has contracts")
+        .resident_id
+}
+
+async fn audit_count(s: &Site) -> usize {
+    s.state
+        .store
+        .audit_events(None, 100_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_from_another_site_or_without_the_token_change_nothing() {
+    let s = site(2_000).await;
+    let (_, cookie, _) = login(&s, "doctor", "doctor").await;
+    let cookie = cookie.unwrap();
+    let resident = first_contracted_resident(&s).await;
+    let path = format!("/workbench/resident/{resident}/contract?lang=en");
+    let contracts_before = s
+        .state
+        .store
+        .count(dhp_store::Table::Contracts)
+        .await
+        .unwrap();
+    let form = "action=end";
+    let urlencoded = "application/x-www-form-urlencoded";
+    // What the review did: a form posted from another site with the user's cookie.
+    let (status, _) = post(
+        &s,
+        &path,
+        &cookie,
+        urlencoded,
+        form,
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post(
+        &s,
+        &path,
+        &cookie,
+        urlencoded,
+        form,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // An older browser that sends neither: the token decides.
+    let (status, page) = post(&s, &path, &cookie, urlencoded, form, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("reload the page"), "{page}");
+    let (status, _) = post(&s, &path, &cookie, urlencoded, "action=end&csrf=00", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The JSON API with the cookie and a text/plain body (no preflight needed).
+    let json = format!(r#"{{"resident_id":{resident},"action":"end"}}"#);
+    let (status, _) = post(&s, "/api/contracts", &cookie, "text/plain", &json, &[]).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // application/json with the cookie but without the session's token.
+    let (status, _) = post(
+        &s,
+        "/api/contracts",
+        &cookie,
+        "application/json",
+        &json,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Detection run from another site.
+    let (status, _) = post(
+        &s,
+        "/surveillance/run?lang=en",
+        &cookie,
+        urlencoded,
+        "",
+        &[("sec-fetch-site", "same-site")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing changed: the contract is still in force.
+    let facts = s
+        .state
+        .store
+        .page(dhp_store::Table::Contracts, 0, 100_000)
+        .await
+        .unwrap()
+        .contracts;
+    assert_eq!(facts.len() as i64, contracts_before);
+    assert!(facts
+        .iter()
+        .any(|c| c.resident_id == resident && c.status != dhp_core::ContractStatus::Ended));
+    // The same form from our own page, with its token, goes through.
+    let csrf = csrf_of(&s, &cookie).await;
+    let before = audit_count(&s).await;
+    let (status, _) = post(
+        &s,
+        &path,
+        &cookie,
+        urlencoded,
+        &format!("{form}&csrf={csrf}"),
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://127.0.0.1:8080"),
+        ],
+    )
+    .await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    assert!(audit_count(&s).await > before, "the change is audited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_goes_only_to_paths_on_this_site() {
+    let s = site(50).await;
+    for (next, to) in [
+        ("/\\evil.example/", "/?lang=en"),
+        ("//evil.example/", "/?lang=en"),
+        ("https://evil.example/", "/?lang=en"),
+        ("/workbench?lang=en", "/workbench?lang=en"),
+    ] {
+        let enc: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let req = Request::post(format!("/login?lang=en&next={enc}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("username=doctor&password=doctor"))
+            .unwrap();
+        let res = app(s.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()[header::LOCATION], to, "next={next}");
+    }
+    // The login form keeps a same-site `next` and drops another.
+    let (_, page) = get(&s, "/login?lang=en&next=/workbench", None).await;
+    assert!(page.contains("&amp;next=/workbench\""), "{page}");
+    let (_, page) = get(&s, "/login?lang=en&next=//evil.example", None).await;
+    assert!(!page.contains("evil"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_security_headers_and_links_from_the_base_url() {
+    let s = site_with(
+        50,
+        ServerConfig {
+            base_url: url::Url::parse("https://health.example.gov.cn/").unwrap(),
+            base_url_configured: true,
+            tls: true,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    for path in ["/", "/login", "/fhir/metadata", "/healthz"] {
+        let res = app(s.state.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let h = res.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{path}"
+        );
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(h[header::REFERRER_POLICY], "same-origin", "{path}");
+    }
+    // Links come from the configured base URL, whatever Host the request names.
+    let tok = super::fhir::token(&s, "system").await;
+    let a = call(
+        &s,
+        Request::get("/fhir/Patient?_count=1")
+            .header(header::AUTHORIZATION, format!("Bearer {tok}"))
+            .header(header::HOST, "evil.example")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let links: Vec<&Value> = a.json["link"].as_array().unwrap().iter().collect();
+    assert!(!links.is_empty());
+    for l in links {
+        assert!(
+            l["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://health.example.gov.cn/fhir"),
+            "{l}"
+        );
+    }
+    // Over TLS the session cookie is Secure; a form from the base URL's origin passes
+    // the origin check, one from the Host it names does not.
+    let req = Request::post("/login?lang=en")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, "https://health.example.gov.cn")
+        .body(Body::from("username=doctor&password=doctor"))
+        .unwrap();
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let req = Request::post("/login?lang=en")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "evil.example")
+        .header(header::ORIGIN, "https://evil.example")
+        .body(Body::from("username=doctor&password=doctor"))
+        .unwrap();
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
