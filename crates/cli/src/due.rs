@@ -88,7 +88,7 @@ fn write_csv(out: impl Write, rows: &[DueRow]) -> Result<()> {
         w.write_record([
             i.programme.as_str(),
             &r.resident_id.to_string(),
-            &r.resident_name,
+            &dhp_core::csv::neutralise(&r.resident_name),
             &i.key,
             &i.what_en,
             &i.earliest.to_string(),

@@ -255,11 +255,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    dhp_core::csv::cell(s)
 }
 
 /// `dhp bench indicators`: full recompute, the cost of keeping counts current per

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod codes;
 pub mod contract;
+pub mod csv;
 pub mod identity;
 pub mod indicators;
 pub mod plan;

@@ -247,8 +247,17 @@ fn shanghai() -> FixedOffset {
 
 /// A FHIR `dateTime` or `date` to local (Shanghai) time. Partial dates (`2025`,
 /// `2025-06`) are refused: a record needs its day.
+/// Time-zone offsets in use on Earth run from −12:00 to +14:00.
+const OFFSET_RANGE: std::ops::RangeInclusive<i32> = -12 * 3600..=14 * 3600;
+
 pub fn parse_datetime(text: &str) -> Result<NaiveDateTime, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        if !OFFSET_RANGE.contains(&t.offset().local_minus_utc()) {
+            return Err(format!(
+                "{text:?}: the time-zone offset {} is outside −12:00 … +14:00",
+                t.offset()
+            ));
+        }
         return Ok(t.with_timezone(&shanghai()).naive_local());
     }
     if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
@@ -263,6 +272,9 @@ pub fn parse_datetime(text: &str) -> Result<NaiveDateTime, String> {
         "{text:?} is not a FHIR dateTime with a day (YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)"
     ))
 }
+
+/// The earliest day a record may carry.
+const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a valid date");
 
 /// Collects issues while reading one resource.
 struct Reader<'a> {
@@ -366,9 +378,19 @@ impl<'a> Reader<'a> {
         parsed
     }
 
+    /// When something happened: a FHIR dateTime with a day, not before 1900 and not in
+    /// the future (a day's grace for clocks).
     fn datetime(&mut self, rel: &str, required: bool) -> Option<NaiveDateTime> {
         let text = self.text(rel, required)?;
         match parse_datetime(text) {
+            Ok(t) if t.date() < EARLIEST => {
+                self.fail(IssueCode::Value, rel, format!("{text:?} is before 1900"));
+                None
+            }
+            Ok(t) if t > chrono::Local::now().naive_local() + chrono::Duration::days(1) => {
+                self.fail(IssueCode::Value, rel, format!("{text:?} is in the future"));
+                None
+            }
             Ok(t) => Some(t),
             Err(why) => {
                 self.fail(IssueCode::Value, rel, why);
@@ -632,12 +654,39 @@ pub fn observation(v: &Value) -> Result<ObservationInput, Vec<Issue>> {
             None
         }
     };
-    let unit = r
+    let mut unit = r
         .get("valueQuantity.unit")
         .or_else(|| r.get("valueQuantity.code"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // The code table's unit and plausible range apply to every write (the same table
+    // the workbench form checks against).
+    if let (Some(code), Some(v)) = (code.as_deref(), value) {
+        if let Some(known) = dhp_core::codes::observation(code) {
+            if !unit.is_empty() && unit != known.unit && unit != known.ucum {
+                r.fail(
+                    IssueCode::Value,
+                    "valueQuantity.unit",
+                    format!(
+                        "{} is measured in {} ({}), not {unit:?}",
+                        known.name_en, known.unit, known.ucum
+                    ),
+                );
+            } else if !(known.min..=known.max).contains(&v) {
+                r.fail(
+                    IssueCode::Value,
+                    "valueQuantity.value",
+                    format!(
+                        "{} {v} {} is outside the plausible range {}–{} {}",
+                        known.name_en, known.unit, known.min, known.max, known.unit
+                    ),
+                );
+            }
+            // Kept in the table's unit (a UCUM code sent is the same unit).
+            unit = known.unit.clone();
+        }
+    }
     let value = (|| {
         Some(ObservationInput {
             resident_id: subject?.1,
@@ -844,6 +893,76 @@ mod tests {
         );
         assert!(parse_datetime("2025-06").is_err());
         assert!(parse_datetime("June 1st").is_err());
+    }
+
+    /// An Observation of `code` with `value` `unit` at `when`.
+    fn reading(code: &str, value: f64, unit: &str, when: &str) -> Value {
+        serde_json::json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "subject": { "reference": "Patient/1" },
+            "code": { "coding": [{ "system": "http://loinc.org", "code": code }] },
+            "effectiveDateTime": when,
+            "valueQuantity": { "value": value, "unit": unit },
+        })
+    }
+
+    #[test]
+    fn implausible_readings_are_refused_naming_the_element() {
+        let check = |v: Value, path: Option<&str>| match (observation(&v), path) {
+            (Ok(_), None) => {}
+            (Err(issues), Some(p)) => assert_eq!(paths(&issues), [p], "{v}"),
+            (got, want) => panic!("{v}: {got:?}, wanted an issue at {want:?}"),
+        };
+        let day = "2025-06-01T09:00:00+08:00";
+        // What the review sent: systolic −1 and 99,999 mmHg, heart rate −50, glucose
+        // 10⁶, blood pressure in kg, dates in 1800 and 2099, an offset of +99:00.
+        check(
+            reading("8480-6", -1.0, "mmHg", day),
+            Some("Observation.valueQuantity.value"),
+        );
+        check(
+            reading("8480-6", 99_999.0, "mmHg", day),
+            Some("Observation.valueQuantity.value"),
+        );
+        check(
+            reading("8867-4", -50.0, "/min", day),
+            Some("Observation.valueQuantity.value"),
+        );
+        check(
+            reading("14771-0", 1e6, "mmol/L", day),
+            Some("Observation.valueQuantity.value"),
+        );
+        check(
+            reading("8480-6", 120.0, "kg", day),
+            Some("Observation.valueQuantity.unit"),
+        );
+        check(
+            reading("8480-6", 120.0, "mmHg", "1800-01-01"),
+            Some("Observation.effectiveDateTime"),
+        );
+        check(
+            reading("8480-6", 120.0, "mmHg", "2099-01-01"),
+            Some("Observation.effectiveDateTime"),
+        );
+        check(
+            reading("8480-6", 120.0, "mmHg", "2025-06-01T09:00:00+99:00"),
+            Some("Observation.effectiveDateTime"),
+        );
+        // The edges of the table's range and its UCUM code are accepted.
+        check(reading("8480-6", 40.0, "mmHg", day), None);
+        check(reading("8480-6", 300.0, "mm[Hg]", day), None);
+        check(
+            reading("8480-6", 300.1, "mmHg", day),
+            Some("Observation.valueQuantity.value"),
+        );
+        check(
+            reading("8480-6", 120.0, "mmHg", "2025-06-01T09:00:00+14:00"),
+            None,
+        );
+        // A UCUM code is kept as the table's unit.
+        let o = observation(&reading("8480-6", 120.0, "mm[Hg]", day)).unwrap();
+        assert_eq!(o.unit, "mmHg");
     }
 
     fn paths(issues: &[Issue]) -> Vec<String> {

@@ -10,6 +10,9 @@ use crate::RESIDENT_ID_SYSTEM;
 
 pub const DEFAULT_COUNT: i64 = 20;
 pub const MAX_COUNT: i64 = 200;
+/// The largest `_offset` (a page beyond every record a district holds; larger ones are
+/// refused rather than left to overflow the next link).
+pub const MAX_OFFSET: i64 = 1_000_000_000;
 
 /// The parameters `GET /fhir/Patient` understands (also listed in the
 /// CapabilityStatement).
@@ -156,6 +159,18 @@ fn date_conditions(raw: &str) -> Result<Vec<(Prefix, NaiveDate)>, String> {
     })
 }
 
+/// A search value with a control character (a NUL byte ends a pattern early in some
+/// databases, so it would match every row): refused, naming the parameter.
+fn control_character(kind: &str, key: &str, value: &str) -> Option<Issue> {
+    (key.chars().chain(value.chars()).any(char::is_control)).then(|| {
+        Issue::at(
+            IssueCode::Invalid,
+            format!("{kind}?{key}"),
+            "contains a control character",
+        )
+    })
+}
+
 /// Parse the query of a Patient search. `lenient`: unknown parameters are ignored
 /// instead of reported (`Prefer: handling=lenient`).
 pub fn parse_patient_search(
@@ -167,6 +182,10 @@ pub fn parse_patient_search(
     let mut issues = Vec::new();
     for (key, value) in pairs {
         let at = |what: String| Issue::at(IssueCode::Invalid, format!("Patient?{key}"), what);
+        if let Some(issue) = control_character("Patient", key, value) {
+            issues.push(issue);
+            continue;
+        }
         let text = || (!value.trim().is_empty()).then(|| value.trim().to_string());
         match key.as_str() {
             "_id" => match value.parse::<i64>() {
@@ -624,9 +643,19 @@ fn date_span(text: &str) -> Result<(NaiveDateTime, NaiveDateTime), String> {
             } else {
                 let sign = if o.starts_with('-') { -1 } else { 1 };
                 let (h, m) = o[1..].split_once(':').ok_or_else(bad)?;
+                if h.len() != 2 || m.len() != 2 {
+                    return Err(bad());
+                }
                 let h: i64 = h.parse().map_err(|_| bad())?;
                 let m: i64 = m.parse().map_err(|_| bad())?;
-                sign * (h * 60 + m)
+                let minutes = sign * (h * 60 + m);
+                // Offsets in use run from −12:00 to +14:00.
+                if m >= 60 || !(-12 * 60..=14 * 60).contains(&minutes) {
+                    return Err(format!(
+                        "{text:?}: the time-zone offset {o} is outside −12:00 … +14:00"
+                    ));
+                }
+                minutes
             };
             // To UTC, then to Shanghai (UTC+8, no summer time).
             start = start - TimeDelta::minutes(minutes) + TimeDelta::hours(8);
@@ -712,8 +741,8 @@ impl Common {
                 _ => return Err(at(format!("must be a whole number from 0 to {MAX_COUNT}"))),
             },
             "_offset" => match value.parse::<i64>() {
-                Ok(n) if n >= 0 => self.offset = n,
-                _ => return Err(at("must be a whole number from 0".into())),
+                Ok(n) if (0..=MAX_OFFSET).contains(&n) => self.offset = n,
+                _ => return Err(at(format!("must be a whole number from 0 to {MAX_OFFSET}"))),
             },
             "_summary" => match value {
                 "count" => self.summary_count = true,
@@ -849,6 +878,10 @@ pub fn parse_record_search(
     };
     let mut issues = Vec::new();
     for (key, value) in pairs {
+        if let Some(issue) = control_character(kind, key, value) {
+            issues.push(issue);
+            continue;
+        }
         let (name, modifier) = match key.split_once(':') {
             Some((n, m)) => (n, Some(m)),
             None => (key.as_str(), None),
@@ -987,6 +1020,41 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn hostile_values_are_refused_naming_the_parameter() {
+        let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let record =
+            |pairs: &[(&str, &str)]| parse_record_search("Observation", &owned(pairs), false);
+        let expr = |issues: Vec<Issue>| issues[0].expression.clone().unwrap();
+        // A NUL byte would end the LIKE pattern early and match every row.
+        assert_eq!(expr(q(&[("name", "王\0")]).unwrap_err()), "Patient?name");
+        assert_eq!(
+            expr(q(&[("family", "\u{1}")]).unwrap_err()),
+            "Patient?family"
+        );
+        assert_eq!(
+            expr(record(&[("code", "8480-6\0")]).unwrap_err()),
+            "Observation?code"
+        );
+        // An offset near 2^63 would wrap the next link back to the first page.
+        assert_eq!(
+            expr(q(&[("_offset", "9223372036854775800")]).unwrap_err()),
+            "Patient?_offset"
+        );
+        assert!(q(&[("_offset", &MAX_OFFSET.to_string())]).is_ok());
+        // Time-zone offsets outside −12:00 … +14:00.
+        assert!(record(&[("date", "ge2025-06-01T09:00:00+99:00")]).is_err());
+        assert!(record(&[("date", "ge2025-06-01T09:00:00+14:60")]).is_err());
+        assert!(record(&[("date", "ge2025-06-01T09:00:00-13:00")]).is_err());
+        assert!(record(&[("date", "ge2025-06-01T09:00:00+14:00")]).is_ok());
+        assert!(record(&[("date", "ge2025-06-01T09:00:00-12:00")]).is_ok());
     }
 
     #[test]

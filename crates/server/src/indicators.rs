@@ -233,11 +233,7 @@ fn csv_response(filename: &str, body: String) -> Response {
 }
 
 fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    dhp_core::csv::cell(s)
 }
 
 struct Row {

@@ -226,14 +226,15 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.clone(),
             security::web::guard,
         ))
-        .layer(axum::middleware::from_fn(security::web::headers))
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(fhir::negotiate))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
+        .layer(axum::middleware::from_fn(security::web::headers))
         .with_state(state)
 }
 

@@ -170,6 +170,84 @@ pub fn router() -> Router<Arc<AppState>> {
         .fallback(not_supported)
 }
 
+/// The FHIR face of every answer under `/fhir`: a request for a format the server does
+/// not speak (XML) is answered `406`, and the plain answers the HTTP layers give on
+/// their own (`405` method, `413` body too large, `415`) become `OperationOutcome`s.
+/// Layered outside the body limit, so that its `413` is answered in FHIR's terms too.
+pub(crate) async fn negotiate(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !req.uri().path().starts_with("/fhir") {
+        return next.run(req).await;
+    }
+    let format = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "_format")
+            .map(|(_, v)| v.to_ascii_lowercase())
+    });
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let json_format = |f: &str| f == "json" || f.contains("json");
+    let wants_other = match (&format, &accept) {
+        (Some(f), _) => !json_format(f),
+        (None, Some(a)) => !a
+            .split(',')
+            .map(|m| m.split(';').next().unwrap_or_default().trim())
+            .any(|m| m.contains("json") || m == "*/*" || m == "application/*" || m.is_empty()),
+        (None, None) => false,
+    };
+    if wants_other {
+        return outcome(
+            OperationOutcome::one(Issue::new(
+                IssueCode::NotSupported,
+                format!(
+                    "this server answers JSON only (application/fhir+json); asked for {}",
+                    format.or(accept).unwrap_or_default()
+                ),
+            ))
+            .with_status(406),
+        );
+    }
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_fhir = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with(FHIR_JSON));
+    if is_fhir || !matches!(status.as_u16(), 405 | 413 | 415) {
+        return res;
+    }
+    let text = match status.as_u16() {
+        405 => format!("{method} is not an interaction this URL supports"),
+        413 => format!(
+            "the body is larger than this server takes ({} bytes)",
+            crate::BODY_LIMIT
+        ),
+        _ => "send FHIR JSON (application/fhir+json)".to_string(),
+    };
+    let mut out = outcome(
+        OperationOutcome::one(Issue::new(
+            if status.as_u16() == 413 {
+                IssueCode::Invalid
+            } else {
+                IssueCode::NotSupported
+            },
+            text,
+        ))
+        .with_status(status.as_u16()),
+    );
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
 fn fhir_json(status: StatusCode, body: &Value) -> Response {
     (
         status,

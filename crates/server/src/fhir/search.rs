@@ -513,7 +513,7 @@ async fn search(
     let mut links = vec![json!({ "relation": "self", "url": query(plan.offset) })];
     if !plan.summary_count && plan.count > 0 {
         links.push(json!({ "relation": "first", "url": query(0) }));
-        if plan.offset + plan.count < total {
+        if plan.offset.saturating_add(plan.count) < total {
             links.push(json!({ "relation": "next", "url": query(plan.offset + plan.count) }));
         }
         if plan.offset > 0 {

@@ -84,6 +84,8 @@ pub struct Plan<'a> {
     encounters: HashMap<Id, Id>,
     /// Ids reserved ahead, per kind: (next, end exclusive).
     ids: HashMap<String, (Id, Id)>,
+    /// Residents' birth dates, read once per unit.
+    born: HashMap<Id, NaiveDate>,
 }
 
 /// How far a plan had got: [`Plan::rollback`] returns to it.
@@ -123,6 +125,7 @@ impl<'a> Plan<'a> {
             facts: HashMap::new(),
             encounters: HashMap::new(),
             ids: HashMap::new(),
+            born: HashMap::new(),
         })
     }
 
@@ -527,13 +530,17 @@ impl<'a> Plan<'a> {
     ) -> Result<Written, Refusal> {
         let resource = format!("{kind}/{id}");
         let mut index = dhp_store::Index::default();
+        // When the record says it happened (never before the resident was born), and
+        // the hospital an encounter brings the resident to.
+        let mut event: Option<(NaiveDate, &str)> = None;
+        let mut encounter_org = None;
         let resident = match kind {
             "Patient" => self.project_patient(id, &body, action).await?,
             "Encounter" => {
                 let e = input::encounter(&body).map_err(invalid)?;
                 self.org(e.org_id, "Encounter.serviceProvider.reference").await?;
-                // The encounter itself brings the resident into a hospital's scope.
-                self.facts(e.resident_id).await?.encounter_orgs.push(e.org_id);
+                event = Some((e.start.date(), "Encounter.period.start"));
+                encounter_org = Some(e.org_id);
                 self.encounters.insert(id, e.org_id);
                 self.set.core.encounters.push(Encounter {
                     id,
@@ -568,6 +575,7 @@ impl<'a> Plan<'a> {
                         },
                     },
                 };
+                event = Some((c.onset, "Condition.onsetDateTime"));
                 self.set.core.conditions.push(Condition {
                     id,
                     resident_id: c.resident_id,
@@ -579,6 +587,7 @@ impl<'a> Plan<'a> {
             }
             "Observation" => {
                 let o = input::observation(&body).map_err(invalid)?;
+                event = Some((o.effective.date(), "Observation.effectiveDateTime"));
                 self.set.core.observations.push(Observation {
                     id,
                     resident_id: o.resident_id,
@@ -593,6 +602,7 @@ impl<'a> Plan<'a> {
             "Immunization" => {
                 let i = input::immunization(&body).map_err(invalid)?;
                 self.org(i.org_id, "Immunization.performer.actor.reference").await?;
+                event = Some((i.date, "Immunization.occurrenceDateTime"));
                 self.set.core.immunizations.push(Immunization {
                     id,
                     resident_id: i.resident_id,
@@ -631,7 +641,39 @@ impl<'a> Plan<'a> {
             },
         };
         if kind != "Patient" {
+            // In scope before this write counts: an encounter does not bring its own
+            // resident into the writer's scope (a hospital clinician records only for
+            // residents already seen at their hospital).
             self.check_scope(resident, action, &resource).await?;
+            if let Some(org) = encounter_org {
+                self.facts(resident).await?.encounter_orgs.push(org);
+            }
+        }
+        if let Some((day, path)) = event {
+            // A resident written earlier in this unit is not stored yet.
+            let pending = self
+                .set
+                .core
+                .residents
+                .iter()
+                .rev()
+                .find(|r| r.id == resident);
+            let born = match (pending, self.born.get(&resident)) {
+                (Some(r), _) => r.birth_date,
+                (None, Some(b)) => *b,
+                (None, None) => {
+                    let b = self.state.store.resident(resident).await?.birth_date;
+                    self.born.insert(resident, b);
+                    b
+                }
+            };
+            if day < born {
+                return Err(refuse(
+                    IssueCode::Value,
+                    Some(path),
+                    format!("{day} is before the resident was born ({born})"),
+                ));
+            }
         }
         self.keep(
             kind,

@@ -785,3 +785,212 @@ async fn conditional_creates_and_clashes_reveal_nothing_outside_scope() {
         .to_string()
         .contains(&format!("Patient/{}", outsider.id)));
 }
+
+fn encounter_at(resident: i64, org: &str, start: &str) -> Value {
+    json!({
+        "resourceType": "Encounter", "status": "finished",
+        "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" },
+        "subject": { "reference": format!("Patient/{resident}") },
+        "serviceProvider": { "reference": format!("Organization/{org}") },
+        "period": { "start": start },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let clinician = store.user_by_username("clinician").await.unwrap();
+    let hospital = clinician.org_id.unwrap();
+    let today = dhp_store::as_of(store).await.unwrap();
+    let residents = store
+        .page(Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let mut stranger = None;
+    let mut known = None;
+    for r in &residents {
+        let facts = store.resident_access_facts(r.id, today).await.unwrap();
+        match (facts.encounter_orgs.contains(&hospital), stranger, known) {
+            (false, None, _) => stranger = Some(r.id),
+            (true, _, None) => known = Some(r.id),
+            _ => {}
+        }
+    }
+    let (stranger, known) = (
+        stranger.unwrap(),
+        known.expect("someone seen at the hospital"),
+    );
+    let t = person(&s, "clinician").await;
+    let before = content_digest(store).await.unwrap();
+    // What the review did: an encounter for a resident never seen at the hospital...
+    let r = send(
+        &s,
+        "POST",
+        "/fhir/Encounter",
+        &t,
+        Some(&encounter_at(
+            stranger,
+            &hospital.to_string(),
+            "2026-06-01T09:00:00+08:00",
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    // ...and then the whole record: still refused, and nothing was written.
+    let all = send(
+        &s,
+        "GET",
+        &format!("/fhir/Patient/{stranger}/$everything"),
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::FORBIDDEN);
+    assert_eq!(content_digest(store).await.unwrap(), before);
+    // A resident already seen there can have another encounter recorded.
+    let r = send(
+        &s,
+        "POST",
+        "/fhir/Encounter",
+        &t,
+        Some(&encounter_at(
+            known,
+            &hospital.to_string(),
+            "2026-06-01T09:00:00+08:00",
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implausible_records_and_hostile_requests_are_refused_in_fhir_terms() {
+    let s = site(300).await;
+    let store = &*s.state.store;
+    let t = system(&s).await;
+    let resident = store.page(Table::Residents, 0, 1).await.unwrap().residents[0].clone();
+    let before = content_digest(store).await.unwrap();
+    let reading = |value: f64, unit: &str, when: &str| {
+        json!({
+            "resourceType": "Observation", "status": "final",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "8480-6" }] },
+            "subject": { "reference": format!("Patient/{}", resident.id) },
+            "effectiveDateTime": when,
+            "valueQuantity": { "value": value, "unit": unit },
+        })
+    };
+    let day = "2026-06-01T09:00:00+08:00";
+    let born = resident.birth_date - chrono::Days::new(1);
+    for (body, path) in [
+        (
+            reading(99_999.0, "mmHg", day),
+            "Observation.valueQuantity.value",
+        ),
+        (
+            reading(-1.0, "mmHg", day),
+            "Observation.valueQuantity.value",
+        ),
+        (reading(120.0, "kg", day), "Observation.valueQuantity.unit"),
+        (
+            reading(120.0, "mmHg", "2099-01-01"),
+            "Observation.effectiveDateTime",
+        ),
+        (
+            reading(120.0, "mmHg", &born.to_string()),
+            "Observation.effectiveDateTime",
+        ),
+    ] {
+        let r = send(&s, "POST", "/fhir/Observation", &t, Some(&body), &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.json);
+        assert_eq!(r.json["issue"][0]["expression"][0], path, "{}", r.json);
+        // The same inside a transaction: all of it refused.
+        let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+            { "resource": reading(130.0, "mmHg", day), "request": { "method": "POST", "url": "Observation" } },
+            { "resource": body, "request": { "method": "POST", "url": "Observation" } },
+        ]});
+        let r = send(&s, "POST", "/fhir", &t, Some(&bundle), &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    }
+    assert_eq!(
+        content_digest(store).await.unwrap(),
+        before,
+        "nothing written"
+    );
+
+    // Formats the server does not speak, methods it has not, bodies too large: all
+    // answered with an OperationOutcome.
+    let xml = send(&s, "GET", "/fhir/Patient?_format=xml", &t, None, &[]).await;
+    assert_eq!(xml.status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(xml.json["resourceType"], "OperationOutcome");
+    let xml = send(
+        &s,
+        "GET",
+        "/fhir/metadata",
+        &t,
+        None,
+        &[("accept", "application/fhir+xml")],
+    )
+    .await;
+    assert_eq!(xml.status, StatusCode::NOT_ACCEPTABLE);
+    let json_ok = send(
+        &s,
+        "GET",
+        "/fhir/metadata",
+        &t,
+        None,
+        &[("accept", "application/fhir+json, */*;q=0.1")],
+    )
+    .await;
+    assert_eq!(json_ok.status, StatusCode::OK);
+    let patch = send(
+        &s,
+        "PATCH",
+        &format!("/fhir/Patient/{}", resident.id),
+        &t,
+        Some(&json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(patch.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        patch.json["resourceType"], "OperationOutcome",
+        "{}",
+        patch.json
+    );
+    let huge = json!({ "resourceType": "Patient", "text": { "div": "x".repeat(2 << 20) } });
+    let big = send(&s, "POST", "/fhir/Patient", &t, Some(&huge), &[]).await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(big.json["resourceType"], "OperationOutcome", "{}", big.json);
+    // Paging past 2^63 and NUL bytes in a string search.
+    let far = send(
+        &s,
+        "GET",
+        "/fhir/Patient?_offset=9223372036854775800",
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(far.status, StatusCode::BAD_REQUEST);
+    assert_eq!(far.json["issue"][0]["expression"][0], "Patient?_offset");
+    let nul = send(
+        &s,
+        "GET",
+        "/fhir/Patient?name=%00&_summary=count",
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(nul.status, StatusCode::BAD_REQUEST, "{}", nul.json);
+    assert_eq!(
+        content_digest(store).await.unwrap(),
+        before,
+        "nothing written"
+    );
+}
