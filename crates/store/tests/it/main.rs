@@ -138,5 +138,7 @@ conformance!(
     a_failing_write_set_writes_nothing,
     programme_records_read_whole_records,
     contract_guards_catch_concurrent_changes,
+    conditional_creates_are_one_step,
+    login_failures_are_counted_and_forgotten,
     surveillance_reports_counts_and_signals,
 );

@@ -993,3 +993,94 @@ pub async fn surveillance_reports_counts_and_signals(s: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+pub async fn conditional_creates_are_one_step(s: &dyn Store) {
+    use dhp_store::Guard;
+    let b = fixture::district();
+    s.insert_batch(&b).await.unwrap();
+    let today: chrono::NaiveDate = "2026-06-30".parse().unwrap();
+    let filter = ResidentFilter {
+        name: Some("欧阳并发".into()),
+        ..ResidentFilter::default()
+    };
+    let create = |id: i64| {
+        let mut r = b.residents[0].clone();
+        r.id = id;
+        r.name = "欧阳并发".into();
+        r.identity_number = dhp_core::IdentityNumber::parse(
+            dhp_core::IdentityNumber::compose("310118", r.birth_date, 900 + id as u16 - 1000)
+                .as_str(),
+            today,
+        )
+        .unwrap();
+        WriteSet {
+            core: Batch {
+                residents: vec![r],
+                ..Batch::default()
+            },
+            guards: vec![Guard::NoResident {
+                filter: Box::new(filter.clone()),
+                scope: dhp_core::access::Scope::All,
+                today,
+            }],
+            ..WriteSet::default()
+        }
+    };
+    let (a, b2, c, d) = (create(1000), create(1001), create(1002), create(1003));
+    let results = tokio::join!(
+        s.write_resources(&a),
+        s.write_resources(&b2),
+        s.write_resources(&c),
+        s.write_resources(&d)
+    );
+    let results = [results.0, results.1, results.2, results.3];
+    let won: Vec<usize> = (0..4).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    let winner = 1000 + won[0] as i64;
+    for r in &results {
+        match r {
+            Ok(()) => {}
+            Err(StoreError::Exists(id)) => assert_eq!(*id, winner),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        s.count(Table::Residents).await.unwrap(),
+        b.residents.len() as i64 + 1
+    );
+}
+
+pub async fn login_failures_are_counted_and_forgotten(s: &dyn Store) {
+    let t = |m: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(9, m, 0)
+            .unwrap()
+    };
+    let old = t(0);
+    s.record_login_failure("doctor", "10.0.0.1", t(1), old)
+        .await
+        .unwrap();
+    s.record_login_failure("doctor", "10.0.0.2", t(2), old)
+        .await
+        .unwrap();
+    s.record_login_failure("nobody", "10.0.0.1", t(3), old)
+        .await
+        .unwrap();
+    let f = s.login_failures("doctor", "10.0.0.1", t(0)).await.unwrap();
+    assert_eq!(f.account, vec![t(1), t(2)]);
+    assert_eq!(f.address, 2, "two names tried from 10.0.0.1");
+    let f = s.login_failures("doctor", "10.0.0.1", t(2)).await.unwrap();
+    assert_eq!(f.account, vec![t(2)]);
+    assert_eq!(f.address, 1);
+    // A later failure forgets those before the window.
+    s.record_login_failure("doctor", "10.0.0.3", t(30), t(2))
+        .await
+        .unwrap();
+    let f = s.login_failures("doctor", "10.0.0.1", t(0)).await.unwrap();
+    assert_eq!(f.account, vec![t(2), t(30)]);
+    s.clear_login_failures("doctor").await.unwrap();
+    let f = s.login_failures("doctor", "10.0.0.1", t(0)).await.unwrap();
+    assert!(f.account.is_empty());
+    assert_eq!(f.address, 1, "other names' failures stay");
+}
