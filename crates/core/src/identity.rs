@@ -131,10 +131,31 @@ impl IdentityNumber {
         }
     }
 
-    /// Display form with the birth date and sequence hidden: `310118********123X`.
+    /// Display form with the birth date hidden: `310118********123X`. Shown with the
+    /// birth year only (never the date; see [`masked_birth`]), about 33 numbers fit
+    /// what is shown, so the number cannot be rebuilt.
     pub fn masked(&self) -> String {
-        format!("{}********{}", &self.0[..6], &self.0[14..])
+        mask_text(&self.0)
     }
+}
+
+/// Any identifier as a reader without the need to know it sees it: of 10 characters or
+/// more, the first 6 and the last 4 kept; of fewer, the last 2; the rest `*`.
+pub fn mask_text(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let n = chars.len();
+    let (head, tail) = if n >= 10 { (6, 4) } else { (0, 2.min(n / 2)) };
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < head || i >= n - tail { *c } else { '*' })
+        .collect()
+}
+
+/// The birth date as a masked reader gets it: the year only (`1950`, a FHIR date of
+/// year precision).
+pub fn masked_birth(date: NaiveDate) -> String {
+    date.format("%Y").to_string()
 }
 
 fn check_char(digits: &[u32; 17]) -> char {
@@ -172,6 +193,7 @@ impl From<IdentityNumber> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use proptest::prelude::*;
 
     fn today() -> NaiveDate {
@@ -179,6 +201,45 @@ mod tests {
     }
 
     #[track_caller]
+    /// What a masked reader sees (the masked number and the birth year) fits many
+    /// numbers: try every day of the year as the hidden date, keep those whose check
+    /// character matches the one shown.
+    #[test]
+    fn a_masked_number_with_the_birth_year_cannot_be_rebuilt() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let mut fewest = usize::MAX;
+        for (k, born) in NaiveDate::from_ymd_opt(1940, 1, 1)
+            .unwrap()
+            .iter_days()
+            .step_by(37)
+            .take(800)
+            .enumerate()
+        {
+            let n = IdentityNumber::compose("310118", born, (k % 1000) as u16);
+            let n = IdentityNumber::parse(n.as_str(), today).unwrap();
+            let shown = n.masked();
+            let year: i32 = masked_birth(n.birth_date()).parse().unwrap();
+            let seq: u16 = shown[14..17].parse().unwrap();
+            let candidates = NaiveDate::from_ymd_opt(year, 1, 1)
+                .unwrap()
+                .iter_days()
+                .take_while(|d| d.year() == year)
+                .filter(|d| IdentityNumber::compose(&shown[..6], *d, seq).masked() == shown)
+                .count();
+            assert!(candidates >= 1, "the true number always fits");
+            fewest = fewest.min(candidates);
+        }
+        assert!(fewest >= 10, "a masked number fits only {fewest} numbers");
+    }
+
+    #[test]
+    fn other_identifiers_are_masked_too() {
+        assert_eq!(mask_text("MRN-2025-000123"), "MRN-20*****0123");
+        assert_eq!(mask_text("A12345"), "****45");
+        assert_eq!(mask_text("7"), "*");
+        assert_eq!(mask_text(""), "");
+    }
+
     fn check(input: &str, expect: Result<(&str, Sex, &str), IdentityError>) {
         let got = IdentityNumber::parse(input, today());
         match (got, expect) {

@@ -66,7 +66,11 @@ pub fn to_fhir(r: &Resident, ctx: &PatientContext<'_>) -> Value {
         }],
         "name": [name],
         "gender": gender(r.sex),
-        "birthDate": r.birth_date.to_string(),
+        "birthDate": if ctx.masked {
+            dhp_core::identity::masked_birth(r.birth_date)
+        } else {
+            r.birth_date.to_string()
+        },
         "extension": [{ "url": HOUSEHOLD_REGISTRATION_EXT, "valueBoolean": r.registered }],
         "managingOrganization": { "reference": format!("Organization/{}", r.street_org_id) },
     });
@@ -97,29 +101,24 @@ pub fn to_fhir(r: &Resident, ctx: &PatientContext<'_>) -> Value {
 }
 
 /// Mask a stored Patient for a reader whose role does not need the identity number:
-/// the number shown as `110105********002X`, no telecom, no address line, and the
-/// `MASKED` security label — the same as [`to_fhir`] with `masked`.
+/// every identifier masked (`110105********002X`), the birth date cut to its year, no
+/// narrative, no contained resources, no telecom or contact, no address line, and the
+/// `MASKED` security label — the same as [`to_fhir`] with `masked`. Nothing left
+/// rebuilds the number.
 pub fn mask(p: &mut Value) {
     if let Some(ids) = p.get_mut("identifier").and_then(Value::as_array_mut) {
         for id in ids {
-            if id.get("system").and_then(Value::as_str) == Some(RESIDENT_ID_SYSTEM) {
-                if let Some(v) = id.get("value").and_then(Value::as_str) {
-                    let chars: Vec<char> = v.chars().collect();
-                    let masked: String = chars
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            if (6..chars.len().saturating_sub(4)).contains(&i) {
-                                '*'
-                            } else {
-                                *c
-                            }
-                        })
-                        .collect();
-                    id["value"] = json!(masked);
-                }
+            if let Some(v) = id.get("value").and_then(Value::as_str) {
+                id["value"] = json!(dhp_core::identity::mask_text(v));
             }
         }
+    }
+    if let Some(born) = p.get("birthDate").and_then(Value::as_str) {
+        p["birthDate"] = json!(born.chars().take(4).collect::<String>());
+    }
+    if let Some(obj) = p.as_object_mut() {
+        obj.remove("text");
+        obj.remove("contained");
     }
     if let Some(obj) = p.as_object_mut() {
         obj.remove("telecom");

@@ -822,7 +822,7 @@ pub async fn residents(
     .await?;
     if f.csv {
         let mut out =
-            String::from("resident_id,name,identity_number,birth_date,numerator,denominator\n");
+            String::from("resident_id,name,identity_number,birth_year,numerator,denominator\n");
         for (r, n, d) in &found {
             let _ = writeln!(
                 out,
@@ -830,7 +830,7 @@ pub async fn residents(
                 r.id,
                 csv_cell(&r.name),
                 r.identity_number.masked(),
-                r.birth_date
+                dhp_core::identity::masked_birth(r.birth_date)
             );
         }
         return Ok(csv_response(
@@ -846,7 +846,7 @@ pub async fn residents(
             (
                 r.name.clone(),
                 r.identity_number.masked(),
-                r.birth_date.to_string(),
+                dhp_core::identity::masked_birth(r.birth_date),
                 n,
                 d,
             )

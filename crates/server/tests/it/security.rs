@@ -457,3 +457,116 @@ async fn answers_carry_security_headers_and_links_from_the_base_url() {
     let res = app(s.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_manager_receives_never_rebuilds_an_identity_number() {
+    let s = site(1_000).await;
+    let store = &*s.state.store;
+    // A Patient written with a second identifier and a narrative that repeats the
+    // number, as an outside system may send it.
+    let system = super::fhir::token(&s, "system").await;
+    let r = store
+        .page(dhp_store::Table::Residents, 0, 1)
+        .await
+        .unwrap()
+        .residents[0]
+        .clone();
+    let mut stored = super::fhir::read(&s, Some(&system), &format!("/fhir/Patient/{}", r.id))
+        .await
+        .json;
+    let number = r.identity_number.as_str().to_string();
+    stored["identifier"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "system": "urn:oid:2.16.156.10011.1.13", "value": number }));
+    stored["text"] = serde_json::json!({
+        "status": "generated",
+        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{number}</div>"),
+    });
+    let put = call(
+        &s,
+        Request::put(format!("/fhir/Patient/{}", r.id))
+            .header(header::AUTHORIZATION, format!("Bearer {system}"))
+            .header(header::CONTENT_TYPE, "application/fhir+json")
+            .body(Body::from(stored.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.json);
+    // Every Patient the manager can page through: no full number, no full birth date,
+    // no narrative; every identifier under any system masked.
+    let manager = super::fhir::token(&s, "manager").await;
+    let residents = store
+        .page(dhp_store::Table::Residents, 0, 10_000)
+        .await
+        .unwrap()
+        .residents;
+    let mut seen = 0;
+    let mut next = Some("/fhir/Patient?_count=200".to_string());
+    while let Some(path) = next.take() {
+        let page = super::fhir::read(&s, Some(&manager), &path).await.json;
+        let text = page.to_string();
+        for entry in page["entry"].as_array().into_iter().flatten() {
+            let p = &entry["resource"];
+            seen += 1;
+            assert_eq!(p["birthDate"].as_str().unwrap().len(), 4, "{p}");
+            assert!(p.get("text").is_none(), "{p}");
+            for id in p["identifier"].as_array().unwrap() {
+                assert!(id["value"].as_str().unwrap().contains('*'), "{p}");
+            }
+        }
+        for r in &residents {
+            assert!(
+                !text.contains(r.identity_number.as_str()),
+                "full number of {}",
+                r.id
+            );
+        }
+        next = page["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str())
+            .map(|u| u[u.find("/fhir/").unwrap()..].to_string());
+    }
+    assert_eq!(seen, residents.len());
+    // The indicator drill-down's CSV and page give the birth year, not the date.
+    dhp_analytics::indicators::rebuild(
+        store,
+        &dhp_analytics::indicators::tracked_periods(2020, 2026, 2),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let (_, cookie, _) = login(&s, "manager", "manager").await;
+    let cookie = cookie.unwrap();
+    let street = store
+        .page(dhp_store::Table::Organisations, 0, 10_000)
+        .await
+        .unwrap()
+        .organisations
+        .into_iter()
+        .find(|o| o.kind == dhp_core::OrgKind::Street)
+        .unwrap();
+    for path in [
+        format!(
+            "/indicators/key_population_signing/residents?org={}&period=2025&format=csv",
+            street.code
+        ),
+        format!(
+            "/indicators/key_population_signing/residents?org={}&period=2025",
+            street.code
+        ),
+    ] {
+        let (status, body) = get(&s, &path, Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(body.contains("********"), "{path}");
+        for r in &residents {
+            assert!(!body.contains(r.identity_number.as_str()), "{path}");
+            assert!(
+                !body.contains(&r.birth_date.to_string()),
+                "{path}: birth date of {}",
+                r.id
+            );
+        }
+    }
+}
