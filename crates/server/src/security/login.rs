@@ -90,10 +90,56 @@ pub struct GuardCounts {
     pub checks: AtomicU64,
 }
 
+/// A password check handed to the checking threads: secret, stored hash, where the
+/// answer goes.
+type Check = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// The threads that run password checks: a fixed few, so that the ~19 MiB each argon2
+/// check allocates is reused by the same few threads (and their allocator arenas)
+/// instead of being left behind in every thread of a growing blocking pool.
+#[derive(Debug)]
+struct Checkers(std::sync::Mutex<std::sync::mpsc::Sender<Check>>);
+
+impl Checkers {
+    fn start(n: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Check>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("password-check-{i}"))
+                .spawn(move || {
+                    let mut blocks = Vec::new();
+                    loop {
+                        let job = rx.lock().map(|r| r.recv());
+                        let Ok(Ok((secret, hash, answer))) = job else {
+                            return;
+                        };
+                        let ok = auth::verify_password_reusing(&secret, &hash, &mut blocks);
+                        let _ = answer.send(ok);
+                    }
+                })
+                .expect("a password-check thread starts");
+        }
+        Self(std::sync::Mutex::new(tx))
+    }
+
+    async fn check(&self, secret: String, hash: String) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .0
+            .lock()
+            .map(|s| s.send((secret, hash, tx)).is_ok())
+            .unwrap_or(false);
+        sent && rx.await.unwrap_or(false)
+    }
+}
+
 /// The one gate every password check passes through.
 #[derive(Debug)]
 pub struct LoginGuard {
     pub policy: LoginPolicy,
+    checkers: Checkers,
     checks: Semaphore,
     queue: Semaphore,
     decoy: String,
@@ -104,6 +150,7 @@ impl LoginGuard {
     pub fn new(policy: LoginPolicy) -> Self {
         let decoy = auth::hash_password(&hex::encode(auth::random_bytes::<16>()));
         Self {
+            checkers: Checkers::start(policy.concurrent_checks),
             checks: Semaphore::new(policy.concurrent_checks),
             queue: Semaphore::new(policy.concurrent_checks + policy.queue),
             policy,
@@ -172,10 +219,8 @@ impl LoginGuard {
         let running = self.counts.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.counts.peak.fetch_max(running, Ordering::SeqCst);
         self.counts.checks.fetch_add(1, Ordering::SeqCst);
-        // argon2 is deliberately slow: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&secret, &hash))
-            .await
-            .unwrap_or(false);
+        // argon2 is deliberately slow: off the async workers, on the checking threads.
+        let ok = self.checkers.check(secret, hash).await;
         self.counts.in_flight.fetch_sub(1, Ordering::SeqCst);
         drop(permit);
         match user {
