@@ -315,6 +315,41 @@ struct Plan {
     offset: i64,
 }
 
+/// The names of a search's parameters (`identifier,_count`): what an audit entry keeps
+/// of a query, without the values (an identity number searched for stays out of it).
+fn parameter_names(pairs: &[(String, String)]) -> String {
+    let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    names.dedup();
+    names.join(",")
+}
+
+/// A search refused as bad input: audited (who tried what), then the outcome.
+async fn refused_search(
+    state: &AppState,
+    who: &dhp_core::access::Principal,
+    kind: &str,
+    pairs: &[(String, String)],
+    issues: Vec<dhp_fhir::Issue>,
+    status: u16,
+) -> Result<Response, AppError> {
+    let o = OperationOutcome::new(issues).with_status(status);
+    let first = o.to_json()["issue"][0]["expression"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    audit::record(
+        &*state.store,
+        &Actor::from(who),
+        "search",
+        &format!("{kind}?{}", parameter_names(pairs)),
+        None,
+        "invalid",
+        &format!("refused: {first}"),
+    )
+    .await?;
+    Ok(outcome(o))
+}
+
 /// A search of any searchable type.
 async fn search(
     state: &AppState,
@@ -342,7 +377,9 @@ async fn search(
                 count: q.count,
                 offset: q.offset,
             },
-            Err(issues) => return Ok(outcome(OperationOutcome::new(issues).with_status(400))),
+            Err(issues) => {
+                return refused_search(state, &who, kind, &pairs, issues, 400).await;
+            }
         }
     } else {
         let q = match parse_record_search(kind, &pairs, lenient(headers)) {
@@ -353,7 +390,7 @@ async fn search(
                 } else {
                     400
                 };
-                return Ok(outcome(OperationOutcome::new(issues).with_status(status)));
+                return refused_search(state, &who, kind, &pairs, issues, status).await;
             }
         };
         Plan {
@@ -472,20 +509,18 @@ async fn search(
             }
         }
     }
+    // Every search is on the log, a zero-hit or count-only one too: who looked for
+    // what (the parameter names, never their values) and how many matched.
+    trail.push(audit::entry(
+        &actor,
+        "search",
+        &format!("{}?{}", plan.kind, parameter_names(&pairs)),
+        None,
+        "success",
+        &format!("{total} matches"),
+    ));
     // Fail closed: nothing leaves before all of it is in the audit log.
     store.insert_audits(&trail).await?;
-    if plan.summary_count && plan.kind == "Patient" {
-        audit::record(
-            store,
-            &actor,
-            "search",
-            &format!("{}?_summary=count", plan.kind),
-            None,
-            "success",
-            "count only",
-        )
-        .await?;
-    }
     if !warnings.is_empty() {
         let issues: Vec<Value> = warnings
             .into_iter()

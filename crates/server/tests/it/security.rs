@@ -570,3 +570,43 @@ async fn what_a_manager_receives_never_rebuilds_an_identity_number() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_empty_searches_are_audited_without_the_values() {
+    let s = site(50).await;
+    let t = super::fhir::token(&s, "doctor").await;
+    // A search that matches nobody: who searched, for which parameters, 0 matches.
+    let a = super::fhir::read(&s, Some(&t), "/fhir/Patient?identifier=110105194912310029").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["total"], 0);
+    let e = last_audit(&s).await;
+    assert_eq!(
+        (e.action.as_str(), e.username.as_str()),
+        ("search", "doctor")
+    );
+    assert_eq!(e.resource, "Patient?identifier");
+    assert_eq!(e.detail, "0 matches");
+    // A search answered 400.
+    let a = super::fhir::read(
+        &s,
+        Some(&t),
+        "/fhir/Observation?date=ge2025-06-01T09:00:00%2B99:00",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let e = last_audit(&s).await;
+    assert_eq!(
+        (e.resource.as_str(), e.outcome.as_str()),
+        ("Observation?date", "invalid")
+    );
+    // The value searched for never reaches the log.
+    let all = s.state.store.audit_events(None, 1_000).await.unwrap();
+    assert!(all
+        .iter()
+        .all(|e| !e.detail.contains("110105194912310029")
+            && !e.resource.contains("110105194912310029")));
+}
+
+async fn last_audit(s: &Site) -> dhp_store::AuditEvent {
+    s.state.store.audit_events(None, 1).await.unwrap().remove(0)
+}
