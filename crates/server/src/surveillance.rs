@@ -483,6 +483,16 @@ pub async fn api_signals(
         return unauthenticated(&state, "/api/surveillance/signals").await;
     };
     if !may_watch(&who) {
+        audit::record(
+            &*state.store,
+            &Actor::from(&who),
+            "search",
+            "/api/surveillance/signals",
+            None,
+            "denied",
+            "signals are for the CDC and the commission",
+        )
+        .await?;
         return Ok(refuse(
             StatusCode::FORBIDDEN,
             "authorization",

@@ -610,3 +610,16 @@ async fn refused_and_empty_searches_are_audited_without_the_values() {
 async fn last_audit(s: &Site) -> dhp_store::AuditEvent {
     s.state.store.audit_events(None, 1).await.unwrap().remove(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_log_read_without_a_token_is_audited() {
+    let s = site(50).await;
+    let a = super::fhir::read(&s, None, "/fhir/AuditEvent?_count=5").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let e = last_audit(&s).await;
+    assert_eq!(
+        (e.action.as_str(), e.resource.as_str()),
+        ("search", "AuditEvent")
+    );
+    assert_eq!(e.username, "");
+}

@@ -162,6 +162,12 @@ async fn case_reports_signals_and_verification() {
     assert!(list.as_array().unwrap().iter().any(|v| v["id"] == id));
     let (status, _) = bearer_get(&s, "/api/surveillance/signals", &doctor).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // The refused read is on the audit log.
+    let refused = s.state.store.audit_events(None, 1).await.unwrap().remove(0);
+    assert_eq!(
+        (refused.username.as_str(), refused.outcome.as_str()),
+        ("doctor", "denied")
+    );
     let (status, answer) = bearer_get(&s, "/api/surveillance/signals?since=June", &manager).await;
     assert_eq!(
         (status, answer["field"].as_str()),
