@@ -824,17 +824,15 @@ async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
     );
     let t = person(&s, "clinician").await;
     let before = content_digest(store).await.unwrap();
+    let encounter =
+        |resident: i64| encounter_at(resident, &hospital.to_string(), "2026-06-01T09:00:00+08:00");
     // What the review did: an encounter for a resident never seen at the hospital...
     let r = send(
         &s,
         "POST",
         "/fhir/Encounter",
         &t,
-        Some(&encounter_at(
-            stranger,
-            &hospital.to_string(),
-            "2026-06-01T09:00:00+08:00",
-        )),
+        Some(&encounter(stranger)),
         &[],
     )
     .await;
@@ -857,11 +855,7 @@ async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
         "POST",
         "/fhir/Encounter",
         &t,
-        Some(&encounter_at(
-            known,
-            &hospital.to_string(),
-            "2026-06-01T09:00:00+08:00",
-        )),
+        Some(&encounter(known)),
         &[],
     )
     .await;
