@@ -15,8 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::accounts;
 use crate::{
-    BenchCommand, ClientCommand, Command, IdCommand, IndicatorsCommand, SurveillanceCommand,
-    UserCommand,
+    AuditCommand, BenchCommand, ClientCommand, Command, IdCommand, IndicatorsCommand,
+    SurveillanceCommand, UserCommand,
 };
 
 pub async fn run(command: Command) -> Result<ExitCode> {
@@ -99,6 +99,26 @@ pub async fn run(command: Command) -> Result<ExitCode> {
                 },
         } => {
             crate::transfer::bench_ingest(residents, seed, postgres.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Audit { entries, postgres },
+        } => {
+            crate::audit::bench(entries, postgres.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { database, archives },
+        } => crate::audit::verify(&database, archives.as_deref()).await,
+        Command::Audit {
+            command:
+                AuditCommand::Archive {
+                    database,
+                    out,
+                    keep_days,
+                },
+        } => {
+            crate::audit::archive(&database, &out, keep_days).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::User {

@@ -1,6 +1,7 @@
 //! `dhp`: the District Health Platform in one binary.
 
 mod accounts;
+mod audit;
 mod bench_fhir;
 mod commands;
 mod due;
@@ -158,6 +159,12 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// The audit log: `verify` checks its hash chain (and archive files); `archive`
+    /// moves entries older than the retention period to compressed files.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Resident identity numbers.
     Id {
         #[command(subcommand)]
@@ -271,6 +278,30 @@ pub(crate) enum IndicatorsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Seal new entries into the chain, then check every link from the last archived
+    /// entry to the head; with --archives, the archive files too. Exit 1 if broken.
+    Verify {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// A directory of archives written by `dhp audit archive`.
+        #[arg(long)]
+        archives: Option<std::path::PathBuf>,
+    },
+    /// Move entries recorded more than --keep-days ago (at least 183: six months) to
+    /// gzip-compressed NDJSON files in --out, each with a manifest carrying its SHA-256
+    /// and the chain hashes it spans.
+    Archive {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = audit::MIN_KEEP_DAYS)]
+        keep_days: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum IdCommand {
     /// Validate an 18-digit resident identity number (GB 11643-1999).
     Check { number: String },
@@ -295,6 +326,15 @@ enum BenchCommand {
         residents: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// The audit log's hash chain: --entries entries written, then sealed and
+    /// verified, timed apart (SQLite, and PostgreSQL if given).
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
         /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
         #[arg(long)]
         postgres: Option<String>,

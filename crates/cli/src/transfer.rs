@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use dhp_server::{export, import_bundles, import_resources, AppState};
+use dhp_server::{export, import_bundles, import_resources, AppState, Import, IMPORTED};
 use dhp_store::{redact_url, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -74,7 +74,10 @@ fn digest(bytes: &[u8]) -> String {
 /// `dhp import`: every Bundle in one transaction; NDJSON in transactions of 1,000
 /// (a failed chunk retried line by line, so each bad line is reported and the good
 /// ones land). Files already imported are skipped (by content digest), and an NDJSON
-/// file resumes after its last committed chunk.
+/// file resumes after its last committed chunk. Each file's mark (`import.<digest>`:
+/// done, the NDJSON lines in, a batch's entries in) is written in the transaction that
+/// writes its data, so a run killed at any moment and run again writes each record
+/// exactly once.
 pub async fn import(url: &str, inputs: &[PathBuf]) -> Result<ExitCode> {
     let files = input_files(inputs)?;
     if files.is_empty() {
@@ -90,28 +93,28 @@ pub async fn import(url: &str, inputs: &[PathBuf]) -> Result<ExitCode> {
     );
     let mut tally = Tally::default();
     let started = Instant::now();
-    let mut group: Vec<(String, String, Value)> = Vec::new();
+    let mut group: Vec<(String, Import)> = Vec::new();
     for file in &files {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let key = format!("import.{}", digest(&bytes));
         let done = store.meta(&key).await?;
-        if done.as_deref() == Some("done") {
+        if done.as_deref() == Some(IMPORTED) {
             tally.skipped += 1;
             pb.inc(1);
             continue;
         }
         let name = file.display().to_string();
         if file.extension().and_then(|e| e.to_str()) == Some("ndjson") {
-            flush(&state, &*store, &mut group, &mut tally, &pb).await?;
+            flush(&state, &mut group, &mut tally, &pb).await?;
             let from: usize = done.and_then(|d| d.parse().ok()).unwrap_or(0);
-            import_ndjson(&state, &*store, &name, &bytes, from, &key, &mut tally, &pb).await?;
-            store.set_meta(&key, "done").await?;
+            import_ndjson(&state, &name, &bytes, from, &key, &mut tally, &pb).await?;
+            store.set_meta(&key, IMPORTED).await?;
             tally.files += 1;
             pb.inc(1);
         } else {
             match bundle_of(&bytes) {
-                Ok(b) => group.push((name, key, b)),
+                Ok(b) => group.push((name, Import::marked(b, key))),
                 Err(e) => {
                     say(&pb, format!("{name}: not JSON: {e}"));
                     tally.failed += 1;
@@ -119,12 +122,12 @@ pub async fn import(url: &str, inputs: &[PathBuf]) -> Result<ExitCode> {
                 }
             }
             if group.len() >= GROUP {
-                flush(&state, &*store, &mut group, &mut tally, &pb).await?;
+                flush(&state, &mut group, &mut tally, &pb).await?;
             }
         }
         pb.set_message(format!("{} resources", tally.resources));
     }
-    flush(&state, &*store, &mut group, &mut tally, &pb).await?;
+    flush(&state, &mut group, &mut tally, &pb).await?;
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -179,23 +182,30 @@ fn bundle_of(bytes: &[u8]) -> serde_json::Result<Value> {
     }))
 }
 
-/// Import the gathered Bundles together; mark each file done once its Bundle is in.
+/// Import the gathered Bundles together (each marked done in its own transaction).
 async fn flush(
     state: &AppState,
-    store: &dyn Store,
-    group: &mut Vec<(String, String, Value)>,
+    group: &mut Vec<(String, Import)>,
     tally: &mut Tally,
     pb: &ProgressBar,
 ) -> Result<()> {
     if group.is_empty() {
         return Ok(());
     }
-    let taken = std::mem::take(group);
-    let bundles: Vec<Value> = taken.iter().map(|(_, _, b)| b.clone()).collect();
-    let answers = import_bundles(state, IMPORT_CLIENT, bundles)
+    let (names, items): (Vec<String>, Vec<Import>) = std::mem::take(group).into_iter().unzip();
+    let sizes: Vec<u64> = items
+        .iter()
+        .map(|i| {
+            i.bundle
+                .get("entry")
+                .and_then(Value::as_array)
+                .map_or(1, Vec::len) as u64
+        })
+        .collect();
+    let answers = import_bundles(state, IMPORT_CLIENT, items)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for ((name, key, bundle), answer) in taken.into_iter().zip(answers) {
+    for ((name, size), answer) in names.into_iter().zip(sizes).zip(answers) {
         match answer {
             Ok(answer) => {
                 // A batch answers per entry: count what landed, report what did not.
@@ -215,14 +225,10 @@ async fn flush(
                         say(pb, format!("{name}: entry {i}: {status} {why}"));
                     }
                 }
-                store.set_meta(&key, "done").await?;
                 tally.files += 1;
             }
             Err(o) => {
-                tally.failed += bundle
-                    .get("entry")
-                    .and_then(Value::as_array)
-                    .map_or(1, Vec::len) as u64;
+                tally.failed += size;
                 report(pb, &name, "bundle not imported (nothing written)", &o);
             }
         }
@@ -234,7 +240,6 @@ async fn flush(
 #[allow(clippy::too_many_arguments)]
 async fn import_ndjson(
     state: &AppState,
-    store: &dyn Store,
     name: &str,
     bytes: &[u8],
     from: usize,
@@ -258,7 +263,9 @@ async fn import_ndjson(
     }
     for chunk in lines.chunks(NDJSON_CHUNK) {
         let resources: Vec<Value> = chunk.iter().map(|(_, v)| v.clone()).collect();
-        match import_resources(state, IMPORT_CLIENT, resources)
+        // How far the file is in: written with the lines it counts.
+        let upto = chunk.last().map_or(0, |(n, _)| n + 1).to_string();
+        match import_resources(state, IMPORT_CLIENT, resources, Some((key, &upto)))
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
         {
@@ -266,9 +273,15 @@ async fn import_ndjson(
             Err(_) => {
                 // Find the bad lines: one at a time, the good ones land.
                 for (n, v) in chunk {
-                    match import_resources(state, IMPORT_CLIENT, vec![v.clone()])
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    let upto = (n + 1).to_string();
+                    match import_resources(
+                        state,
+                        IMPORT_CLIENT,
+                        vec![v.clone()],
+                        Some((key, &upto)),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
                     {
                         Ok(k) => tally.resources += k as u64,
                         Err((_, o)) => {
@@ -278,9 +291,6 @@ async fn import_ndjson(
                     }
                 }
             }
-        }
-        if let Some((last, _)) = chunk.last() {
-            store.set_meta(key, &(last + 1).to_string()).await?;
         }
         pb.set_message(format!("{} resources", tally.resources));
     }
@@ -339,7 +349,7 @@ pub async fn export_cmd(url: &str, out: &Path, bundles: bool) -> Result<()> {
 
 /// A database to import into: its label, the store, and the scratch PostgreSQL
 /// database to drop after.
-type Target = (
+pub(crate) type Target = (
     String,
     Arc<dyn Store>,
     Option<(dhp_store::AdminPool, String)>,
@@ -398,7 +408,8 @@ pub async fn bench_ingest(residents: u64, seed: u64, postgres: Option<&str>) -> 
         let state = AppState::open(target.clone()).await?;
         let started = Instant::now();
         for group in bundles.chunks(GROUP) {
-            let answers = import_bundles(&state, IMPORT_CLIENT, group.to_vec())
+            let group = group.iter().cloned().map(Import::new).collect();
+            let answers = import_bundles(&state, IMPORT_CLIENT, group)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             if let Some(Err(o)) = answers.into_iter().find(Result::is_err) {

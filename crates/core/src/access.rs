@@ -90,6 +90,24 @@ pub struct ResidentFacts {
     pub contract_doctors: Vec<Id>,
     /// Organisations where the resident has had an encounter.
     pub encounter_orgs: Vec<Id>,
+    /// Accounts holding emergency access to the resident now (break the glass).
+    pub emergency_users: Vec<String>,
+}
+
+/// How long emergency access lasts once granted.
+pub const EMERGENCY_HOURS: i64 = 4;
+
+/// The reason an emergency access gives at least (characters, e.g. "急诊抢救").
+pub const EMERGENCY_REASON_MIN: usize = 4;
+
+/// Why an access under an emergency grant was allowed (the audit entry's detail).
+pub const EMERGENCY_ACCESS: &str = "emergency access (break the glass)";
+
+/// Who may break the glass: those who treat patients — a hospital clinician or a family
+/// doctor meeting a resident outside their scope in an emergency. Each grant names a
+/// reason, lasts [`EMERGENCY_HOURS`], is audited, and is listed to the managers.
+pub fn may_break_glass(role: Role) -> bool {
+    matches!(role, Role::HospitalClinician | Role::FamilyDoctor)
 }
 
 /// An access decision with the reason, for the audit log and the error message.
@@ -125,6 +143,18 @@ pub fn may_read_resident(
     org: Option<&OrgFacts>,
     facts: &ResidentFacts,
 ) -> Decision {
+    let decision = in_scope(who, org, facts);
+    if !decision.allowed()
+        && may_break_glass(who.role)
+        && facts.emergency_users.contains(&who.username)
+    {
+        return Decision::Allow(EMERGENCY_ACCESS);
+    }
+    decision
+}
+
+/// The decision of the role's own scope (without emergency access).
+fn in_scope(who: &Principal, org: Option<&OrgFacts>, facts: &ResidentFacts) -> Decision {
     match who.role {
         Role::System => Decision::Allow("integrating system"),
         Role::Resident => {
@@ -265,7 +295,43 @@ mod tests {
             contract_centres: vec![40],
             contract_doctors: vec![400],
             encounter_orgs: vec![6],
+            emergency_users: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_glass_is_broken_only_by_clinicians_named_in_a_live_grant() {
+        let clinician = Principal {
+            username: "c".into(),
+            role: Role::HospitalClinician,
+            org_id: Some(99),
+            practitioner_id: None,
+            resident_id: None,
+        };
+        let hospital = OrgFacts {
+            id: 99,
+            kind: OrgKind::Hospital,
+            parent_id: None,
+            district_code: "310118".into(),
+        };
+        let mut facts = resident();
+        assert!(!may_read_resident(&clinician, Some(&hospital), &facts).allowed());
+        facts.emergency_users = vec!["someone else".into()];
+        assert!(!may_read_resident(&clinician, Some(&hospital), &facts).allowed());
+        facts.emergency_users.push("c".into());
+        assert_eq!(
+            may_read_resident(&clinician, Some(&hospital), &facts),
+            Decision::Allow(EMERGENCY_ACCESS)
+        );
+        // A resident named in a grant does not read someone else's record.
+        let resident_account = Principal {
+            username: "c".into(),
+            role: Role::Resident,
+            org_id: None,
+            practitioner_id: None,
+            resident_id: Some(8),
+        };
+        assert!(!may_read_resident(&resident_account, None, &facts).allowed());
     }
 
     #[track_caller]
@@ -406,6 +472,8 @@ mod scope_tests {
                 contract_centres: centres,
                 contract_doctors: doctors,
                 encounter_orgs: encounters,
+                // Emergency access opens a record by id, not the search scope.
+                emergency_users: Vec::new(),
             };
             let scope = resident_scope(&who, org.as_ref());
             prop_assert_eq!(in_scope(&scope, &facts), may_read_resident(&who, org.as_ref(), &facts).allowed(), "{:?}", scope);

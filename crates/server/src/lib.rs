@@ -184,6 +184,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/workbench/due", get(workbench::api_due))
         .route("/api/contracts", post(contracts::api_change))
         .route("/api/contracts/rates", get(contracts::api_rates))
+        .route(
+            "/api/emergency-access",
+            get(security::emergency::report).post(security::emergency::open),
+        )
         .route("/contracts", get(contracts::page))
         .route("/api/surveillance/cases", post(surveillance::api_case))
         .route(
@@ -245,7 +249,7 @@ pub async fn import_bundle(
     client: &str,
     bundle: serde_json::Value,
 ) -> Result<Result<serde_json::Value, dhp_fhir::OperationOutcome>, AppError> {
-    let mut answers = fhir::import_bundles(state, client, vec![bundle]).await?;
+    let mut answers = import_bundles(state, client, vec![Import::new(bundle)]).await?;
     Ok(answers.pop().unwrap_or_else(|| {
         Err(dhp_fhir::OperationOutcome::one(dhp_fhir::Issue::new(
             dhp_fhir::IssueCode::Exception,
@@ -254,27 +258,55 @@ pub async fn import_bundle(
     }))
 }
 
+/// The value of an import's mark once a file is in.
+pub const IMPORTED: &str = "done";
+
+/// One Bundle to import, and the setting that marks it imported: written (to
+/// [`IMPORTED`]) in the transaction that writes the Bundle, so that an import resumed
+/// after a crash at any moment writes nothing twice.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub bundle: serde_json::Value,
+    pub mark: Option<String>,
+}
+
+impl Import {
+    pub fn new(bundle: serde_json::Value) -> Self {
+        Self { bundle, mark: None }
+    }
+
+    pub fn marked(bundle: serde_json::Value, key: impl Into<String>) -> Self {
+        Self {
+            bundle,
+            mark: Some(key.into()),
+        }
+    }
+}
+
 /// Carry out several transaction Bundles as the integrating system `client`, committed
 /// together (one database transaction for the group); each Bundle is still all or
-/// nothing: a refused one is left out, and a clash at commit redoes the group one
-/// Bundle at a time. One answer per Bundle, in order.
+/// nothing: a refused one is left out, and a clash at commit is narrowed down by
+/// halving the group until only the Bundle at fault fails. One answer per Bundle, in
+/// order.
 pub async fn import_bundles(
     state: &AppState,
     client: &str,
-    bundles: Vec<serde_json::Value>,
+    bundles: Vec<Import>,
 ) -> Result<Vec<Result<serde_json::Value, dhp_fhir::OperationOutcome>>, AppError> {
     fhir::import_bundles(state, client, bundles).await
 }
 
 /// Write `resources` (each with its own `id`, as a bulk NDJSON export carries them) as
 /// the integrating system `client`, in one transaction: `Ok(n)`, or the index and
-/// outcome of the first refused one (and nothing written).
+/// outcome of the first refused one (and nothing written). `mark` (key, value) is
+/// written in the same transaction: how far an import has got.
 pub async fn import_resources(
     state: &AppState,
     client: &str,
     resources: Vec<serde_json::Value>,
+    mark: Option<(&str, &str)>,
 ) -> Result<Result<usize, (usize, dhp_fhir::OperationOutcome)>, AppError> {
-    fhir::import_resources(state, client, resources).await
+    fhir::import_resources(state, client, resources, mark).await
 }
 
 /// Serve `store` on `listener` until Ctrl-C.
@@ -283,18 +315,38 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
 ) -> std::io::Result<()> {
-    let state = AppState::open_with(store, config)
+    let state = AppState::open_with(store.clone(), config)
         .await
         .map_err(std::io::Error::other)?;
+    let sealer = tokio::spawn(seal_audit_log(store.clone()));
     let app = app(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await
+    .await;
+    sealer.abort();
+    // What was written last is sealed before the server stops.
+    if let Err(e) = store.seal_audit().await {
+        tracing::warn!(error = %e, "sealing the audit log failed");
+    }
+    served
+}
+
+/// Seal new audit entries into the hash chain every second, in the background (the
+/// requests that write them never wait for it).
+async fn seal_audit_log(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.seal_audit().await {
+            tracing::warn!(error = %e, "sealing the audit log failed; trying again");
+        }
+    }
 }
 
 async fn healthz(

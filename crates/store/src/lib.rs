@@ -6,6 +6,8 @@
 //! `UNNEST` arrays on PostgreSQL. Keys are assigned by the writer, never by the
 //! database, so the same input always gives the same rows.
 
+mod audit_chain;
+mod emergency;
 mod indicators;
 mod logins;
 mod postgres;
@@ -29,6 +31,11 @@ use dhp_core::{
 };
 use sha2::{Digest, Sha256};
 
+pub use audit_chain::{
+    entry_hash as audit_entry_hash, ChainBreak, ChainHead, ChainReport, SealedAudit,
+    GENESIS as AUDIT_GENESIS,
+};
+pub use emergency::EmergencyGrant;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use logins::LoginFailures;
 pub use postgres::PostgresStore;
@@ -525,6 +532,31 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The audit log, newest first, at most `limit` entries, optionally for one resident.
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
+
+    /// Record an emergency access grant (break the glass).
+    async fn grant_emergency_access(&self, grant: &EmergencyGrant) -> Result<()>;
+
+    /// Emergency access grants made since `since`, newest first, each with the number
+    /// of audit entries its holder wrote on the resident while it lasted.
+    async fn emergency_grants(&self, since: NaiveDateTime) -> Result<Vec<(EmergencyGrant, i64)>>;
+
+    /// Seal every audit entry written so far into the hash chain (in batches, one
+    /// process at a time): how many were sealed.
+    async fn seal_audit(&self) -> Result<u64>;
+
+    /// The audit chain's head.
+    async fn audit_head(&self) -> Result<ChainHead>;
+
+    /// Check the audit chain from the last archived entry to the head (`progress` is
+    /// told how many entries are checked so far).
+    async fn verify_audit(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<ChainReport>;
+
+    /// Sealed audit entries after chain place `after`, in chain order, at most `limit`.
+    async fn sealed_audit(&self, after: i64, limit: i64) -> Result<Vec<SealedAudit>>;
+
+    /// Remove the sealed audit entries up to chain place `upto` (archived), keeping
+    /// `upto_hash` as where the chain in the table now starts: how many were removed.
+    async fn forget_archived_audit(&self, upto: i64, upto_hash: &str) -> Result<u64>;
 
     /// Up to `limit` residents of `cohort` (as of `today`) with `id > after`, in id order,
     /// each with the rows `reading` asks for.

@@ -74,6 +74,9 @@ pub struct WriteSet {
     pub audits: Vec<AuditEvent>,
     /// What must still hold when the set is written (else `Conflict`, nothing written).
     pub guards: Vec<Guard>,
+    /// Settings written with the data (key, value), e.g. an import's mark that a file
+    /// is in: committed together, so a crash cannot leave one without the other.
+    pub meta: Vec<(String, String)>,
 }
 
 /// A condition checked inside the write's transaction, for writes decided on rows read
@@ -173,6 +176,7 @@ impl WriteSet {
             && self.core.is_empty()
             && self.core_deletes.is_empty()
             && self.audits.is_empty()
+            && self.meta.is_empty()
     }
 }
 
@@ -407,6 +411,13 @@ pub(crate) fn resource_statements(
         let (sql, p) = crate::shared::audit_insert(chunk, numbered);
         out.push((sql, p, None));
     }
+    for (key, value) in &w.meta {
+        out.push((
+            crate::shared::SET_META.to_string(),
+            vec![key.as_str().into(), value.as_str().into()],
+            Some(1),
+        ));
+    }
     out
 }
 
@@ -448,9 +459,9 @@ macro_rules! run_write_set {
                 .execute(&mut *$tx)
                 .await
                 .map_err(|e| match $crate::shared::conflict(e) {
-                    $crate::StoreError::Conflict(why) => $crate::StoreError::Conflict(format!(
-                        "the record is still referred to by other records ({why})"
-                    )),
+                    $crate::StoreError::Conflict(_) => $crate::StoreError::Conflict(
+                        "the record is still referred to by other records".into(),
+                    ),
                     other => other,
                 })?;
         }

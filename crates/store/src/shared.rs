@@ -61,7 +61,9 @@ impl<B: Backend> Store for B {
         meta(self.pool(), key).await
     }
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        set_meta(self.pool(), key, value).await
+        set_meta(self.pool(), key, value).await?;
+        crash_point();
+        Ok(())
     }
     async fn organisation_by_code(&self, code: &str) -> Result<Organisation> {
         organisation_by_code(self.pool(), code).await
@@ -149,10 +151,15 @@ impl<B: Backend> Store for B {
         crate::logins::clear(self.pool(), username).await
     }
     async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
-        insert_audit(self.pool(), event).await
+        insert_audits(
+            self.pool(),
+            std::slice::from_ref(event),
+            self.name() == "postgres",
+        )
+        .await
     }
     async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()> {
-        insert_audits(self.pool(), events).await
+        insert_audits(self.pool(), events, self.name() == "postgres").await
     }
     async fn households(&self, ids: &[Id]) -> Result<Vec<Household>> {
         households(self.pool(), ids).await
@@ -160,8 +167,46 @@ impl<B: Backend> Store for B {
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
         audit_events(self.pool(), resident_id, limit).await
     }
+    async fn grant_emergency_access(&self, grant: &crate::EmergencyGrant) -> Result<()> {
+        crate::emergency::insert(self.pool(), grant).await
+    }
+    async fn emergency_grants(
+        &self,
+        since: NaiveDateTime,
+    ) -> Result<Vec<(crate::EmergencyGrant, i64)>> {
+        crate::emergency::since(self.pool(), since).await
+    }
+    async fn seal_audit(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let tx = self.begin_write().await?;
+            let n = crate::audit_chain::seal_batch(tx, self.name() == "postgres").await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+    async fn audit_head(&self) -> Result<crate::ChainHead> {
+        crate::audit_chain::head(self.pool(), false).await
+    }
+    async fn verify_audit(
+        &self,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<crate::ChainReport> {
+        crate::audit_chain::verify(self.pool(), progress).await
+    }
+    async fn sealed_audit(&self, after: i64, limit: i64) -> Result<Vec<crate::SealedAudit>> {
+        crate::audit_chain::sealed(self.pool(), after, limit).await
+    }
+    async fn forget_archived_audit(&self, upto: i64, upto_hash: &str) -> Result<u64> {
+        let tx = self.begin_write().await?;
+        crate::audit_chain::forget_archived(tx, self.name() == "postgres", upto, upto_hash).await
+    }
     async fn write_resources(&self, set: &WriteSet) -> Result<()> {
-        self.write_set(set).await
+        self.write_set(set).await?;
+        crash_point();
+        Ok(())
     }
     async fn resource(&self, kind: &str, id: Id) -> Result<Option<StoredResource>> {
         resources::current(self.pool(), kind, id).await
@@ -452,14 +497,38 @@ pub(crate) fn on_conflict_update(insert: &str) -> String {
 }
 
 /// Keep constraint violations apart from failures.
+/// Crash testing: with `DHP_CRASH_AFTER_COMMITS=N` in the environment the process
+/// aborts (as a power cut or `kill -9` would stop it) right after its N-th committed
+/// write of resources or settings — the moment a resumable job is most likely to lose
+/// or repeat work. Unset, it costs one atomic load per commit.
+fn crash_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static AFTER: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static COMMITS: AtomicU64 = AtomicU64::new(0);
+    let after = AFTER.get_or_init(|| {
+        std::env::var("DHP_CRASH_AFTER_COMMITS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(n) = after {
+        if COMMITS.fetch_add(1, Ordering::SeqCst) + 1 >= *n {
+            std::process::abort();
+        }
+    }
+}
+
+/// In words a client can act on, never the database's own message (which names
+/// tables and columns, not resources).
 pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d)
-            if d.is_unique_violation()
-                || d.is_foreign_key_violation()
-                || d.is_check_violation() =>
-        {
-            StoreError::Conflict(d.message().to_string())
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Conflict(
+            "a record it refers to does not exist (or was deleted meanwhile)".into(),
+        ),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict("another record already has the same id or identity number".into())
+        }
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            StoreError::Conflict("a value is outside what the record allows".into())
         }
         _ => StoreError::Database(e),
     }
@@ -504,12 +573,12 @@ pub(crate) async fn meta<E: Exec>(e: &E, key: &str) -> Result<Option<String>> {
     rows.first().map(|r| r.text(0)).transpose()
 }
 
+/// Insert or replace one setting.
+pub(crate) const SET_META: &str =
+    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
 pub(crate) async fn set_meta<E: Exec>(e: &E, key: &str, value: &str) -> Result<()> {
-    e.execute(
-        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        vec![key.into(), value.into()],
-    )
-    .await
+    e.execute(SET_META, vec![key.into(), value.into()]).await
 }
 
 pub(crate) async fn organisation_by_code<E: Exec>(e: &E, code: &str) -> Result<Organisation> {
@@ -661,6 +730,7 @@ pub(crate) async fn resident_access_facts<E: Exec>(
             vec![Param::I64(id)],
         )
         .await?;
+    let emergency = crate::emergency::holders(e, id, chrono::Utc::now().naive_utc()).await?;
     Ok(ResidentFacts {
         resident_id: id,
         district_code: r.text(0)?,
@@ -668,6 +738,7 @@ pub(crate) async fn resident_access_facts<E: Exec>(
         contract_centres: contracts.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
         contract_doctors: contracts.iter().map(|c| c.i64(1)).collect::<Result<_>>()?,
         encounter_orgs: encounters.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
+        emergency_users: emergency,
     })
 }
 
@@ -689,12 +760,14 @@ fn audit_params(a: &AuditEvent) -> [Param; 10] {
     ]
 }
 
-pub(crate) async fn insert_audit<E: Exec>(e: &E, a: &AuditEvent) -> Result<()> {
-    insert_audits(e, std::slice::from_ref(a)).await
-}
-
 /// One multi-row INSERT (a single statement is atomic on both backends).
-pub(crate) async fn insert_audits<E: Exec>(e: &E, events: &[AuditEvent]) -> Result<()> {
+/// `numbered`: `$n` placeholders (PostgreSQL), else `?` (SQLite binds thousands of
+/// `$n` in quadratic time).
+pub(crate) async fn insert_audits<E: Exec>(
+    e: &E,
+    events: &[AuditEvent],
+    numbered: bool,
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -704,7 +777,7 @@ pub(crate) async fn insert_audits<E: Exec>(e: &E, events: &[AuditEvent]) -> Resu
             "at most 3,000 audit entries at once".into(),
         ));
     }
-    let (sql, params) = audit_insert(events, true);
+    let (sql, params) = audit_insert(events, numbered);
     e.execute(&sql, params).await
 }
 

@@ -378,3 +378,237 @@ fn due_lists_print_as_csv_and_json_and_refuse_bad_flags() {
         assert!(stderr(&o).contains(flag), "{all:?}: {}", stderr(&o));
     }
 }
+
+/// The row counts of a database, table by table (`dhp stats --json`).
+fn tables(db: &str) -> serde_json::Value {
+    let o = dhp(&["stats", "--database", db, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["tables"].clone()
+}
+
+#[test]
+fn an_import_killed_at_any_moment_and_run_again_writes_each_record_once() {
+    let dir = Scratch::new("import-kill");
+    let src = dir.url("src.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &src,
+        "--residents",
+        "300",
+        "--seed",
+        "3",
+        "--years",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.0.join("out");
+    let o = dhp(&[
+        "export",
+        "--database",
+        &src,
+        "--out",
+        out.to_str().unwrap(),
+        "--bundles",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A tenth of the files as batch Bundles (each entry on its own), the rest as
+    // transactions; some refer to staff the target does not have and are refused.
+    let bundles = out.join("bundles");
+    for (n, e) in std::fs::read_dir(&bundles).unwrap().enumerate() {
+        if n % 10 == 0 {
+            let path = e.unwrap().path();
+            let mut b: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            b["type"] = "batch".into();
+            std::fs::write(&path, b.to_string()).unwrap();
+        }
+    }
+    let template = dir.0.join("empty.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &dir.url("empty.db"),
+        "--residents",
+        "1",
+        "--seed",
+        "99",
+        "--years",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fresh = |name: &str| {
+        std::fs::copy(&template, dir.0.join(name)).unwrap();
+        dir.url(name)
+    };
+    let import_crashing = |db: &str, after: Option<u32>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dhp"));
+        c.args(["import", "--database", db, bundles.to_str().unwrap()])
+            .env("DHP_LOG", "error");
+        if let Some(n) = after {
+            c.env("DHP_CRASH_AFTER_COMMITS", n.to_string());
+        }
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let import = |db: &str| import_crashing(db, None);
+
+    // Uninterrupted: what every interrupted run must end with.
+    let whole = fresh("whole.db");
+    let started = std::time::Instant::now();
+    let status = import(&whole).wait().unwrap();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(1), "some bundles are refused");
+    let expected = tables(&whole);
+    assert!(expected["residents"].as_i64().unwrap() > 200, "{expected}");
+
+    // Killed (SIGKILL) at several moments through the run, then run again.
+    let mut interrupted = 0;
+    for (k, at) in [0.1, 0.3, 0.5, 0.7, 0.9].into_iter().enumerate() {
+        let db = fresh(&format!("killed{k}.db"));
+        let mut child = import(&db);
+        std::thread::sleep(took.mul_f64(at));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        child.wait().unwrap();
+        let partial = tables(&db);
+        if !finished && partial != expected {
+            interrupted += 1;
+        }
+        let status = import(&db).wait().unwrap();
+        assert_eq!(status.code(), Some(1));
+        assert_eq!(
+            tables(&db),
+            expected,
+            "killed at {at} of the run, then resumed"
+        );
+        // A third run finds every file done or refused again, and writes nothing.
+        import(&db).wait().unwrap();
+        assert_eq!(tables(&db), expected, "run a third time");
+    }
+    eprintln!("{interrupted} of 5 kills landed part way through the import");
+
+    // Stopped dead right after its first, second, … committed write: the moments
+    // between one transaction and the next, where a mark written apart from its data
+    // would be lost.
+    let mut crashed = 0;
+    for after in 1.. {
+        let db = fresh(&format!("crashed{after}.db"));
+        let status = import_crashing(&db, Some(after)).wait().unwrap();
+        if status.code() == Some(1) {
+            // The run needed fewer commits than that: it finished.
+            break;
+        }
+        assert!(status.code().is_none(), "{status:?}");
+        crashed += 1;
+        let status = import(&db).wait().unwrap();
+        assert_eq!(status.code(), Some(1));
+        assert_eq!(
+            tables(&db),
+            expected,
+            "stopped after commit {after}, then resumed"
+        );
+    }
+    assert!(crashed >= 3, "the import stopped at only {crashed} commits");
+}
+
+#[test]
+fn audit_entries_past_six_months_are_archived_and_the_chain_verifies_across() {
+    let dir = Scratch::new("audit-archive");
+    let db = dir.url("d.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &db,
+        "--residents",
+        "20",
+        "--seed",
+        "5",
+        "--years",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A year-old stretch of the log, and last week's.
+    let now = chrono::Utc::now().naive_utc();
+    let entry = |i: i64, days_ago: i64| dhp_store::AuditEvent {
+        id: format!("old-{days_ago}-{i:05}"),
+        recorded: now - chrono::Duration::days(days_ago) + chrono::Duration::seconds(i),
+        username: "doctor".into(),
+        role: "family_doctor".into(),
+        org_id: None,
+        resident_id: Some(1),
+        action: "read".into(),
+        resource: "Patient/1".into(),
+        outcome: "success".into(),
+        detail: String::new(),
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = dhp_store::connect(&db).await.unwrap();
+        let old: Vec<_> = (0..1_000).map(|i| entry(i, 400)).collect();
+        let recent: Vec<_> = (0..10).map(|i| entry(i, 7)).collect();
+        store.insert_audits(&old).await.unwrap();
+        store.insert_audits(&recent).await.unwrap();
+        store.close().await;
+    });
+    let arch = dir.0.join("archive");
+    let arch_s = arch.to_str().unwrap();
+
+    // Less than six months is refused, naming the law's minimum.
+    let o = dhp(&[
+        "audit",
+        "archive",
+        "--database",
+        &db,
+        "--out",
+        arch_s,
+        "--keep-days",
+        "90",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("at least 183"), "{}", stderr(&o));
+
+    let o = dhp(&["audit", "archive", "--database", &db, "--out", arch_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("archived 1000 audit entries"),
+        "{}",
+        stdout(&o)
+    );
+    let files = std::fs::read_dir(&arch).unwrap().count();
+    assert_eq!(files, 2, "one compressed file and its manifest");
+    let o = dhp(&["audit", "verify", "--database", &db, "--archives", arch_s]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("archives in") && stdout(&o).contains("1000 entries"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("audit log verified"), "{}", stdout(&o));
+    // Archiving again moves nothing more.
+    let o = dhp(&["audit", "archive", "--database", &db, "--out", arch_s]);
+    assert!(
+        stdout(&o).contains("archived 0 audit entries"),
+        "{}",
+        stdout(&o)
+    );
+
+    // An archive file altered afterwards no longer matches its digest.
+    let gz = std::fs::read_dir(&arch)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".ndjson.gz"))
+        .unwrap();
+    let mut bytes = std::fs::read(&gz).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    std::fs::write(&gz, &bytes).unwrap();
+    let o = dhp(&["audit", "verify", "--database", &db, "--archives", arch_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("does not match its digest"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -30,13 +30,77 @@ pub(crate) use search::{fetch, render};
 pub(crate) async fn import_bundles(
     state: &AppState,
     client: &str,
-    bundles: Vec<Value>,
+    items: Vec<crate::Import>,
 ) -> Result<Vec<Result<Value, OperationOutcome>>, AppError> {
     let who = system_principal(client);
-    // One id reservation per kind for the whole group.
+    let mut results: Vec<Option<Result<Value, OperationOutcome>>> = vec![None; items.len()];
+    // Parts of the group still to commit, in order. A part whose commit clashes with
+    // the store (an id taken, a record gone meanwhile) is halved until the clash is one
+    // Bundle's: the others still land in a few large transactions.
+    let mut todo = std::collections::VecDeque::new();
+    todo.push_back(0..items.len());
+    while let Some(range) = todo.pop_front() {
+        let part = &items[range.clone()];
+        let mut plan = write::Plan::new(state, &who).await?;
+        plan.keep_batches();
+        plan.reserve_ahead(&new_ids(part)).await?;
+        let mut answers = Vec::with_capacity(part.len());
+        for item in part {
+            let mark = plan.mark();
+            let r =
+                rest::run_bundle(state, &mut plan, item.bundle.clone(), "urn:dhp:import").await?;
+            match (&r, &item.mark) {
+                (Err(o), _) => {
+                    plan.rollback(mark);
+                    if !plan.take_refusal_audited() {
+                        rest::audit_refused(state, &who, "import", "Bundle", o).await?;
+                    }
+                }
+                // The mark lands in the transaction that writes the Bundle's data.
+                (Ok(_), Some(key)) => plan.set_meta(key, crate::IMPORTED),
+                (Ok(_), None) => {}
+            }
+            answers.push(r);
+        }
+        match plan.commit().await {
+            Ok(()) => {
+                for (i, a) in range.zip(answers) {
+                    results[i] = Some(a);
+                }
+            }
+            Err(StoreError::Conflict(why)) if range.len() == 1 => {
+                results[range.start] = Some(Err(OperationOutcome::one(Issue::new(
+                    IssueCode::Conflict,
+                    format!("nothing was written: {why}"),
+                ))));
+            }
+            Err(StoreError::Conflict(_)) => {
+                let mid = range.start + range.len() / 2;
+                todo.push_front(mid..range.end);
+                todo.push_front(range.start..mid);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(OperationOutcome::one(Issue::new(
+                    IssueCode::Exception,
+                    "the Bundle was not processed",
+                )))
+            })
+        })
+        .collect())
+}
+
+/// New ids the Bundles of `items` will take, per kind: one reservation each for all.
+fn new_ids(items: &[crate::Import]) -> std::collections::HashMap<String, i64> {
     let mut counts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-    for b in &bundles {
-        for e in b
+    for item in items {
+        for e in item
+            .bundle
             .get("entry")
             .and_then(Value::as_array)
             .into_iter()
@@ -53,33 +117,7 @@ pub(crate) async fn import_bundles(
         }
     }
     counts.retain(|k, _| write::WRITABLE.contains(&k.as_str()) || k == "Household");
-    let mut plan = write::Plan::new(state, &who).await?;
-    plan.reserve_ahead(&counts).await?;
-    let mut results = Vec::with_capacity(bundles.len());
-    for b in &bundles {
-        let mark = plan.mark();
-        let r = rest::run_bundle(state, &mut plan, b.clone(), "urn:dhp:import").await?;
-        if r.is_err() {
-            plan.rollback(mark);
-        }
-        results.push(r);
-    }
-    match plan.commit().await {
-        Ok(()) => Ok(results),
-        // One Bundle's writes clash with the store (an id taken, a record gone): the
-        // group is redone one Bundle at a time, so only that one fails.
-        Err(StoreError::Conflict(_)) => {
-            let mut alone = Vec::with_capacity(bundles.len());
-            for (b, r) in bundles.into_iter().zip(results) {
-                alone.push(match r {
-                    Err(o) => Err(o),
-                    Ok(_) => rest::process_bundle(state, &who, b, "urn:dhp:import").await?,
-                });
-            }
-            Ok(alone)
-        }
-        Err(e) => Err(e.into()),
-    }
+    counts
 }
 
 fn system_principal(client: &str) -> Principal {
@@ -97,9 +135,13 @@ pub(crate) async fn import_resources(
     state: &AppState,
     client: &str,
     resources: Vec<Value>,
+    mark: Option<(&str, &str)>,
 ) -> Result<Result<usize, (usize, OperationOutcome)>, AppError> {
     let who = system_principal(client);
     let mut plan = write::Plan::new(state, &who).await?;
+    if let Some((key, value)) = mark {
+        plan.set_meta(key, value);
+    }
     let n = resources.len();
     for (i, r) in resources.into_iter().enumerate() {
         let kind = r

@@ -70,11 +70,69 @@ fn written(base: &str, w: &Written, headers: &HeaderMap) -> Response {
     res
 }
 
-async fn refused(r: Refusal) -> Result<Response, AppError> {
-    match r {
-        Refusal::Outcome(o) => Ok(outcome(o)),
-        Refusal::Failed(e) => Err(e),
+/// Who tries which write, for the audit row of its refusal: every refused write is
+/// one (a refusal of scope is logged where it is decided, with the resident).
+struct Attempt<'a> {
+    state: &'a AppState,
+    who: dhp_core::access::Principal,
+    action: &'static str,
+    resource: String,
+}
+
+impl Attempt<'_> {
+    /// Audit the refusal and answer it.
+    async fn refuse(&self, o: OperationOutcome) -> Result<Response, AppError> {
+        audit_refused(self.state, &self.who, self.action, &self.resource, &o).await?;
+        Ok(outcome(o))
     }
+
+    /// Answer a refusal met while planning or committing (audited unless `plan`
+    /// logged it already).
+    async fn refused(&self, plan: Option<&Plan<'_>>, r: Refusal) -> Result<Response, AppError> {
+        match r {
+            Refusal::Outcome(o) if plan.is_some_and(Plan::take_refusal_audited) => Ok(outcome(o)),
+            Refusal::Outcome(o) => self.refuse(o).await,
+            Refusal::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// The audit row of a refused write: the answer's status and the elements at fault,
+/// never the values sent (a wrong identity number is still a person's).
+pub(crate) async fn audit_refused(
+    state: &AppState,
+    who: &dhp_core::access::Principal,
+    action: &str,
+    resource: &str,
+    o: &OperationOutcome,
+) -> Result<(), AppError> {
+    let status = o.http_status();
+    let word = match status {
+        400 | 422 => "invalid",
+        401 => "unauthenticated",
+        403 => "denied",
+        404 => "not-found",
+        409 | 412 => "conflict",
+        _ => "refused",
+    };
+    let mut at: Vec<&str> = o
+        .issues
+        .iter()
+        .map(|i| i.expression.as_deref().unwrap_or(i.code.as_str()))
+        .collect();
+    at.dedup();
+    let detail = format!("{status}: {}", at.join(", "));
+    audit::record(
+        &*state.store,
+        &Actor::from(who),
+        action,
+        resource,
+        None,
+        word,
+        &detail,
+    )
+    .await?;
+    Ok(())
 }
 
 /// A store conflict at commit (a version moved, an id taken, a record still referred
@@ -163,9 +221,15 @@ pub async fn create(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
+    let at = Attempt {
+        state: &state,
+        who: who.clone(),
+        action: "create",
+        resource: kind.clone(),
+    };
     let body = match body_json(&body) {
         Ok(v) => v,
-        Err(o) => return Ok(outcome(o)),
+        Err(o) => return at.refuse(o).await,
     };
     let base = fhir_base(&state);
     // The condition as sent (UTF-8 too: a name in Chinese need not be percent-encoded);
@@ -177,23 +241,25 @@ pub async fn create(
         None => None,
         Some(Ok(c)) => Some(c),
         Some(Err(_)) => {
-            return Ok(outcome(
-                OperationOutcome::one(Issue::new(
-                    IssueCode::Invalid,
-                    "If-None-Exist is not UTF-8 text",
-                ))
-                .with_status(400),
-            ))
+            return at
+                .refuse(
+                    OperationOutcome::one(Issue::new(
+                        IssueCode::Invalid,
+                        "If-None-Exist is not UTF-8 text",
+                    ))
+                    .with_status(400),
+                )
+                .await
         }
     };
     let Some(cond) = cond else {
         let mut plan = Plan::new(&state, &who).await?;
         let w = match plan.create(&kind, body).await {
             Ok(w) => w,
-            Err(r) => return refused(r).await,
+            Err(r) => return at.refused(Some(&plan), r).await,
         };
         if let Err(e) = plan.commit().await {
-            return refused(commit_refusal(e)).await;
+            return at.refused(None, commit_refusal(e)).await;
         }
         return Ok(written(&base, &w, &headers));
     };
@@ -203,7 +269,7 @@ pub async fn create(
     let mut plan = Plan::new(&state, &who).await?;
     let scope = plan.read_scope();
     let filter = match condition(&state, &kind, cond).await? {
-        Err(r) => return refused(r).await,
+        Err(r) => return at.refused(Some(&plan), r).await,
         Ok(f) => f,
     };
     if let Some(filter) = &filter {
@@ -212,13 +278,15 @@ pub async fn create(
             .search_residents(filter, &scope, Local::now().date_naive(), 2, 0)
             .await?;
         if found.len() > 1 {
-            return Ok(outcome(
-                OperationOutcome::one(Issue::new(
-                    IssueCode::Conflict,
-                    format!("If-None-Exist {cond:?} matches more than one {kind}"),
-                ))
-                .with_status(412),
-            ));
+            return at
+                .refuse(
+                    OperationOutcome::one(Issue::new(
+                        IssueCode::Conflict,
+                        format!("If-None-Exist {cond:?} matches more than one {kind}"),
+                    ))
+                    .with_status(412),
+                )
+                .await;
         }
         if let Some(r) = found.first() {
             return exists(&state, &headers, &kind, r.id).await;
@@ -226,7 +294,7 @@ pub async fn create(
     }
     let w = match plan.create(&kind, body).await {
         Ok(w) => w,
-        Err(r) => return refused(r).await,
+        Err(r) => return at.refused(Some(&plan), r).await,
     };
     if let Some(filter) = filter {
         plan.guard(Guard::NoResident {
@@ -239,7 +307,7 @@ pub async fn create(
         Ok(()) => {}
         // Another create of the same person committed first: theirs is the one.
         Err(StoreError::Exists(id)) => return exists(&state, &headers, &kind, id).await,
-        Err(e) => return refused(commit_refusal(e)).await,
+        Err(e) => return at.refused(None, commit_refusal(e)).await,
     }
     Ok(written(&base, &w, &headers))
 }
@@ -274,15 +342,23 @@ pub async fn update(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
+    let at = Attempt {
+        state: &state,
+        who: who.clone(),
+        action: "update",
+        resource: resource.clone(),
+    };
     let body = match body_json(&body) {
         Ok(v) => v,
-        Err(o) => return Ok(outcome(o)),
+        Err(o) => return at.refuse(o).await,
     };
     let Ok(n) = id.parse::<Id>() else {
-        return Ok(outcome(OperationOutcome::one(Issue::new(
-            IssueCode::NotFound,
-            format!("{resource} does not exist (ids are numbers)"),
-        ))));
+        return at
+            .refuse(OperationOutcome::one(Issue::new(
+                IssueCode::NotFound,
+                format!("{resource} does not exist (ids are numbers)"),
+            )))
+            .await;
     };
     let if_match = headers
         .get(header::IF_MATCH)
@@ -290,13 +366,15 @@ pub async fn update(
         .map(|v| parse_etag(v).ok_or(v));
     let if_match = match if_match {
         Some(Err(v)) => {
-            return Ok(outcome(
-                OperationOutcome::one(Issue::new(
-                    IssueCode::Invalid,
-                    format!("If-Match {v:?} is not a version ETag like W/\"3\""),
-                ))
-                .with_status(400),
-            ))
+            return at
+                .refuse(
+                    OperationOutcome::one(Issue::new(
+                        IssueCode::Invalid,
+                        format!("If-Match {v:?} is not a version ETag like W/\"3\""),
+                    ))
+                    .with_status(400),
+                )
+                .await
         }
         Some(Ok(v)) => Some(v),
         None => None,
@@ -304,10 +382,10 @@ pub async fn update(
     let mut plan = Plan::new(&state, &who).await?;
     let w = match plan.update(&kind, n, body, if_match).await {
         Ok(w) => w,
-        Err(r) => return refused(r).await,
+        Err(r) => return at.refused(Some(&plan), r).await,
     };
     if let Err(e) = plan.commit().await {
-        return refused(commit_refusal(e)).await;
+        return at.refused(None, commit_refusal(e)).await;
     }
     Ok(written(&fhir_base(&state), &w, &headers))
 }
@@ -326,9 +404,15 @@ pub async fn conditional_update(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
+    let at = Attempt {
+        state: &state,
+        who: who.clone(),
+        action: "update",
+        resource: kind.clone(),
+    };
     let mut body = match body_json(&body) {
         Ok(v) => v,
-        Err(o) => return Ok(outcome(o)),
+        Err(o) => return at.refuse(o).await,
     };
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)
@@ -336,7 +420,7 @@ pub async fn conditional_update(
     let scope = Plan::new(&state, &who).await?.read_scope();
     let ids = match matches(&state, &kind, &query, &scope).await? {
         Ok(ids) => ids,
-        Err(r) => return refused(r).await,
+        Err(r) => return at.refused(None, r).await,
     };
     let mut plan = Plan::new(&state, &who).await?;
     let result = match ids.as_slice() {
@@ -351,21 +435,23 @@ pub async fn conditional_update(
             plan.update(&kind, *one, body, None).await
         }
         _ => {
-            return Ok(outcome(
-                OperationOutcome::one(Issue::new(
-                    IssueCode::Conflict,
-                    format!("the condition {query:?} matches more than one {kind}"),
-                ))
-                .with_status(412),
-            ))
+            return at
+                .refuse(
+                    OperationOutcome::one(Issue::new(
+                        IssueCode::Conflict,
+                        format!("the condition {query:?} matches more than one {kind}"),
+                    ))
+                    .with_status(412),
+                )
+                .await
         }
     };
     let w = match result {
         Ok(w) => w,
-        Err(r) => return refused(r).await,
+        Err(r) => return at.refused(Some(&plan), r).await,
     };
     if let Err(e) = plan.commit().await {
-        return refused(commit_refusal(e)).await;
+        return at.refused(None, commit_refusal(e)).await;
     }
     Ok(written(&fhir_base(&state), &w, &headers))
 }
@@ -381,19 +467,27 @@ pub async fn delete(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
+    let at = Attempt {
+        state: &state,
+        who: who.clone(),
+        action: "delete",
+        resource: resource.clone(),
+    };
     let Ok(n) = id.parse::<Id>() else {
-        return Ok(outcome(OperationOutcome::one(Issue::new(
-            IssueCode::NotFound,
-            format!("{resource} does not exist"),
-        ))));
+        return at
+            .refuse(OperationOutcome::one(Issue::new(
+                IssueCode::NotFound,
+                format!("{resource} does not exist"),
+            )))
+            .await;
     };
     let mut plan = Plan::new(&state, &who).await?;
     let w = match plan.delete(&kind, n).await {
         Ok(w) => w,
-        Err(r) => return refused(r).await,
+        Err(r) => return at.refused(Some(&plan), r).await,
     };
     if let Err(e) = plan.commit().await {
-        return refused(commit_refusal(e)).await;
+        return at.refused(None, commit_refusal(e)).await;
     }
     Ok(written(&fhir_base(&state), &w, &headers))
 }
@@ -776,9 +870,15 @@ pub async fn bundle(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
+    let at = Attempt {
+        state: &state,
+        who: who.clone(),
+        action: "transaction",
+        resource: "Bundle".to_string(),
+    };
     let body = match body_json(&body) {
         Ok(v) => v,
-        Err(o) => return Ok(outcome(o)),
+        Err(o) => return at.refuse(o).await,
     };
     match process_bundle(&state, &who, body, &fhir_base(&state)).await? {
         Ok(answer) => Ok(fhir_json(StatusCode::OK, &answer)),
@@ -797,11 +897,19 @@ pub async fn process_bundle(
     let mut plan = Plan::new(state, who).await?;
     let answer = match run_bundle(state, &mut plan, body, base).await? {
         Ok(a) => a,
-        Err(o) => return Ok(Err(o)),
+        Err(o) => {
+            if !plan.take_refusal_audited() {
+                audit_refused(state, who, "transaction", "Bundle", &o).await?;
+            }
+            return Ok(Err(o));
+        }
     };
     if let Err(e) = plan.commit().await {
         return match commit_refusal(e) {
-            Refusal::Outcome(o) => Ok(Err(o)),
+            Refusal::Outcome(o) => {
+                audit_refused(state, who, "transaction", "Bundle", &o).await?;
+                Ok(Err(o))
+            }
             Refusal::Failed(e) => Err(e),
         };
     }
@@ -809,7 +917,8 @@ pub async fn process_bundle(
 }
 
 /// Run a Bundle's entries into `plan`: a transaction's writes stay in the plan for the
-/// caller to commit (with others, on import); a batch's entries commit one by one here.
+/// caller to commit (with others, on import); a batch's entries commit one by one here
+/// (on import, see [`Plan::batches_in_plan`], they stay in the plan too).
 pub async fn run_bundle<'a>(
     state: &'a AppState,
     plan: &mut Plan<'a>,
@@ -880,8 +989,12 @@ pub async fn run_bundle<'a>(
     order.sort_by_key(|&i| rank(&list[i].method));
     let mut results: Vec<Option<Value>> = vec![None; list.len()];
     let mut single = Plan::new(state, who).await?;
+    // On import a batch's entries go into the caller's plan too, each left out alone
+    // when refused: committed with the import's mark, nothing is written twice.
+    let in_plan = transaction || plan.batches_in_plan();
     for i in order {
-        let plan: &mut Plan<'a> = if transaction {
+        let mark = plan.mark();
+        let to: &mut Plan<'a> = if in_plan {
             &mut *plan
         } else {
             single = Plan::new(state, who).await?;
@@ -891,16 +1004,16 @@ pub async fn run_bundle<'a>(
         let step = match e.method.as_str() {
             "POST" => match assigned[i] {
                 Some(id) => {
-                    plan.create_with_id(&e.kind, id, e.resource.clone().unwrap_or_default())
+                    to.create_with_id(&e.kind, id, e.resource.clone().unwrap_or_default())
                         .await
                 }
                 None => {
-                    plan.create(&e.kind, e.resource.clone().unwrap_or_default())
+                    to.create(&e.kind, e.resource.clone().unwrap_or_default())
                         .await
                 }
             },
             "PUT" => {
-                plan.update(
+                to.update(
                     &e.kind,
                     e.id.unwrap_or_default(),
                     e.resource.clone().unwrap_or_default(),
@@ -908,14 +1021,14 @@ pub async fn run_bundle<'a>(
                 )
                 .await
             }
-            "DELETE" => plan.delete(&e.kind, e.id.unwrap_or_default()).await,
+            "DELETE" => to.delete(&e.kind, e.id.unwrap_or_default()).await,
             _ => Err(Refusal::Outcome(OperationOutcome::one(Issue::new(
                 IssueCode::NotSupported,
                 "GET entries are not supported in a Bundle here; read with GET /fhir/Type/id",
             )))),
         };
         let step = match step {
-            Ok(w) if !transaction => {
+            Ok(w) if !in_plan => {
                 match std::mem::replace(&mut single, Plan::new(state, who).await?)
                     .commit()
                     .await
@@ -941,7 +1054,24 @@ pub async fn run_bundle<'a>(
                 let status = o.http_status();
                 return Ok(Err(OperationOutcome::new(issues).with_status(status)));
             }
-            Err(Refusal::Outcome(o)) => results[i] = Some(failed_entry(&o)),
+            Err(Refusal::Outcome(o)) => {
+                let audited = if in_plan {
+                    plan.rollback(mark);
+                    plan.take_refusal_audited()
+                } else {
+                    single.take_refusal_audited()
+                };
+                if !audited {
+                    let action = match e.method.as_str() {
+                        "POST" => "create",
+                        "PUT" => "update",
+                        "DELETE" => "delete",
+                        _ => "read",
+                    };
+                    audit_refused(state, who, action, &e.kind, &o).await?;
+                }
+                results[i] = Some(failed_entry(&o));
+            }
         }
     }
     let response = json!({

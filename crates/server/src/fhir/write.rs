@@ -86,6 +86,14 @@ pub struct Plan<'a> {
     ids: HashMap<String, (Id, Id)>,
     /// Residents' birth dates, read once per unit.
     born: HashMap<Id, NaiveDate>,
+    /// Batch Bundles' entries stay in the plan (import), rather than each committed
+    /// on its own.
+    batches_in_plan: bool,
+    /// A refusal was written to the audit log where it was decided (with the resident
+    /// it concerned): the caller need not log it again.
+    refusal_audited: std::sync::atomic::AtomicBool,
+    /// Residents written under emergency access (their audit entries say so).
+    emergency: std::collections::HashSet<Id>,
 }
 
 /// How far a plan had got: [`Plan::rollback`] returns to it.
@@ -95,6 +103,7 @@ pub struct Mark {
     core: [usize; 9],
     core_deletes: usize,
     audits: usize,
+    meta: usize,
 }
 
 fn core_lens(b: &dhp_store::Batch) -> [usize; 9] {
@@ -126,6 +135,9 @@ impl<'a> Plan<'a> {
             encounters: HashMap::new(),
             ids: HashMap::new(),
             born: HashMap::new(),
+            batches_in_plan: false,
+            refusal_audited: std::sync::atomic::AtomicBool::new(false),
+            emergency: std::collections::HashSet::new(),
         })
     }
 
@@ -161,7 +173,14 @@ impl<'a> Plan<'a> {
             core: core_lens(&self.set.core),
             core_deletes: self.set.core_deletes.len(),
             audits: self.set.audits.len(),
+            meta: self.set.meta.len(),
         }
+    }
+
+    /// A setting to write with the plan's data, in its transaction (an import's mark
+    /// that a file is in).
+    pub fn set_meta(&mut self, key: &str, value: &str) {
+        self.set.meta.push((key.to_string(), value.to_string()));
     }
 
     /// Drop what was gathered since `m` (a refused Bundle among several).
@@ -179,6 +198,17 @@ impl<'a> Plan<'a> {
         c.immunizations.truncate(m.core[8]);
         self.set.core_deletes.truncate(m.core_deletes);
         self.set.audits.truncate(m.audits);
+        self.set.meta.truncate(m.meta);
+    }
+
+    /// Keep batch Bundles' accepted entries in this plan, committed with the rest (an
+    /// import, whose mark must land in the same transaction as the data).
+    pub fn keep_batches(&mut self) {
+        self.batches_in_plan = true;
+    }
+
+    pub fn batches_in_plan(&self) -> bool {
+        self.batches_in_plan
     }
 
     pub fn who(&self) -> &'a Principal {
@@ -221,7 +251,15 @@ impl<'a> Plan<'a> {
             why,
         )
         .await?;
+        self.refusal_audited
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether the last refusal was audited where it was decided (and forget it).
+    pub fn take_refusal_audited(&self) -> bool {
+        self.refusal_audited
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn check_role(&self) -> Result<(), Refusal> {
@@ -272,6 +310,9 @@ impl<'a> Plan<'a> {
         let facts = self.facts(resident).await?.clone();
         let decision = may_read_resident(self.who, self.org.as_ref(), &facts);
         if decision.allowed() {
+            if decision.reason() == dhp_core::access::EMERGENCY_ACCESS {
+                self.emergency.insert(resident);
+            }
             return Ok(());
         }
         self.audit_refusal(action, resource, Some(resident), decision.reason())
@@ -539,6 +580,10 @@ impl<'a> Plan<'a> {
             "Encounter" => {
                 let e = input::encounter(&body).map_err(invalid)?;
                 self.org(e.org_id, "Encounter.serviceProvider.reference").await?;
+                if let Some(p) = e.practitioner_id {
+                    self.exists("Practitioner", p, "Encounter.participant[0].individual.reference")
+                        .await?;
+                }
                 event = Some((e.start.date(), "Encounter.period.start"));
                 encounter_org = Some(e.org_id);
                 self.encounters.insert(id, e.org_id);
@@ -587,6 +632,10 @@ impl<'a> Plan<'a> {
             }
             "Observation" => {
                 let o = input::observation(&body).map_err(invalid)?;
+                if let Some(e) = o.encounter_id {
+                    self.exists("Encounter", e, "Observation.encounter.reference")
+                        .await?;
+                }
                 event = Some((o.effective.date(), "Observation.effectiveDateTime"));
                 self.set.core.observations.push(Observation {
                     id,
@@ -715,13 +764,18 @@ impl<'a> Plan<'a> {
             },
             prior,
         });
+        let detail = if resident.is_some_and(|r| self.emergency.contains(&r)) {
+            "written under emergency access (break the glass)"
+        } else {
+            "written"
+        };
         self.set.audits.push(audit::entry(
             &self.actor,
             action,
             &resource,
             resident,
             "success",
-            "written",
+            detail,
         ));
         Ok(Written {
             kind: kind.into(),
@@ -823,6 +877,7 @@ impl<'a> Plan<'a> {
                 contract_centres: Vec::new(),
                 contract_doctors: Vec::new(),
                 encounter_orgs: Vec::new(),
+                emergency_users: Vec::new(),
             },
         };
         facts.street_org_id = street;

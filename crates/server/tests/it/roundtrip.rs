@@ -268,3 +268,86 @@ async fn round_trip(target: Arc<dyn Store>) {
         }
     }
 }
+
+/// A group of Bundles imported together in which one clashes only at commit (its
+/// Patient's identity number is another Bundle's of the same group): that one alone
+/// is refused, in words naming no table, and the other 63 land; a Bundle whose record
+/// refers to a record that does not exist is refused naming the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_one_clashing_bundle_lands_all_the_others() {
+    let source = site(64).await;
+    let dir = temp_dir("import-group");
+    let url = format!("sqlite://{}", dir.join("target.db").display());
+    let target = dhp_store::connect(&url).await.unwrap();
+    export::copy_registry(&*source.state.store, &*target)
+        .await
+        .unwrap();
+    let target = AppState::open(target).await.unwrap();
+    let mut bundles = Vec::new();
+    export::export_bundles(&source.state, |_, b| {
+        bundles.push(b);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(bundles.len(), 64);
+    for field in ["identifier", "birthDate", "gender"] {
+        let same = bundles[10]["entry"][0]["resource"][field].clone();
+        bundles[40]["entry"][0]["resource"][field] = same;
+    }
+    // Bundle 41 registers its resident twice: a clash inside one Bundle, found only
+    // by the database at commit.
+    let mut twice = bundles[41]["entry"][0].clone();
+    twice["fullUrl"] = Value::from("urn:uuid:5d1c6a2e-0000-4000-8000-000000000041");
+    bundles[41]["entry"].as_array_mut().unwrap().push(twice);
+    let answers = dhp_server::import_bundles(
+        &target,
+        "import-test",
+        bundles.into_iter().map(dhp_server::Import::new).collect(),
+    )
+    .await
+    .unwrap();
+    let refused: Vec<usize> = (0..answers.len())
+        .filter(|&i| answers[i].is_err())
+        .collect();
+    assert_eq!(refused, vec![40, 41]);
+    let why = answers[40].as_ref().unwrap_err().to_json().to_string();
+    assert!(why.contains("identity number already registered"), "{why}");
+    let why = answers[41].as_ref().unwrap_err().to_json().to_string();
+    assert!(
+        why.contains("another record already has the same id or identity number"),
+        "{why}"
+    );
+    for raw in ["UNIQUE", "constraint", "residents.", "duplicate key"] {
+        assert!(!why.contains(raw), "{why}");
+    }
+    assert_eq!(target.store.count(Table::Residents).await.unwrap(), 62);
+
+    // An Observation naming an Encounter that is not there: refused at the reference.
+    let patient = target
+        .store
+        .page(Table::Residents, 0, 1)
+        .await
+        .unwrap()
+        .residents[0]
+        .id;
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [{ "request": { "method": "POST", "url": "Observation" }, "resource": {
+            "resourceType": "Observation", "status": "final",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "8867-4" }] },
+            "subject": { "reference": format!("Patient/{patient}") },
+            "encounter": { "reference": "Encounter/987654" },
+            "effectiveDateTime": "2024-05-01T09:00:00+08:00",
+            "valueQuantity": { "value": 72, "unit": "/min" },
+        }}],
+    });
+    let answer = import_bundle(&target, "import-test", bundle).await.unwrap();
+    let why = answer.unwrap_err().to_json().to_string();
+    assert!(
+        why.contains("Observation.encounter.reference")
+            && why.contains("Encounter/987654 does not exist"),
+        "{why}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -391,6 +391,38 @@ async fn bad_writes_get_an_outcome_and_change_nothing() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(content_digest(store).await.unwrap(), before);
     assert!(store.resource("Patient", patient).await.unwrap().is_none());
+
+    // Every refused write is an audit row: who, what, the answer and the elements at
+    // fault — never the values sent.
+    let log = store.audit_events(None, 100).await.unwrap();
+    let row = |user: &str, action: &str, resource: &str| {
+        log.iter()
+            .find(|e| e.username == user && e.action == action && e.resource == resource)
+            .map(|e| (e.outcome.clone(), e.detail.clone()))
+            .unwrap_or_else(|| panic!("no audit row for {user} {action} {resource}"))
+    };
+    assert_eq!(
+        row("system", "create", "Patient").0,
+        "invalid",
+        "the refused Patients"
+    );
+    assert!(log.iter().any(|e| e.resource == "Patient"
+        && e.outcome == "invalid"
+        && e.detail == "400: Patient.identifier[0].value"));
+    assert!(log.iter().any(|e| e.resource == "Patient"
+        && e.outcome == "invalid"
+        && e.detail == "400: structure"));
+    assert_eq!(
+        row("system", "create", "Observation"),
+        ("not-found".to_string(), "404: not-found".to_string())
+    );
+    assert_eq!(
+        row("system", "delete", &format!("Patient/{patient}")).0,
+        "conflict"
+    );
+    assert_eq!(row("manager", "create", "Observation").0, "denied");
+    let bad_number = bad["identifier"][0]["value"].as_str().unwrap();
+    assert!(log.iter().all(|e| !e.detail.contains(bad_number)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -860,6 +892,115 @@ async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+
+    // Breaking the glass: a reason is required, the grant is audited and opens the
+    // record for a few hours, every access under it says so, and the managers see it.
+    let number = store.resident(stranger).await.unwrap().identity_number;
+    let glass = |token: String, body: Value| {
+        let req = Request::post("/api/emergency-access")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let state = s.state.clone();
+        async move {
+            let res = app(state).oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = glass(
+        t.clone(),
+        json!({ "identity_number": number.as_str(), "reason": " " }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "reason");
+    let manager = person(&s, "manager").await;
+    let (status, _) = glass(
+        manager.clone(),
+        json!({ "identity_number": number.as_str(), "reason": "急诊抢救，昏迷" }),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a manager does not treat patients"
+    );
+    let (status, body) = glass(
+        t.clone(),
+        json!({ "identity_number": number.as_str(), "reason": "急诊抢救，昏迷" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["patient"], format!("Patient/{stranger}"));
+    let all = send(
+        &s,
+        "GET",
+        &format!("/fhir/Patient/{stranger}/$everything"),
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::OK);
+    let r = send(
+        &s,
+        "POST",
+        "/fhir/Encounter",
+        &t,
+        Some(&encounter(stranger)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let trail = store.audit_events(Some(stranger), 100).await.unwrap();
+    assert!(trail
+        .iter()
+        .any(|e| e.action == "break-glass" && e.detail.contains("急诊抢救")));
+    assert!(
+        trail
+            .iter()
+            .filter(|e| e.username == "clinician"
+                && e.action != "break-glass"
+                && e.outcome == "success")
+            .all(|e| e.detail.contains("break the glass")),
+        "{trail:?}"
+    );
+    // The report: who, why, and how many accesses under the grant.
+    let req = Request::get("/api/emergency-access")
+        .header(header::AUTHORIZATION, format!("Bearer {manager}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = serde_json::from_slice(
+        &axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let grant = &report["grants"][0];
+    assert_eq!(grant["username"], "clinician");
+    assert_eq!(grant["reason"], "急诊抢救，昏迷");
+    assert_eq!(grant["active"], true);
+    assert!(grant["accesses"].as_i64().unwrap() >= 2, "{grant}");
+    // The report is the managers'.
+    let req = Request::get("/api/emergency-access")
+        .header(header::AUTHORIZATION, format!("Bearer {t}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app(s.state.clone()).oneshot(req).await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "the clinician does not read the report"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

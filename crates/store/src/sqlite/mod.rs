@@ -285,8 +285,9 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 21] = [
+pub(crate) const CLEAR_SQL: [&str; 23] = [
     "DELETE FROM indicator_values",
+    "DELETE FROM emergency_access",
     "DELETE FROM case_reports",
     "DELETE FROM sentinel_reports",
     "DELETE FROM signals",
@@ -296,6 +297,7 @@ pub(crate) const CLEAR_SQL: [&str; 21] = [
     "DELETE FROM resource_history",
     "DELETE FROM id_sequences",
     "DELETE FROM audit_events",
+    crate::audit_chain::RESET,
     "DELETE FROM users",
     "DELETE FROM immunizations",
     "DELETE FROM observations",

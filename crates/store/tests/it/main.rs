@@ -120,6 +120,7 @@ macro_rules! conformance {
 
 conformance!(
     a_new_store_is_empty,
+    emergency_grants_open_a_record_until_they_expire,
     batches_round_trip_through_pages,
     a_failing_batch_writes_nothing,
     lookups_keep_not_found_apart,
@@ -142,3 +143,49 @@ conformance!(
     login_failures_are_counted_and_forgotten,
     surveillance_reports_counts_and_signals,
 );
+
+fn raw_on<DB: sqlx::Database>(
+    pool: sqlx::Pool<DB>,
+) -> impl Fn(&'static str) -> stories::futures_like::BoxFuture + Sync
+where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    move |sql: &'static str| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query::<DB>(sql).execute(&pool).await.unwrap();
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_audit_chain_finds_changed_removed_and_cut_entries_on_sqlite() {
+    let h = sqlite().await;
+    let path = h._dir.as_ref().unwrap().0.join("test.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    stories::the_audit_chain_finds_changed_removed_and_cut_entries(&*h.store, &raw_on(pool)).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_audit_chain_finds_changed_removed_and_cut_entries_on_postgres() {
+    let Some(h) = postgres().await else {
+        eprintln!("DHP_TEST_POSTGRES_URL not set: PostgreSQL story skipped");
+        return;
+    };
+    let (admin_url, name) = h.cleanup.clone().unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let pool = sqlx::PgPool::connect(&format!("{base}/{name}"))
+        .await
+        .unwrap();
+    stories::the_audit_chain_finds_changed_removed_and_cut_entries(
+        &*h.store,
+        &raw_on(pool.clone()),
+    )
+    .await;
+    pool.close().await;
+    h.finish().await;
+}

@@ -1,0 +1,307 @@
+//! Emergency access ("break the glass", 等保三级 access control with accountability): a
+//! hospital clinician or family doctor who must treat a resident outside their scope
+//! opens the record with a reason. The grant lasts `EMERGENCY_HOURS`, every access under
+//! it is an audit row saying so, and the commission's managers see every grant with the
+//! accesses made under it.
+//!
+//! - `POST /api/emergency-access` `{"identity_number": "…", "reason": "…"}` → `201`
+//!   `{"patient": "Patient/123", "expires": "…"}` (bearer token, or the session with
+//!   `X-CSRF-Token`).
+//! - `GET /api/emergency-access?days=30` → the grants (managers; audited).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{Duration, Local, Utc};
+use dhp_core::access::{
+    may_break_glass, may_read_audit_log, may_read_resident, Principal, EMERGENCY_HOURS,
+    EMERGENCY_REASON_MIN,
+};
+use dhp_core::IdentityNumber;
+use dhp_store::{EmergencyGrant, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::{self, Actor};
+use crate::{AppError, AppState};
+
+/// The longest reason kept.
+const REASON_MAX: usize = 500;
+
+fn answer(status: StatusCode, field: &str, why: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({ "error": why.to_string(), "field": field })),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmergencyRequest {
+    identity_number: Option<String>,
+    reason: Option<String>,
+}
+
+/// Audit a refused request and answer it.
+async fn refuse(
+    state: &AppState,
+    who: &Principal,
+    status: StatusCode,
+    field: &str,
+    why: &str,
+) -> Result<Response, AppError> {
+    let outcome = match status {
+        StatusCode::FORBIDDEN => "denied",
+        StatusCode::NOT_FOUND => "not-found",
+        _ => "invalid",
+    };
+    audit::record(
+        &*state.store,
+        &Actor::from(who),
+        "break-glass",
+        "Patient",
+        None,
+        outcome,
+        &format!("{}: {field}", status.as_u16()),
+    )
+    .await?;
+    Ok(answer(status, field, why))
+}
+
+/// `POST /api/emergency-access`.
+pub async fn open(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let Some(who) = crate::contracts::caller(&state, &headers) else {
+        audit::record(
+            &*state.store,
+            &Actor::unverified(""),
+            "break-glass",
+            "Patient",
+            None,
+            "unauthenticated",
+            "no session or bearer token",
+        )
+        .await?;
+        return Ok(answer(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "sign in or send a bearer token",
+        ));
+    };
+    if !may_break_glass(who.role) {
+        return refuse(
+            &state,
+            &who,
+            StatusCode::FORBIDDEN,
+            "role",
+            &format!(
+                "the {} role has no emergency access; it is for clinicians treating a patient",
+                who.role.as_str()
+            ),
+        )
+        .await;
+    }
+    let req: EmergencyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                &state,
+                &who,
+                StatusCode::BAD_REQUEST,
+                "body",
+                &format!("the body is not the JSON expected: {e}"),
+            )
+            .await
+        }
+    };
+    let reason = req.reason.as_deref().map(str::trim).unwrap_or_default();
+    let length = reason.chars().count();
+    if !(EMERGENCY_REASON_MIN..=REASON_MAX).contains(&length) {
+        return refuse(
+            &state,
+            &who,
+            StatusCode::BAD_REQUEST,
+            "reason",
+            &format!("give the reason for emergency access ({EMERGENCY_REASON_MIN} to {REASON_MAX} characters)"),
+        )
+        .await;
+    }
+    let today = Local::now().date_naive();
+    let number = match IdentityNumber::parse(
+        req.identity_number.as_deref().unwrap_or_default().trim(),
+        today,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            return refuse(
+                &state,
+                &who,
+                StatusCode::BAD_REQUEST,
+                "identity_number",
+                &e.to_string(),
+            )
+            .await
+        }
+    };
+    let resident = match state.store.resident_by_identity(number.as_str()).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound(_)) => {
+            return refuse(
+                &state,
+                &who,
+                StatusCode::NOT_FOUND,
+                "identity_number",
+                "no resident of the district has this identity number",
+            )
+            .await
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = crate::fhir::org_facts(&state, &who).await?;
+    let facts = state
+        .store
+        .resident_access_facts(resident.id, today)
+        .await?;
+    let decision = may_read_resident(&who, org.as_ref(), &facts);
+    if decision.allowed() && decision.reason() != dhp_core::access::EMERGENCY_ACCESS {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({
+                "patient": format!("Patient/{}", resident.id),
+                "granted": false,
+                "why": format!("already in your scope ({}): no emergency access needed", decision.reason()),
+            })),
+        )
+            .into_response());
+    }
+    let granted = Utc::now().naive_utc();
+    let grant = EmergencyGrant {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: who.username.clone(),
+        role: who.role.as_str().to_string(),
+        org_id: who.org_id,
+        resident_id: resident.id,
+        reason: reason.to_string(),
+        granted,
+        expires: granted + Duration::hours(EMERGENCY_HOURS),
+    };
+    // Audited first: no access without its record (fail closed).
+    audit::record(
+        &*state.store,
+        &Actor::from(&who),
+        "break-glass",
+        &format!("Patient/{}", resident.id),
+        Some(resident.id),
+        "success",
+        &format!(
+            "until {} UTC: {reason}",
+            grant.expires.format("%Y-%m-%d %H:%M")
+        ),
+    )
+    .await?;
+    state.store.grant_emergency_access(&grant).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "patient": format!("Patient/{}", resident.id),
+            "granted": true,
+            "expires": format!("{}Z", grant.expires.format("%Y-%m-%dT%H:%M:%S")),
+            "hours": EMERGENCY_HOURS,
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportParams {
+    days: Option<String>,
+}
+
+/// `GET /api/emergency-access?days=N` (default 30, at most 366): every grant with the
+/// accesses made under it, for the managers who supervise access.
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(p): Query<ReportParams>,
+) -> Result<Response, AppError> {
+    let Some(who) = crate::contracts::caller(&state, &headers) else {
+        audit::record(
+            &*state.store,
+            &Actor::unverified(""),
+            "read",
+            "emergency-access",
+            None,
+            "unauthenticated",
+            "no session or bearer token",
+        )
+        .await?;
+        return Ok(answer(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "sign in or send a bearer token",
+        ));
+    };
+    let actor = Actor::from(&who);
+    if !may_read_audit_log(who.role) {
+        audit::record(
+            &*state.store,
+            &actor,
+            "read",
+            "emergency-access",
+            None,
+            "denied",
+            "role",
+        )
+        .await?;
+        return Ok(answer(
+            StatusCode::FORBIDDEN,
+            "role",
+            "the emergency access report is for the commission's managers",
+        ));
+    }
+    let days = match p.days.as_deref().map(str::parse::<i64>) {
+        None => 30,
+        Some(Ok(d)) if (1..=366).contains(&d) => d,
+        Some(_) => {
+            return Ok(answer(
+                StatusCode::BAD_REQUEST,
+                "days",
+                "days must be a whole number from 1 to 366",
+            ))
+        }
+    };
+    let since = Utc::now().naive_utc() - Duration::days(days);
+    let grants = state.store.emergency_grants(since).await?;
+    audit::record(
+        &*state.store,
+        &actor,
+        "read",
+        "emergency-access",
+        None,
+        "success",
+        &format!("{} grants in {days} days", grants.len()),
+    )
+    .await?;
+    let now = Utc::now().naive_utc();
+    let rows: Vec<_> = grants
+        .iter()
+        .map(|(g, accesses)| {
+            json!({
+                "username": g.username, "role": g.role, "org_id": g.org_id,
+                "patient": format!("Patient/{}", g.resident_id),
+                "reason": g.reason,
+                "granted": format!("{}Z", g.granted.format("%Y-%m-%dT%H:%M:%S")),
+                "expires": format!("{}Z", g.expires.format("%Y-%m-%dT%H:%M:%S")),
+                "active": g.expires > now,
+                "accesses": accesses,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "days": days, "grants": rows })).into_response())
+}
