@@ -5,6 +5,9 @@ use anyhow::{bail, Context, Result};
 use dhp_core::access::Role;
 use dhp_store::{Store, StoreError, User};
 
+/// The shortest client secret accepted.
+const CLIENT_SECRET_MIN: usize = 16;
+
 #[derive(Debug)]
 pub struct NewAccount {
     pub username: String,
@@ -25,6 +28,15 @@ pub async fn add(store: &dyn Store, a: NewAccount) -> Result<String> {
         let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
         format!("--role {:?} is not one of {}", a.role, names.join(", "))
     })?;
+    // Level 3 (GB/T 22239-2019 8.1.4.1): identification information has complexity
+    // requirements. A client secret is a machine's: long is what counts.
+    if role == Role::System {
+        if a.password.chars().count() < CLIENT_SECRET_MIN {
+            bail!("the client secret must be at least {CLIENT_SECRET_MIN} characters (e.g. `openssl rand -hex 16`)");
+        }
+    } else if let Err(e) = dhp_core::password::check(&username, &a.password) {
+        bail!("{e}");
+    }
     let staff = matches!(
         role,
         Role::Manager | Role::PublicHealthDoctor | Role::FamilyDoctor | Role::HospitalClinician

@@ -324,8 +324,8 @@ fn secret(env: &str, what: &str) -> Result<String> {
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    if value.len() < 6 {
-        bail!("the {what} must be at least 6 characters (give it on standard input or in {env})");
+    if value.is_empty() {
+        bail!("the {what} is empty (give it on standard input or in {env})");
     }
     Ok(value)
 }

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod csv;
 pub mod identity;
 pub mod indicators;
+pub mod password;
 pub mod plan;
 pub mod programmes;
 pub mod query;

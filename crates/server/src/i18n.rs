@@ -11,6 +11,14 @@ impl Messages {
     pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
         self.0.get(key).map(String::as_str).unwrap_or(key)
     }
+
+    /// A role's name in the page's language (`manager` → 管理人员).
+    pub fn role<'a>(&'a self, role: &'a str) -> &'a str {
+        self.0
+            .get(&format!("role_{role}"))
+            .map(String::as_str)
+            .unwrap_or(role)
+    }
 }
 
 fn load(text: &str) -> Messages {

@@ -188,6 +188,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/api/emergency-access",
             get(security::emergency::report).post(security::emergency::open),
         )
+        .route("/emergency-access", get(security::emergency::page))
         .route("/contracts", get(contracts::page))
         .route("/api/surveillance/cases", post(surveillance::api_case))
         .route(

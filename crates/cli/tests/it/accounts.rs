@@ -67,13 +67,13 @@ fn accounts_are_checked_then_can_get_tokens() {
 
     let ok = with_stdin(
         &["client", "add", "--database", &url, "--client-id", "lis"],
-        "lis-secret\n",
+        "lis-secret-7f3a9c21\n",
     );
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("client lis (system)"));
     let again = with_stdin(
         &["client", "add", "--database", &url, "--client-id", "lis"],
-        "lis-secret\n",
+        "lis-secret-7f3a9c21\n",
     );
     assert!(!again.status.success());
     assert!(stderr(&again).contains("username lis is taken"));
@@ -91,7 +91,7 @@ fn accounts_are_checked_then_can_get_tokens() {
             "--org",
             "310118-CHC-ZJJ",
         ],
-        "dr-li-password\n",
+        "Zhujiajiao-2026\n",
     );
     assert!(doc.status.success(), "{}", stderr(&doc));
     assert!(stdout(&doc).contains("朱家角镇社区卫生服务中心"));
@@ -99,7 +99,7 @@ fn accounts_are_checked_then_can_get_tokens() {
     for (args, input, expect) in [
         (
             vec!["--username", "x1", "--role", "family_doctor"],
-            "password1\n",
+            "Qingpu-2026-zx\n",
             "--org is required",
         ),
         (
@@ -111,12 +111,12 @@ fn accounts_are_checked_then_can_get_tokens() {
                 "--org",
                 "NOPE",
             ],
-            "password1\n",
+            "Qingpu-2026-zx\n",
             "no such organisation",
         ),
         (
             vec!["--username", "x3", "--role", "wizard"],
-            "password1\n",
+            "Qingpu-2026-zx\n",
             "is not one of",
         ),
         (
@@ -128,7 +128,7 @@ fn accounts_are_checked_then_can_get_tokens() {
                 "--resident",
                 "11010519491231002X",
             ],
-            "password1\n",
+            "Qingpu-2026-zx\n",
             "no resident",
         ),
         (
@@ -141,7 +141,43 @@ fn accounts_are_checked_then_can_get_tokens() {
                 "310118-HC",
             ],
             "short\n",
-            "at least 6",
+            "at least 10 characters",
+        ),
+        (
+            vec![
+                "--username",
+                "x6",
+                "--role",
+                "manager",
+                "--org",
+                "310118-HC",
+            ],
+            "alllowercaseletters\n",
+            "must mix at least 3 of",
+        ),
+        (
+            vec![
+                "--username",
+                "wangfang",
+                "--role",
+                "manager",
+                "--org",
+                "310118-HC",
+            ],
+            "Wangfang-2026\n",
+            "must not contain the username",
+        ),
+        (
+            vec![
+                "--username",
+                "x7",
+                "--role",
+                "manager",
+                "--org",
+                "310118-HC",
+            ],
+            "MyPassw0rd-2026\n",
+            "most common",
         ),
     ] {
         let mut full = vec!["user", "add", "--database", url.as_str()];
@@ -157,20 +193,20 @@ fn accounts_are_checked_then_can_get_tokens() {
     let (status, body) = post_form(
         &base,
         "/auth/token",
-        "grant_type=client_credentials&client_id=lis&client_secret=lis-secret",
+        "grant_type=client_credentials&client_id=lis&client_secret=lis-secret-7f3a9c21",
     );
     assert!(status.contains("200"), "{status} {body}");
     assert!(body.contains("access_token"));
     let (status, _) = post_form(
         &base,
         "/auth/token",
-        "grant_type=password&username=dr.li&password=dr-li-password",
+        "grant_type=password&username=dr.li&password=Zhujiajiao-2026",
     );
     assert!(status.contains("200"), "{status}");
     let (status, _) = post_form(
         &base,
         "/auth/token",
-        "grant_type=password&username=x1&password=password1",
+        "grant_type=password&username=x1&password=Qingpu-2026-zx",
     );
     assert!(status.contains("401"), "{status}");
 }

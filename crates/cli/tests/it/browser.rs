@@ -328,6 +328,49 @@ fn home_and_login_pages_render_in_chromium() {
         }
         shoot(name);
     }
+
+    // The emergency access report: a clinician's grant, as the manager reads it.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = dhp_store::connect(&url).await.unwrap();
+        let clinician = store.user_by_username("clinician").await.unwrap();
+        let resident = store
+            .page(dhp_store::Table::Residents, 0, 1)
+            .await
+            .unwrap()
+            .residents[0]
+            .id;
+        let now = chrono::Utc::now().naive_utc();
+        store
+            .grant_emergency_access(&dhp_store::EmergencyGrant {
+                id: "browser-grant".into(),
+                username: "clinician".into(),
+                role: "hospital_clinician".into(),
+                org_id: clinician.org_id,
+                resident_id: resident,
+                reason: "车祸昏迷，急诊抢救".into(),
+                granted: now,
+                expires: now + chrono::Duration::hours(4),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let report = open("/emergency-access");
+    for text in [
+        "紧急授权访问记录",
+        "车祸昏迷，急诊抢救",
+        "医院临床医生",
+        "生效中",
+    ] {
+        assert!(
+            report.contains(text),
+            "emergency access report lacks {text}"
+        );
+    }
+    shoot("emergency-access");
+    let report = open("/emergency-access?lang=en");
+    assert!(report.contains("hospital clinician"));
+    shoot("emergency-access-en");
     sign_out();
 
     // A CJK font is installed, so the Chinese text renders as glyphs, not boxes.

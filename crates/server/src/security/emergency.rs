@@ -7,13 +7,15 @@
 //! - `POST /api/emergency-access` `{"identity_number": "…", "reason": "…"}` → `201`
 //!   `{"patient": "Patient/123", "expires": "…"}` (bearer token, or the session with
 //!   `X-CSRF-Token`).
-//! - `GET /api/emergency-access?days=30` → the grants (managers; audited).
+//! - `GET /api/emergency-access?days=30` → the grants (managers; audited), and the
+//!   same as a page at `/emergency-access`.
 
 use std::sync::Arc;
 
+use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use chrono::{Duration, Local, Utc};
 use dhp_core::access::{
@@ -26,10 +28,17 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, Actor};
+use crate::i18n::{messages, Messages};
+use crate::pages::current_user;
+use crate::workbench::principal_of;
 use crate::{AppError, AppState};
 
 /// The longest reason kept.
 const REASON_MAX: usize = 500;
+
+/// Grants one account may take in 24 hours (a clinician breaking the glass on many
+/// residents is stopped, and it shows in the report).
+const DAILY_GRANTS: usize = 20;
 
 fn answer(status: StatusCode, field: &str, why: impl std::fmt::Display) -> Response {
     (
@@ -54,7 +63,7 @@ async fn refuse(
     why: &str,
 ) -> Result<Response, AppError> {
     let outcome = match status {
-        StatusCode::FORBIDDEN => "denied",
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => "denied",
         StatusCode::NOT_FOUND => "not-found",
         _ => "invalid",
     };
@@ -181,6 +190,23 @@ pub async fn open(
             .into_response());
     }
     let granted = Utc::now().naive_utc();
+    let today_grants = state
+        .store
+        .emergency_grants(granted - Duration::hours(24))
+        .await?
+        .iter()
+        .filter(|(g, _)| g.username == who.username)
+        .count();
+    if today_grants >= DAILY_GRANTS {
+        return refuse(
+            &state,
+            &who,
+            StatusCode::TOO_MANY_REQUESTS,
+            "identity_number",
+            &format!("at most {DAILY_GRANTS} emergency accesses a day per account; ask the commission's managers"),
+        )
+        .await;
+    }
     let grant = EmergencyGrant {
         id: uuid::Uuid::now_v7().to_string(),
         username: who.username.clone(),
@@ -304,4 +330,152 @@ pub async fn report(
         })
         .collect();
     Ok(Json(json!({ "days": days, "grants": rows })).into_response())
+}
+
+/// One grant as the report page shows it.
+struct GrantRow {
+    granted: String,
+    who: String,
+    role: String,
+    org: String,
+    resident: String,
+    reason: String,
+    expires: String,
+    active: bool,
+    accesses: i64,
+}
+
+#[derive(Template)]
+#[template(path = "emergency_access.html")]
+struct ReportPage {
+    t: &'static Messages,
+    user: Option<crate::security::session::SignedIn>,
+    lang: String,
+    days: i64,
+    rows: Vec<GrantRow>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    days: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /emergency-access`: the managers' page of every grant — who opened whose
+/// record, why, until when, and how many accesses were made under it.
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> Result<Response, AppError> {
+    let t = messages(p.lang.as_deref().unwrap_or("zh"));
+    let Some(user) = current_user(&state, &headers) else {
+        return Ok(Redirect::to(&format!(
+            "/login?lang={}&next=/emergency-access",
+            t.get("lang")
+        ))
+        .into_response());
+    };
+    let Some(who) = principal_of(&user) else {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            Html(t.get("ea_managers_only").to_string()),
+        )
+            .into_response());
+    };
+    let actor = Actor::from(&who);
+    if !may_read_audit_log(who.role) {
+        audit::record(
+            &*state.store,
+            &actor,
+            "read",
+            "emergency-access",
+            None,
+            "denied",
+            "role",
+        )
+        .await?;
+        return Ok((
+            StatusCode::FORBIDDEN,
+            Html(t.get("ea_managers_only").to_string()),
+        )
+            .into_response());
+    }
+    // A period the page offers; anything else is the default month.
+    let days = p
+        .days
+        .as_deref()
+        .and_then(|d| d.parse::<i64>().ok())
+        .filter(|d| [7, 30, 90, 366].contains(d))
+        .unwrap_or(30);
+    let now = Utc::now().naive_utc();
+    let grants = state
+        .store
+        .emergency_grants(now - Duration::days(days))
+        .await?;
+    audit::record(
+        &*state.store,
+        &actor,
+        "read",
+        "emergency-access",
+        None,
+        "success",
+        &format!("{} grants in {days} days", grants.len()),
+    )
+    .await?;
+    let orgs = state.orgs().await?;
+    let names: std::collections::HashMap<String, String> = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| (u.username, u.display_name))
+        .collect();
+    let zh = t.get("lang") == "zh";
+    let local = |at: chrono::NaiveDateTime| {
+        (at + Duration::hours(8))
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    let mut rows = Vec::with_capacity(grants.len());
+    for (g, accesses) in grants {
+        let resident = match state.store.resident(g.resident_id).await {
+            Ok(r) => format!("{} · {}", r.name, r.identity_number.masked()),
+            Err(_) => format!("#{}", g.resident_id),
+        };
+        let org = g
+            .org_id
+            .and_then(|o| orgs.get(&o))
+            .map(|o| {
+                if zh {
+                    o.name_zh.clone()
+                } else {
+                    o.name_en.clone()
+                }
+            })
+            .unwrap_or_default();
+        rows.push(GrantRow {
+            granted: local(g.granted),
+            who: match names.get(&g.username) {
+                Some(name) if *name != g.username && zh => format!("{name}（{}）", g.username),
+                Some(name) if *name != g.username => format!("{name} ({})", g.username),
+                _ => g.username,
+            },
+            role: t.role(&g.role).to_string(),
+            org,
+            resident,
+            reason: g.reason,
+            expires: local(g.expires),
+            active: g.expires > now,
+            accesses,
+        });
+    }
+    let page = ReportPage {
+        t,
+        user: Some(user),
+        lang: t.get("lang").into(),
+        days,
+        rows,
+    };
+    Ok(Html(page.render()?).into_response())
 }

@@ -611,3 +611,61 @@ async fn an_audit_log_read_without_a_token_is_audited() {
     );
     assert_eq!(e.username, "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_see_every_emergency_access_on_a_page_in_their_language() {
+    let s = site(50).await;
+    let store = &*s.state.store;
+    let resident = store
+        .page(dhp_store::Table::Residents, 0, 1)
+        .await
+        .unwrap()
+        .residents[0]
+        .clone();
+    let clinician = store.user_by_username("clinician").await.unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    store
+        .grant_emergency_access(&dhp_store::EmergencyGrant {
+            id: "g-page".into(),
+            username: "clinician".into(),
+            role: "hospital_clinician".into(),
+            org_id: clinician.org_id,
+            resident_id: resident.id,
+            reason: "车祸昏迷，急诊抢救".into(),
+            granted: now,
+            expires: now + chrono::Duration::hours(4),
+        })
+        .await
+        .unwrap();
+    let (_, cookie, _) = login(&s, "manager", "manager").await;
+    let cookie = cookie.unwrap();
+    let (status, zh) = get(&s, "/emergency-access?lang=zh", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    for shown in [
+        "紧急授权访问记录",
+        "车祸昏迷，急诊抢救",
+        "医院临床医生",
+        "生效中",
+        "GB/T 22239-2019",
+        &resident.name,
+    ] {
+        assert!(zh.contains(shown), "{shown}");
+    }
+    // Masked: the manager never receives the full identity number; the header's
+    // role is in Chinese too.
+    assert!(!zh.contains(resident.identity_number.as_str()));
+    assert!(!zh.contains("hospital_clinician") && !zh.contains("· manager"));
+    let (_, en) = get(&s, "/emergency-access?lang=en&days=7", Some(&cookie)).await;
+    assert!(en.contains("Emergency access") && en.contains("hospital clinician"));
+    assert!(en.contains("<b>7 days</b>"), "the chosen period is marked");
+    // Reading the report is audited; others are refused (and that is audited too).
+    let e = last_audit(&s).await;
+    assert_eq!(
+        (e.username.as_str(), e.resource.as_str()),
+        ("manager", "emergency-access")
+    );
+    let (_, cookie, _) = login(&s, "doctor", "doctor").await;
+    let (status, _) = get(&s, "/emergency-access", cookie.as_deref()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(last_audit(&s).await.outcome, "denied");
+}

@@ -842,10 +842,12 @@ async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
         .residents;
     let mut stranger = None;
     let mut known = None;
+    let mut strangers = Vec::new();
     for r in &residents {
         let facts = store.resident_access_facts(r.id, today).await.unwrap();
         match (facts.encounter_orgs.contains(&hospital), stranger, known) {
             (false, None, _) => stranger = Some(r.id),
+            (false, Some(_), _) => strangers.push(r.id),
             (true, _, None) => known = Some(r.id),
             _ => {}
         }
@@ -991,6 +993,31 @@ async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
     assert_eq!(grant["reason"], "急诊抢救，昏迷");
     assert_eq!(grant["active"], true);
     assert!(grant["accesses"].as_i64().unwrap() >= 2, "{grant}");
+    // Breaking the glass on resident after resident is stopped at 20 a day.
+    let now = chrono::Utc::now().naive_utc();
+    for i in 0..19 {
+        store
+            .grant_emergency_access(&dhp_store::EmergencyGrant {
+                id: format!("spree-{i}"),
+                username: "clinician".into(),
+                role: "hospital_clinician".into(),
+                org_id: Some(hospital),
+                resident_id: stranger,
+                reason: "测试".into(),
+                granted: now,
+                expires: now,
+            })
+            .await
+            .unwrap();
+    }
+    // (The encounter recorded above made the first one the hospital's patient.)
+    let another = store.resident(strangers[0]).await.unwrap().identity_number;
+    let (status, body) = glass(
+        t.clone(),
+        json!({ "identity_number": another.as_str(), "reason": "急诊抢救，昏迷" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     // The report is the managers'.
     let req = Request::get("/api/emergency-access")
         .header(header::AUTHORIZATION, format!("Bearer {t}"))
