@@ -107,6 +107,14 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             crate::audit::bench(entries, postgres.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { database, out } => {
+            crate::backup::backup(&database, &out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { from, database } => {
+            crate::backup::restore(&from, &database).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             command: AuditCommand::Verify { database, archives },
         } => crate::audit::verify(&database, archives.as_deref()).await,

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod bench_fhir;
 mod commands;
 mod due;
@@ -164,6 +165,22 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// A consistent copy of a SQLite district taken while it is in use, with a manifest
+    /// of its SHA-256 and content digest (`FILE.json`).
+    Backup {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Put a backup back into a new SQLite file, checked against its manifest: the
+    /// file's SHA-256 before, the restored district's content digest after.
+    Restore {
+        #[arg(long)]
+        from: std::path::PathBuf,
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
     },
     /// Resident identity numbers.
     Id {

@@ -533,6 +533,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The audit log, newest first, at most `limit` entries, optionally for one resident.
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
 
+    /// A consistent copy of the whole database into the new file `path`, taken while
+    /// others go on writing (SQLite: `VACUUM INTO`).
+    async fn backup_into(&self, path: &str) -> Result<()>;
+
     /// Record an emergency access grant (break the glass).
     async fn grant_emergency_access(&self, grant: &EmergencyGrant) -> Result<()>;
 

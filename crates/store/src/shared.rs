@@ -29,6 +29,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn write_set(&self, set: &WriteSet) -> Result<()>;
     async fn clear_all(&self) -> Result<()>;
     async fn shut(&self);
+    /// A consistent copy of the whole database into a new file at `path`, taken while
+    /// others write (`false`: the backend has no such copy).
+    async fn backup_file(&self, _path: &str) -> Result<bool> {
+        Ok(false)
+    }
     /// A faster read of `cohort`'s records than the shared statements, where the backend
     /// has one (`None`: use the shared path).
     async fn bulk_records(
@@ -175,6 +180,16 @@ impl<B: Backend> Store for B {
         since: NaiveDateTime,
     ) -> Result<Vec<(crate::EmergencyGrant, i64)>> {
         crate::emergency::since(self.pool(), since).await
+    }
+    async fn backup_into(&self, path: &str) -> Result<()> {
+        if self.backup_file(path).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!(
+                "{} has no file backup; use its own dump tool",
+                self.name()
+            )))
+        }
     }
     async fn seal_audit(&self) -> Result<u64> {
         let mut total = 0;

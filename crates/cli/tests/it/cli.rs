@@ -612,3 +612,124 @@ fn audit_entries_past_six_months_are_archived_and_the_chain_verifies_across() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
+    let dir = Scratch::new("backup");
+    let src = dir.url("src.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &src,
+        "--residents",
+        "300",
+        "--seed",
+        "3",
+        "--years",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.0.join("out");
+    let o = dhp(&[
+        "export",
+        "--database",
+        &src,
+        "--out",
+        out.to_str().unwrap(),
+        "--bundles",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let live = dir.url("live.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &live,
+        "--residents",
+        "50",
+        "--seed",
+        "99",
+        "--years",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Writes go on in another process while the backup is taken.
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_dhp"))
+        .args([
+            "import",
+            "--database",
+            &live,
+            out.join("bundles").to_str().unwrap(),
+        ])
+        .env("DHP_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let backup = dir.0.join("backup.db");
+    let o = dhp(&[
+        "backup",
+        "--database",
+        &live,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    import.wait().unwrap();
+    let recorded = stdout(&o)
+        .split("content digest sha256:")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap()
+        .to_string();
+    let o = dhp(&[
+        "backup",
+        "--database",
+        &live,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "never over an existing file");
+
+    let restored = dir.url("restored.db");
+    let o = dhp(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--database",
+        &restored,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("equal to the backup's"),
+        "{}",
+        stdout(&o)
+    );
+    let stats = stdout(&dhp(&["stats", "--database", &restored, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(v["digest"], recorded.as_str());
+    // The restored district is whole: its audit chain verifies.
+    let o = dhp(&["audit", "verify", "--database", &restored]);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    // A backup changed afterwards is refused, and nothing is written.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    std::fs::write(&backup, &bytes).unwrap();
+    let again = dir.0.join("again.db");
+    let o = dhp(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--database",
+        &dir.url("again.db"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("does not match the digest"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!again.exists());
+}

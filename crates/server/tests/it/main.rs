@@ -180,7 +180,10 @@ async fn login_with_argon2_and_a_session_cookie() {
     assert!(user.password_hash.starts_with("$argon2id$"));
     let (_, home) = get(&s, "/?lang=en", Some(&cookie)).await;
     assert!(home.contains(&user.display_name), "signed-in name shown");
-    assert!(home.contains("family_doctor"));
+    // The role in the page's language, not its internal name.
+    assert!(home.contains("family doctor") && !home.contains("family_doctor"));
+    let (_, zh) = get(&s, "/?lang=zh", Some(&cookie)).await;
+    assert!(zh.contains("家庭医生"));
     // A forged cookie is nobody.
     let (_, anon) = get(&s, "/?lang=en", Some("dhp_session=forged")).await;
     assert!(!anon.contains("Signed in as"));

@@ -172,6 +172,15 @@ impl Backend for SqliteStore {
         self.pool.close().await;
     }
 
+    async fn backup_file(&self, path: &str) -> Result<bool> {
+        // One read transaction: the copy is one consistent state, and writers go on.
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
     async fn clear_all(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for sql in CLEAR_SQL {
