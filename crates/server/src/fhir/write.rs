@@ -94,6 +94,8 @@ pub struct Plan<'a> {
     refusal_audited: std::sync::atomic::AtomicBool,
     /// Residents written under emergency access (their audit entries say so).
     emergency: std::collections::HashSet<Id>,
+    /// Practitioners found to exist in this unit.
+    practitioners: std::sync::Mutex<std::collections::HashSet<Id>>,
 }
 
 /// How far a plan had got: [`Plan::rollback`] returns to it.
@@ -138,6 +140,7 @@ impl<'a> Plan<'a> {
             batches_in_plan: false,
             refusal_audited: std::sync::atomic::AtomicBool::new(false),
             emergency: std::collections::HashSet::new(),
+            practitioners: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -329,10 +332,15 @@ impl<'a> Plan<'a> {
         if kind == "Organization" {
             return self.org(id, path).await.map(|_| ());
         }
+        // Staff named again and again (each encounter's practitioner): read once a unit.
+        if kind == "Practitioner" && self.practitioners.lock().is_ok_and(|p| p.contains(&id)) {
+            return Ok(());
+        }
         let pending = self
             .set
             .resources
             .iter()
+            .rev()
             .any(|w| w.resource.kind == kind && w.resource.id == id && !w.resource.deleted());
         let found = pending
             || match self.state.store.resource(kind, id).await? {
@@ -347,6 +355,11 @@ impl<'a> Plan<'a> {
                 },
             };
         if found {
+            if kind == "Practitioner" {
+                if let Ok(mut p) = self.practitioners.lock() {
+                    p.insert(id);
+                }
+            }
             Ok(())
         } else {
             Err(refuse(
