@@ -12,7 +12,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::rows::Col;
-use crate::shared::{placeholders, Commit, Exec, Param};
+use crate::shared::{
+    audit_event as event, placeholders, Commit, Exec, Param, AUDIT_COLUMNS as COLUMNS,
+};
 use crate::{AuditEvent, Result};
 
 /// The hash the first entry chains to.
@@ -84,24 +86,6 @@ pub fn entry_hash(prev: &str, e: &AuditEvent) -> String {
         h.update([0x1f]);
     }
     hex::encode(h.finalize())
-}
-
-const COLUMNS: &str =
-    "id, recorded, username, role, org_id, resident_id, action, resource, outcome, detail";
-
-fn event<R: Col>(r: &R) -> Result<AuditEvent> {
-    Ok(AuditEvent {
-        id: r.text(0)?,
-        recorded: r.datetime(1)?,
-        username: r.text(2)?,
-        role: r.text(3)?,
-        org_id: r.oi64(4)?,
-        resident_id: r.oi64(5)?,
-        action: r.text(6)?,
-        resource: r.text(7)?,
-        outcome: r.text(8)?,
-        detail: r.text(9)?,
-    })
 }
 
 pub(crate) async fn head<E: Exec>(e: &E, for_update: bool) -> Result<ChainHead> {

@@ -757,7 +757,7 @@ pub(crate) async fn resident_access_facts<E: Exec>(
     })
 }
 
-const AUDIT_COLUMNS: &str =
+pub(crate) const AUDIT_COLUMNS: &str =
     "id, recorded, username, role, org_id, resident_id, action, resource, outcome, detail";
 
 fn audit_params(a: &AuditEvent) -> [Param; 10] {
@@ -873,22 +873,23 @@ pub(crate) async fn audit_events<E: Exec>(
             .await?
         }
     };
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEvent {
-                id: r.text(0)?,
-                recorded: r.datetime(1)?,
-                username: r.text(2)?,
-                role: r.text(3)?,
-                org_id: r.oi64(4)?,
-                resident_id: r.oi64(5)?,
-                action: r.text(6)?,
-                resource: r.text(7)?,
-                outcome: r.text(8)?,
-                detail: r.text(9)?,
-            })
-        })
-        .collect()
+    rows.iter().map(audit_event).collect()
+}
+
+/// An audit entry from a row of [`AUDIT_COLUMNS`] (more columns may follow).
+pub(crate) fn audit_event<R: Col>(r: &R) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.text(0)?,
+        recorded: r.datetime(1)?,
+        username: r.text(2)?,
+        role: r.text(3)?,
+        org_id: r.oi64(4)?,
+        resident_id: r.oi64(5)?,
+        action: r.text(6)?,
+        resource: r.text(7)?,
+        outcome: r.text(8)?,
+        detail: r.text(9)?,
+    })
 }
 
 /// `text` as a LIKE pattern matching strings that start with it.

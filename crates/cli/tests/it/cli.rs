@@ -386,9 +386,9 @@ fn tables(db: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["tables"].clone()
 }
 
-#[test]
-fn an_import_killed_at_any_moment_and_run_again_writes_each_record_once() {
-    let dir = Scratch::new("import-kill");
+/// A generated district of 300 residents exported as one Bundle per resident, in
+/// `dir/out/bundles`; the `dir/out` path.
+fn exported_bundles(dir: &Scratch) -> std::path::PathBuf {
     let src = dir.url("src.db");
     let o = dhp(&[
         "generate",
@@ -412,6 +412,13 @@ fn an_import_killed_at_any_moment_and_run_again_writes_each_record_once() {
         "--bundles",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn an_import_killed_at_any_moment_and_run_again_writes_each_record_once() {
+    let dir = Scratch::new("import-kill");
+    let out = exported_bundles(&dir);
     // A tenth of the files as batch Bundles (each entry on its own), the rest as
     // transactions; some refer to staff the target does not have and are refused.
     let bundles = out.join("bundles");
@@ -616,29 +623,7 @@ fn audit_entries_past_six_months_are_archived_and_the_chain_verifies_across() {
 #[test]
 fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
     let dir = Scratch::new("backup");
-    let src = dir.url("src.db");
-    let o = dhp(&[
-        "generate",
-        "--database",
-        &src,
-        "--residents",
-        "300",
-        "--seed",
-        "3",
-        "--years",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = dir.0.join("out");
-    let o = dhp(&[
-        "export",
-        "--database",
-        &src,
-        "--out",
-        out.to_str().unwrap(),
-        "--bundles",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let out = exported_bundles(&dir);
     let live = dir.url("live.db");
     let o = dhp(&[
         "generate",

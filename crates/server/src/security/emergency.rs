@@ -54,6 +54,29 @@ pub struct EmergencyRequest {
     reason: Option<String>,
 }
 
+/// Audit a request without a session or token, and answer `401`.
+async fn unauthenticated(
+    state: &AppState,
+    action: &str,
+    resource: &str,
+) -> Result<Response, AppError> {
+    audit::record(
+        &*state.store,
+        &Actor::unverified(""),
+        action,
+        resource,
+        None,
+        "unauthenticated",
+        "no session or bearer token",
+    )
+    .await?;
+    Ok(answer(
+        StatusCode::UNAUTHORIZED,
+        "authorization",
+        "sign in or send a bearer token",
+    ))
+}
+
 /// Audit a refused request and answer it.
 async fn refuse(
     state: &AppState,
@@ -87,21 +110,7 @@ pub async fn open(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let Some(who) = crate::contracts::caller(&state, &headers) else {
-        audit::record(
-            &*state.store,
-            &Actor::unverified(""),
-            "break-glass",
-            "Patient",
-            None,
-            "unauthenticated",
-            "no session or bearer token",
-        )
-        .await?;
-        return Ok(answer(
-            StatusCode::UNAUTHORIZED,
-            "authorization",
-            "sign in or send a bearer token",
-        ));
+        return unauthenticated(&state, "break-glass", "Patient").await;
     };
     if !may_break_glass(who.role) {
         return refuse(
@@ -257,21 +266,7 @@ pub async fn report(
     Query(p): Query<ReportParams>,
 ) -> Result<Response, AppError> {
     let Some(who) = crate::contracts::caller(&state, &headers) else {
-        audit::record(
-            &*state.store,
-            &Actor::unverified(""),
-            "read",
-            "emergency-access",
-            None,
-            "unauthenticated",
-            "no session or bearer token",
-        )
-        .await?;
-        return Ok(answer(
-            StatusCode::UNAUTHORIZED,
-            "authorization",
-            "sign in or send a bearer token",
-        ));
+        return unauthenticated(&state, "read", "emergency-access").await;
     };
     let actor = Actor::from(&who);
     if !may_read_audit_log(who.role) {
