@@ -130,6 +130,16 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User {
+            command: UserCommand::Passwd { database, username },
+        } => {
+            let password = secret("DHP_PASSWORD", "password")?;
+            let store = open_existing(&database).await?;
+            let done = accounts::reset_password(&*store, &username, &password).await;
+            store.close().await;
+            println!("{}", done?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
             command: UserCommand::Unlock { database, username },
         } => {
             let store = open_existing(&database).await?;
@@ -483,6 +493,13 @@ async fn serve(store: Arc<dyn Store>, listen: &crate::Listen) -> Result<()> {
         .with_context(|| format!("failed to listen on {}", listen.listen))?;
     let addr = listener.local_addr()?;
     let mut config = dhp_server::ServerConfig::default();
+    if listen.password_max_age_days < 0 {
+        bail!("--password-max-age-days must be 0 (no expiry) or more");
+    }
+    config.passwords = dhp_core::password::Lifecycle {
+        max_age_days: listen.password_max_age_days,
+        history: listen.password_history,
+    };
     match &listen.base_url {
         Some(base) => {
             config.base_url =

@@ -35,6 +35,12 @@ struct Listen {
     /// it, and only its origin may post forms); default http://LISTEN.
     #[arg(long, env = "DHP_BASE_URL")]
     base_url: Option<String>,
+    /// Days a person's password lasts before it must be changed (0: no expiry).
+    #[arg(long, env = "DHP_PASSWORD_MAX_AGE_DAYS", default_value_t = 90)]
+    password_max_age_days: i64,
+    /// Earlier passwords of an account that may not be chosen again.
+    #[arg(long, env = "DHP_PASSWORD_HISTORY", default_value_t = 5)]
+    password_history: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +203,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Add an account. The password is read from standard input (one line) or from
-    /// DHP_PASSWORD, never from the command line.
+    /// DHP_PASSWORD, never from the command line; its owner must change it at the
+    /// first login.
     Add {
         #[arg(long, env = "DHP_DATABASE")]
         database: String,
@@ -214,6 +221,14 @@ enum UserCommand {
         resident: Option<String>,
         #[arg(long)]
         display_name: Option<String>,
+    },
+    /// Set a new password for an account (read from standard input or DHP_PASSWORD);
+    /// its owner must change it at the next login. Audited.
+    Passwd {
+        #[arg(long, env = "DHP_DATABASE")]
+        database: String,
+        /// The account's username.
+        username: String,
     },
     /// Unlock an account locked after failed logins (audited).
     Unlock {

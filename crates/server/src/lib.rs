@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub tls: bool,
     pub login: security::login::LoginPolicy,
     pub sessions: security::session::SessionPolicy,
+    /// How long passwords last and how many earlier ones may not come back.
+    pub passwords: dhp_core::password::Lifecycle,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             tls: false,
             login: Default::default(),
             sessions: Default::default(),
+            passwords: Default::default(),
         }
     }
 }
@@ -181,6 +184,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
         .route("/auth/token", post(token::token))
+        .route("/auth/password", post(security::password::api_change))
+        .route(
+            "/password",
+            get(security::password::form).post(security::password::submit),
+        )
         .route("/api/workbench/due", get(workbench::api_due))
         .route("/api/contracts", post(contracts::api_change))
         .route("/api/contracts/rates", get(contracts::api_rates))
@@ -227,6 +235,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(workbench_pages::vaccines),
         )
         .nest("/fhir", fhir::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::password::gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::web::guard,

@@ -33,9 +33,12 @@ impl LangQuery {
     }
 }
 
-/// The live session of a request's cookie.
+/// The live session of a request's cookie, if it may act (a session whose password
+/// must be changed first opens only the password page).
 pub(crate) fn current_user(state: &AppState, headers: &HeaderMap) -> Option<SignedIn> {
-    session_token(headers).and_then(|t| state.sessions.get(&t))
+    session_token(headers)
+        .and_then(|t| state.sessions.get(&t))
+        .filter(|s| s.change.is_none())
 }
 
 /// `12345` → `12,345`.
@@ -304,11 +307,23 @@ pub async fn login(
     let (status, refused) = match outcome {
         LoginOutcome::Verified(user) => {
             tracing::info!(username = %user.username, role = %user.role, "login");
-            let token = state.sessions.open(user);
             let lang = q.lang.as_deref().unwrap_or("zh");
-            let to = match q.next.as_deref().and_then(same_site_path) {
-                Some(next) => next.to_string(),
-                None => format!("/?lang={lang}"),
+            let next = q.next.as_deref().and_then(same_site_path);
+            let (token, to) = match crate::security::password::change_needed(&state, &user).await? {
+                None => (
+                    state.sessions.open(user),
+                    next.map_or_else(|| format!("/?lang={lang}"), str::to_string),
+                ),
+                // The password first: the session opens only the password page.
+                Some(reason) => {
+                    let then: String =
+                        url::form_urlencoded::byte_serialize(next.unwrap_or("/").as_bytes())
+                            .collect();
+                    (
+                        state.sessions.open_for_change(user, reason),
+                        format!("/password?lang={lang}&next={then}"),
+                    )
+                }
             };
             return Ok((
                 [(

@@ -184,6 +184,16 @@ pub async fn token(
             return Ok(res);
         }
     };
+    if let Some(reason) = crate::security::password::change_needed(&state, &user).await? {
+        return Ok(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            &format!(
+                "the password must be changed first ({}): POST /auth/password with username, password and new_password, or sign in at /login",
+                reason.as_str()
+            ),
+        ));
+    }
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({

@@ -10,6 +10,7 @@ mod audit_chain;
 mod emergency;
 mod indicators;
 mod logins;
+mod passwords;
 mod postgres;
 mod programmes;
 mod resources;
@@ -38,6 +39,7 @@ pub use audit_chain::{
 pub use emergency::EmergencyGrant;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use logins::LoginFailures;
+pub use passwords::PasswordState;
 pub use postgres::PostgresStore;
 pub use programmes::{Cohort, Reading};
 pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};
@@ -520,6 +522,28 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Forget `username`'s failed logins (it signed in, or an administrator unlocked it).
     async fn clear_login_failures(&self, username: &str) -> Result<()>;
+
+    /// Where `username`'s password stands, with the `history` hashes it last replaced.
+    async fn password_state(&self, username: &str, history: usize) -> Result<PasswordState>;
+
+    /// Set `username`'s password hash at `at` (the old hash is remembered), and whether
+    /// it must be changed at the next login; one transaction.
+    async fn set_password(
+        &self,
+        username: &str,
+        hash: &str,
+        must_change: bool,
+        at: NaiveDateTime,
+    ) -> Result<()>;
+
+    /// Whether `username` must change the password at the next login; with `dated`, a
+    /// password with no date on record counts as set then.
+    async fn require_password_change(
+        &self,
+        username: &str,
+        must: bool,
+        dated: Option<NaiveDateTime>,
+    ) -> Result<()>;
 
     /// Append to the audit log.
     async fn insert_audit(&self, event: &AuditEvent) -> Result<()>;

@@ -155,6 +155,33 @@ impl<B: Backend> Store for B {
     async fn clear_login_failures(&self, username: &str) -> Result<()> {
         crate::logins::clear(self.pool(), username).await
     }
+    async fn password_state(&self, username: &str, history: usize) -> Result<crate::PasswordState> {
+        crate::passwords::state(self.pool(), username, history as i64).await
+    }
+    async fn set_password(
+        &self,
+        username: &str,
+        hash: &str,
+        must_change: bool,
+        at: NaiveDateTime,
+    ) -> Result<()> {
+        let tx = self.begin_write().await?;
+        crate::passwords::set(&tx, username, hash, must_change, at).await?;
+        tx.commit().await
+    }
+    async fn require_password_change(
+        &self,
+        username: &str,
+        must: bool,
+        dated: Option<NaiveDateTime>,
+    ) -> Result<()> {
+        let tx = self.begin_write().await?;
+        crate::passwords::require_change(&tx, username, must).await?;
+        if let Some(at) = dated {
+            crate::passwords::date_if_unknown(&tx, username, at).await?;
+        }
+        tx.commit().await
+    }
     async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
         insert_audits(
             self.pool(),
@@ -643,8 +670,8 @@ pub(crate) async fn area_counts<E: Exec>(e: &E) -> Result<Vec<AreaCount>> {
 
 pub(crate) async fn insert_user<E: Exec>(e: &E, u: &User) -> Result<()> {
     e.execute(
-        "INSERT INTO users (id, username, password_hash, role, display_name, org_id, practitioner_id, resident_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO users (id, username, password_hash, role, display_name, org_id, practitioner_id, resident_id, password_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         vec![
             Param::I64(u.id),
             u.username.as_str().into(),
@@ -654,6 +681,7 @@ pub(crate) async fn insert_user<E: Exec>(e: &E, u: &User) -> Result<()> {
             Param::OptI64(u.org_id),
             Param::OptI64(u.practitioner_id),
             Param::OptI64(u.resident_id),
+            Param::DateTime(chrono::Utc::now().naive_utc()),
         ],
     )
     .await

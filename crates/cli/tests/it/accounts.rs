@@ -197,12 +197,59 @@ fn accounts_are_checked_then_can_get_tokens() {
     );
     assert!(status.contains("200"), "{status} {body}");
     assert!(body.contains("access_token"));
-    let (status, _) = post_form(
+    // The administrator chose dr.li's password: dr.li changes it before any token.
+    let (status, body) = post_form(
         &base,
         "/auth/token",
         "grant_type=password&username=dr.li&password=Zhujiajiao-2026",
     );
+    assert!(status.contains("400"), "{status}");
+    assert!(body.contains("must be changed first"), "{body}");
+    let (status, body) = post_form(
+        &base,
+        "/auth/password",
+        "username=dr.li&password=Zhujiajiao-2026&new_password=Dianshanhu-2027",
+    );
+    assert!(status.contains("200"), "{status} {body}");
+    let (status, _) = post_form(
+        &base,
+        "/auth/token",
+        "grant_type=password&username=dr.li&password=Dianshanhu-2027",
+    );
     assert!(status.contains("200"), "{status}");
+
+    // An administrator's reset: checked like any password, and owed a change again.
+    let reset = |input: &str| with_stdin(&["user", "passwd", "--database", &url, "dr.li"], input);
+    let o = reset("Dianshanhu-2027\n");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("must differ from the current one"),
+        "{}",
+        stderr(&o)
+    );
+    let o = reset("short\n");
+    assert!(
+        stderr(&o).contains("at least 10 characters"),
+        "{}",
+        stderr(&o)
+    );
+    let o = reset("Xujing-2027-ok\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("must be changed at the next login"));
+    let (status, body) = post_form(
+        &base,
+        "/auth/token",
+        "grant_type=password&username=dr.li&password=Xujing-2027-ok",
+    );
+    assert!(
+        status.contains("400") && body.contains("must be changed first"),
+        "{status} {body}"
+    );
+    let o = with_stdin(
+        &["user", "passwd", "--database", &url, "nobody"],
+        "Xujing-2027-ok\n",
+    );
+    assert!(stderr(&o).contains("no account is called nobody"));
     let (status, _) = post_form(
         &base,
         "/auth/token",

@@ -257,6 +257,30 @@ impl LoginGuard {
         }
     }
 
+    /// Whether `secret` matches one of `hashes` (earlier passwords of an account),
+    /// checked on the checking threads under the same bound as logins.
+    pub async fn matches_any(&self, secret: &str, hashes: &[String]) -> bool {
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
+        for hash in hashes {
+            self.counts.checks.fetch_add(1, Ordering::SeqCst);
+            if self.checkers.check(secret.to_string(), hash.clone()).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The hash of a new password, made under the same bound as the checks.
+    pub async fn hash(&self, secret: &str) -> String {
+        let _permit = self.checks.acquire().await;
+        let secret = secret.to_string();
+        tokio::task::spawn_blocking(move || auth::hash_password(&secret))
+            .await
+            .expect("hashing a password does not panic")
+    }
+
     /// When the lock of an account with these failures (oldest first, inside the
     /// window) ends; `None` if it is not locked.
     fn locked_until(
@@ -303,13 +327,11 @@ pub async fn unlock(store: &dyn Store, username: &str, by: &str) -> Result<bool,
         .account
         .is_empty();
     store.clear_login_failures(username).await?;
-    audit::record(
+    record_admin_act(
         store,
-        &Actor::unverified(by),
+        by,
         "unlock",
-        &format!("User/{username}"),
-        None,
-        "success",
+        username,
         if had {
             "failed logins forgotten, account unlocked"
         } else {
@@ -318,4 +340,24 @@ pub async fn unlock(store: &dyn Store, username: &str, by: &str) -> Result<bool,
     )
     .await?;
     Ok(had)
+}
+
+/// Audit an administrator's act `action` on the account `username`, done by `by`.
+pub async fn record_admin_act(
+    store: &dyn Store,
+    by: &str,
+    action: &str,
+    username: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    audit::record(
+        store,
+        &Actor::unverified(by),
+        action,
+        &format!("User/{username}"),
+        None,
+        "success",
+        detail,
+    )
+    .await
 }

@@ -4,5 +4,6 @@
 
 pub mod emergency;
 pub mod login;
+pub mod password;
 pub mod session;
 pub mod web;

@@ -8,6 +8,7 @@ use std::ops::Deref;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dhp_core::password::ChangeReason;
 use dhp_store::User;
 use subtle::ConstantTimeEq;
 
@@ -38,6 +39,9 @@ impl Default for SessionPolicy {
 pub struct SignedIn {
     pub user: User,
     pub csrf: String,
+    /// The password must be changed before anything else: then the session opens only
+    /// the password page (see [`crate::security::password`]).
+    pub change: Option<ChangeReason>,
 }
 
 impl Deref for SignedIn {
@@ -79,10 +83,15 @@ impl Sessions {
 
     /// Open a session for `user`: its cookie token.
     pub fn open(&self, user: User) -> String {
-        self.open_at(user, Instant::now())
+        self.open_at(user, None, Instant::now())
     }
 
-    pub(crate) fn open_at(&self, user: User, now: Instant) -> String {
+    /// Open a session for `user` whose password must be changed first.
+    pub fn open_for_change(&self, user: User, reason: ChangeReason) -> String {
+        self.open_at(user, Some(reason), Instant::now())
+    }
+
+    pub(crate) fn open_at(&self, user: User, change: Option<ChangeReason>, now: Instant) -> String {
         let token = hex::encode(random_bytes::<32>());
         let csrf = hex::encode(random_bytes::<32>());
         let mut map = self.map.lock().expect("sessions lock");
@@ -99,7 +108,7 @@ impl Sessions {
         map.insert(
             token.clone(),
             Session {
-                who: SignedIn { user, csrf },
+                who: SignedIn { user, csrf, change },
                 opened: now,
                 seen: now,
             },
@@ -169,7 +178,7 @@ mod tests {
     fn a_session_ends_after_30_idle_minutes() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let token = s.open_at(user("a"), t0);
+        let token = s.open_at(user("a"), None, t0);
         assert!(s.get_at(&token, t0 + 29 * MIN).is_some());
         // Used at 29 min: idle counts from then.
         assert!(s.get_at(&token, t0 + 58 * MIN).is_some());
@@ -182,7 +191,7 @@ mod tests {
     fn a_session_ends_12_hours_after_it_opened_however_busy() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let token = s.open_at(user("a"), t0);
+        let token = s.open_at(user("a"), None, t0);
         let mut t = t0;
         while t < t0 + 12 * 60 * MIN - 20 * MIN {
             t += 20 * MIN;
@@ -210,9 +219,9 @@ mod tests {
             ..SessionPolicy::default()
         });
         let t0 = Instant::now();
-        let first = s.open_at(user("a"), t0);
+        let first = s.open_at(user("a"), None, t0);
         for i in 1..=3u64 {
-            s.open_at(user("b"), t0 + Duration::from_secs(i));
+            s.open_at(user("b"), None, t0 + Duration::from_secs(i));
         }
         assert_eq!(s.map.lock().unwrap().len(), 3);
         assert!(

@@ -2,6 +2,7 @@
 
 mod contracts;
 mod fhir;
+mod passwords;
 mod roundtrip;
 mod search;
 mod security;

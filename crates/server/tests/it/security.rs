@@ -204,7 +204,7 @@ async fn one_address_spraying_many_names_is_throttled() {
 
 /// A form post as a browser sends it: the session cookie, the form, and what the
 /// browser says of where the request came from.
-async fn post(
+pub(crate) async fn post(
     s: &Site,
     path: &str,
     cookie: &str,

@@ -294,7 +294,7 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 23] = [
+pub(crate) const CLEAR_SQL: [&str; 24] = [
     "DELETE FROM indicator_values",
     "DELETE FROM emergency_access",
     "DELETE FROM case_reports",
@@ -307,6 +307,7 @@ pub(crate) const CLEAR_SQL: [&str; 23] = [
     "DELETE FROM id_sequences",
     "DELETE FROM audit_events",
     crate::audit_chain::RESET,
+    "DELETE FROM password_history",
     "DELETE FROM users",
     "DELETE FROM immunizations",
     "DELETE FROM observations",
