@@ -529,7 +529,7 @@ async fn demo(residents: u64, listen: &crate::Listen, path: &str) -> Result<()> 
         let accounts = dhp_server::create_demo_accounts(&*store).await?;
         print_accounts(&accounts);
         if accounts.is_empty() {
-            println!("demo accounts: manager, phdoctor, doctor, clinician, resident (password = username)");
+            println!("demo accounts: manager, phdoctor, doctor, clinician, resident, sysadmin, secadmin, auditor (password = username)");
         }
         // A demo district made before indicators were counted: count them now.
         if dhp_analytics::indicators::stored_periods(&*store)

@@ -210,10 +210,12 @@ enum UserCommand {
         database: String,
         #[arg(long)]
         username: String,
-        /// manager, public_health_doctor, family_doctor, hospital_clinician, resident.
+        /// manager, public_health_doctor, family_doctor, hospital_clinician, resident,
+        /// or one of the three administrators: system_admin, security_admin,
+        /// audit_admin.
         #[arg(long)]
         role: String,
-        /// Code of the organisation the person works at (staff roles).
+        /// Code of the organisation the person works at (staff and administrators).
         #[arg(long)]
         org: Option<String>,
         /// Identity number of the resident (role resident).

@@ -22,16 +22,28 @@ pub enum Role {
     HospitalClinician,
     /// A resident (居民), for their own record.
     Resident,
+    /// System administrator (系统管理员): makes the accounts of staff and resets their
+    /// passwords. Reads no resident record and not the audit log.
+    SystemAdmin,
+    /// Security administrator (安全管理员): unlocks accounts locked after failed logins
+    /// and oversees emergency access. Reads no resident record and not the audit log.
+    SecurityAdmin,
+    /// Audit administrator (审计管理员): reads the audit log, the other administrators'
+    /// acts included. Reads no resident record and manages no account.
+    AuditAdmin,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 9] = [
         Role::System,
         Role::Manager,
         Role::PublicHealthDoctor,
         Role::FamilyDoctor,
         Role::HospitalClinician,
         Role::Resident,
+        Role::SystemAdmin,
+        Role::SecurityAdmin,
+        Role::AuditAdmin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,7 +54,28 @@ impl Role {
             Role::FamilyDoctor => "family_doctor",
             Role::HospitalClinician => "hospital_clinician",
             Role::Resident => "resident",
+            Role::SystemAdmin => "system_admin",
+            Role::SecurityAdmin => "security_admin",
+            Role::AuditAdmin => "audit_admin",
         }
+    }
+
+    /// One of the three administrators (三员: system, security, audit), whose duties
+    /// are kept apart (GB/T 22239-2019 level 3, 8.1.10.5 / 8.1.10.6: separation of
+    /// system, security and audit administration).
+    pub fn is_administrator(self) -> bool {
+        matches!(
+            self,
+            Role::SystemAdmin | Role::SecurityAdmin | Role::AuditAdmin
+        )
+    }
+
+    /// The staff roles whose accounts the system administrator makes.
+    pub fn is_staff(self) -> bool {
+        matches!(
+            self,
+            Role::Manager | Role::PublicHealthDoctor | Role::FamilyDoctor | Role::HospitalClinician
+        )
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -53,7 +86,7 @@ impl Role {
     /// need them to match records; a manager works with aggregates and sees them masked
     /// (domain-rules §1: "masked everywhere except where the role allows").
     pub fn sees_full_identity(self) -> bool {
-        !matches!(self, Role::Manager)
+        !matches!(self, Role::Manager) && !self.is_administrator()
     }
 }
 
@@ -156,6 +189,9 @@ pub fn may_read_resident(
 /// The decision of the role's own scope (without emergency access).
 fn in_scope(who: &Principal, org: Option<&OrgFacts>, facts: &ResidentFacts) -> Decision {
     match who.role {
+        Role::SystemAdmin | Role::SecurityAdmin | Role::AuditAdmin => {
+            Decision::Deny("administrators do not read resident records (separation of duties)")
+        }
         Role::System => Decision::Allow("integrating system"),
         Role::Resident => {
             if who.resident_id == Some(facts.resident_id) {
@@ -210,10 +246,65 @@ pub fn may_write_records(role: Role) -> bool {
     )
 }
 
-/// Who may read the audit log: the commission's managers, who supervise access (等保
-/// 三级 audit review), and integrating systems that archive it.
+/// Who may read the audit log: the audit administrator, the commission's managers, who
+/// supervise access (等保三级 audit review), and integrating systems that archive it.
+/// Not the system or security administrator, whose own acts it records.
 pub fn may_read_audit_log(role: Role) -> bool {
-    matches!(role, Role::Manager | Role::System)
+    matches!(role, Role::AuditAdmin | Role::Manager | Role::System)
+}
+
+/// What an administrator does to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountAct {
+    /// See the accounts (names, roles, organisations, lock and password state).
+    List,
+    Create,
+    ResetPassword,
+    Unlock,
+}
+
+/// May `who` do `act` to the account `target` (its username and role; for `List` and
+/// `Create`, the role asked for)? Each act belongs to one administrator; no
+/// administrator acts on an administrator's account (their own included), so none can
+/// become or stand in for another — those accounts are made and reset at the console,
+/// where the act is audited too.
+pub fn may_act_on_account(
+    who: &Principal,
+    act: AccountAct,
+    target_username: &str,
+    target: Role,
+) -> Decision {
+    let own = match act {
+        AccountAct::List => matches!(who.role, Role::SystemAdmin | Role::SecurityAdmin),
+        AccountAct::Create | AccountAct::ResetPassword => who.role == Role::SystemAdmin,
+        AccountAct::Unlock => who.role == Role::SecurityAdmin,
+    };
+    if !own {
+        return Decision::Deny(match act {
+            AccountAct::List => "only the system and security administrators see the accounts",
+            AccountAct::Create | AccountAct::ResetPassword => {
+                "only the system administrator makes accounts and resets passwords"
+            }
+            AccountAct::Unlock => "only the security administrator unlocks accounts",
+        });
+    }
+    if act == AccountAct::List {
+        return Decision::Allow("account administration");
+    }
+    if target_username == who.username {
+        return Decision::Deny("an administrator does not act on their own account");
+    }
+    if target.is_administrator() {
+        return Decision::Deny(
+            "administrators' accounts are managed at the console, never by another administrator",
+        );
+    }
+    if act != AccountAct::Unlock && !target.is_staff() {
+        return Decision::Deny(
+            "residents' accounts and integrating systems' clients are not made or reset here",
+        );
+    }
+    Decision::Allow("account administration")
 }
 
 /// The residents an account may see, as a filter a store can apply in bulk (search).
@@ -255,6 +346,7 @@ pub fn resident_scope(who: &Principal, org: Option<&OrgFacts>) -> Scope {
             practitioner: who.practitioner_id,
         },
         (Role::HospitalClinician, Some(o)) => Scope::Hospital(o.id),
+        (Role::SystemAdmin | Role::SecurityAdmin | Role::AuditAdmin, _) => Scope::Nothing,
         (_, None) => Scope::Nothing,
     }
 }
@@ -297,6 +389,74 @@ mod tests {
             encounter_orgs: vec![6],
             emergency_users: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_three_administrators_keep_to_their_own_duty() {
+        let admin = |role| Principal {
+            username: role_name(role).into(),
+            ..who(role, Some(1), None, None)
+        };
+        fn role_name(r: Role) -> &'static str {
+            r.as_str()
+        }
+        let facts = resident();
+        let commission = org(1, OrgKind::Commission, None, "310118");
+        for role in [Role::SystemAdmin, Role::SecurityAdmin, Role::AuditAdmin] {
+            let a = admin(role);
+            assert!(!may_read_resident(&a, Some(&commission), &facts).allowed());
+            assert_eq!(resident_scope(&a, Some(&commission)), Scope::Nothing);
+            assert!(!may_write_records(role));
+            assert!(!role.sees_full_identity());
+        }
+        assert!(may_read_audit_log(Role::AuditAdmin));
+        assert!(!may_read_audit_log(Role::SystemAdmin));
+        assert!(!may_read_audit_log(Role::SecurityAdmin));
+
+        let sys = admin(Role::SystemAdmin);
+        let sec = admin(Role::SecurityAdmin);
+        let aud = admin(Role::AuditAdmin);
+        let act =
+            |p: &Principal, act, name: &str, role| may_act_on_account(p, act, name, role).allowed();
+        assert!(act(&sys, AccountAct::Create, "dr.li", Role::FamilyDoctor));
+        assert!(act(
+            &sys,
+            AccountAct::ResetPassword,
+            "dr.li",
+            Role::FamilyDoctor
+        ));
+        assert!(!act(&sys, AccountAct::Unlock, "dr.li", Role::FamilyDoctor));
+        assert!(act(&sec, AccountAct::Unlock, "dr.li", Role::FamilyDoctor));
+        assert!(act(&sec, AccountAct::Unlock, "resident", Role::Resident));
+        assert!(!act(
+            &sec,
+            AccountAct::ResetPassword,
+            "dr.li",
+            Role::FamilyDoctor
+        ));
+        assert!(!act(&sec, AccountAct::Create, "dr.li", Role::FamilyDoctor));
+        for a in [
+            AccountAct::List,
+            AccountAct::Create,
+            AccountAct::ResetPassword,
+            AccountAct::Unlock,
+        ] {
+            assert!(!act(&aud, a, "dr.li", Role::FamilyDoctor), "{a:?}");
+        }
+        // None acts on an administrator's account, their own included.
+        for target in [Role::SystemAdmin, Role::SecurityAdmin, Role::AuditAdmin] {
+            assert!(!act(&sys, AccountAct::ResetPassword, "other", target));
+            assert!(!act(&sys, AccountAct::Create, "other", target));
+            assert!(!act(&sec, AccountAct::Unlock, "other", target));
+        }
+        assert!(!act(
+            &sec,
+            AccountAct::Unlock,
+            "security_admin",
+            Role::SecurityAdmin
+        ));
+        assert!(!act(&sys, AccountAct::Create, "x", Role::System));
+        assert!(!act(&sys, AccountAct::Create, "x", Role::Resident));
     }
 
     #[test]

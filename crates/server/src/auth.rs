@@ -9,13 +9,16 @@ use dhp_core::{OrgKind, PractitionerRole};
 use dhp_store::{Store, StoreError, Table, User};
 
 /// Roles of the portal (the FHIR API's access control uses the same names).
-pub const ROLES: [&str; 6] = [
+pub const ROLES: [&str; 9] = [
     "system",
     "manager",
     "public_health_doctor",
     "family_doctor",
     "hospital_clinician",
     "resident",
+    "system_admin",
+    "security_admin",
+    "audit_admin",
 ];
 
 /// Hash a password with argon2id and a random salt (PHC string).
@@ -159,6 +162,27 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
     }
     if let Some(p) = practitioner_of(PractitionerRole::Specialist, OrgKind::Hospital) {
         plan.push(staff("clinician", "hospital_clinician", p, p.org_id));
+    }
+    // The three administrators (三员) work at the commission.
+    if let Some(c) = org_of(OrgKind::Commission) {
+        for (username, role, name) in [
+            (
+                "sysadmin",
+                "system_admin",
+                "系统管理员 System administrator",
+            ),
+            (
+                "secadmin",
+                "security_admin",
+                "安全管理员 Security administrator",
+            ),
+            ("auditor", "audit_admin", "审计管理员 Audit administrator"),
+        ] {
+            plan.push(User {
+                org_id: Some(c.id),
+                ..account(username, role, name.into())
+            });
+        }
     }
     if let Some(r) = &resident {
         plan.push(User {

@@ -197,6 +197,30 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(security::emergency::report).post(security::emergency::open),
         )
         .route("/emergency-access", get(security::emergency::page))
+        .route(
+            "/api/admin/accounts",
+            get(security::accounts::api_list).post(security::accounts::api_create),
+        )
+        .route(
+            "/api/admin/accounts/{username}/password",
+            post(security::accounts::api_reset),
+        )
+        .route(
+            "/api/admin/accounts/{username}/unlock",
+            post(security::accounts::api_unlock),
+        )
+        .route(
+            "/admin/accounts",
+            get(security::accounts::page).post(security::accounts::form_create),
+        )
+        .route(
+            "/admin/accounts/{username}/password",
+            post(security::accounts::form_reset),
+        )
+        .route(
+            "/admin/accounts/{username}/unlock",
+            post(security::accounts::form_unlock),
+        )
         .route("/contracts", get(contracts::page))
         .route("/api/surveillance/cases", post(surveillance::api_case))
         .route(

@@ -434,9 +434,12 @@ pub async fn page(
     };
     let mut rows = Vec::with_capacity(grants.len());
     for (g, accesses) in grants {
+        // An administrator reviews accesses, not residents: the record's number only.
         let resident = match state.store.resident(g.resident_id).await {
-            Ok(r) => format!("{} · {}", r.name, r.identity_number.masked()),
-            Err(_) => format!("#{}", g.resident_id),
+            Ok(r) if !who.role.is_administrator() => {
+                format!("{} · {}", r.name, r.identity_number.masked())
+            }
+            _ => format!("Patient/{}", g.resident_id),
         };
         let org = g
             .org_id

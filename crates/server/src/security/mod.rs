@@ -2,6 +2,7 @@
 //! Protection Law): login failure handling and bounded password checks, sessions that
 //! end by themselves, and the guards every browser request passes.
 
+pub mod accounts;
 pub mod emergency;
 pub mod login;
 pub mod password;
