@@ -583,10 +583,10 @@ pub async fn api_create(
         Ok(w) => w,
         Err(r) => return Ok(r),
     };
-    let req: CreateRequest =
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return Ok(Refused::new(
+    let req: CreateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Refused::new(
                 StatusCode::BAD_REQUEST,
                 "body",
                 format!(
@@ -594,8 +594,9 @@ pub async fn api_create(
                 ),
                 "acc_err_other",
             )
-            .json()),
-        };
+            .json())
+        }
+    };
     Ok(match do_create(&state, &who, req).await? {
         Ok((username, password)) => (
             StatusCode::CREATED,
