@@ -488,10 +488,9 @@ async fn stats(url: &str, json: bool) -> Result<()> {
 }
 
 async fn serve(store: Arc<dyn Store>, listen: &crate::Listen) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(&listen.listen)
-        .await
+    let std_listener = std::net::TcpListener::bind(&listen.listen)
         .with_context(|| format!("failed to listen on {}", listen.listen))?;
-    let addr = listener.local_addr()?;
+    let addr = std_listener.local_addr()?;
     let mut config = dhp_server::ServerConfig::default();
     if listen.password_max_age_days < 0 {
         bail!("--password-max-age-days must be 0 (no expiry) or more");
@@ -500,23 +499,45 @@ async fn serve(store: Arc<dyn Store>, listen: &crate::Listen) -> Result<()> {
         max_age_days: listen.password_max_age_days,
         history: listen.password_history,
     };
+    let tls = match (&listen.tls_cert, &listen.tls_key) {
+        (Some(cert), Some(key)) => Some(dhp_server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    config.tls = tls.is_some();
+    let scheme = if config.tls { "https" } else { "http" };
     match &listen.base_url {
         Some(base) => {
             config.base_url =
                 url::Url::parse(base).with_context(|| format!("--base-url {base} is not a URL"))?;
             config.base_url_configured = true;
         }
-        None => config.base_url = url::Url::parse(&format!("http://{addr}/"))?,
+        None => config.base_url = url::Url::parse(&format!("{scheme}://{addr}/"))?,
     }
     println!(
-        "serving http://{addr}/ as {}  (Ctrl-C to stop)",
+        "serving {scheme}://{addr}/ as {}  (Ctrl-C to stop)",
         config.base()
     );
-    eprintln!(
-        "warning: serving without TLS: passwords and records cross the network in clear; \
-         use this only on loopback or behind a TLS proxy"
-    );
-    dhp_server::serve(store.clone(), listener, config).await?;
+    match tls {
+        Some(files) => {
+            eprintln!(
+                "serving over TLS with {}; cookies are Secure",
+                files.cert.display()
+            );
+            dhp_server::serve_tls(store.clone(), std_listener, config, &files).await?;
+        }
+        None => {
+            eprintln!(
+                "warning: serving without TLS: passwords and records cross the network in clear; \
+                 use this only on loopback or behind a TLS proxy, or give --tls-cert and --tls-key"
+            );
+            std_listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            dhp_server::serve(store.clone(), listener, config).await?;
+        }
+    }
     store.close().await;
     Ok(())
 }

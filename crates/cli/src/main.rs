@@ -35,6 +35,12 @@ struct Listen {
     /// it, and only its origin may post forms); default http://LISTEN.
     #[arg(long, env = "DHP_BASE_URL")]
     base_url: Option<String>,
+    /// The server's certificate chain (PEM): serve over TLS (with --tls-key).
+    #[arg(long, env = "DHP_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "DHP_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Days a person's password lasts before it must be changed (0: no expiry).
     #[arg(long, env = "DHP_PASSWORD_MAX_AGE_DAYS", default_value_t = 90)]
     password_max_age_days: i64,
@@ -172,16 +178,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// A consistent copy of a SQLite district taken while it is in use, with a manifest
-    /// of its SHA-256 and content digest (`FILE.json`).
+    /// A consistent copy of a district taken while it is in use (SQLite: online
+    /// backup; PostgreSQL: pg_dump's snapshot, proven by restoring it to a scratch
+    /// database), with a manifest of its SHA-256 and content digest (`FILE.json`).
     Backup {
         #[arg(long, env = "DHP_DATABASE")]
         database: String,
         #[arg(long)]
         out: std::path::PathBuf,
     },
-    /// Put a backup back into a new SQLite file, checked against its manifest: the
-    /// file's SHA-256 before, the restored district's content digest after.
+    /// Put a backup back into a new SQLite file or an empty PostgreSQL database,
+    /// checked against its manifest: the file's SHA-256 before, the restored
+    /// district's content digest after.
     Restore {
         #[arg(long)]
         from: std::path::PathBuf,

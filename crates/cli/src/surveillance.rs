@@ -8,56 +8,13 @@ use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 use dhp_core::surveillance::{Algorithm, Cadence};
 
-/// Reads `date,count` rows (a header line is allowed), daily or weekly, evenly spaced.
-pub fn read_series(input: impl BufRead) -> Result<(Vec<NaiveDate>, Vec<f64>, Cadence)> {
-    let mut dates = Vec::new();
-    let mut counts = Vec::new();
-    for (n, line) in input.lines().enumerate() {
-        let line = line.context("reading standard input")?;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (d, c) = line
-            .split_once(',')
-            .with_context(|| format!("line {}: expected `date,count`, got `{line}`", n + 1))?;
-        let (d, c) = (d.trim(), c.trim());
-        let date = match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-            Ok(date) => date,
-            Err(_) if dates.is_empty() && n == 0 => continue, // header
-            Err(_) => bail!("line {}: date: `{d}` is not YYYY-MM-DD", n + 1),
-        };
-        let count: f64 = c
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-            .with_context(|| format!("line {}: count: `{c}` is not a count (0 or more)", n + 1))?;
-        dates.push(date);
-        counts.push(count);
-    }
-    if dates.len() < 2 {
-        bail!("the series needs at least two rows of `date,count`");
-    }
-    let step = (dates[1] - dates[0]).num_days();
-    let cadence = match step {
-        1 => Cadence::Daily,
-        7 => Cadence::Weekly,
-        _ => bail!(
-            "line 2: date: rows must be 1 day (daily) or 7 days (weekly) apart, got {step} days"
-        ),
-    };
-    for i in 1..dates.len() {
-        if (dates[i] - dates[i - 1]).num_days() != step {
-            bail!(
-                "date: {} follows {}: a {} series must have every {} in order, none missing",
-                dates[i],
-                dates[i - 1],
-                if step == 1 { "daily" } else { "weekly" },
-                if step == 1 { "day" } else { "week" }
-            );
-        }
-    }
-    Ok((dates, counts, cadence))
+/// Reads `date,count` rows from standard input (see [`dhp_core::surveillance::read_series`]).
+pub fn read_series(mut input: impl BufRead) -> Result<(Vec<NaiveDate>, Vec<f64>, Cadence)> {
+    let mut text = String::new();
+    input
+        .read_to_string(&mut text)
+        .context("reading standard input")?;
+    dhp_core::surveillance::read_series(&text).map_err(anyhow::Error::msg)
 }
 
 /// `dhp surveillance detect`: prints `date,count,threshold,alarm` for every point the

@@ -558,9 +558,13 @@ mod tests {
     }
 
     #[test]
-    fn only_the_manager_sees_masked_identity_numbers() {
+    fn only_the_manager_and_the_administrators_see_masked_identity_numbers() {
         for r in Role::ALL {
-            assert_eq!(r.sees_full_identity(), r != Role::Manager, "{r:?}");
+            assert_eq!(
+                r.sees_full_identity(),
+                r != Role::Manager && !r.is_administrator(),
+                "{r:?}"
+            );
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
     }

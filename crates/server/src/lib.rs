@@ -352,19 +352,78 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
 ) -> std::io::Result<()> {
+    run(store, config, |app| async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
+    .await
+}
+
+/// The server's certificate chain and private key, PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Serve `store` over TLS (rustls: TLS 1.2 and 1.3, the `ring` provider's safe
+/// defaults) on `listener` until Ctrl-C. `config.tls` should be set: cookies are then
+/// `Secure`.
+pub async fn serve_tls(
+    store: Arc<dyn Store>,
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    files: &TlsFiles,
+) -> std::io::Result<()> {
+    // One process-wide provider; a second install (tests) is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the certificate {} or key {} cannot be used: {e}",
+                    files.cert.display(),
+                    files.key.display()
+                ),
+            )
+        })?;
+    listener.set_nonblocking(true)?;
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?;
+    run(store, config, |app| async move {
+        let handle = axum_server::Handle::new();
+        let stop = handle.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+        server
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+    })
+    .await
+}
+
+/// Open the state, seal the audit log every second while `serve` runs the app, and
+/// seal what was written last once it stops.
+async fn run<F, Fut>(store: Arc<dyn Store>, config: ServerConfig, serve: F) -> std::io::Result<()>
+where
+    F: FnOnce(Router) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
     let state = AppState::open_with(store.clone(), config)
         .await
         .map_err(std::io::Error::other)?;
     let sealer = tokio::spawn(seal_audit_log(store.clone()));
-    let app = app(state);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    let served = serve(app(state)).await;
     sealer.abort();
     // What was written last is sealed before the server stops.
     if let Err(e) = store.seal_audit().await {
@@ -373,8 +432,6 @@ pub async fn serve(
     served
 }
 
-/// Seal new audit entries into the hash chain every second, in the background (the
-/// requests that write them never wait for it).
 async fn seal_audit_log(store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -303,10 +303,14 @@ pub(crate) async fn reserve_ids<E: Exec>(e: &E, kind: &str, n: i64) -> Result<Id
     );
     // Rows written with ids of their own (an import keeping its source ids) move the
     // sequence on: it never hands out an id at or below the largest in use. Each MAX
-    // reads one end of a primary-key index.
+    // reads one end of a primary-key index. The sequence's own value is read from the
+    // row being updated, never through a subquery: under PostgreSQL's read committed,
+    // a writer that waited for another's lock re-reads the updated row, while a
+    // subquery keeps its older snapshot and would hand both writers the same ids.
     let bump = format!(
-        "UPDATE id_sequences SET next_id = (SELECT MAX(m) FROM \
-           (SELECT next_id - 1 AS m FROM id_sequences WHERE name = $1 UNION ALL {floors}) AS f) + 1 + $2 \
+        "UPDATE id_sequences SET next_id = (CASE \
+           WHEN next_id - 1 >= (SELECT MAX(m) FROM ({floors}) AS f) THEN next_id - 1 \
+           ELSE (SELECT MAX(m) FROM ({floors}) AS f) END) + 1 + $2 \
          WHERE name = $1 RETURNING next_id - $2"
     );
     let params = || vec![Param::from(kind), Param::I64(n)];

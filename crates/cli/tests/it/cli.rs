@@ -419,23 +419,46 @@ fn exported_bundles(dir: &Scratch) -> std::path::PathBuf {
 fn an_import_killed_at_any_moment_and_run_again_writes_each_record_once() {
     let dir = Scratch::new("import-kill");
     let out = exported_bundles(&dir);
-    // A tenth of the files as batch Bundles (each entry on its own), the rest as
-    // transactions; some refer to staff the target does not have and are refused.
     let bundles = out.join("bundles");
-    for (n, e) in std::fs::read_dir(&bundles).unwrap().enumerate() {
-        if n % 10 == 0 {
-            let path = e.unwrap().path();
-            let mut b: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            b["type"] = "batch".into();
-            std::fs::write(&path, b.to_string()).unwrap();
-        }
-    }
     let template = dir.0.join("empty.db");
+    nearly_empty_district(&dir.url("empty.db"));
+    let fresh = |name: &str| {
+        std::fs::copy(&template, dir.0.join(name)).unwrap();
+        dir.url(name)
+    };
+    killed_imports_resume_exactly(&bundles, &fresh);
+}
+
+/// The same on PostgreSQL: each run into a database of its own.
+#[test]
+fn an_import_killed_at_any_moment_on_postgres_writes_each_record_once() {
+    if std::env::var("DHP_TEST_POSTGRES_URL").is_err() {
+        eprintln!("DHP_TEST_POSTGRES_URL not set: PostgreSQL import kill test skipped");
+        return;
+    }
+    let dir = Scratch::new("import-kill-pg");
+    let out = exported_bundles(&dir);
+    let bundles = out.join("bundles");
+    let made = std::cell::RefCell::new(Vec::new());
+    let fresh = |name: &str| {
+        let name = name.trim_end_matches(".db");
+        let (url, drop_it) = postgres_database(&format!("import_{name}")).unwrap();
+        nearly_empty_district(&url);
+        made.borrow_mut().push(drop_it);
+        url
+    };
+    killed_imports_resume_exactly(&bundles, &fresh);
+    for drop_it in made.into_inner() {
+        drop_it();
+    }
+}
+
+/// A district with its registry and one resident: what an import fills.
+fn nearly_empty_district(url: &str) {
     let o = dhp(&[
         "generate",
         "--database",
-        &dir.url("empty.db"),
+        url,
         "--residents",
         "1",
         "--seed",
@@ -444,10 +467,23 @@ fn an_import_killed_at_any_moment_and_run_again_writes_each_record_once() {
         "1",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let fresh = |name: &str| {
-        std::fs::copy(&template, dir.0.join(name)).unwrap();
-        dir.url(name)
-    };
+}
+
+/// Import `bundles` into districts `fresh` makes: once uninterrupted, then killed at
+/// moments through the run and after each of its commits, each resumed; every resumed
+/// run must end with the uninterrupted run's counts.
+fn killed_imports_resume_exactly(bundles: &std::path::Path, fresh: &dyn Fn(&str) -> String) {
+    // A tenth of the files as batch Bundles (each entry on its own), the rest as
+    // transactions; some refer to staff the target does not have and are refused.
+    for (n, e) in std::fs::read_dir(bundles).unwrap().enumerate() {
+        if n % 10 == 0 {
+            let path = e.unwrap().path();
+            let mut b: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            b["type"] = "batch".into();
+            std::fs::write(&path, b.to_string()).unwrap();
+        }
+    }
     let import_crashing = |db: &str, after: Option<u32>| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dhp"));
         c.args(["import", "--database", db, bundles.to_str().unwrap()])
@@ -623,12 +659,75 @@ fn audit_entries_past_six_months_are_archived_and_the_chain_verifies_across() {
 #[test]
 fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
     let dir = Scratch::new("backup");
-    let out = exported_bundles(&dir);
     let live = dir.url("live.db");
+    let again = dir.0.join("again.db");
+    backed_up_while_an_import_writes(&dir, &live, &dir.url("restored.db"), &dir.url("again.db"));
+    assert!(!again.exists());
+}
+
+#[test]
+fn a_postgres_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
+    let dbs: Vec<_> = ["backup_live", "backup_restored", "backup_again"]
+        .into_iter()
+        .map_while(postgres_database)
+        .collect();
+    if dbs.len() < 3 {
+        eprintln!("DHP_TEST_POSTGRES_URL not set: PostgreSQL backup test skipped");
+        return;
+    }
+    let dir = Scratch::new("backup-pg");
+    backed_up_while_an_import_writes(&dir, &dbs[0].0, &dbs[1].0, &dbs[2].0);
+    // The refused restore wrote nothing into its database.
+    let o = dhp(&["stats", "--database", &dbs[2].0, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["tables"]["residents"], 0, "{v}");
+    // Not into a database that holds a district.
+    let o = dhp(&[
+        "restore",
+        "--from",
+        dir.0.join("backup.db").to_str().unwrap(),
+        "--database",
+        &dbs[0].0,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    for (_, drop_it) in dbs {
+        drop_it();
+    }
+}
+
+/// A fresh PostgreSQL database for a test when `DHP_TEST_POSTGRES_URL` names a server:
+/// its URL, and what drops it.
+pub(crate) fn postgres_database(name: &str) -> Option<(String, Box<dyn FnOnce()>)> {
+    let admin_url = std::env::var("DHP_TEST_POSTGRES_URL").ok()?;
+    let name = format!("dhp_cli_{name}_{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(async {
+        let admin = dhp_store::AdminPool::connect(&admin_url).await.unwrap();
+        admin.fresh_database(&admin_url, &name).await.unwrap()
+    });
+    Some((
+        url,
+        Box::new(move || {
+            rt.block_on(async {
+                let admin = dhp_store::AdminPool::connect(&admin_url).await.unwrap();
+                admin
+                    .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .unwrap();
+            })
+        }),
+    ))
+}
+
+/// Generate a district into `live`, back it up while an import writes into it, restore
+/// into `restored` (new) and check the digests; a backup changed afterwards is refused
+/// by `again`.
+fn backed_up_while_an_import_writes(dir: &Scratch, live: &str, restored: &str, again: &str) {
+    let out = exported_bundles(dir);
     let o = dhp(&[
         "generate",
         "--database",
-        &live,
+        live,
         "--residents",
         "50",
         "--seed",
@@ -642,7 +741,7 @@ fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
         .args([
             "import",
             "--database",
-            &live,
+            live,
             out.join("bundles").to_str().unwrap(),
         ])
         .env("DHP_LOG", "error")
@@ -655,7 +754,7 @@ fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
     let o = dhp(&[
         "backup",
         "--database",
-        &live,
+        live,
         "--out",
         backup.to_str().unwrap(),
     ]);
@@ -670,19 +769,18 @@ fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
     let o = dhp(&[
         "backup",
         "--database",
-        &live,
+        live,
         "--out",
         backup.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "never over an existing file");
 
-    let restored = dir.url("restored.db");
     let o = dhp(&[
         "restore",
         "--from",
         backup.to_str().unwrap(),
         "--database",
-        &restored,
+        restored,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -690,11 +788,11 @@ fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
         "{}",
         stdout(&o)
     );
-    let stats = stdout(&dhp(&["stats", "--database", &restored, "--json"]));
+    let stats = stdout(&dhp(&["stats", "--database", restored, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(v["digest"], recorded.as_str());
     // The restored district is whole: its audit chain verifies.
-    let o = dhp(&["audit", "verify", "--database", &restored]);
+    let o = dhp(&["audit", "verify", "--database", restored]);
     assert!(o.status.success(), "{}", stdout(&o));
 
     // A backup changed afterwards is refused, and nothing is written.
@@ -702,13 +800,12 @@ fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
     let n = bytes.len();
     bytes[n / 2] ^= 0x01;
     std::fs::write(&backup, &bytes).unwrap();
-    let again = dir.0.join("again.db");
     let o = dhp(&[
         "restore",
         "--from",
         backup.to_str().unwrap(),
         "--database",
-        &dir.url("again.db"),
+        again,
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -716,5 +813,4 @@ fn a_backup_taken_while_an_import_writes_restores_to_its_own_digest() {
         "{}",
         stderr(&o)
     );
-    assert!(!again.exists());
 }

@@ -3,7 +3,9 @@
 mod accounts;
 mod browser;
 mod cli;
+mod serve_kill;
 mod surveillance;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -18,6 +18,62 @@ pub use signal::{merge_alarms, Alarm, Signal, SignalEvent, SignalStatus};
 
 use crate::Id;
 
+/// Reads `date,count` rows (a header line and `#` comments allowed), daily or weekly,
+/// evenly spaced: the dates, the counts and the cadence, or what is wrong, naming the
+/// line and the field (the series an epidemiologist scores with `dhp surveillance
+/// detect`).
+pub fn read_series(text: &str) -> Result<(Vec<NaiveDate>, Vec<f64>, Cadence), String> {
+    let mut dates = Vec::new();
+    let mut counts = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (d, c) = line
+            .split_once(',')
+            .ok_or_else(|| format!("line {}: expected `date,count`, got `{line}`", n + 1))?;
+        let (d, c) = (d.trim(), c.trim());
+        let date = match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+            Ok(date) => date,
+            Err(_) if dates.is_empty() && n == 0 => continue, // header
+            Err(_) => return Err(format!("line {}: date: `{d}` is not YYYY-MM-DD", n + 1)),
+        };
+        let count: f64 = c
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("line {}: count: `{c}` is not a count (0 or more)", n + 1))?;
+        dates.push(date);
+        counts.push(count);
+    }
+    if dates.len() < 2 {
+        return Err("the series needs at least two rows of `date,count`".into());
+    }
+    let step = (dates[1] - dates[0]).num_days();
+    let cadence = match step {
+        1 => Cadence::Daily,
+        7 => Cadence::Weekly,
+        _ => {
+            return Err(format!(
+                "line 2: date: rows must be 1 day (daily) or 7 days (weekly) apart, got {step} days"
+            ))
+        }
+    };
+    for i in 1..dates.len() {
+        if (dates[i] - dates[i - 1]).num_days() != step {
+            return Err(format!(
+                "date: {} follows {}: a {} series must have every {} in order, none missing",
+                dates[i],
+                dates[i - 1],
+                if step == 1 { "daily" } else { "weekly" },
+                if step == 1 { "day" } else { "week" }
+            ));
+        }
+    }
+    Ok((dates, counts, cadence))
+}
+
 /// Statutory class of a disease (传染病分类).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
