@@ -348,13 +348,20 @@ struct ReportPage {
     lang: String,
     days: i64,
     rows: Vec<GrantRow>,
+    total: usize,
+    page: usize,
+    pages: usize,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct PageParams {
     days: Option<String>,
     lang: Option<String>,
+    page: Option<String>,
 }
+
+/// Grants on one page of the report.
+const PAGE_ROWS: usize = 50;
 
 /// `GET /emergency-access`: the managers' page of every grant — who opened whose
 /// record, why, until when, and how many accesses were made under it.
@@ -432,14 +439,28 @@ pub async fn page(
             .format("%Y-%m-%d %H:%M")
             .to_string()
     };
-    let mut rows = Vec::with_capacity(grants.len());
-    for (g, accesses) in grants {
+    let total = grants.len();
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let page = p
+        .page
+        .as_deref()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let mut rows = Vec::with_capacity(PAGE_ROWS);
+    for (g, accesses) in grants
+        .into_iter()
+        .skip((page - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
+    {
         // An administrator reviews accesses, not residents: the record's number only.
         let resident = match state.store.resident(g.resident_id).await {
             Ok(r) if !who.role.is_administrator() => {
                 format!("{} · {}", r.name, r.identity_number.masked())
             }
-            _ => format!("Patient/{}", g.resident_id),
+            _ => t
+                .get("ea_record")
+                .replace("{id}", &g.resident_id.to_string()),
         };
         let org = g
             .org_id
@@ -468,12 +489,15 @@ pub async fn page(
             accesses,
         });
     }
-    let page = ReportPage {
+    let view = ReportPage {
         t,
         user: Some(user),
         lang: t.get("lang").into(),
         days,
         rows,
+        total,
+        page,
+        pages,
     };
-    Ok(Html(page.render()?).into_response())
+    Ok(Html(view.render()?).into_response())
 }

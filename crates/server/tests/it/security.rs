@@ -669,3 +669,58 @@ async fn managers_see_every_emergency_access_on_a_page_in_their_language() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(last_audit(&s).await.outcome, "denied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emergency_access_report_pages_through_every_grant() {
+    let s = site(50).await;
+    let store = &*s.state.store;
+    let resident = store
+        .page(dhp_store::Table::Residents, 0, 1)
+        .await
+        .unwrap()
+        .residents[0]
+        .clone();
+    let now = chrono::Utc::now().naive_utc();
+    for i in 0..120 {
+        store
+            .grant_emergency_access(&dhp_store::EmergencyGrant {
+                id: format!("g-{i:03}"),
+                username: "clinician".into(),
+                role: "hospital_clinician".into(),
+                org_id: None,
+                resident_id: resident.id,
+                reason: format!("急诊抢救 {i:03}"),
+                granted: now - chrono::Duration::minutes(i),
+                expires: now - chrono::Duration::minutes(i) + chrono::Duration::hours(4),
+            })
+            .await
+            .unwrap();
+    }
+    let (_, cookie, _) = login(&s, "manager", "manager").await;
+    let cookie = cookie.unwrap();
+    let rows = |page: &str| page.matches("<tr").count() - 1;
+    let (_, first) = get(&s, "/emergency-access?lang=zh", Some(&cookie)).await;
+    assert!(first.contains("共120次授权 · 第1/3页"), "{first}");
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("急诊抢救 000") && !first.contains("急诊抢救 050"));
+    assert!(first.contains("page=2") && first.contains("下一页"));
+    let (_, last) = get(
+        &s,
+        "/emergency-access?lang=en&days=30&page=3",
+        Some(&cookie),
+    )
+    .await;
+    assert!(last.contains("120 grants · page 3 of 3"));
+    assert_eq!(rows(&last), 20);
+    assert!(last.contains("急诊抢救 119") && last.contains("days=30&amp;lang=en&amp;page=2"));
+    // Past the end: the last page, not an empty one.
+    let (_, beyond) = get(&s, "/emergency-access?lang=en&page=99", Some(&cookie)).await;
+    assert_eq!(rows(&beyond), 20);
+    // The audit administrator reviews the accesses without the residents' names.
+    let (_, aud, _) = login(&s, "auditor", "auditor").await;
+    let (status, page) = get(&s, "/emergency-access?lang=zh", aud.as_deref()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains(&resident.name) && page.contains(&format!("居民记录号 {}", resident.id))
+    );
+}
