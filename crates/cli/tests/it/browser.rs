@@ -373,6 +373,91 @@ fn home_and_login_pages_render_in_chromium() {
     shoot("emergency-access-en");
     sign_out();
 
+    // The system administrator's day: a new family doctor's account through the form,
+    // its one-time password shown once; the doctor's first login lands on the password
+    // page, and the new password opens the portal.
+    sign_in("sysadmin");
+    let accounts = open("/admin/accounts");
+    for text in ["账号管理", "新建账号", "重置密码", "系统管理员"] {
+        assert!(accounts.contains(text), "accounts page lacks {text}");
+    }
+    tab.wait_for_element("details.card summary")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.wait_for_element("input[name=username]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.type_str("dr.zhou").unwrap();
+    tab.wait_for_element("input[name=display_name]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.type_str("周医生").unwrap();
+    tab.evaluate(
+        "document.querySelector('select[name=role]').value = 'family_doctor'; \
+         document.querySelector('select[name=org]').value = '310118-CHC-ZJJ';",
+        false,
+    )
+    .unwrap();
+    tab.wait_for_element("details.card button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+    let made = tab.wait_for_element("p.notice.ok b.mono").unwrap();
+    let one_time = made.get_inner_text().unwrap();
+    assert_eq!(one_time.chars().count(), 16, "{one_time}");
+    shoot("accounts");
+    open("/admin/accounts?lang=en");
+    shoot("accounts-en");
+    sign_out();
+    open("/login");
+    tab.wait_for_element("input[name=username]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.type_str("dr.zhou").unwrap();
+    tab.wait_for_element("input[name=password]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.type_str(&one_time).unwrap();
+    tab.wait_for_element("button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.wait_for_element("input[name=new_password]").unwrap();
+    let owed = tab.get_content().unwrap();
+    assert!(
+        owed.contains("首次登录须先修改密码"),
+        "the change is not asked for"
+    );
+    shoot("password");
+    for (field, value) in [
+        ("current_password", one_time.as_str()),
+        ("new_password", "Zhujiajiao-2027"),
+        ("confirm_password", "Zhujiajiao-2027"),
+    ] {
+        tab.wait_for_element(&format!("input[name={field}]"))
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.type_str(value).unwrap();
+    }
+    tab.wait_for_element("section.login button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+    // The full menu again (the password page that owed the change has none).
+    tab.wait_for_element("header a[href^='/password']").unwrap();
+    let home = tab.get_content().unwrap();
+    assert!(
+        home.contains("周医生"),
+        "the doctor is not signed in after the change"
+    );
+    sign_out();
+
     // A CJK font is installed, so the Chinese text renders as glyphs, not boxes.
     let fonts = Command::new("fc-list")
         .arg(":lang=zh")
