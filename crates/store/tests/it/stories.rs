@@ -132,6 +132,41 @@ pub async fn users_are_unique_and_redacted(s: &dyn Store) {
     ));
     assert!(!format!("{u:?}").contains("secret"));
     assert_eq!(s.users().await.unwrap().len(), 1);
+
+    // The password life cycle: dated when made, the replaced hashes remembered newest
+    // first, the owed change set and cleared.
+    let st = s.password_state("doctor", 5).await.unwrap();
+    assert!(st.changed_at.is_some() && !st.must_change && st.previous.is_empty());
+    let t0 = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
+    for (i, hash) in ["h1", "h2", "h3"].into_iter().enumerate() {
+        s.set_password(
+            "doctor",
+            hash,
+            i == 2,
+            t0 + chrono::Duration::days(i as i64),
+        )
+        .await
+        .unwrap();
+    }
+    let st = s.password_state("doctor", 2).await.unwrap();
+    assert_eq!(st.previous, ["h2", "h1"]);
+    assert!(st.must_change);
+    assert_eq!(st.changed_at, Some(t0 + chrono::Duration::days(2)));
+    assert_eq!(
+        s.user_by_username("doctor").await.unwrap().password_hash,
+        "h3"
+    );
+    s.require_password_change("doctor", false, None)
+        .await
+        .unwrap();
+    assert!(!s.password_state("doctor", 0).await.unwrap().must_change);
+    assert!(matches!(
+        s.set_password("nobody", "h", false, t0).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn meta_values_overwrite(s: &dyn Store) {

@@ -4,7 +4,7 @@
 -- next login (set by an administrator, or for an account another person created), and
 -- the hashes each account replaced, so that the last few are not used again.
 ALTER TABLE users ADD COLUMN password_changed_at TIMESTAMP;
-ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN must_change_password BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE password_history (
     username      TEXT NOT NULL,
     password_hash TEXT NOT NULL,
