@@ -2,12 +2,14 @@
 //! [`Exec`] for both backends: replaced whole by a rebuild, or moved by deltas in the
 //! transaction of the write that changes them.
 
+use async_trait::async_trait;
 use dhp_core::indicators::{Count, Period, Totals, Units};
 use dhp_core::programmes::ResidentRecord;
 use dhp_core::Id;
 
 use crate::rows::Col;
-use crate::shared::{insert_chunked, Exec, Param};
+use crate::shared::Backend;
+use crate::shared::{insert_chunked, Commit, Exec, Param};
 use crate::{Result, StoreError};
 
 const INSERT: &str = "INSERT INTO indicator_values (indicator, period, org_id, num, den)";
@@ -117,7 +119,7 @@ pub(crate) struct Tracking {
 /// The periods the stored counts cover (meta `indicator_periods`; empty before the
 /// first rebuild).
 pub(crate) async fn tracked_periods<E: Exec>(e: &E) -> Result<Vec<Period>> {
-    parse_periods(crate::shared::meta(e, PERIODS_META).await?)
+    parse_periods(crate::tables::meta(e, PERIODS_META).await?)
 }
 
 /// The meta value `indicator_periods` as periods.
@@ -133,7 +135,7 @@ pub(crate) fn parse_periods(list: Option<String>) -> Result<Vec<Period>> {
 pub const PERIODS_META: &str = "indicator_periods";
 
 async fn units<E: Exec>(e: &E) -> Result<Units> {
-    let orgs = crate::shared::page(e, crate::Table::Organisations, 0, i64::MAX)
+    let orgs = crate::tables::page(e, crate::Table::Organisations, 0, i64::MAX)
         .await?
         .organisations;
     Ok(dhp_core::indicators::Units::new(&orgs))
@@ -354,4 +356,43 @@ pub(crate) async fn add_events<E: Exec>(
     let mut sums = Totals::default();
     emit(&defs, &units, &periods, &mut |t| sums.add(t));
     add_totals(e, sums).await
+}
+
+/// Indicator counts: (indicator, period, unit) → (numerator, denominator), replaced by a rebuild or moved by a difference.
+#[async_trait]
+pub trait IndicatorStore: Send + Sync {
+    /// Close the connections (SQLite: checkpoint the WAL into the file first).
+    /// Replace every stored indicator count by `counts`, in one transaction.
+    async fn replace_indicator_counts(&self, counts: &[dhp_core::indicators::Count]) -> Result<()>;
+    /// Add `deltas` to the stored indicator counts, in one transaction.
+    async fn add_indicator_counts(&self, deltas: &[dhp_core::indicators::Count]) -> Result<()>;
+    /// Stored indicator counts, optionally of one indicator, period and org unit.
+    async fn indicator_counts(
+        &self,
+        indicator: Option<&str>,
+        period: Option<dhp_core::indicators::Period>,
+        org: Option<Id>,
+    ) -> Result<Vec<dhp_core::indicators::Count>>;
+}
+
+#[async_trait]
+impl<B: Backend> IndicatorStore for B {
+    async fn replace_indicator_counts(&self, counts: &[dhp_core::indicators::Count]) -> Result<()> {
+        let tx = self.begin_write().await?;
+        crate::indicators::replace(&tx, counts).await?;
+        tx.commit().await
+    }
+    async fn add_indicator_counts(&self, deltas: &[dhp_core::indicators::Count]) -> Result<()> {
+        let tx = self.begin_write().await?;
+        crate::indicators::add(&tx, deltas).await?;
+        tx.commit().await
+    }
+    async fn indicator_counts(
+        &self,
+        indicator: Option<&str>,
+        period: Option<dhp_core::indicators::Period>,
+        org: Option<Id>,
+    ) -> Result<Vec<dhp_core::indicators::Count>> {
+        crate::indicators::read(self.pool(), indicator, period, org).await
+    }
 }

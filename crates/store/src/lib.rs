@@ -6,44 +6,53 @@
 //! `UNNEST` arrays on PostgreSQL. Keys are assigned by the writer, never by the
 //! database, so the same input always gives the same rows.
 
-mod audit_chain;
-mod emergency;
+mod access;
+mod accounts;
+mod audit;
 mod indicators;
-mod logins;
-mod passwords;
 mod postgres;
 mod programmes;
+mod registry;
 mod resources;
 mod rows;
 mod search;
 mod shared;
 mod sqlite;
 mod surveillance;
+mod tables;
 
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
-use dhp_core::access::{ResidentFacts, Scope};
 use dhp_core::{
     Condition, Contract, Encounter, Household, Id, Immunization, Observation, Organisation,
     Practitioner, Resident,
 };
 use sha2::{Digest, Sha256};
 
-pub use audit_chain::{
+pub use access::emergency::EmergencyGrant;
+pub use access::AccessStore;
+pub use accounts::logins::LoginFailures;
+pub use accounts::passwords::PasswordState;
+pub use accounts::AccountStore;
+pub use audit::chain::{
     entry_hash as audit_entry_hash, ChainBreak, ChainHead, ChainReport, SealedAudit,
     GENESIS as AUDIT_GENESIS,
 };
-pub use emergency::EmergencyGrant;
+pub use audit::AuditStore;
+pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
-pub use logins::LoginFailures;
-pub use passwords::PasswordState;
 pub use postgres::PostgresStore;
+pub use programmes::CohortStore;
 pub use programmes::{Cohort, Reading};
+pub use registry::RegistryStore;
+pub use resources::ResourceStore;
 pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};
+pub use search::SearchStore;
 pub use sqlite::SqliteStore;
+pub use surveillance::SurveillanceStore;
+pub use tables::TableStore;
 
 /// Errors of the store. `NotFound` and `Conflict` are answers, the rest are failures.
 #[derive(Debug, thiserror::Error)]
@@ -393,275 +402,44 @@ pub struct AreaCount {
     pub households: i64,
 }
 
-/// Persistence of the platform. Implemented by [`SqliteStore`] and [`PostgresStore`];
-/// both pass the same conformance suite.
-#[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
+/// Persistence of the platform: the union of one trait per concern (each in the
+/// module that owns its SQL). Implemented by [`SqliteStore`] and [`PostgresStore`];
+/// both pass the same conformance suite. Code that needs one concern may ask for
+/// that trait alone.
+pub trait Store:
+    TableStore
+    + RegistryStore
+    + SearchStore
+    + ResourceStore
+    + CohortStore
+    + SurveillanceStore
+    + IndicatorStore
+    + AccountStore
+    + AuditStore
+    + AccessStore
+    + Send
+    + Sync
+    + fmt::Debug
+{
+}
 
-    /// Write every row of `batch` in one transaction: all or nothing.
-    async fn insert_batch(&self, batch: &Batch) -> Result<()>;
-
-    /// Up to `limit` rows of `table` with `id > after`, in id order.
-    async fn page(&self, table: Table, after: Id, limit: i64) -> Result<Batch>;
-
-    /// Number of rows in `table`.
-    async fn count(&self, table: Table) -> Result<i64>;
-
-    /// A value of the `meta` table (generation parameters and the like).
-    async fn meta(&self, key: &str) -> Result<Option<String>>;
-
-    /// Set a value of the `meta` table.
-    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
-
-    /// Look an organisation up by its code.
-    async fn organisation_by_code(&self, code: &str) -> Result<Organisation>;
-
-    /// Look a resident up by identity number.
-    async fn resident_by_identity(&self, identity_number: &str) -> Result<Resident>;
-
-    /// Residents and households per street or town.
-    async fn area_counts(&self) -> Result<Vec<AreaCount>>;
-
-    /// Add a login account; `Conflict` if the username is taken.
-    async fn insert_user(&self, user: &User) -> Result<()>;
-
-    async fn user_by_username(&self, username: &str) -> Result<User>;
-
-    async fn users(&self) -> Result<Vec<User>>;
-
-    /// Write resources, the core rows they project to and their audit entries in one
-    /// transaction. `Conflict` (and nothing written) when a prior version no longer
-    /// holds, an id is taken, or a deleted row is still referred to.
-    async fn write_resources(&self, set: &WriteSet) -> Result<()>;
-
-    /// The current version (or the tombstone) of a stored resource; `None` if the
-    /// resource was never written through the API (generated rows have no stored JSON).
-    async fn resource(&self, kind: &str, id: Id) -> Result<Option<StoredResource>>;
-
-    /// The current versions of several resources of one type; missing ones left out.
-    async fn resources(&self, kind: &str, ids: &[Id]) -> Result<Vec<StoredResource>>;
-
-    /// Every stored version of a resource, newest first.
-    async fn resource_versions(&self, kind: &str, id: Id) -> Result<Vec<StoredResource>>;
-
-    /// Reserve `n` new ids for resources of `kind`; returns the first of them.
-    async fn reserve_ids(&self, kind: &str, n: i64) -> Result<Id>;
-
-    /// Remove every row of every table (used to undo a failed generation on a server
-    /// database, where the load cannot be one file renamed into place).
-    async fn clear(&self) -> Result<()>;
-
-    /// Residents matching `filter` within `scope` (as of `today`), in the filter's order:
-    /// `limit` of them from `offset`, and the total that match.
-    async fn search_residents(
-        &self,
-        filter: &ResidentFilter,
-        scope: &Scope,
-        today: NaiveDate,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<Resident>, i64)>;
-
-    /// Records of one core table (FHIR type `kind`) matching `query` within `scope`:
-    /// one page of them and how many match. `generated`: when records never written
-    /// through the API count as last updated.
-    async fn search_records(
-        &self,
-        table: Table,
-        kind: &str,
-        query: &dhp_core::query::RecordQuery,
-        scope: &Scope,
-        today: NaiveDate,
-        generated: &str,
-    ) -> Result<(Batch, i64)>;
-
-    /// Resources of `kind` kept as received (no core table) matching `query`, within
-    /// `scope` when they are a resident's data: one page and how many match.
-    async fn search_stored(
-        &self,
-        kind: &str,
-        resident_owned: bool,
-        query: &dhp_core::query::RecordQuery,
-        scope: &Scope,
-        today: NaiveDate,
-    ) -> Result<(Vec<StoredResource>, i64)>;
-
-    /// The row of `table` with `id` (in the batch's vector for that table).
-    async fn get(&self, table: Table, id: Id) -> Result<Batch>;
-
-    async fn resident(&self, id: Id) -> Result<Resident>;
-
-    async fn household(&self, id: Id) -> Result<Household>;
-
-    async fn organisation(&self, id: Id) -> Result<Organisation>;
-
-    /// What decides who may see resident `id` on `today` (contracts in force,
-    /// organisations of their encounters).
-    async fn resident_access_facts(&self, id: Id, today: NaiveDate) -> Result<ResidentFacts>;
-
-    /// Record a failed login of `username` (known or not) from client `address` at `at`,
-    /// forgetting every failure before `forget_before`.
-    async fn record_login_failure(
-        &self,
-        username: &str,
-        address: &str,
-        at: NaiveDateTime,
-        forget_before: NaiveDateTime,
-    ) -> Result<()>;
-
-    /// Failed logins since `since`: `username`'s, oldest first, and how many came from
-    /// `address`.
-    async fn login_failures(
-        &self,
-        username: &str,
-        address: &str,
-        since: NaiveDateTime,
-    ) -> Result<LoginFailures>;
-
-    /// Forget `username`'s failed logins (it signed in, or an administrator unlocked it).
-    async fn clear_login_failures(&self, username: &str) -> Result<()>;
-
-    /// Where `username`'s password stands, with the `history` hashes it last replaced.
-    async fn password_state(&self, username: &str, history: usize) -> Result<PasswordState>;
-
-    /// Set `username`'s password hash at `at` (the old hash is remembered), and whether
-    /// it must be changed at the next login; one transaction.
-    async fn set_password(
-        &self,
-        username: &str,
-        hash: &str,
-        must_change: bool,
-        at: NaiveDateTime,
-    ) -> Result<()>;
-
-    /// Whether `username` must change the password at the next login; with `dated`, a
-    /// password with no date on record counts as set then.
-    async fn require_password_change(
-        &self,
-        username: &str,
-        must: bool,
-        dated: Option<NaiveDateTime>,
-    ) -> Result<()>;
-
-    /// Append to the audit log.
-    async fn insert_audit(&self, event: &AuditEvent) -> Result<()>;
-
-    /// Append several entries in one transaction (all or none).
-    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()>;
-
-    /// The households with these ids (any order; unknown ids are skipped).
-    async fn households(&self, ids: &[Id]) -> Result<Vec<Household>>;
-
-    /// The audit log, newest first, at most `limit` entries, optionally for one resident.
-    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
-
-    /// A consistent copy of the whole database into the new file `path`, taken while
-    /// others go on writing (SQLite: `VACUUM INTO`).
-    async fn backup_into(&self, path: &str) -> Result<()>;
-
-    /// Record an emergency access grant (break the glass).
-    async fn grant_emergency_access(&self, grant: &EmergencyGrant) -> Result<()>;
-
-    /// Emergency access grants made since `since`, newest first, each with the number
-    /// of audit entries its holder wrote on the resident while it lasted.
-    async fn emergency_grants(&self, since: NaiveDateTime) -> Result<Vec<(EmergencyGrant, i64)>>;
-
-    /// Seal every audit entry written so far into the hash chain (in batches, one
-    /// process at a time): how many were sealed.
-    async fn seal_audit(&self) -> Result<u64>;
-
-    /// The audit chain's head.
-    async fn audit_head(&self) -> Result<ChainHead>;
-
-    /// Check the audit chain from the last archived entry to the head (`progress` is
-    /// told how many entries are checked so far).
-    async fn verify_audit(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<ChainReport>;
-
-    /// Sealed audit entries after chain place `after`, in chain order, at most `limit`.
-    async fn sealed_audit(&self, after: i64, limit: i64) -> Result<Vec<SealedAudit>>;
-
-    /// Remove the sealed audit entries up to chain place `upto` (archived), keeping
-    /// `upto_hash` as where the chain in the table now starts: how many were removed.
-    async fn forget_archived_audit(&self, upto: i64, upto_hash: &str) -> Result<u64>;
-
-    /// Up to `limit` residents of `cohort` (as of `today`) with `id > after`, in id order,
-    /// each with the rows `reading` asks for.
-    async fn programme_records(
-        &self,
-        cohort: &Cohort,
-        reading: Reading,
-        today: NaiveDate,
-        after: Id,
-        limit: i64,
-    ) -> Result<Vec<dhp_core::programmes::ResidentRecord>>;
-
-    // Surveillance (SPEC capability 5).
-    /// Stores case reports as given (ids reserved by the caller).
-    async fn insert_case_reports(
-        &self,
-        reports: &[dhp_core::surveillance::CaseReport],
-        source: &str,
-    ) -> Result<()>;
-    /// Case reports received on `from..=to`, newest first.
-    async fn case_reports(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-        limit: i64,
-    ) -> Result<Vec<dhp_core::surveillance::CaseReport>>;
-    async fn case_report(&self, id: Id) -> Result<dhp_core::surveillance::CaseReport>;
-    /// Cases per disease, street and day (excluded cases left out).
-    async fn case_counts(
-        &self,
-        basis: dhp_core::surveillance::DateBasis,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<dhp_core::surveillance::CaseCount>>;
-    async fn put_sentinel_reports(
-        &self,
-        reports: &[dhp_core::surveillance::SentinelReport],
-        received_at: chrono::NaiveDateTime,
-    ) -> Result<()>;
-    async fn sentinel_reports(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<dhp_core::surveillance::SentinelReport>>;
-    async fn sentinel_last_reports(&self, today: NaiveDate) -> Result<Vec<(String, NaiveDate)>>;
-    /// Signals whose last alarm day is on or after `since`, newest first.
-    async fn signals(&self, since: NaiveDate) -> Result<Vec<dhp_core::surveillance::Signal>>;
-    async fn signal(&self, id: Id) -> Result<dhp_core::surveillance::Signal>;
-    /// Inserts new signals (id 0; ids assigned in place) and updates the others' figures.
-    async fn save_signals(&self, signals: &mut [dhp_core::surveillance::Signal]) -> Result<()>;
-    /// One verification step, guarded on the signal still being in `event.from`.
-    async fn move_signal(
-        &self,
-        signal: &dhp_core::surveillance::Signal,
-        event: &dhp_core::surveillance::SignalEvent,
-    ) -> Result<()>;
-    async fn signal_events(&self, id: Id) -> Result<Vec<dhp_core::surveillance::SignalEvent>>;
-    async fn insert_outbreaks(
-        &self,
-        outbreaks: &[dhp_core::surveillance::InjectedOutbreak],
-    ) -> Result<()>;
-    async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>>;
-    /// Close the connections (SQLite: checkpoint the WAL into the file first).
-    // Indicators (SPEC capability 7).
-    /// Replace every stored indicator count by `counts`, in one transaction.
-    async fn replace_indicator_counts(&self, counts: &[dhp_core::indicators::Count]) -> Result<()>;
-    /// Add `deltas` to the stored indicator counts, in one transaction.
-    async fn add_indicator_counts(&self, deltas: &[dhp_core::indicators::Count]) -> Result<()>;
-    /// Stored indicator counts, optionally of one indicator, period and org unit.
-    async fn indicator_counts(
-        &self,
-        indicator: Option<&str>,
-        period: Option<dhp_core::indicators::Period>,
-        org: Option<Id>,
-    ) -> Result<Vec<dhp_core::indicators::Count>>;
-
-    async fn close(&self);
+impl<
+        T: TableStore
+            + RegistryStore
+            + SearchStore
+            + ResourceStore
+            + CohortStore
+            + SurveillanceStore
+            + IndicatorStore
+            + AccountStore
+            + AuditStore
+            + AccessStore
+            + Send
+            + Sync
+            + fmt::Debug
+            + ?Sized,
+    > Store for T
+{
 }
 
 /// Every organisation, in id order.

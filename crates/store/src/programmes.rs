@@ -1,12 +1,14 @@
 //! Reading residents' records for the programme engine: one page of a cohort's
 //! residents with every row the rules read, in a handful of statements per page.
 
+use async_trait::async_trait;
 use chrono::NaiveDate;
 use dhp_core::access::Scope;
 use dhp_core::programmes::ResidentRecord;
 use dhp_core::Id;
 
 use crate::rows;
+use crate::shared::Backend;
 use crate::shared::{scope_clause, Exec, Param};
 use crate::{Batch, Result, Table};
 
@@ -218,4 +220,56 @@ pub(crate) fn assemble(
         spread!(batch.immunizations, immunizations);
     }
     out
+}
+
+/// What a backend may do its own way for [`CohortStore`].
+#[async_trait]
+pub trait BulkRecords {
+    /// A faster read of `cohort`'s records than the shared statements, where the backend
+    /// has one (`None`: use the shared path).
+    async fn bulk_records(
+        &self,
+        _cohort: &crate::Cohort,
+        _reading: crate::Reading,
+        _today: NaiveDate,
+        _after: Id,
+        _limit: i64,
+    ) -> Result<Option<Vec<dhp_core::programmes::ResidentRecord>>> {
+        Ok(None)
+    }
+}
+
+/// Programme reads: one page of a cohort's residents with every row the programme rules read.
+#[async_trait]
+pub trait CohortStore: Send + Sync {
+    /// Up to `limit` residents of `cohort` (as of `today`) with `id > after`, in id order,
+    /// each with the rows `reading` asks for.
+    async fn programme_records(
+        &self,
+        cohort: &Cohort,
+        reading: Reading,
+        today: NaiveDate,
+        after: Id,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::programmes::ResidentRecord>>;
+}
+
+#[async_trait]
+impl<B: Backend + BulkRecords> CohortStore for B {
+    async fn programme_records(
+        &self,
+        cohort: &crate::Cohort,
+        reading: crate::Reading,
+        today: NaiveDate,
+        after: Id,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::programmes::ResidentRecord>> {
+        if let Some(records) = self
+            .bulk_records(cohort, reading, today, after, limit)
+            .await?
+        {
+            return Ok(records);
+        }
+        crate::programmes::records(self.pool(), cohort, reading, today, after, limit).await
+    }
 }

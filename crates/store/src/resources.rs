@@ -2,44 +2,14 @@
 //! ones in `resource_history`. A write also carries the core rows it projects to and
 //! its audit entries, and lands in one transaction with them: all or nothing.
 
+use async_trait::async_trait;
 use dhp_core::Id;
 
-use crate::rows::Col;
+use crate::rows::{stored_resource as decode, Col, RESOURCE_COLUMNS as COLUMNS};
+pub use crate::rows::{Index, StoredResource};
+use crate::shared::Backend;
 use crate::shared::{Exec, Param};
 use crate::{AuditEvent, Batch, Result, StoreError, Table};
-
-/// One version of a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResource {
-    /// The FHIR resource type, e.g. `Patient`.
-    pub kind: String,
-    pub id: Id,
-    pub version_id: i64,
-    /// `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC), so text order is time order on both backends.
-    pub last_updated: String,
-    pub resident_id: Option<Id>,
-    /// The resource's JSON; `None` for a deletion.
-    pub json: Option<String>,
-    /// Its status token, extracted for search (`status`; `clinicalStatus` for Condition).
-    pub status: Option<String>,
-    /// Search columns of types kept as received: main code, main date or time (local,
-    /// `YYYY-MM-DDTHH:MM:SS`), main reference (`Type/id`).
-    pub index: Index,
-}
-
-/// The search columns of a resource kept as received.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Index {
-    pub code: Option<String>,
-    pub date: Option<String>,
-    pub reference: Option<String>,
-}
-
-impl StoredResource {
-    pub fn deleted(&self) -> bool {
-        self.json.is_none()
-    }
-}
 
 /// What stands before a write: checked inside the transaction, so a write made on a
 /// stale read fails with `Conflict` instead of overwriting.
@@ -152,7 +122,7 @@ pub(crate) async fn check_searches<E: Exec>(tx: &E, w: &WriteSet) -> Result<()> 
         } = guard
         {
             let (found, _) =
-                crate::shared::search_residents(tx, filter, scope, *today, 1, 0).await?;
+                crate::search::search_residents(tx, filter, scope, *today, 1, 0).await?;
             if let Some(r) = found.first() {
                 return Err(crate::StoreError::Exists(r.id));
             }
@@ -192,26 +162,6 @@ pub fn core_table(kind: &str) -> Option<Table> {
         "Immunization" => Table::Immunizations,
         "CareTeam" => Table::Contracts,
         _ => return None,
-    })
-}
-
-pub(crate) const COLUMNS: &str =
-    "type, id, version_id, last_updated, resident_id, json, status, code, date, ref";
-
-pub(crate) fn decode<R: Col>(r: &R) -> Result<StoredResource> {
-    Ok(StoredResource {
-        kind: r.text(0)?,
-        id: r.i64(1)?,
-        version_id: r.i64(2)?,
-        last_updated: r.text(3)?,
-        resident_id: r.oi64(4)?,
-        json: r.otext(5)?,
-        status: r.otext(6)?,
-        index: Index {
-            code: r.otext(7)?,
-            date: r.otext(8)?,
-            reference: r.otext(9)?,
-        },
     })
 }
 
@@ -412,12 +362,12 @@ pub(crate) fn resource_statements(
         ));
     }
     for chunk in w.audits.chunks(3_000) {
-        let (sql, p) = crate::shared::audit_insert(chunk, numbered);
+        let (sql, p) = crate::audit::audit_insert(chunk, numbered);
         out.push((sql, p, None));
     }
     for (key, value) in &w.meta {
         out.push((
-            crate::shared::SET_META.to_string(),
+            crate::tables::SET_META.to_string(),
             vec![key.as_str().into(), value.as_str().into()],
             Some(1),
         ));
@@ -488,3 +438,49 @@ macro_rules! run_write_set {
     }};
 }
 pub(crate) use run_write_set;
+
+/// What a backend does its own way for [`ResourceStore`].
+#[async_trait]
+pub trait WriteSets {
+    /// Write a [`WriteSet`] in one transaction: all or nothing.
+    async fn write_set(&self, set: &WriteSet) -> Result<()>;
+}
+
+/// FHIR resources as received and their history: a write set in one transaction, current and earlier versions, and ids reserved for new resources.
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    /// Write resources, the core rows they project to and their audit entries in one
+    /// transaction. `Conflict` (and nothing written) when a prior version no longer
+    /// holds, an id is taken, or a deleted row is still referred to.
+    async fn write_resources(&self, set: &WriteSet) -> Result<()>;
+    /// The current version (or the tombstone) of a stored resource; `None` if the
+    /// resource was never written through the API (generated rows have no stored JSON).
+    async fn resource(&self, kind: &str, id: Id) -> Result<Option<StoredResource>>;
+    /// The current versions of several resources of one type; missing ones left out.
+    async fn resources(&self, kind: &str, ids: &[Id]) -> Result<Vec<StoredResource>>;
+    /// Every stored version of a resource, newest first.
+    async fn resource_versions(&self, kind: &str, id: Id) -> Result<Vec<StoredResource>>;
+    /// Reserve `n` new ids for resources of `kind`; returns the first of them.
+    async fn reserve_ids(&self, kind: &str, n: i64) -> Result<Id>;
+}
+
+#[async_trait]
+impl<B: Backend + WriteSets> ResourceStore for B {
+    async fn write_resources(&self, set: &WriteSet) -> Result<()> {
+        self.write_set(set).await?;
+        crate::shared::crash_point();
+        Ok(())
+    }
+    async fn resource(&self, kind: &str, id: Id) -> Result<Option<StoredResource>> {
+        current(self.pool(), kind, id).await
+    }
+    async fn resources(&self, kind: &str, ids: &[Id]) -> Result<Vec<StoredResource>> {
+        current_many(self.pool(), kind, ids).await
+    }
+    async fn resource_versions(&self, kind: &str, id: Id) -> Result<Vec<StoredResource>> {
+        versions(self.pool(), kind, id).await
+    }
+    async fn reserve_ids(&self, kind: &str, n: i64) -> Result<Id> {
+        reserve_ids(self.pool(), kind, n).await
+    }
+}

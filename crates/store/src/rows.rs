@@ -243,3 +243,56 @@ pub(crate) fn user(r: &impl Col) -> Result<crate::User> {
 
 pub(crate) const USER_COLUMNS: &str =
     "id, username, password_hash, role, display_name, org_id, practitioner_id, resident_id";
+
+/// One version of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResource {
+    /// The FHIR resource type, e.g. `Patient`.
+    pub kind: String,
+    pub id: dhp_core::Id,
+    pub version_id: i64,
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC), so text order is time order on both backends.
+    pub last_updated: String,
+    pub resident_id: Option<dhp_core::Id>,
+    /// The resource's JSON; `None` for a deletion.
+    pub json: Option<String>,
+    /// Its status token, extracted for search (`status`; `clinicalStatus` for Condition).
+    pub status: Option<String>,
+    /// Search columns of types kept as received: main code, main date or time (local,
+    /// `YYYY-MM-DDTHH:MM:SS`), main reference (`Type/id`).
+    pub index: Index,
+}
+
+/// The search columns of a resource kept as received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    pub code: Option<String>,
+    pub date: Option<String>,
+    pub reference: Option<String>,
+}
+
+impl StoredResource {
+    pub fn deleted(&self) -> bool {
+        self.json.is_none()
+    }
+}
+
+pub(crate) const RESOURCE_COLUMNS: &str =
+    "type, id, version_id, last_updated, resident_id, json, status, code, date, ref";
+
+pub(crate) fn stored_resource<R: Col>(r: &R) -> Result<StoredResource> {
+    Ok(StoredResource {
+        kind: r.text(0)?,
+        id: r.i64(1)?,
+        version_id: r.i64(2)?,
+        last_updated: r.text(3)?,
+        resident_id: r.oi64(4)?,
+        json: r.otext(5)?,
+        status: r.otext(6)?,
+        index: Index {
+            code: r.otext(7)?,
+            date: r.otext(8)?,
+            reference: r.otext(9)?,
+        },
+    })
+}

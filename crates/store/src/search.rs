@@ -2,13 +2,17 @@
 //! Resident-owned tables are limited to the residents the scope allows; the registry
 //! (organisations, practitioners) is readable by every signed-in account.
 
+use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use dhp_core::access::Scope;
 use dhp_core::query::{DateCond, Field, Filter, RecordQuery};
 
+use crate::rows::StoredResource;
 use crate::rows::{self, Col};
-use crate::shared::{one, Exec, Param};
-use crate::{Batch, Result, StoreError, Table};
+use crate::shared::Backend;
+use crate::shared::{one, scope_clause, Exec, Param};
+use crate::{Batch, ResidentFilter, Result, StoreError, Table};
+use dhp_core::Resident;
 
 /// How a date column is compared.
 #[derive(Clone, Copy)]
@@ -287,7 +291,7 @@ async fn run<E: Exec>(
 ) -> Result<(Vec<E::Row>, i64)> {
     let (from, columns) = match source {
         Source::Core(table) => (table.name(), rows::columns(table)),
-        Source::Stored { .. } => ("resources", crate::resources::COLUMNS),
+        Source::Stored { .. } => ("resources", crate::rows::RESOURCE_COLUMNS),
     };
     let mut order = Vec::new();
     for (field, descending) in &q.sort {
@@ -372,9 +376,242 @@ pub(crate) async fn search_stored<E: Exec>(
     let (found, total) = run(e, source, s, q, kind, "").await?;
     let found = found
         .iter()
-        .map(crate::resources::decode)
+        .map(crate::rows::stored_resource)
         .collect::<Result<Vec<_>>>()?;
     Ok((found, total))
+}
+
+/// `text` as a LIKE pattern matching strings that start with it.
+fn starts_with(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The WHERE clause (without the keyword) and its parameters for a search in a scope.
+fn resident_where(f: &ResidentFilter, scope: &Scope, today: NaiveDate) -> (String, Vec<Param>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    let mut bind = |v: Param| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    if let Some(id) = f.id {
+        clauses.push(format!("r.id = {}", bind(Param::I64(id))));
+    }
+    if let Some(n) = &f.identity_number {
+        clauses.push(format!("r.identity_number = {}", bind(n.as_str().into())));
+    }
+    if let Some(n) = &f.name {
+        let p = bind(Param::Text(starts_with(n)));
+        clauses.push(format!(
+            "(r.name LIKE {p} ESCAPE '\\' OR SUBSTR(r.name, 2) LIKE {p} ESCAPE '\\')"
+        ));
+    }
+    if let Some(n) = &f.family {
+        clauses.push(format!(
+            "r.name LIKE {} ESCAPE '\\'",
+            bind(Param::Text(starts_with(n)))
+        ));
+    }
+    if let Some(n) = &f.given {
+        clauses.push(format!(
+            "SUBSTR(r.name, 2) LIKE {} ESCAPE '\\'",
+            bind(Param::Text(starts_with(n)))
+        ));
+    }
+    if let Some(sex) = f.sex {
+        let s = match sex {
+            dhp_core::Sex::Male => "male",
+            dhp_core::Sex::Female => "female",
+        };
+        clauses.push(format!("r.sex = {}", bind(s.into())));
+    }
+    for (cmp, date) in &f.birth_date {
+        clauses.push(format!(
+            "r.birth_date {} {}",
+            cmp.sql(),
+            bind(Param::Date(*date))
+        ));
+    }
+    if let Some(orgs) = &f.street_org {
+        if orgs.is_empty() {
+            clauses.push("1 = 0".into());
+        } else {
+            let marks: Vec<String> = orgs.iter().map(|&o| bind(Param::I64(o))).collect();
+            clauses.push(format!("r.street_org_id IN ({})", marks.join(", ")));
+        }
+    }
+    if let Some(a) = &f.address {
+        let p = bind(Param::Text(format!("%{}", starts_with(a))));
+        clauses.push(format!(
+            "EXISTS (SELECT 1 FROM households h WHERE h.id = r.household_id \
+             AND h.address LIKE {p} ESCAPE '\\')"
+        ));
+    }
+    for cond in &f.last_updated {
+        let g = bind(Param::Text(f.generated.clone()));
+        let col = format!(
+            "COALESCE((SELECT s.last_updated FROM resources s WHERE s.type = 'Patient' AND s.id = r.id), {g})"
+        );
+        let text = |t: NaiveDateTime| Param::Text(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        clauses.push(match *cond {
+            DateCond::Ge(t) => format!("{col} >= {}", bind(text(t))),
+            DateCond::Lt(t) => format!("{col} < {}", bind(text(t))),
+            DateCond::Outside(a, b) => {
+                let (a, b) = (bind(text(a)), bind(text(b)));
+                format!("({col} < {a} OR {col} >= {b})")
+            }
+        });
+    }
+    if let Some(c) = scope_clause(scope, today, &mut bind) {
+        clauses.push(c);
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, params)
+}
+
+pub(crate) async fn search_residents<E: Exec>(
+    e: &E,
+    f: &ResidentFilter,
+    scope: &Scope,
+    today: NaiveDate,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Resident>, i64)> {
+    let (where_sql, params) = resident_where(f, scope, today);
+    let total = one(
+        e,
+        &format!("SELECT COUNT(*) FROM residents r{where_sql}"),
+        params.clone(),
+        || "count".into(),
+    )
+    .await?
+    .i64(0)?;
+    let n = params.len();
+    let mut page_params = params;
+    page_params.push(Param::I64(limit));
+    page_params.push(Param::I64(offset));
+    let mut order: Vec<String> = f
+        .sort
+        .iter()
+        .filter_map(|(field, descending)| {
+            let col = match field {
+                Field::Id => "r.id",
+                Field::Date => "r.birth_date",
+                Field::Name => "r.name",
+                Field::LastUpdated => {
+                    "(SELECT s.last_updated FROM resources s WHERE s.type = 'Patient' AND s.id = r.id)"
+                }
+                _ => return None,
+            };
+            // Generated residents (no stored version) sort as the oldest.
+            let nulls = if *field == Field::LastUpdated {
+                if *descending { " NULLS LAST" } else { " NULLS FIRST" }
+            } else {
+                ""
+            };
+            Some(format!("{col} {}{nulls}", if *descending { "DESC" } else { "ASC" }))
+        })
+        .collect();
+    order.push("r.id ASC".into());
+    let sql = format!(
+        "SELECT {} FROM residents r{where_sql} ORDER BY {} LIMIT ${} OFFSET ${}",
+        rows::columns(Table::Residents),
+        order.join(", "),
+        n + 1,
+        n + 2
+    );
+    let residents = e
+        .rows(&sql, page_params)
+        .await?
+        .iter()
+        .map(rows::resident)
+        .collect::<Result<_>>()?;
+    Ok((residents, total))
+}
+
+/// Searches within a reader's scope: residents by their fields, core records by a query, and resources stored as received by their index rows.
+#[async_trait]
+pub trait SearchStore: Send + Sync {
+    /// Residents matching `filter` within `scope` (as of `today`), in the filter's order:
+    /// `limit` of them from `offset`, and the total that match.
+    async fn search_residents(
+        &self,
+        filter: &ResidentFilter,
+        scope: &Scope,
+        today: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Resident>, i64)>;
+    /// Records of one core table (FHIR type `kind`) matching `query` within `scope`:
+    /// one page of them and how many match. `generated`: when records never written
+    /// through the API count as last updated.
+    async fn search_records(
+        &self,
+        table: Table,
+        kind: &str,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+        generated: &str,
+    ) -> Result<(Batch, i64)>;
+    /// Resources of `kind` kept as received (no core table) matching `query`, within
+    /// `scope` when they are a resident's data: one page and how many match.
+    async fn search_stored(
+        &self,
+        kind: &str,
+        resident_owned: bool,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+    ) -> Result<(Vec<StoredResource>, i64)>;
+}
+
+#[async_trait]
+impl<B: Backend> SearchStore for B {
+    async fn search_residents(
+        &self,
+        filter: &ResidentFilter,
+        scope: &Scope,
+        today: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Resident>, i64)> {
+        search_residents(self.pool(), filter, scope, today, limit, offset).await
+    }
+    async fn search_records(
+        &self,
+        table: Table,
+        kind: &str,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+        generated: &str,
+    ) -> Result<(Batch, i64)> {
+        crate::search::search_records(self.pool(), table, kind, query, scope, today, generated)
+            .await
+    }
+    async fn search_stored(
+        &self,
+        kind: &str,
+        resident_owned: bool,
+        query: &dhp_core::query::RecordQuery,
+        scope: &Scope,
+        today: NaiveDate,
+    ) -> Result<(Vec<StoredResource>, i64)> {
+        crate::search::search_stored(self.pool(), kind, resident_owned, query, scope, today).await
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Surveillance tables, written once over [`Exec`] for both backends: case reports,
 //! sentinel counts, signals with their verification history, injected outbreaks.
 
+use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
 use dhp_core::surveillance::{
     CaseCount, CaseReport, CaseStatus, DateBasis, InjectedOutbreak, SentinelReport, Signal,
@@ -9,7 +10,8 @@ use dhp_core::surveillance::{
 use dhp_core::Id;
 
 use crate::rows::Col;
-use crate::shared::{insert_chunked, values_sql, Exec, Param};
+use crate::shared::Backend;
+use crate::shared::{insert_chunked, values_sql, Commit, Exec, Param};
 use crate::{Result, StoreError};
 
 pub(crate) async fn insert_case_reports<E: Exec>(
@@ -425,4 +427,171 @@ pub(crate) async fn outbreaks<E: Exec>(e: &E) -> Result<Vec<InjectedOutbreak>> {
         })
     })
     .collect()
+}
+
+/// Surveillance: case reports and their counts, sentinel reports, signals and their steps, and the outbreaks injected for evaluation.
+#[async_trait]
+pub trait SurveillanceStore: Send + Sync {
+    /// Stores case reports as given (ids reserved by the caller).
+    async fn insert_case_reports(
+        &self,
+        reports: &[dhp_core::surveillance::CaseReport],
+        source: &str,
+    ) -> Result<()>;
+    /// Case reports received on `from..=to`, newest first.
+    async fn case_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::surveillance::CaseReport>>;
+    async fn case_report(&self, id: Id) -> Result<dhp_core::surveillance::CaseReport>;
+    /// Cases per disease, street and day (excluded cases left out).
+    async fn case_counts(
+        &self,
+        basis: dhp_core::surveillance::DateBasis,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::CaseCount>>;
+    async fn put_sentinel_reports(
+        &self,
+        reports: &[dhp_core::surveillance::SentinelReport],
+        received_at: chrono::NaiveDateTime,
+    ) -> Result<()>;
+    async fn sentinel_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::SentinelReport>>;
+    async fn sentinel_last_reports(&self, today: NaiveDate) -> Result<Vec<(String, NaiveDate)>>;
+    /// Signals whose last alarm day is on or after `since`, newest first.
+    async fn signals(&self, since: NaiveDate) -> Result<Vec<dhp_core::surveillance::Signal>>;
+    async fn signal(&self, id: Id) -> Result<dhp_core::surveillance::Signal>;
+    /// Inserts new signals (id 0; ids assigned in place) and updates the others' figures.
+    async fn save_signals(&self, signals: &mut [dhp_core::surveillance::Signal]) -> Result<()>;
+    /// One verification step, guarded on the signal still being in `event.from`.
+    async fn move_signal(
+        &self,
+        signal: &dhp_core::surveillance::Signal,
+        event: &dhp_core::surveillance::SignalEvent,
+    ) -> Result<()>;
+    async fn signal_events(&self, id: Id) -> Result<Vec<dhp_core::surveillance::SignalEvent>>;
+    async fn insert_outbreaks(
+        &self,
+        outbreaks: &[dhp_core::surveillance::InjectedOutbreak],
+    ) -> Result<()>;
+    async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>>;
+}
+
+#[async_trait]
+impl<B: Backend> SurveillanceStore for B {
+    async fn insert_case_reports(
+        &self,
+        reports: &[dhp_core::surveillance::CaseReport],
+        source: &str,
+    ) -> Result<()> {
+        // The reports and what they add to reporting timeliness, in one transaction.
+        let tx = self.begin_write().await?;
+        crate::surveillance::insert_case_reports(&tx, reports, source).await?;
+        crate::indicators::add_events(&tx, |defs, units, periods, out| {
+            for r in reports {
+                let district = units.district_code_of(&r.street);
+                dhp_core::indicators::rules::case_report_tallies(
+                    r, &district, defs, units, periods, out,
+                );
+            }
+        })
+        .await?;
+        tx.commit().await
+    }
+    async fn case_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<dhp_core::surveillance::CaseReport>> {
+        crate::surveillance::case_reports(self.pool(), from, to, limit).await
+    }
+    async fn case_report(&self, id: Id) -> Result<dhp_core::surveillance::CaseReport> {
+        crate::surveillance::case_report_by_id(self.pool(), id).await
+    }
+    async fn case_counts(
+        &self,
+        basis: dhp_core::surveillance::DateBasis,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::CaseCount>> {
+        crate::surveillance::case_counts(self.pool(), basis, from, to).await
+    }
+    async fn put_sentinel_reports(
+        &self,
+        reports: &[dhp_core::surveillance::SentinelReport],
+        received_at: NaiveDateTime,
+    ) -> Result<()> {
+        crate::surveillance::put_sentinel_reports(self.pool(), reports, received_at).await
+    }
+    async fn sentinel_reports(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<dhp_core::surveillance::SentinelReport>> {
+        crate::surveillance::sentinel_reports(self.pool(), from, to).await
+    }
+    async fn sentinel_last_reports(&self, today: NaiveDate) -> Result<Vec<(String, NaiveDate)>> {
+        crate::surveillance::sentinel_last_reports(self.pool(), today).await
+    }
+    async fn signals(&self, since: NaiveDate) -> Result<Vec<dhp_core::surveillance::Signal>> {
+        crate::surveillance::signals(self.pool(), since).await
+    }
+    async fn signal(&self, id: Id) -> Result<dhp_core::surveillance::Signal> {
+        crate::surveillance::signal_by_id(self.pool(), id).await
+    }
+    async fn save_signals(&self, signals: &mut [dhp_core::surveillance::Signal]) -> Result<()> {
+        let new = signals.iter().filter(|s| s.id == 0).count() as i64;
+        let next = if new > 0 {
+            crate::resources::reserve_ids(self.pool(), "Signal", new).await?
+        } else {
+            0
+        };
+        crate::surveillance::save_signals(self.pool(), signals, next).await
+    }
+    async fn move_signal(
+        &self,
+        signal: &dhp_core::surveillance::Signal,
+        event: &dhp_core::surveillance::SignalEvent,
+    ) -> Result<()> {
+        // The step and what it changes of the response time, in one transaction.
+        let tx = self.begin_write().await?;
+        crate::surveillance::move_signal(&tx, signal, event).await?;
+        let mut after = signal.clone();
+        if event.to == dhp_core::surveillance::SignalStatus::Verifying {
+            after.verifying_at = Some(event.at);
+        }
+        crate::indicators::add_events(&tx, |defs, units, periods, out| {
+            use dhp_core::indicators::rules::signal_tallies;
+            let district = units.district_code_of(&signal.area);
+            signal_tallies(&after, &district, defs, units, periods, out);
+            signal_tallies(signal, &district, defs, units, periods, &mut |t| {
+                out(dhp_core::indicators::Tally {
+                    num: -t.num,
+                    den: -t.den,
+                    ..t
+                })
+            });
+        })
+        .await?;
+        tx.commit().await
+    }
+    async fn signal_events(&self, id: Id) -> Result<Vec<dhp_core::surveillance::SignalEvent>> {
+        crate::surveillance::signal_events(self.pool(), id).await
+    }
+    async fn insert_outbreaks(
+        &self,
+        outbreaks: &[dhp_core::surveillance::InjectedOutbreak],
+    ) -> Result<()> {
+        crate::surveillance::insert_outbreaks(self.pool(), outbreaks).await
+    }
+    async fn outbreaks(&self) -> Result<Vec<dhp_core::surveillance::InjectedOutbreak>> {
+        crate::surveillance::outbreaks(self.pool()).await
+    }
 }

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use chrono::{Datelike, Months, NaiveDate};
 use dhp_core::Id;
-use dhp_store::{sqlite_path, Batch, SqliteStore, Store, StoreError, Table};
+use dhp_store::{sqlite_path, Batch, SqliteStore, Store, StoreError, Table, TableStore};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -68,6 +68,23 @@ impl Backend for PostgresStore {
         Ok(())
     }
 
+    async fn shut(&self) {
+        self.pool.close().await;
+    }
+
+    async fn clear_all(&self) -> Result<()> {
+        sqlx::query("TRUNCATE emergency_access, password_history, indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(crate::audit::chain::RESET)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::resources::WriteSets for PostgresStore {
     async fn write_set(&self, w: &WriteSet) -> Result<()> {
         let tx = self.begin_write().await?;
         if w.has_search_guard() {
@@ -92,21 +109,9 @@ impl Backend for PostgresStore {
         }
         tx.commit().await
     }
-
-    async fn shut(&self) {
-        self.pool.close().await;
-    }
-
-    async fn clear_all(&self) -> Result<()> {
-        sqlx::query("TRUNCATE emergency_access, password_history, indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
-            .execute(&self.pool)
-            .await?;
-        sqlx::query(crate::audit_chain::RESET)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
+
+impl crate::programmes::BulkRecords for PostgresStore {}
 
 /// The INSERT text, with the upsert clause when asked.
 fn statement(upsert: bool, insert: &str) -> String {

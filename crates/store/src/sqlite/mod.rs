@@ -126,41 +126,6 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    async fn write_set(&self, w: &WriteSet) -> Result<()> {
-        // IMMEDIATE (begin_write): take the write lock first, so the version checks
-        // inside cannot be overtaken by another writer between read and write.
-        let tx = self.begin_write().await?;
-        crate::resources::check_searches(&tx, w).await?;
-        // Indicator counts move in the same transaction (before/after tallies).
-        let tracking = crate::indicators::Tracking::before(&tx, w).await?;
-        {
-            let mut g = tx.0.lock().await;
-            crate::resources::run_write_set!((*g), w, upsert_rows, false)?;
-        }
-        if let Some(t) = tracking {
-            t.after(&tx, w).await?;
-        }
-        tx.commit().await
-    }
-
-    async fn bulk_records(
-        &self,
-        cohort: &crate::Cohort,
-        reading: crate::Reading,
-        today: chrono::NaiveDate,
-        after: dhp_core::Id,
-        limit: i64,
-    ) -> Result<Option<Vec<dhp_core::programmes::ResidentRecord>>> {
-        let path = self.path.clone();
-        let cohort = cohort.clone();
-        tokio::task::spawn_blocking(move || {
-            scan::records(&path, &cohort, reading, today, after, limit)
-        })
-        .await
-        .map_err(|e| crate::StoreError::Embedded(format!("scan task: {e}")))?
-        .map(Some)
-    }
-
     async fn shut(&self) {
         // Best effort: a failed checkpoint leaves the WAL, which the next open replays.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -188,6 +153,47 @@ impl Backend for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::resources::WriteSets for SqliteStore {
+    async fn write_set(&self, w: &WriteSet) -> Result<()> {
+        // IMMEDIATE (begin_write): take the write lock first, so the version checks
+        // inside cannot be overtaken by another writer between read and write.
+        let tx = self.begin_write().await?;
+        crate::resources::check_searches(&tx, w).await?;
+        // Indicator counts move in the same transaction (before/after tallies).
+        let tracking = crate::indicators::Tracking::before(&tx, w).await?;
+        {
+            let mut g = tx.0.lock().await;
+            crate::resources::run_write_set!((*g), w, upsert_rows, false)?;
+        }
+        if let Some(t) = tracking {
+            t.after(&tx, w).await?;
+        }
+        tx.commit().await
+    }
+}
+
+#[async_trait]
+impl crate::programmes::BulkRecords for SqliteStore {
+    async fn bulk_records(
+        &self,
+        cohort: &crate::Cohort,
+        reading: crate::Reading,
+        today: chrono::NaiveDate,
+        after: dhp_core::Id,
+        limit: i64,
+    ) -> Result<Option<Vec<dhp_core::programmes::ResidentRecord>>> {
+        let path = self.path.clone();
+        let cohort = cohort.clone();
+        tokio::task::spawn_blocking(move || {
+            scan::records(&path, &cohort, reading, today, after, limit)
+        })
+        .await
+        .map_err(|e| crate::StoreError::Embedded(format!("scan task: {e}")))?
+        .map(Some)
     }
 }
 
@@ -306,7 +312,7 @@ pub(crate) const CLEAR_SQL: [&str; 24] = [
     "DELETE FROM resource_history",
     "DELETE FROM id_sequences",
     "DELETE FROM audit_events",
-    crate::audit_chain::RESET,
+    crate::audit::chain::RESET,
     "DELETE FROM password_history",
     "DELETE FROM users",
     "DELETE FROM immunizations",

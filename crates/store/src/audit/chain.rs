@@ -11,10 +11,9 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::audit::{audit_event as event, AUDIT_COLUMNS as COLUMNS};
 use crate::rows::Col;
-use crate::shared::{
-    audit_event as event, placeholders, Commit, Exec, Param, AUDIT_COLUMNS as COLUMNS,
-};
+use crate::shared::{placeholders, Commit, Exec, Param};
 use crate::{AuditEvent, Result};
 
 /// The hash the first entry chains to.

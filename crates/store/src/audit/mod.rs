@@ -1,0 +1,176 @@
+//! The audit log: entries appended, read by resident, sealed into the chain, verified, and archived.
+
+pub(crate) mod chain;
+
+use async_trait::async_trait;
+use dhp_core::Id;
+
+use crate::rows::Col;
+use crate::shared::{placeholders, Backend, Exec, Param};
+use crate::{AuditEvent, ChainHead, ChainReport, Result, SealedAudit, StoreError};
+
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, recorded, username, role, org_id, resident_id, action, resource, outcome, detail";
+
+fn audit_params(a: &AuditEvent) -> [Param; 10] {
+    [
+        a.id.as_str().into(),
+        Param::DateTime(a.recorded),
+        a.username.as_str().into(),
+        a.role.as_str().into(),
+        Param::OptI64(a.org_id),
+        Param::OptI64(a.resident_id),
+        a.action.as_str().into(),
+        a.resource.as_str().into(),
+        a.outcome.as_str().into(),
+        a.detail.as_str().into(),
+    ]
+}
+
+/// One multi-row INSERT (a single statement is atomic on both backends).
+/// `numbered`: `$n` placeholders (PostgreSQL), else `?` (SQLite binds thousands of
+/// `$n` in quadratic time).
+pub(crate) async fn insert_audits<E: Exec>(
+    e: &E,
+    events: &[AuditEvent],
+    numbered: bool,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // 10 parameters a row; both backends take 3,000 rows' worth in one statement.
+    if events.len() > 3_000 {
+        return Err(StoreError::Conflict(
+            "at most 3,000 audit entries at once".into(),
+        ));
+    }
+    let (sql, params) = audit_insert(events, numbered);
+    e.execute(&sql, params).await
+}
+
+/// The multi-row INSERT of audit entries (at most 3,000); see
+/// [`placeholders`] for `numbered`.
+pub(crate) fn audit_insert(events: &[AuditEvent], numbered: bool) -> (String, Vec<Param>) {
+    let mut params = Vec::with_capacity(events.len() * 10);
+    let mut rows = Vec::with_capacity(events.len());
+    for a in events {
+        rows.push(placeholders(params.len(), 10, numbered));
+        params.extend(audit_params(a));
+    }
+    (
+        format!(
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
+            rows.join(", ")
+        ),
+        params,
+    )
+}
+
+pub(crate) async fn audit_events<E: Exec>(
+    e: &E,
+    resident_id: Option<Id>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    let rows = match resident_id {
+        Some(r) => {
+            e.rows(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE resident_id = $1 ORDER BY recorded DESC, id DESC LIMIT $2"),
+                vec![Param::I64(r), Param::I64(limit)],
+            )
+            .await?
+        }
+        None => {
+            e.rows(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_events ORDER BY recorded DESC, id DESC LIMIT $1"),
+                vec![Param::I64(limit)],
+            )
+            .await?
+        }
+    };
+    rows.iter().map(audit_event).collect()
+}
+
+/// An audit entry from a row of [`AUDIT_COLUMNS`] (more columns may follow).
+pub(crate) fn audit_event<R: Col>(r: &R) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.text(0)?,
+        recorded: r.datetime(1)?,
+        username: r.text(2)?,
+        role: r.text(3)?,
+        org_id: r.oi64(4)?,
+        resident_id: r.oi64(5)?,
+        action: r.text(6)?,
+        resource: r.text(7)?,
+        outcome: r.text(8)?,
+        detail: r.text(9)?,
+    })
+}
+
+/// The audit log: entries appended, read by resident, sealed into the chain, verified, and archived.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Append to the audit log.
+    async fn insert_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// Append several entries in one transaction (all or none).
+    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()>;
+    /// The audit log, newest first, at most `limit` entries, optionally for one resident.
+    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
+    /// Seal every audit entry written so far into the hash chain (in batches, one
+    /// process at a time): how many were sealed.
+    async fn seal_audit(&self) -> Result<u64>;
+    /// The audit chain's head.
+    async fn audit_head(&self) -> Result<ChainHead>;
+    /// Check the audit chain from the last archived entry to the head (`progress` is
+    /// told how many entries are checked so far).
+    async fn verify_audit(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<ChainReport>;
+    /// Sealed audit entries after chain place `after`, in chain order, at most `limit`.
+    async fn sealed_audit(&self, after: i64, limit: i64) -> Result<Vec<SealedAudit>>;
+    /// Remove the sealed audit entries up to chain place `upto` (archived), keeping
+    /// `upto_hash` as where the chain in the table now starts: how many were removed.
+    async fn forget_archived_audit(&self, upto: i64, upto_hash: &str) -> Result<u64>;
+}
+
+#[async_trait]
+impl<B: Backend> AuditStore for B {
+    async fn insert_audit(&self, event: &AuditEvent) -> Result<()> {
+        insert_audits(
+            self.pool(),
+            std::slice::from_ref(event),
+            self.name() == "postgres",
+        )
+        .await
+    }
+    async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()> {
+        insert_audits(self.pool(), events, self.name() == "postgres").await
+    }
+    async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
+        audit_events(self.pool(), resident_id, limit).await
+    }
+    async fn seal_audit(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let tx = self.begin_write().await?;
+            let n = crate::audit::chain::seal_batch(tx, self.name() == "postgres").await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+    async fn audit_head(&self) -> Result<crate::ChainHead> {
+        crate::audit::chain::head(self.pool(), false).await
+    }
+    async fn verify_audit(
+        &self,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<crate::ChainReport> {
+        crate::audit::chain::verify(self.pool(), progress).await
+    }
+    async fn sealed_audit(&self, after: i64, limit: i64) -> Result<Vec<crate::SealedAudit>> {
+        crate::audit::chain::sealed(self.pool(), after, limit).await
+    }
+    async fn forget_archived_audit(&self, upto: i64, upto_hash: &str) -> Result<u64> {
+        let tx = self.begin_write().await?;
+        crate::audit::chain::forget_archived(tx, self.name() == "postgres", upto, upto_hash).await
+    }
+}
