@@ -3,93 +3,58 @@
 
 use serde_json::{json, Value};
 
+use crate::types::TYPES;
 use crate::FHIR_VERSION;
 
 /// What the server supports, per resource type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Supported {
     pub resource: &'static str,
     pub interactions: &'static [&'static str],
 }
 
-const READ: &[&str] = &["read", "search-type"];
-const WRITE: &[&str] = &[
-    "read",
-    "vread",
-    "history-instance",
-    "create",
-    "update",
-    "delete",
-    "search-type",
-];
+/// The resources and interactions implemented today (from [`crate::types::TYPES`]),
+/// Patient first.
+pub const SUPPORTED: &[Supported] = &supported();
 
-/// The resources and interactions implemented today.
-pub const SUPPORTED: &[Supported] = &[
-    Supported {
-        resource: "Patient",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Organization",
-        interactions: READ,
-    },
-    Supported {
-        resource: "Practitioner",
-        interactions: READ,
-    },
-    Supported {
-        resource: "PractitionerRole",
-        interactions: READ,
-    },
-    Supported {
-        resource: "Encounter",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Condition",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Observation",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Immunization",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "CareTeam",
-        interactions: READ,
-    },
-    Supported {
-        resource: "MedicationRequest",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "DiagnosticReport",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "ServiceRequest",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Appointment",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Schedule",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "Slot",
-        interactions: WRITE,
-    },
-    Supported {
-        resource: "AuditEvent",
-        interactions: &["search-type"],
-    },
-];
+const fn supported() -> [Supported; TYPES.len()] {
+    let mut out = [Supported {
+        resource: "",
+        interactions: &[],
+    }; TYPES.len()];
+    // Patient first (the type a reader of the statement looks for), then table order.
+    let (mut i, mut k) = (0, 1);
+    while i < TYPES.len() {
+        let t = &TYPES[i];
+        let s = Supported {
+            resource: t.name,
+            interactions: t.interactions,
+        };
+        if is_patient(t.name) {
+            out[0] = s;
+        } else {
+            out[k] = s;
+            k += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+const fn is_patient(name: &str) -> bool {
+    let (a, b) = (name.as_bytes(), b"Patient");
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Whether `resource` supports `interaction`.
 pub fn supports(resource: &str, interaction: &str) -> bool {

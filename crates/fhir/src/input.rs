@@ -16,21 +16,11 @@ pub const DIAGNOSING_ORG_EXT: &str =
 /// ICD-10 code system.
 pub const ICD10_SYSTEM: &str = "http://hl7.org/fhir/sid/icd-10";
 
-/// The resource types the server stores. The first five are projected to core tables;
-/// the rest ([`STORED`]) are kept as received, with their search columns.
-pub const WRITABLE: [&str; 11] = [
-    "Patient",
-    "Encounter",
-    "Condition",
-    "Observation",
-    "Immunization",
-    "MedicationRequest",
-    "DiagnosticReport",
-    "ServiceRequest",
-    "Appointment",
-    "Schedule",
-    "Slot",
-];
+/// The resource types clients write (from [`crate::types::TYPES`]). The first five are
+/// projected to core tables; the rest ([`STORED`]) are kept as received, with their
+/// search columns.
+pub const WRITABLE: [&str; crate::types::count(crate::types::Column::Writable)] =
+    crate::types::names(crate::types::Column::Writable);
 
 /// How a type kept as received is read and indexed: where its resident, status, main
 /// code, main date and main reference are.

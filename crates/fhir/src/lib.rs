@@ -9,6 +9,7 @@ pub mod outcome;
 pub mod patient;
 pub mod resources;
 pub mod search;
+pub mod types;
 
 pub use outcome::{Issue, IssueCode, OperationOutcome};
 

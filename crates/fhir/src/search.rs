@@ -463,23 +463,9 @@ pub fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
     })
 }
 
-/// The types searchable with [`search_params`].
-pub const RECORD_TYPES: [&str; 14] = [
-    "MedicationRequest",
-    "DiagnosticReport",
-    "ServiceRequest",
-    "Appointment",
-    "Schedule",
-    "Slot",
-    "Encounter",
-    "Condition",
-    "Observation",
-    "Immunization",
-    "CareTeam",
-    "Organization",
-    "Practitioner",
-    "PractitionerRole",
-];
+/// The types searchable with [`search_params`] (from [`crate::types::TYPES`]).
+pub const RECORD_TYPES: [&str; crate::types::count(crate::types::Column::Searched)] =
+    crate::types::names(crate::types::Column::Searched);
 
 /// The parameters every search takes, for the CapabilityStatement.
 pub const COMMON_PARAMS: &[(&str, &str)] = &[

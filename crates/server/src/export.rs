@@ -24,37 +24,11 @@ pub const EXPORT_TYPES: [(&str, Table); 5] = [
 
 /// What a bulk export (`$export`) can hold: the registry, then the residents' records,
 /// then the resources kept as received.
-pub const BULK_TYPES: [&str; 15] = [
-    "Organization",
-    "Practitioner",
-    "PractitionerRole",
-    "Patient",
-    "Encounter",
-    "Condition",
-    "Observation",
-    "Immunization",
-    "CareTeam",
-    "MedicationRequest",
-    "DiagnosticReport",
-    "ServiceRequest",
-    "Appointment",
-    "Schedule",
-    "Slot",
-];
+pub const BULK_TYPES: [&str; dhp_fhir::types::BULK.len()] = dhp_fhir::types::BULK;
 
 /// The types of the Patient compartment (`Patient/$export`, `$everything`).
-pub const PATIENT_TYPES: [&str; 10] = [
-    "Patient",
-    "Encounter",
-    "Condition",
-    "Observation",
-    "Immunization",
-    "CareTeam",
-    "MedicationRequest",
-    "DiagnosticReport",
-    "ServiceRequest",
-    "Appointment",
-];
+pub const PATIENT_TYPES: [&str; dhp_fhir::types::PATIENT_COMPARTMENT.len()] =
+    dhp_fhir::types::PATIENT_COMPARTMENT;
 
 /// Rows read per page.
 const PAGE: i64 = 5_000;
@@ -253,4 +227,19 @@ pub async fn copy_registry(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_type_table_names_the_store_tables_the_store_uses() {
+        for t in dhp_fhir::types::TYPES {
+            assert_eq!(
+                dhp_store::core_table(t.name).map(dhp_store::Table::name),
+                t.core,
+                "{}",
+                t.name
+            );
+        }
+    }
 }

@@ -526,11 +526,7 @@ pub(crate) fn generated_meta(v: &mut Value, place: &crate::Place) {
 
 /// Is a resource of this type a resident's data (audited, scoped)?
 pub(crate) fn resident_data(kind: &str) -> bool {
-    match core_table(kind) {
-        Some(Table::Organisations | Table::Practitioners) => false,
-        Some(_) => true,
-        None => dhp_fhir::input::stored_spec(kind).is_some_and(|s| s.patient.is_some()),
-    }
+    dhp_fhir::types::resident_data(kind)
 }
 
 /// What a read finds under `type/id`.

@@ -18,7 +18,7 @@ use crate::audit::{self, Actor};
 use crate::{AppError, AppState};
 
 /// The types written through the API (each projected to a core table).
-pub const WRITABLE: [&str; 11] = input::WRITABLE;
+pub const WRITABLE: [&str; input::WRITABLE.len()] = input::WRITABLE;
 
 /// The answer to one write.
 #[derive(Debug, Clone)]
