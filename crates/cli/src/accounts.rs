@@ -5,13 +5,13 @@ use anyhow::{bail, Result};
 use dhp_core::access::Role;
 use dhp_store::{Store, StoreError};
 
-use dhp_server::security::accounts::AccountError;
-pub use dhp_server::security::accounts::NewAccount;
+use dhp_server::accounts::AccountError;
+pub use dhp_server::accounts::NewAccount;
 
 /// Validate and write one account; answers a one-line description. Its owner changes
 /// the password at the first login (a machine's secret stays as set).
 pub async fn add(store: &dyn Store, a: NewAccount) -> Result<String> {
-    let (user, org) = match dhp_server::security::accounts::create(store, a, true).await {
+    let (user, org) = match dhp_server::accounts::create(store, a, true).await {
         Ok(made) => made,
         Err(AccountError::Store(e)) => return Err(e.into()),
         // The field is the command's flag.

@@ -2,28 +2,34 @@
 //! login, and the health check. Handlers parse, ask the store, and render; no SQL and
 //! no domain rules live here.
 
+// Shared by every capability (they import none of the capabilities).
 mod audit;
-pub mod auth;
-pub mod contracts;
-pub mod export;
-mod fhir;
+mod charts;
+mod context;
 pub mod i18n;
-pub mod indicators;
-mod pages;
 pub mod security;
+
+// One folder per capability, each with its `routes()`.
+pub mod accounts;
+pub mod contracts;
+mod emergency;
+mod fhir;
+mod home;
+pub mod indicators;
+mod signin;
 pub mod surveillance;
-pub mod token;
 pub mod workbench;
-mod workbench_pages;
+
+pub use fhir::export;
+pub use security::{auth, token};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use dhp_store::{Store, StoreError, Table};
 use tokio::sync::OnceCell;
 use tower_http::compression::CompressionLayer;
@@ -174,90 +180,18 @@ impl AppState {
     }
 }
 
-/// The application's routes over `state`.
+/// The application's routes over `state`: every capability's, behind the guards every
+/// request passes.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/healthz", get(healthz))
-        .route("/static/app.css", get(stylesheet))
-        .route("/static/app.js", get(script))
-        .route("/auth/token", post(token::token))
-        .route("/auth/password", post(security::password::api_change))
-        .route(
-            "/password",
-            get(security::password::form).post(security::password::submit),
-        )
-        .route("/api/workbench/due", get(workbench::api_due))
-        .route("/api/contracts", post(contracts::api_change))
-        .route("/api/contracts/rates", get(contracts::api_rates))
-        .route(
-            "/api/emergency-access",
-            get(security::emergency::report).post(security::emergency::open),
-        )
-        .route("/emergency-access", get(security::emergency::page))
-        .route(
-            "/api/admin/accounts",
-            get(security::accounts::api_list).post(security::accounts::api_create),
-        )
-        .route(
-            "/api/admin/accounts/{username}/password",
-            post(security::accounts::api_reset),
-        )
-        .route(
-            "/api/admin/accounts/{username}/unlock",
-            post(security::accounts::api_unlock),
-        )
-        .route(
-            "/admin/accounts",
-            get(security::accounts::page).post(security::accounts::form_create),
-        )
-        .route(
-            "/admin/accounts/{username}/password",
-            post(security::accounts::form_reset),
-        )
-        .route(
-            "/admin/accounts/{username}/unlock",
-            post(security::accounts::form_unlock),
-        )
-        .route("/contracts", get(contracts::page))
-        .route("/api/surveillance/cases", post(surveillance::api_case))
-        .route(
-            "/api/surveillance/sentinel",
-            post(surveillance::api_sentinel),
-        )
-        .route("/api/surveillance/signals", get(surveillance::api_signals))
-        .route(
-            "/api/surveillance/signals/{id}",
-            post(surveillance::api_verify),
-        )
-        .route("/indicators", get(indicators::scorecard))
-        .route("/indicators/{id}", get(indicators::indicator))
-        .route("/indicators/{id}/residents", get(indicators::residents))
-        .route("/static/echarts.min.js", get(indicators::echarts))
-        .route("/surveillance", get(surveillance::page))
-        .route("/surveillance/run", post(surveillance::run_now))
-        .route(
-            "/surveillance/signal/{id}",
-            get(surveillance::signal).post(surveillance::signal_step),
-        )
-        .route("/surveillance/disease/{code}", get(surveillance::disease))
-        .route(
-            "/workbench/resident/{id}/contract",
-            post(contracts::form_change),
-        )
-        .route("/workbench", get(workbench_pages::workbench))
-        .route("/workbench/panel", get(workbench_pages::panel))
-        .route("/workbench/resident/{id}", get(workbench_pages::resident))
-        .route(
-            "/workbench/resident/{id}/followup",
-            post(workbench_pages::record_followup),
-        )
-        .route(
-            "/workbench/resident/{id}/vaccines",
-            get(workbench_pages::vaccines),
-        )
+        .merge(home::routes())
+        .merge(signin::routes())
+        .merge(accounts::routes())
+        .merge(emergency::routes())
+        .merge(workbench::routes())
+        .merge(contracts::routes())
+        .merge(surveillance::routes())
+        .merge(indicators::routes())
         .nest("/fhir", fhir::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -441,37 +375,6 @@ async fn seal_audit_log(store: Arc<dyn Store>) {
             tracing::warn!(error = %e, "sealing the audit log failed; trying again");
         }
     }
-}
-
-async fn healthz(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    let residents = state.store.count(Table::Residents).await?;
-    Ok(Json(serde_json::json!({
-        "status": "ok",
-        "backend": state.store.backend(),
-        "residents": residents,
-    })))
-}
-
-async fn stylesheet() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../static/app.css"),
-    )
-}
-
-async fn script() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../static/app.js"),
-    )
 }
 
 /// A failure while answering: logged in full, shown without internals.

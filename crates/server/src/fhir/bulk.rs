@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use super::{fhir_base, outcome, signed_in};
 use crate::audit::{self, Actor};
-use crate::export::{export_type, BULK_TYPES, PATIENT_TYPES};
+use crate::fhir::export::{export_type, BULK_TYPES, PATIENT_TYPES};
 use crate::{AppError, AppState};
 
 /// Where a job stands.

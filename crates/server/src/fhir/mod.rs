@@ -3,25 +3,30 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Local;
-use dhp_core::access::{may_read_audit_log, may_read_resident, OrgFacts, Principal};
+use dhp_core::access::{may_read_audit_log, may_read_resident, Principal};
 use dhp_core::Id;
 use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
-use dhp_store::{core_table, Batch, StoreError, StoredResource, Table};
+use dhp_store::{Batch, StoreError, StoredResource};
 use serde_json::Value;
 
 use crate::audit::{self, Actor};
-use crate::token::{self, TokenError};
+use crate::security::token::{self, TokenError};
 use crate::{AppError, AppState};
 
 pub(crate) mod bulk;
+mod bundle;
+pub mod export;
+mod read;
 pub(crate) mod rest;
 mod search;
+
+use read::{find, Found};
 pub(crate) mod write;
 
 pub(crate) use search::{fetch, render};
@@ -48,7 +53,7 @@ pub(crate) async fn import_bundles(
         for item in part {
             let mark = plan.mark();
             let r =
-                rest::run_bundle(state, &mut plan, item.bundle.clone(), "urn:dhp:import").await?;
+                bundle::run_bundle(state, &mut plan, item.bundle.clone(), "urn:dhp:import").await?;
             match (&r, &item.mark) {
                 (Err(o), _) => {
                     plan.rollback(mark);
@@ -184,7 +189,7 @@ pub(crate) async fn import_resources(
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/", post(rest::bundle))
+        .route("/", post(bundle::bundle))
         .route("/metadata", get(metadata))
         .route("/AuditEvent", get(audit_search))
         .route("/$export", get(bulk::kick_off_system))
@@ -204,11 +209,11 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/{resource_type}/_search", post(search::search_post))
         .route(
             "/{resource_type}/{id}",
-            get(read).put(rest::update).delete(rest::delete),
+            get(read::read).put(rest::update).delete(rest::delete),
         )
         .route("/{resource_type}/{id}/_history", get(rest::history))
         .route("/{resource_type}/{id}/$everything", get(search::everything))
-        .route("/{resource_type}/{id}/_history/{vid}", get(vread))
+        .route("/{resource_type}/{id}/_history/{vid}", get(read::vread))
         .fallback(not_supported)
 }
 
@@ -372,11 +377,7 @@ async fn case_report(
     Ok(
         match crate::surveillance::report_condition(&state, &who, &condition).await? {
             Ok(parameters) => fhir_json(StatusCode::CREATED, &parameters),
-            Err((path, why)) => outcome(OperationOutcome::one(Issue::at(
-                IssueCode::Invalid,
-                path,
-                why,
-            ))),
+            Err((path, why)) => crate::context::Refusal::bad(&path, why).fhir(),
         },
     )
 }
@@ -500,7 +501,7 @@ async fn read_decision(
         .await
     {
         Ok(facts) => {
-            let org = org_facts(state, who).await?;
+            let org = crate::context::org_facts(state, who).await?;
             Ok(may_read_resident(who, org.as_ref(), &facts))
         }
         Err(StoreError::NotFound(_)) if who.role == dhp_core::access::Role::System => {
@@ -527,243 +528,6 @@ pub(crate) fn generated_meta(v: &mut Value, place: &crate::Place) {
 /// Is a resource of this type a resident's data (audited, scoped)?
 pub(crate) fn resident_data(kind: &str) -> bool {
     dhp_fhir::types::resident_data(kind)
-}
-
-/// What a read finds under `type/id`.
-enum Found {
-    Stored(StoredResource),
-    Core(Batch),
-    Nothing,
-}
-
-async fn find(
-    state: &AppState,
-    kind: &str,
-    table: Option<Table>,
-    id: &str,
-) -> Result<Found, StoreError> {
-    let Ok(n) = id.parse::<i64>() else {
-        return Ok(Found::Nothing);
-    };
-    if let Some(s) = state.store.resource(kind, n).await? {
-        return Ok(Found::Stored(s));
-    }
-    let Some(table) = table else {
-        return Ok(Found::Nothing);
-    };
-    match state.store.get(table, n).await {
-        Ok(row) => Ok(Found::Core(row)),
-        Err(StoreError::NotFound(_)) => Ok(Found::Nothing),
-        Err(e) => Err(e),
-    }
-}
-
-/// `GET /fhir/{type}/{id}`: registry resources for any signed-in account; a resident's
-/// data only within the account's scope, every attempt audited.
-async fn read(
-    State(state): State<Arc<AppState>>,
-    Path((resource_type, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    read_version(&state, &headers, &resource_type, &id, None).await
-}
-
-/// `GET /fhir/{type}/{id}/_history/{vid}`.
-async fn vread(
-    State(state): State<Arc<AppState>>,
-    Path((resource_type, id, vid)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    read_version(&state, &headers, &resource_type, &id, Some(&vid)).await
-}
-
-/// The read and vread interactions; `version` is the asked version for vread.
-async fn read_version(
-    state: &AppState,
-    headers: &HeaderMap,
-    resource_type: &str,
-    id: &str,
-    version: Option<&str>,
-) -> Result<Response, AppError> {
-    if !capability::supports(resource_type, "read") {
-        return Ok(issue(
-            IssueCode::NotSupported,
-            format!("reading {resource_type} is not supported by this server; GET /fhir/metadata lists what is"),
-        ));
-    }
-    let table = core_table(resource_type);
-    let store = &*state.store;
-    let resource = match version {
-        Some(v) => format!("{resource_type}/{id}/_history/{v}"),
-        None => format!("{resource_type}/{id}"),
-    };
-    let resident_data = resident_data(resource_type);
-    let action = if version.is_some() { "vread" } else { "read" };
-    // Registry reads are not resident data: a refused one is not audited.
-    let who = if resident_data {
-        match signed_in(state, headers, action, &resource).await? {
-            Ok(p) => p,
-            Err(res) => return Ok(res),
-        }
-    } else {
-        match authenticate(state, headers) {
-            Ok(p) => p,
-            Err(refusal) => return Ok(outcome(refusal)),
-        }
-    };
-    let actor = Actor::from(&who);
-    let not_found = || issue(IssueCode::NotFound, format!("{resource} does not exist"));
-    let found = find(state, resource_type, table, id).await?;
-    let resident_id = match &found {
-        Found::Stored(s) => s.resident_id,
-        Found::Core(row) => owner(row),
-        Found::Nothing => None,
-    };
-    if matches!(found, Found::Nothing) {
-        if resident_data {
-            audit::record(
-                store,
-                &actor,
-                action,
-                &resource,
-                None,
-                "not-found",
-                "no such record",
-            )
-            .await?;
-        }
-        return Ok(not_found());
-    }
-    let mut reason = "registry record";
-    if let Some(resident_id) = resident_id {
-        let decision = read_decision(state, &who, resident_id).await?;
-        if !decision.allowed() {
-            audit::record(
-                store,
-                &actor,
-                action,
-                &resource,
-                Some(resident_id),
-                "denied",
-                decision.reason(),
-            )
-            .await?;
-            return Ok(issue(
-                IssueCode::Forbidden,
-                format!("{resource}: {}", decision.reason()),
-            ));
-        }
-        reason = decision.reason();
-    }
-    let masked = !who.role.sees_full_identity();
-    // The version asked for (or the current one), as (number, time, body or gone).
-    let wanted: Option<i64> = match version {
-        Some(v) => v.parse::<i64>().ok(),
-        None => None,
-    };
-    if version.is_some() && wanted.is_none() {
-        return Ok(not_found());
-    }
-    let chosen: Option<(i64, String, Option<Value>)> = match (&found, wanted) {
-        (Found::Core(row), None | Some(1)) => {
-            let body = core_json(state, resource_type, row, masked).await?;
-            Some((1, state.place().await?.generated.clone(), Some(body)))
-        }
-        (Found::Core(_), Some(_)) => None,
-        (Found::Stored(s), None) => {
-            Some((s.version_id, s.last_updated.clone(), stored_json(s, masked)))
-        }
-        (Found::Stored(s), Some(n)) => store
-            .resource_versions(resource_type, s.id)
-            .await?
-            .into_iter()
-            .find(|v| v.version_id == n)
-            .map(|v| {
-                (
-                    v.version_id,
-                    v.last_updated.clone(),
-                    stored_json(&v, masked),
-                )
-            }),
-        (Found::Nothing, _) => None,
-    };
-    let Some((number, last_updated, body)) = chosen else {
-        if resident_data {
-            audit::record(
-                store,
-                &actor,
-                action,
-                &resource,
-                resident_id,
-                "not-found",
-                "no such version",
-            )
-            .await?;
-        }
-        return Ok(not_found());
-    };
-    let Some(body) = body else {
-        if resident_data {
-            audit::record(
-                store,
-                &actor,
-                action,
-                &resource,
-                resident_id,
-                "not-found",
-                "deleted",
-            )
-            .await?;
-        }
-        let mut res = outcome(
-            OperationOutcome::one(Issue::new(
-                IssueCode::NotFound,
-                format!("{resource} was deleted (version {number})"),
-            ))
-            .with_status(410),
-        );
-        version_headers(&mut res, number, &last_updated);
-        return Ok(res);
-    };
-    if resident_data {
-        // Fail closed: the record leaves only once its reading is in the audit log.
-        audit::record(
-            store,
-            &actor,
-            action,
-            &resource,
-            resident_id,
-            "success",
-            reason,
-        )
-        .await?;
-    }
-    let mut res = fhir_json(StatusCode::OK, &body);
-    version_headers(&mut res, number, &last_updated);
-    Ok(res)
-}
-
-pub(crate) async fn org_facts(
-    state: &AppState,
-    who: &Principal,
-) -> Result<Option<OrgFacts>, StoreError> {
-    Ok(match who.org_id {
-        Some(o) => {
-            let o = state
-                .orgs()
-                .await?
-                .get(&o)
-                .cloned()
-                .ok_or_else(|| StoreError::NotFound(format!("organisation {o}")))?;
-            Some(OrgFacts {
-                id: o.id,
-                kind: o.kind,
-                parent_id: o.parent_id,
-                district_code: o.district_code,
-            })
-        }
-        None => None,
-    })
 }
 
 /// The base of every link an answer carries: the configured base URL, never the

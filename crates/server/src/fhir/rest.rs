@@ -1,8 +1,6 @@
 //! The write interactions and the history: create (with `If-None-Exist`), update (with
 //! `If-Match`), conditional update, delete, `_history`, and batch / transaction Bundles.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -17,14 +15,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::search::resident_filter;
-use super::write::{parse_etag, Plan, Refusal, Written, WRITABLE};
+use super::write::{parse_etag, Plan, Refusal, Written};
 use super::{fhir_base, fhir_json, find, outcome, owner, signed_in, Found};
 use crate::audit::{self, Actor};
 use crate::{AppError, AppState};
 
 /// The resource type a type-level request addresses (`/Patient` → `Patient`); the
 /// same handler serves routes with and without a path parameter.
-fn type_of(uri: &Uri) -> String {
+pub(crate) fn type_of(uri: &Uri) -> String {
     uri.path()
         .trim_matches('/')
         .rsplit('/')
@@ -34,7 +32,7 @@ fn type_of(uri: &Uri) -> String {
 }
 
 /// Read a request body as JSON, or the outcome that refuses it.
-fn body_json(body: &Bytes) -> Result<Value, OperationOutcome> {
+pub(crate) fn body_json(body: &Bytes) -> Result<Value, OperationOutcome> {
     serde_json::from_slice::<Value>(body).map_err(|e| {
         OperationOutcome::one(Issue::new(
             IssueCode::Structure,
@@ -44,7 +42,7 @@ fn body_json(body: &Bytes) -> Result<Value, OperationOutcome> {
     })
 }
 
-fn prefers_minimal(headers: &HeaderMap) -> bool {
+pub(crate) fn prefers_minimal(headers: &HeaderMap) -> bool {
     headers
         .get_all("prefer")
         .iter()
@@ -53,7 +51,7 @@ fn prefers_minimal(headers: &HeaderMap) -> bool {
 }
 
 /// The response to one write.
-fn written(base: &str, w: &Written, headers: &HeaderMap) -> Response {
+pub(crate) fn written(base: &str, w: &Written, headers: &HeaderMap) -> Response {
     let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::OK);
     let mut res = match (&w.resource, prefers_minimal(headers) || w.status == 204) {
         (Some(body), false) => fhir_json(status, body),
@@ -72,23 +70,27 @@ fn written(base: &str, w: &Written, headers: &HeaderMap) -> Response {
 
 /// Who tries which write, for the audit row of its refusal: every refused write is
 /// one (a refusal of scope is logged where it is decided, with the resident).
-struct Attempt<'a> {
-    state: &'a AppState,
-    who: dhp_core::access::Principal,
-    action: &'static str,
-    resource: String,
+pub(crate) struct Attempt<'a> {
+    pub(crate) state: &'a AppState,
+    pub(crate) who: dhp_core::access::Principal,
+    pub(crate) action: &'static str,
+    pub(crate) resource: String,
 }
 
 impl Attempt<'_> {
     /// Audit the refusal and answer it.
-    async fn refuse(&self, o: OperationOutcome) -> Result<Response, AppError> {
+    pub(crate) async fn refuse(&self, o: OperationOutcome) -> Result<Response, AppError> {
         audit_refused(self.state, &self.who, self.action, &self.resource, &o).await?;
         Ok(outcome(o))
     }
 
     /// Answer a refusal met while planning or committing (audited unless `plan`
     /// logged it already).
-    async fn refused(&self, plan: Option<&Plan<'_>>, r: Refusal) -> Result<Response, AppError> {
+    pub(crate) async fn refused(
+        &self,
+        plan: Option<&Plan<'_>>,
+        r: Refusal,
+    ) -> Result<Response, AppError> {
         match r {
             Refusal::Outcome(o) if plan.is_some_and(Plan::take_refusal_audited) => Ok(outcome(o)),
             Refusal::Outcome(o) => self.refuse(o).await,
@@ -137,7 +139,7 @@ pub(crate) async fn audit_refused(
 
 /// A store conflict at commit (a version moved, an id taken, a record still referred
 /// to) answers 409 and changes nothing.
-fn commit_refusal(e: StoreError) -> Refusal {
+pub(crate) fn commit_refusal(e: StoreError) -> Refusal {
     match e {
         StoreError::Conflict(why) => Refusal::Outcome(OperationOutcome::one(Issue::new(
             IssueCode::Conflict,
@@ -148,7 +150,7 @@ fn commit_refusal(e: StoreError) -> Refusal {
 }
 
 /// A conditional query as a resident filter (`None`: it can match nobody).
-async fn condition(
+pub(crate) async fn condition(
     state: &AppState,
     kind: &str,
     query: &str,
@@ -191,7 +193,7 @@ async fn condition(
 
 /// Patients matching a conditional query within `scope` (at most two: the count
 /// decides).
-async fn matches(
+pub(crate) async fn matches(
     state: &AppState,
     kind: &str,
     query: &str,
@@ -315,13 +317,13 @@ pub async fn create(
 /// The answer to a conditional create that found its resource (in the caller's
 /// scope): `200` with the resource and its location, as the specification says; the
 /// read is audited.
-async fn exists(
+pub(crate) async fn exists(
     state: &AppState,
     headers: &HeaderMap,
     kind: &str,
     id: Id,
 ) -> Result<Response, AppError> {
-    let mut res = super::read_version(state, headers, kind, &id.to_string(), None).await?;
+    let mut res = super::read::read_version(state, headers, kind, &id.to_string(), None).await?;
     if res.status() == StatusCode::OK {
         if let Ok(v) = header::HeaderValue::from_str(&format!("{}/{kind}/{id}", fhir_base(state))) {
             res.headers_mut().insert(header::LOCATION, v);
@@ -608,7 +610,7 @@ pub async fn history(
     Ok(fhir_json(StatusCode::OK, &bundle))
 }
 
-fn history_entry(
+pub(crate) fn history_entry(
     base: &str,
     kind: &str,
     id: &str,
@@ -635,449 +637,4 @@ fn history_entry(
         e["resource"] = b;
     }
     e
-}
-
-/// Every `reference` in `v`, rewritten through `map`.
-fn rewrite_references(v: &mut Value, map: &HashMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if k == "reference" {
-                    if let Some(to) = x.as_str().and_then(|s| map.get(s)) {
-                        *x = json!(to);
-                    }
-                } else {
-                    rewrite_references(x, map);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite_references(x, map)),
-        _ => {}
-    }
-}
-
-/// Conditional references of a Bundle (`Organization?identifier=system|code`,
-/// `Patient?identifier=system|value`), resolved to local ones.
-async fn resolve_conditional(
-    state: &AppState,
-    reference: &str,
-) -> Result<Option<String>, AppError> {
-    let Some((kind, query)) = reference.split_once('?') else {
-        return Ok(None);
-    };
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let Some((_, ident)) = pairs.iter().find(|(k, _)| k == "identifier") else {
-        return Ok(None);
-    };
-    let (system, value) = ident.split_once('|').unwrap_or(("", ident.as_str()));
-    match kind {
-        "Organization" if system.is_empty() || system == dhp_fhir::resources::ORG_CODE_SYSTEM => {
-            let orgs = state.orgs().await?;
-            Ok(orgs
-                .values()
-                .find(|o| o.code == value)
-                .map(|o| format!("Organization/{}", o.id)))
-        }
-        "Patient" if system.is_empty() || system == dhp_fhir::RESIDENT_ID_SYSTEM => {
-            match state.store.resident_by_identity(value).await {
-                Ok(r) => Ok(Some(format!("Patient/{}", r.id))),
-                Err(StoreError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Every conditional reference in `v`.
-fn conditional_references(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o {
-                match (k.as_str(), x.as_str()) {
-                    ("reference", Some(s)) if s.contains('?') => out.push(s.to_string()),
-                    _ => conditional_references(x, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| conditional_references(x, out)),
-        _ => {}
-    }
-}
-
-/// One entry of a Bundle, as understood.
-struct Entry {
-    method: String,
-    kind: String,
-    id: Option<Id>,
-    full_url: Option<String>,
-    resource: Option<Value>,
-    if_match: Option<i64>,
-}
-
-fn entry_issue(i: usize, rel: &str, text: impl std::fmt::Display) -> Issue {
-    Issue::at(IssueCode::Invalid, format!("Bundle.entry[{i}].{rel}"), text)
-}
-
-/// Read the entries of a batch or transaction Bundle.
-fn entries(bundle: &Value) -> Result<(bool, Vec<Entry>), Vec<Issue>> {
-    let mut issues = Vec::new();
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(vec![Issue::at(
-            IssueCode::Invalid,
-            "Bundle.resourceType",
-            "POST /fhir takes a Bundle",
-        )]);
-    }
-    let transaction = match bundle.get("type").and_then(Value::as_str) {
-        Some("transaction") => true,
-        Some("batch") => false,
-        other => {
-            return Err(vec![Issue::at(
-                IssueCode::Value,
-                "Bundle.type",
-                format!("{other:?}: POST /fhir takes a transaction or a batch"),
-            )])
-        }
-    };
-    let raw = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, e) in raw.into_iter().enumerate() {
-        let method = e
-            .pointer("/request/method")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let url = e
-            .pointer("/request/url")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if !["POST", "PUT", "DELETE", "GET"].contains(&method.as_str()) {
-            issues.push(entry_issue(
-                i,
-                "request.method",
-                format!("{method:?} is not one of POST, PUT, DELETE, GET"),
-            ));
-            continue;
-        }
-        let path = url
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('/');
-        let mut parts = path.split('/');
-        let kind = parts.next().unwrap_or_default().to_string();
-        let id = parts.next().map(|s| s.parse::<Id>());
-        let id = match id {
-            None => None,
-            Some(Ok(n)) => Some(n),
-            Some(Err(_)) => {
-                issues.push(entry_issue(
-                    i,
-                    "request.url",
-                    format!("{url:?}: ids are numbers"),
-                ));
-                continue;
-            }
-        };
-        if kind.is_empty() {
-            issues.push(entry_issue(i, "request.url", "is required"));
-            continue;
-        }
-        if method != "POST" && id.is_none() {
-            issues.push(entry_issue(
-                i,
-                "request.url",
-                format!(
-                    "{method} needs Type/id (conditional {method} in a Bundle is not supported)"
-                ),
-            ));
-            continue;
-        }
-        let resource = e.get("resource").cloned();
-        if matches!(method.as_str(), "POST" | "PUT") && resource.is_none() {
-            issues.push(entry_issue(
-                i,
-                "resource",
-                format!("{method} needs a resource"),
-            ));
-            continue;
-        }
-        let if_match = e
-            .pointer("/request/ifMatch")
-            .and_then(Value::as_str)
-            .and_then(parse_etag);
-        out.push(Entry {
-            method,
-            kind,
-            id,
-            full_url: e.get("fullUrl").and_then(Value::as_str).map(str::to_string),
-            resource,
-            if_match,
-        });
-    }
-    if issues.is_empty() {
-        Ok((transaction, out))
-    } else {
-        Err(issues)
-    }
-}
-
-fn response_entry(base: &str, w: &Written) -> Value {
-    let status = match w.status {
-        201 => "201 Created",
-        204 => "204 No Content",
-        _ => "200 OK",
-    };
-    let mut r = json!({
-        "response": {
-            "status": status,
-            "location": format!("{}/{}/_history/{}", w.kind, w.id, w.version),
-            "etag": format!("W/\"{}\"", w.version),
-            "lastModified": w.last_updated,
-        }
-    });
-    if let Some(body) = &w.resource {
-        r["fullUrl"] = json!(format!("{base}/{}/{}", w.kind, w.id));
-        r["resource"] = body.clone();
-    }
-    r
-}
-
-fn failed_entry(o: &OperationOutcome) -> Value {
-    json!({
-        "response": {
-            "status": format!("{}", o.http_status()),
-            "outcome": o.to_json(),
-        }
-    })
-}
-
-/// `POST /fhir` with a transaction (all or nothing) or batch (each entry alone) Bundle.
-pub async fn bundle(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers, "transaction", "Bundle").await? {
-        Ok(p) => p,
-        Err(res) => return Ok(res),
-    };
-    let at = Attempt {
-        state: &state,
-        who: who.clone(),
-        action: "transaction",
-        resource: "Bundle".to_string(),
-    };
-    let body = match body_json(&body) {
-        Ok(v) => v,
-        Err(o) => return at.refuse(o).await,
-    };
-    match process_bundle(&state, &who, body, &fhir_base(&state)).await? {
-        Ok(answer) => Ok(fhir_json(StatusCode::OK, &answer)),
-        Err(o) => Ok(outcome(o)),
-    }
-}
-
-/// Carry out a transaction or batch Bundle for `who`: the response Bundle, or the
-/// outcome refusing the whole of it (a transaction writes nothing then).
-pub async fn process_bundle(
-    state: &AppState,
-    who: &dhp_core::access::Principal,
-    body: Value,
-    base: &str,
-) -> Result<Result<Value, OperationOutcome>, AppError> {
-    let mut plan = Plan::new(state, who).await?;
-    let answer = match run_bundle(state, &mut plan, body, base).await? {
-        Ok(a) => a,
-        Err(o) => {
-            if !plan.take_refusal_audited() {
-                audit_refused(state, who, "transaction", "Bundle", &o).await?;
-            }
-            return Ok(Err(o));
-        }
-    };
-    if let Err(e) = plan.commit().await {
-        return match commit_refusal(e) {
-            Refusal::Outcome(o) => {
-                audit_refused(state, who, "transaction", "Bundle", &o).await?;
-                Ok(Err(o))
-            }
-            Refusal::Failed(e) => Err(e),
-        };
-    }
-    Ok(Ok(answer))
-}
-
-/// Run a Bundle's entries into `plan`: a transaction's writes stay in the plan for the
-/// caller to commit (with others, on import); a batch's entries commit one by one here
-/// (on import, see [`Plan::batches_in_plan`], they stay in the plan too).
-pub async fn run_bundle<'a>(
-    state: &'a AppState,
-    plan: &mut Plan<'a>,
-    body: Value,
-    base: &str,
-) -> Result<Result<Value, OperationOutcome>, AppError> {
-    let who = plan.who();
-    let (transaction, mut list) = match entries(&body) {
-        Ok(x) => x,
-        Err(issues) => return Ok(Err(OperationOutcome::new(issues).with_status(400))),
-    };
-    // References inside the Bundle: urn:uuid full URLs of new resources get their ids
-    // now (one reservation per type), conditional references are looked up.
-    let mut map: HashMap<String, String> = HashMap::new();
-    let mut assigned: Vec<Option<Id>> = vec![None; list.len()];
-    let mut per_kind: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, e) in list.iter().enumerate() {
-        if e.method == "POST" && WRITABLE.contains(&e.kind.as_str()) {
-            per_kind.entry(e.kind.clone()).or_default().push(i);
-        }
-    }
-    for (kind, idx) in &per_kind {
-        let first = plan.take_ids(kind, idx.len() as i64).await?;
-        for (k, &i) in idx.iter().enumerate() {
-            let id = first + k as i64;
-            assigned[i] = Some(id);
-            if let Some(u) = &list[i].full_url {
-                map.insert(u.clone(), format!("{kind}/{id}"));
-            }
-        }
-    }
-    let mut conditional = Vec::new();
-    for e in &list {
-        if let Some(r) = &e.resource {
-            conditional_references(r, &mut conditional);
-        }
-    }
-    conditional.sort();
-    conditional.dedup();
-    for c in conditional {
-        match resolve_conditional(state, &c).await? {
-            Some(local) => {
-                map.insert(c, local);
-            }
-            None if transaction => {
-                return Ok(Err(OperationOutcome::one(Issue::new(
-                    IssueCode::NotFound,
-                    format!("the conditional reference {c:?} matches nothing; nothing was written"),
-                ))
-                .with_status(404)))
-            }
-            None => {}
-        }
-    }
-    for e in list.iter_mut() {
-        if let Some(r) = e.resource.as_mut() {
-            rewrite_references(r, &map);
-        }
-    }
-    // FHIR's order of processing: deletes, creates, updates, reads.
-    let rank = |m: &str| match m {
-        "DELETE" => 0,
-        "POST" => 1,
-        "PUT" => 2,
-        _ => 3,
-    };
-    let mut order: Vec<usize> = (0..list.len()).collect();
-    order.sort_by_key(|&i| rank(&list[i].method));
-    let mut results: Vec<Option<Value>> = vec![None; list.len()];
-    let mut single = Plan::new(state, who).await?;
-    // On import a batch's entries go into the caller's plan too, each left out alone
-    // when refused: committed with the import's mark, nothing is written twice.
-    let in_plan = transaction || plan.batches_in_plan();
-    for i in order {
-        let mark = plan.mark();
-        let to: &mut Plan<'a> = if in_plan {
-            &mut *plan
-        } else {
-            single = Plan::new(state, who).await?;
-            &mut single
-        };
-        let e = &list[i];
-        let step = match e.method.as_str() {
-            "POST" => match assigned[i] {
-                Some(id) => {
-                    to.create_with_id(&e.kind, id, e.resource.clone().unwrap_or_default())
-                        .await
-                }
-                None => {
-                    to.create(&e.kind, e.resource.clone().unwrap_or_default())
-                        .await
-                }
-            },
-            "PUT" => {
-                to.update(
-                    &e.kind,
-                    e.id.unwrap_or_default(),
-                    e.resource.clone().unwrap_or_default(),
-                    e.if_match,
-                )
-                .await
-            }
-            "DELETE" => to.delete(&e.kind, e.id.unwrap_or_default()).await,
-            _ => Err(Refusal::Outcome(OperationOutcome::one(Issue::new(
-                IssueCode::NotSupported,
-                "GET entries are not supported in a Bundle here; read with GET /fhir/Type/id",
-            )))),
-        };
-        let step = match step {
-            Ok(w) if !in_plan => {
-                match std::mem::replace(&mut single, Plan::new(state, who).await?)
-                    .commit()
-                    .await
-                {
-                    Ok(()) => Ok(w),
-                    Err(e) => Err(commit_refusal(e)),
-                }
-            }
-            other => other,
-        };
-        match step {
-            Ok(w) => results[i] = Some(response_entry(base, &w)),
-            Err(Refusal::Failed(e)) => return Err(e),
-            Err(Refusal::Outcome(o)) if transaction => {
-                // All or nothing: the first failure ends the transaction unwritten.
-                let mut issues = o.issues.clone();
-                for issue in &mut issues {
-                    issue.diagnostics = format!(
-                        "Bundle.entry[{i}] ({} {}): {}",
-                        e.method, e.kind, issue.diagnostics
-                    );
-                }
-                let status = o.http_status();
-                return Ok(Err(OperationOutcome::new(issues).with_status(status)));
-            }
-            Err(Refusal::Outcome(o)) => {
-                let audited = if in_plan {
-                    plan.rollback(mark);
-                    plan.take_refusal_audited()
-                } else {
-                    single.take_refusal_audited()
-                };
-                if !audited {
-                    let action = match e.method.as_str() {
-                        "POST" => "create",
-                        "PUT" => "update",
-                        "DELETE" => "delete",
-                        _ => "read",
-                    };
-                    audit_refused(state, who, action, &e.kind, &o).await?;
-                }
-                results[i] = Some(failed_entry(&o));
-            }
-        }
-    }
-    let response = json!({
-        "resourceType": "Bundle",
-        "type": if transaction { "transaction-response" } else { "batch-response" },
-        "entry": results.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>(),
-    });
-    Ok(Ok(response))
 }

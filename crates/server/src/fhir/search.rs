@@ -19,8 +19,9 @@ use dhp_fhir::{patient, resources, OperationOutcome};
 use dhp_store::{core_table, Batch, Comparison, ResidentFilter, StoreError, Table};
 use serde_json::{json, Value};
 
-use super::{fhir_base, fhir_json, generated_meta, org_facts, outcome, signed_in, stored_json};
+use super::{fhir_base, fhir_json, generated_meta, outcome, signed_in, stored_json};
 use crate::audit::{self, Actor};
+use crate::context::org_facts;
 use crate::{AppError, AppState};
 
 /// Resources a `_revinclude` adds per page at most; beyond that the Bundle says so.
@@ -599,7 +600,7 @@ pub(crate) async fn everything(
         Err(res) => return Ok(res),
     };
     let actor = Actor::from(&who);
-    let mut types: Vec<&str> = crate::export::PATIENT_TYPES.to_vec();
+    let mut types: Vec<&str> = crate::fhir::export::PATIENT_TYPES.to_vec();
     let mut since = None;
     let mut issues = Vec::new();
     for (k, v) in &pairs {
@@ -615,11 +616,11 @@ pub(crate) async fn everything(
                 let asked: Vec<&str> = v.split(',').map(str::trim).collect();
                 match asked
                     .iter()
-                    .find(|t| !crate::export::PATIENT_TYPES.contains(t))
+                    .find(|t| !crate::fhir::export::PATIENT_TYPES.contains(t))
                 {
                     Some(t) => issues.push(at(format!(
                         "{t:?} is not in a patient's record here ({})",
-                        crate::export::PATIENT_TYPES.join(", ")
+                        crate::fhir::export::PATIENT_TYPES.join(", ")
                     ))),
                     None => types.retain(|t| asked.contains(t)),
                 }

@@ -20,7 +20,7 @@ use dhp_store::{Store, StoreError, User};
 use tokio::sync::Semaphore;
 
 use crate::audit::{self, Actor};
-use crate::auth;
+use crate::security::auth;
 
 /// The numbers of the login policy.
 #[derive(Debug, Clone)]

@@ -12,23 +12,19 @@
 
 use std::sync::Arc;
 
-use askama::Template;
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
 use chrono::Utc;
 use dhp_core::password::{self, ChangeReason, PasswordError};
 use dhp_store::{StoreError, User};
-use serde::Deserialize;
 
 use crate::audit::{self, Actor};
-use crate::i18n::{messages, Messages};
 use crate::security::login::{Attempt, LoginOutcome};
-use crate::security::session::SignedIn;
-use crate::security::web::{same_site_path, session_cookie, session_token, ClientAddress};
-use crate::{AppError, AppState};
+use crate::security::web::session_token;
+use crate::AppState;
 
 /// Whether `user` must change the password before acting: integrating systems'
 /// secrets are machines' and do not expire. A password with no date on record counts
@@ -72,7 +68,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The message key of the refusal on the page.
-    fn key(&self) -> &'static str {
+    pub(crate) fn key(&self) -> &'static str {
         match self {
             Refusal::Login(LoginOutcome::Locked(_)) => "login_locked",
             Refusal::Login(LoginOutcome::Throttled(_)) => "login_throttled",
@@ -89,7 +85,7 @@ impl Refusal {
     }
 
     /// The refusal in words for an API client, and the field at fault.
-    fn describe(&self, history: usize) -> (String, &'static str) {
+    pub(crate) fn describe(&self, history: usize) -> (String, &'static str) {
         match self {
             Refusal::Login(LoginOutcome::Locked(until)) => (
                 format!("too many failed logins: the account is locked until {until} UTC"),
@@ -205,204 +201,6 @@ pub async fn change(state: &AppState, c: Change<'_>) -> Result<Result<User, Refu
     )
     .await?;
     Ok(Ok(user))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ApiChange {
-    username: String,
-    password: String,
-    new_password: String,
-}
-
-/// `POST /auth/password`: change a password without a browser (a form body, like
-/// `/auth/token`). 200 `{"changed": true}`, or 400 naming the field at fault.
-pub async fn api_change(
-    State(state): State<Arc<AppState>>,
-    ClientAddress(address): ClientAddress,
-    Form(req): Form<ApiChange>,
-) -> Result<Response, AppError> {
-    let outcome = change(
-        &state,
-        Change {
-            username: req.username.trim(),
-            current: &req.password,
-            new: &req.new_password,
-            address: &address,
-            resource: "/auth/password",
-        },
-    )
-    .await?;
-    Ok(match outcome {
-        Ok(_) => (
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(serde_json::json!({ "changed": true })),
-        )
-            .into_response(),
-        Err(refusal) => {
-            let status = match refusal {
-                Refusal::Login(LoginOutcome::Wrong) => StatusCode::UNAUTHORIZED,
-                Refusal::Login(LoginOutcome::Throttled(_)) => StatusCode::TOO_MANY_REQUESTS,
-                Refusal::Login(LoginOutcome::Busy) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            let (description, field) = refusal.describe(state.config.passwords.history);
-            (
-                status,
-                [(header::CACHE_CONTROL, "no-store")],
-                Json(serde_json::json!({
-                    "error": "invalid_request",
-                    "error_description": description,
-                    "field": field,
-                })),
-            )
-                .into_response()
-        }
-    })
-}
-
-#[derive(Template)]
-#[template(path = "password.html")]
-struct PasswordPage {
-    t: &'static Messages,
-    /// The header's account (`None` while the change is still owed: no menu).
-    user: Option<SignedIn>,
-    csrf: String,
-    /// Why the change is asked for (a message key), if it is owed.
-    reason: Option<&'static str>,
-    refused: Option<&'static str>,
-    minutes: i64,
-    history: usize,
-    next: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    lang: Option<String>,
-    next: Option<String>,
-}
-
-impl PageQuery {
-    fn messages(&self) -> &'static Messages {
-        messages(self.lang.as_deref().unwrap_or("zh"))
-    }
-
-    fn next(&self) -> String {
-        self.next
-            .as_deref()
-            .and_then(same_site_path)
-            .filter(|p| !p.starts_with("/password"))
-            .unwrap_or_default()
-            .to_string()
-    }
-}
-
-fn reason_key(reason: Option<ChangeReason>) -> Option<&'static str> {
-    reason.map(|r| match r {
-        ChangeReason::SetByAdministrator => "pw_reason_first",
-        ChangeReason::Expired => "pw_reason_expired",
-    })
-}
-
-fn page(session: &SignedIn, q: &PageQuery, history: usize) -> PasswordPage {
-    PasswordPage {
-        t: q.messages(),
-        user: session.change.is_none().then(|| session.clone()),
-        csrf: session.csrf.clone(),
-        reason: reason_key(session.change),
-        refused: None,
-        minutes: 0,
-        history,
-        next: q.next(),
-    }
-}
-
-fn to_login(q: &PageQuery) -> Response {
-    let lang = q.lang.as_deref().unwrap_or("zh");
-    Redirect::to(&format!("/login?lang={lang}&next=/password")).into_response()
-}
-
-/// `GET /password`: the form (for a session that owes a change, or any signed-in one).
-pub async fn form(
-    State(state): State<Arc<AppState>>,
-    Query(q): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    let Some(session) = session_token(&headers).and_then(|t| state.sessions.get(&t)) else {
-        return Ok(to_login(&q));
-    };
-    let page = page(&session, &q, state.config.passwords.history);
-    Ok(Html(page.render()?).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PageChange {
-    current_password: String,
-    new_password: String,
-    confirm_password: String,
-}
-
-/// `POST /password`: change it; on success a fresh session, on to `next` or home.
-pub async fn submit(
-    State(state): State<Arc<AppState>>,
-    Query(q): Query<PageQuery>,
-    ClientAddress(address): ClientAddress,
-    headers: HeaderMap,
-    Form(form): Form<PageChange>,
-) -> Result<Response, AppError> {
-    let Some(session) = session_token(&headers).and_then(|t| state.sessions.get(&t)) else {
-        return Ok(to_login(&q));
-    };
-    let history = state.config.passwords.history;
-    let mut view = page(&session, &q, history);
-    let outcome = if form.new_password != form.confirm_password {
-        Err(Refusal::Mismatch)
-    } else {
-        change(
-            &state,
-            Change {
-                username: &session.username,
-                current: &form.current_password,
-                new: &form.new_password,
-                address: &address,
-                resource: "/password",
-            },
-        )
-        .await?
-    };
-    match outcome {
-        Ok(user) => {
-            let token = state.sessions.open(user);
-            let lang = q.lang.as_deref().unwrap_or("zh");
-            let next = q.next();
-            let to = if next.is_empty() {
-                format!("/?lang={lang}")
-            } else {
-                next
-            };
-            Ok((
-                [(
-                    header::SET_COOKIE,
-                    session_cookie(Some(&token), state.config.tls),
-                )],
-                Redirect::to(&to),
-            )
-                .into_response())
-        }
-        Err(refusal) => {
-            if let Refusal::Login(LoginOutcome::Locked(until)) = &refusal {
-                view.minutes = ((*until - Utc::now().naive_utc()).num_seconds() + 59) / 60;
-            }
-            view.refused = Some(refusal.key());
-            let status = match refusal {
-                Refusal::Login(LoginOutcome::Wrong) => StatusCode::UNAUTHORIZED,
-                Refusal::Login(LoginOutcome::Locked(_)) => StatusCode::FORBIDDEN,
-                Refusal::Login(LoginOutcome::Throttled(_)) => StatusCode::TOO_MANY_REQUESTS,
-                Refusal::Login(LoginOutcome::Busy) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            Ok((status, Html(view.render()?)).into_response())
-        }
-    }
 }
 
 /// Paths a session that owes a password change may still reach.

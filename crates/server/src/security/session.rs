@@ -12,7 +12,7 @@ use dhp_core::password::ChangeReason;
 use dhp_store::User;
 use subtle::ConstantTimeEq;
 
-use crate::auth::random_bytes;
+use crate::security::auth::random_bytes;
 
 /// How long sessions last and how many there may be.
 #[derive(Debug, Clone)]

@@ -10,6 +10,8 @@
 //! - `GET /api/emergency-access?days=30` → the grants (managers; audited), and the
 //!   same as a page at `/emergency-access`.
 
+use axum::routing::get;
+use axum::Router;
 use std::sync::Arc;
 
 use askama::Template;
@@ -28,10 +30,18 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, Actor};
+use crate::context::current_user;
+use crate::context::principal_of;
+use crate::context::Refusal;
 use crate::i18n::{messages, Messages};
-use crate::pages::current_user;
-use crate::workbench::principal_of;
 use crate::{AppError, AppState};
+
+/// `/api/emergency-access` and `/emergency-access`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/emergency-access", get(report).post(open))
+        .route("/emergency-access", get(page))
+}
 
 /// The longest reason kept.
 const REASON_MAX: usize = 500;
@@ -41,11 +51,7 @@ const REASON_MAX: usize = 500;
 const DAILY_GRANTS: usize = 20;
 
 fn answer(status: StatusCode, field: &str, why: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({ "error": why.to_string(), "field": field })),
-    )
-        .into_response()
+    Refusal::new(status, field, why.to_string()).api()
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +115,7 @@ pub async fn open(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let Some(who) = crate::contracts::caller(&state, &headers) else {
+    let Some(who) = crate::context::caller(&state, &headers) else {
         return unauthenticated(&state, "break-glass", "Patient").await;
     };
     if !may_break_glass(who.role) {
@@ -181,7 +187,7 @@ pub async fn open(
         }
         Err(e) => return Err(e.into()),
     };
-    let org = crate::fhir::org_facts(&state, &who).await?;
+    let org = crate::context::org_facts(&state, &who).await?;
     let facts = state
         .store
         .resident_access_facts(resident.id, today)
@@ -265,7 +271,7 @@ pub async fn report(
     headers: HeaderMap,
     Query(p): Query<ReportParams>,
 ) -> Result<Response, AppError> {
-    let Some(who) = crate::contracts::caller(&state, &headers) else {
+    let Some(who) = crate::context::caller(&state, &headers) else {
         return unauthenticated(&state, "read", "emergency-access").await;
     };
     let actor = Actor::from(&who);
@@ -341,7 +347,7 @@ struct GrantRow {
 }
 
 #[derive(Template)]
-#[template(path = "emergency_access.html")]
+#[template(path = "emergency/emergency_access.html")]
 struct ReportPage {
     t: &'static Messages,
     user: Option<crate::security::session::SignedIn>,

@@ -2,14 +2,16 @@
 //! the same from the resident's workbench page, and the contracting figures per street
 //! and per centre (`GET /api/contracts/rates`, the `/contracts` page).
 
+use axum::routing::{get, post};
+use axum::Router;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Json;
 use chrono::{Datelike, NaiveDate};
 use dhp_core::access::{Principal, Role};
 use dhp_core::contract::{apply, check_combination, tally, Combination, ContractAction, Tally};
@@ -18,10 +20,20 @@ use dhp_store::{Batch, Cohort, Guard, Reading, StoreError, Table, WriteSet};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
+use crate::context::caller;
+use crate::context::current_user;
+use crate::context::Refusal as Refused;
+use crate::context::{as_of, principal_of, Readable};
 use crate::i18n::{messages, Messages};
-use crate::pages::current_user;
-use crate::workbench::{as_of, principal_of, Readable};
 use crate::{AppError, AppState};
+
+/// `/api/contracts`, `/api/contracts/rates` and `/contracts`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/contracts", post(api_change))
+        .route("/api/contracts/rates", get(api_rates))
+        .route("/contracts", get(page))
+}
 
 /// A contract request, from JSON or a form. Hospitals by organisation code.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -36,32 +48,6 @@ pub struct ContractRequest {
     pub district_hospital: Option<String>,
     #[serde(default)]
     pub city_hospital: Option<String>,
-}
-
-/// A refusal: status, the field at fault and why.
-#[derive(Debug)]
-pub(crate) struct Refused {
-    status: StatusCode,
-    field: &'static str,
-    message: String,
-}
-
-impl Refused {
-    fn new(status: StatusCode, field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            field,
-            message: message.into(),
-        }
-    }
-
-    fn answer(&self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message, "field": self.field })),
-        )
-            .into_response()
-    }
 }
 
 fn org_by_code<'a>(
@@ -112,7 +98,7 @@ pub(crate) async fn change(
             "contracts are signed by family doctors and integrating systems",
         )));
     }
-    let existing = match crate::workbench::readable(
+    let existing = match crate::context::readable(
         state,
         who,
         resident_id,
@@ -261,13 +247,6 @@ pub(crate) async fn change(
     }
 }
 
-/// The caller of an API request: bearer token or portal session.
-pub(crate) fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    crate::token::principal(&state.token_key, headers)
-        .ok()
-        .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))
-}
-
 /// `POST /api/contracts` with a JSON [`ContractRequest`].
 pub async fn api_change(
     State(state): State<Arc<AppState>>,
@@ -290,7 +269,7 @@ pub async fn api_change(
             "authorization",
             "sign in or send a bearer token",
         )
-        .answer());
+        .api());
     };
     let req: ContractRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -300,7 +279,7 @@ pub async fn api_change(
                 "body",
                 format!("body is not a contract request: {e}"),
             )
-            .answer())
+            .api())
         }
     };
     let Some(resident_id) = req.resident_id else {
@@ -309,46 +288,15 @@ pub async fn api_change(
             "resident_id",
             "resident_id is required",
         )
-        .answer());
+        .api());
     };
     let today = as_of(&state).await?;
     Ok(
         match change(&state, &who, resident_id, &req, today).await? {
             Ok(rows) => Json(serde_json::json!({ "contracts": rows })).into_response(),
-            Err(r) => r.answer(),
+            Err(r) => r.api(),
         },
     )
-}
-
-/// `POST /workbench/resident/{id}/contract` from the resident page's contract form.
-pub async fn form_change(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<Id>,
-    Query(q): Query<LangQuery>,
-    Form(req): Form<ContractRequest>,
-) -> Result<Response, AppError> {
-    let lang = q.lang.unwrap_or_else(|| "zh".into());
-    let Some(who) = current_user(&state, &headers).and_then(|u| principal_of(&u)) else {
-        return Ok(Redirect::to(&format!("/login?lang={lang}")).into_response());
-    };
-    let today = as_of(&state).await?;
-    Ok(match change(&state, &who, id, &req, today).await? {
-        Ok(_) => {
-            Redirect::to(&format!("/workbench/resident/{id}?lang={lang}&saved=1")).into_response()
-        }
-        Err(r) => {
-            let page = crate::workbench_pages::resident_with_error(
-                &state,
-                &headers,
-                &lang,
-                id,
-                format!("{}: {}", r.field, r.message),
-            )
-            .await?;
-            (r.status, page).into_response()
-        }
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -482,7 +430,7 @@ pub async fn api_rates(
             "authorization",
             "staff sign-in or a bearer token is required",
         )
-        .answer());
+        .api());
     };
     let on = match q.date.as_deref().filter(|d| !d.is_empty()) {
         Some(d) => match d.parse::<NaiveDate>() {
@@ -493,7 +441,7 @@ pub async fn api_rates(
                     "date",
                     format!("date {d:?} must be YYYY-MM-DD"),
                 )
-                .answer())
+                .api())
             }
         },
         None => as_of(&state).await?,
@@ -514,7 +462,7 @@ pub(crate) struct RateRow {
 }
 
 #[derive(Template)]
-#[template(path = "contracts.html")]
+#[template(path = "contracts/contracts.html")]
 struct RatesPage {
     t: &'static Messages,
     user: Option<crate::security::session::SignedIn>,
@@ -554,9 +502,9 @@ pub async fn page(
                     }
                 })
                 .unwrap_or_default(),
-            key: crate::pages::thousands(i64::from(u.tally.key_population)),
+            key: crate::i18n::thousands(i64::from(u.tally.key_population)),
             key_rate: fmt(u.key_population_signing_rate),
-            visits: crate::pages::thousands(i64::from(u.tally.signed_visits)),
+            visits: crate::i18n::thousands(i64::from(u.tally.signed_visits)),
             combination: fmt(u.in_combination_visit_rate),
             community: fmt(u.community_visit_rate),
             bar: format!("{:.0}", u.key_population_signing_rate.unwrap_or(0.0)),

@@ -12,13 +12,18 @@
 //! - `POST /api/admin/accounts/{username}/unlock`.
 //! - The same as a page at `/admin/accounts`, with forms.
 
+mod api;
+mod pages;
+
+use api::*;
+use axum::routing::{get, post};
+use axum::Router;
+
 use std::sync::Arc;
 
-use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::Utc;
 use dhp_core::access::{may_act_on_account, AccountAct, Principal, Role};
 use dhp_core::Organisation;
@@ -27,11 +32,33 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, Actor};
-use crate::i18n::{messages, Messages};
-use crate::pages::current_user;
-use crate::security::session::SignedIn;
-use crate::workbench::principal_of;
-use crate::{AppError, AppState};
+use crate::AppState;
+
+/// `/api/admin/accounts…` and `/admin/accounts…`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/api/admin/accounts",
+            get(api::api_list).post(api::api_create),
+        )
+        .route(
+            "/api/admin/accounts/{username}/password",
+            post(api::api_reset),
+        )
+        .route(
+            "/api/admin/accounts/{username}/unlock",
+            post(api::api_unlock),
+        )
+        .route("/admin/accounts", get(pages::page).post(pages::form_create))
+        .route(
+            "/admin/accounts/{username}/password",
+            post(pages::form_reset),
+        )
+        .route(
+            "/admin/accounts/{username}/unlock",
+            post(pages::form_unlock),
+        )
+}
 
 /// The shortest secret of an integrating system's client.
 pub const CLIENT_SECRET_MIN: usize = 16;
@@ -94,7 +121,7 @@ impl AccountError {
     }
 
     /// The message key of the refusal on the page.
-    fn key(&self) -> &'static str {
+    pub(crate) fn key(&self) -> &'static str {
         match self {
             AccountError::Username => "acc_err_username",
             AccountError::Role(..) => "acc_err_role",
@@ -163,7 +190,7 @@ pub async fn create(
         .unwrap_or_else(|| username.clone());
     let hash = {
         let secret = a.password.clone();
-        tokio::task::spawn_blocking(move || crate::auth::hash_password(&secret))
+        tokio::task::spawn_blocking(move || crate::security::auth::hash_password(&secret))
             .await
             .expect("hashing a password does not panic")
     };
@@ -194,7 +221,7 @@ pub fn one_time_password() -> String {
     const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
     const LOWER: &[u8] = b"abcdefghijkmnpqrstuvwxyz";
     const DIGIT: &[u8] = b"23456789";
-    let bytes = crate::auth::random_bytes::<15>();
+    let bytes = crate::security::auth::random_bytes::<15>();
     let pick = |set: &[u8], b: u8| set[usize::from(b) % set.len()] as char;
     let mut out = String::with_capacity(16);
     for (i, b) in bytes.iter().enumerate() {
@@ -213,15 +240,15 @@ pub fn one_time_password() -> String {
 
 /// A refused act: status, field, words.
 struct Refused {
-    status: StatusCode,
-    field: &'static str,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) field: &'static str,
+    pub(crate) message: String,
     /// The page's message key.
-    key: &'static str,
+    pub(crate) key: &'static str,
 }
 
 impl Refused {
-    fn new(
+    pub(crate) fn new(
         status: StatusCode,
         field: &'static str,
         message: impl Into<String>,
@@ -235,7 +262,7 @@ impl Refused {
         }
     }
 
-    fn json(&self) -> Response {
+    pub(crate) fn json(&self) -> Response {
         (
             self.status,
             Json(json!({ "error": self.message, "field": self.field })),
@@ -309,10 +336,10 @@ async fn target_role(
 
 #[derive(Debug, Deserialize)]
 pub struct CreateRequest {
-    username: String,
-    role: String,
-    org: Option<String>,
-    display_name: Option<String>,
+    pub(crate) username: String,
+    pub(crate) role: String,
+    pub(crate) org: Option<String>,
+    pub(crate) display_name: Option<String>,
 }
 
 /// Make a staff account as the system administrator: the account and its one-time
@@ -493,467 +520,6 @@ async fn rows(
 
 /// Accounts on one page.
 const PAGE: usize = 50;
-
-async fn api_caller(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Result<Principal, Response>, StoreError> {
-    match crate::contracts::caller(state, headers) {
-        Some(who) => Ok(Ok(who)),
-        None => {
-            audit::record(
-                &*state.store,
-                &Actor::unverified("anonymous"),
-                "read",
-                "accounts",
-                None,
-                "denied",
-                "no valid bearer token or session",
-            )
-            .await?;
-            Ok(Err(Refused::new(
-                StatusCode::UNAUTHORIZED,
-                "Authorization",
-                "sign in or send a bearer token",
-                "acc_denied",
-            )
-            .json()))
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    q: Option<String>,
-    page: Option<String>,
-    lang: Option<String>,
-    /// What the last act did (a message key) and for whom, shown above the list.
-    done: Option<String>,
-    who: Option<String>,
-}
-
-impl ListQuery {
-    fn page(&self) -> usize {
-        self.page
-            .as_deref()
-            .and_then(|p| p.parse::<usize>().ok())
-            .filter(|p| (1..=100_000).contains(p))
-            .unwrap_or(1)
-    }
-}
-
-/// `GET /api/admin/accounts?q=&page=`.
-pub async fn api_list(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, AppError> {
-    let who = match api_caller(&state, &headers).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
-    };
-    if let Err(r) = permitted(&state, &who, AccountAct::List, "", Role::Manager).await? {
-        return Ok(r.json());
-    }
-    let page = q.page();
-    let (accounts, total) = rows(&state, q.q.as_deref().unwrap_or(""), (page - 1) * PAGE).await?;
-    audit::record(
-        &*state.store,
-        &Actor::from(&who),
-        "read",
-        "accounts",
-        None,
-        "success",
-        &format!("{} of {total} accounts", accounts.len()),
-    )
-    .await?;
-    Ok(
-        Json(json!({ "total": total, "page": page, "page_size": PAGE, "accounts": accounts }))
-            .into_response(),
-    )
-}
-
-/// `POST /api/admin/accounts`.
-pub async fn api_create(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, AppError> {
-    let who = match api_caller(&state, &headers).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
-    };
-    let req: CreateRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(Refused::new(
-                StatusCode::BAD_REQUEST,
-                "body",
-                format!(
-                    "the body must be {{\"username\", \"role\", \"org\", \"display_name\"}}: {e}"
-                ),
-                "acc_err_other",
-            )
-            .json())
-        }
-    };
-    Ok(match do_create(&state, &who, req).await? {
-        Ok((username, password)) => (
-            StatusCode::CREATED,
-            [(axum::http::header::CACHE_CONTROL, "no-store")],
-            Json(json!({ "username": username, "one_time_password": password, "must_change_password": true })),
-        )
-            .into_response(),
-        Err(r) => r.json(),
-    })
-}
-
-/// `POST /api/admin/accounts/{username}/password`.
-pub async fn api_reset(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(username): Path<String>,
-) -> Result<Response, AppError> {
-    let who = match api_caller(&state, &headers).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
-    };
-    Ok(match do_reset(&state, &who, &username).await? {
-        Ok(password) => (
-            [(axum::http::header::CACHE_CONTROL, "no-store")],
-            Json(json!({ "username": username, "one_time_password": password, "must_change_password": true })),
-        )
-            .into_response(),
-        Err(r) => r.json(),
-    })
-}
-
-/// `POST /api/admin/accounts/{username}/unlock`.
-pub async fn api_unlock(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(username): Path<String>,
-) -> Result<Response, AppError> {
-    let who = match api_caller(&state, &headers).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
-    };
-    Ok(match do_unlock(&state, &who, &username).await? {
-        Ok(had) => Json(json!({ "username": username, "was_locked": had })).into_response(),
-        Err(r) => r.json(),
-    })
-}
-
-struct RowView {
-    row: AccountRow,
-    role_label: String,
-    org_name: String,
-    may_reset: bool,
-    may_unlock: bool,
-}
-
-#[derive(Template)]
-#[template(path = "accounts.html")]
-struct AccountsPage {
-    t: &'static Messages,
-    user: Option<SignedIn>,
-    rows: Vec<RowView>,
-    q: String,
-    page: usize,
-    pages: usize,
-    total: usize,
-    may_create: bool,
-    /// Staff roles and organisations for the create form: (value, label).
-    roles: Vec<(String, String)>,
-    orgs: Vec<(String, String)>,
-    /// What the last act did, shown once: message key, account, one-time password.
-    done: Option<(String, String)>,
-    one_time: Option<String>,
-    refused: Option<String>,
-}
-
-async fn page_user(
-    state: &AppState,
-    headers: &HeaderMap,
-    t: &Messages,
-) -> Result<(SignedIn, Principal), Response> {
-    let Some(user) = current_user(state, headers) else {
-        return Err(Redirect::to(&format!(
-            "/login?lang={}&next=/admin/accounts",
-            t.get("lang")
-        ))
-        .into_response());
-    };
-    match principal_of(&user) {
-        Some(who) => Ok((user, who)),
-        None => Err((StatusCode::FORBIDDEN, Html(t.get("acc_denied").to_string())).into_response()),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn render(
-    state: &AppState,
-    t: &'static Messages,
-    user: SignedIn,
-    who: &Principal,
-    q: &ListQuery,
-    one_time: Option<String>,
-    refused: Option<String>,
-    status: StatusCode,
-) -> Result<Response, AppError> {
-    if let Err(r) = permitted(state, who, AccountAct::List, "", Role::Manager).await? {
-        return Ok((r.status, Html(t.get(r.key).to_string())).into_response());
-    }
-    let page = q.page();
-    let query = q.q.clone().unwrap_or_default();
-    let (rows, total) = rows(state, &query, (page - 1) * PAGE).await?;
-    audit::record(
-        &*state.store,
-        &Actor::from(who),
-        "read",
-        "accounts",
-        None,
-        "success",
-        &format!("{} of {total} accounts (page {page})", rows.len()),
-    )
-    .await?;
-    let orgs = state.orgs().await?;
-    let zh = t.get("lang") == "zh";
-    let org_name = |code: &Option<String>| {
-        code.as_ref()
-            .and_then(|c| orgs.values().find(|o| &o.code == c))
-            .map(|o| {
-                if zh {
-                    o.name_zh.clone()
-                } else {
-                    o.name_en.clone()
-                }
-            })
-            .unwrap_or_default()
-    };
-    let views = rows
-        .into_iter()
-        .map(|row| {
-            let role = Role::parse(&row.role).unwrap_or(Role::Resident);
-            RowView {
-                role_label: t.role(&row.role).to_string(),
-                org_name: org_name(&row.org),
-                may_reset: may_act_on_account(who, AccountAct::ResetPassword, &row.username, role)
-                    .allowed(),
-                may_unlock: row.locked_until.is_some()
-                    && may_act_on_account(who, AccountAct::Unlock, &row.username, role).allowed(),
-                row,
-            }
-        })
-        .collect();
-    let mut org_list: Vec<(String, String)> = orgs
-        .values()
-        .filter(|o| {
-            !matches!(
-                o.kind,
-                dhp_core::OrgKind::City
-                    | dhp_core::OrgKind::Street
-                    | dhp_core::OrgKind::Town
-                    | dhp_core::OrgKind::District
-            )
-        })
-        .map(|o| {
-            (
-                o.code.clone(),
-                if zh {
-                    o.name_zh.clone()
-                } else {
-                    o.name_en.clone()
-                },
-            )
-        })
-        .collect();
-    org_list.sort();
-    let view = AccountsPage {
-        t,
-        may_create: may_act_on_account(who, AccountAct::Create, "", Role::FamilyDoctor).allowed(),
-        user: Some(user),
-        rows: views,
-        q: query,
-        page,
-        pages: total.div_ceil(PAGE).max(1),
-        total,
-        roles: Role::ALL
-            .iter()
-            .filter(|r| r.is_staff())
-            .map(|r| (r.as_str().to_string(), t.role(r.as_str()).to_string()))
-            .collect(),
-        orgs: org_list,
-        done: q.done.clone().zip(q.who.clone()),
-        one_time,
-        refused,
-    };
-    Ok((status, Html(view.render()?)).into_response())
-}
-
-/// `GET /admin/accounts?q=&page=`: the accounts, with the acts the administrator may do.
-pub async fn page(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, AppError> {
-    let t = messages(q.lang.as_deref().unwrap_or("zh"));
-    let (user, who) = match page_user(&state, &headers, t).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    render(&state, t, user, &who, &q, None, None, StatusCode::OK).await
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CreateForm {
-    username: String,
-    role: String,
-    org: Option<String>,
-    display_name: Option<String>,
-}
-
-/// `POST /admin/accounts`: make an account; the page shows its one-time password once.
-pub async fn form_create(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-    Form(f): Form<CreateForm>,
-) -> Result<Response, AppError> {
-    let t = messages(q.lang.as_deref().unwrap_or("zh"));
-    let (user, who) = match page_user(&state, &headers, t).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let req = CreateRequest {
-        username: f.username,
-        role: f.role,
-        org: f.org,
-        display_name: f.display_name,
-    };
-    let q = ListQuery {
-        q: None,
-        page: None,
-        ..q
-    };
-    match do_create(&state, &who, req).await? {
-        Ok((username, password)) => {
-            let q = ListQuery {
-                done: Some("acc_made".into()),
-                who: Some(username),
-                ..q
-            };
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                Some(password),
-                None,
-                StatusCode::CREATED,
-            )
-            .await
-        }
-        Err(r) => {
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                None,
-                Some(r.key.into()),
-                r.status,
-            )
-            .await
-        }
-    }
-}
-
-/// `POST /admin/accounts/{username}/password`.
-pub async fn form_reset(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-    Path(username): Path<String>,
-) -> Result<Response, AppError> {
-    let t = messages(q.lang.as_deref().unwrap_or("zh"));
-    let (user, who) = match page_user(&state, &headers, t).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    match do_reset(&state, &who, &username).await? {
-        Ok(password) => {
-            let q = ListQuery {
-                done: Some("acc_reset_done".into()),
-                who: Some(username),
-                ..q
-            };
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                Some(password),
-                None,
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(r) => {
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                None,
-                Some(r.key.into()),
-                r.status,
-            )
-            .await
-        }
-    }
-}
-
-/// `POST /admin/accounts/{username}/unlock`.
-pub async fn form_unlock(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-    Path(username): Path<String>,
-) -> Result<Response, AppError> {
-    let t = messages(q.lang.as_deref().unwrap_or("zh"));
-    let (user, who) = match page_user(&state, &headers, t).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    match do_unlock(&state, &who, &username).await? {
-        Ok(_) => {
-            let q = ListQuery {
-                done: Some("acc_unlocked".into()),
-                who: Some(username),
-                ..q
-            };
-            render(&state, t, user, &who, &q, None, None, StatusCode::OK).await
-        }
-        Err(r) => {
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                None,
-                Some(r.key.into()),
-                r.status,
-            )
-            .await
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

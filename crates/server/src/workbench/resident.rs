@@ -1,8 +1,13 @@
-//! Workbench pages for a family doctor: the due list, the panel, a resident's page with
-//! timeline, due items and the follow-up form, and the printable vaccination forecast.
+//! One resident's page on the workbench (record, due items, contract form, follow-up
+//! form) and the printable vaccination plan.
 
-use std::sync::Arc;
-
+use super::*;
+use crate::context::current_user;
+use crate::context::{as_of, principal_of, Readable};
+use crate::contracts::ContractRequest;
+use crate::i18n::{messages, Messages};
+use crate::workbench::FollowUpForm;
+use crate::{AppError, AppState};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,396 +19,61 @@ use dhp_core::programmes::immunization::{forecast, SeriesState};
 use dhp_core::programmes::{assess, key_populations, DueStatus, ResidentRecord};
 use dhp_core::registry::age_years;
 use dhp_core::{Id, Programme, Sex};
-use dhp_store::{Cohort, Reading, StoreError};
+use dhp_store::Reading;
 use serde::Deserialize;
+use std::sync::Arc;
 
-use crate::audit::{self, Actor};
-use crate::i18n::{messages, Messages};
-use crate::pages::current_user;
-use crate::workbench::{
-    self, as_of, audit_rows, due_list, parse_due_params, principal_of, FollowUpForm, Readable,
-};
-use crate::{AppError, AppState};
-
-/// Rows shown on one due-list page.
-const SHOWN: usize = 400;
-
-#[derive(Debug, Deserialize, Default)]
-pub struct WorkbenchQuery {
-    lang: Option<String>,
-    date: Option<String>,
-    programme: Option<String>,
-    within: Option<String>,
-    saved: Option<String>,
-}
-
-impl WorkbenchQuery {
-    fn t(&self) -> &'static Messages {
-        messages(self.lang.as_deref().unwrap_or("zh"))
-    }
-}
-
-pub(crate) struct Row {
-    status: &'static str,
-    status_label: String,
-    programme: String,
-    resident_id: Id,
-    resident: String,
-    what: String,
-    due: String,
-    rule: String,
-}
-
-pub(crate) struct Chip {
-    label: String,
-    href: String,
-    on: bool,
-}
-
-#[derive(Template)]
-#[template(path = "workbench.html")]
-struct WorkbenchPage {
-    t: &'static Messages,
-    user: Option<crate::security::session::SignedIn>,
-    org: String,
-    date: String,
-    lang: String,
-    chips: Vec<Chip>,
-    ranges: Vec<Chip>,
-    counts: Vec<(String, String, &'static str)>,
-    rows: Vec<Row>,
-    more: usize,
-}
-
-/// A signed-in family doctor, or the page that says why not.
-fn doctor(
-    state: &AppState,
-    headers: &HeaderMap,
-    t: &Messages,
-) -> Result<(crate::security::session::SignedIn, Principal), Box<Response>> {
-    let Some(user) = current_user(state, headers) else {
-        return Err(Box::new(
-            Redirect::to(&format!("/login?lang={}", t.get("lang"))).into_response(),
-        ));
-    };
-    match principal_of(&user) {
-        Some(p) if p.role == dhp_core::access::Role::FamilyDoctor && p.org_id.is_some() => {
-            Ok((user, p))
-        }
-        _ => Err(Box::new(
-            (
-                StatusCode::FORBIDDEN,
-                Html(format!("<p>{}</p>", t.get("wb_doctors_only"))),
-            )
-                .into_response(),
-        )),
-    }
-}
-
-fn programme_label(t: &Messages, p: Programme) -> String {
-    t.get(&format!("prog_{}", p.as_str())).to_string()
-}
-
-/// A programme status as a person reads it (`controlled` → 已控制); unknown values as
-/// they are.
-fn status_name(t: &Messages, status: &str) -> String {
-    let parts: Vec<String> = status
-        .split('+')
-        .map(|p| {
-            let key = format!("st_{}", p.replace('-', "_"));
-            match t.get(&key) {
-                k if k == key => p.to_string(),
-                v => v.to_string(),
-            }
-        })
-        .collect();
-    parts.join(" + ")
-}
-
-fn status_label(t: &Messages, s: DueStatus) -> String {
-    t.get(&format!("status_{}", s.as_str())).to_string()
-}
-
-pub async fn workbench(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<WorkbenchQuery>,
-) -> Result<Response, AppError> {
-    let t = q.t();
-    let (user, who) = match doctor(&state, &headers, t) {
-        Ok(x) => x,
-        Err(r) => return Ok(*r),
-    };
-    let today = as_of(&state).await?;
-    let (on, query) = match parse_due_params(
-        q.date.as_deref(),
-        q.programme.as_deref(),
-        q.within.as_deref(),
-        today,
-    ) {
-        Ok(x) => x,
-        Err(r) => return Ok(*r),
-    };
-    let orgs = state.orgs().await?;
-    let centre = who
-        .org_id
-        .and_then(|id| orgs.get(&id))
-        .ok_or_else(|| StoreError::NotFound("centre".into()))?;
-    let cohort = workbench::cohort_of(centre, orgs).map_err(AppError::Internal)?;
-    let rows = due_list(&*state.store, &cohort, on, &query).await?;
-    let shown = &rows[..rows.len().min(SHOWN)];
-    audit_rows(
-        &state,
-        &Actor::from(&who),
-        shown,
-        &format!("workbench due list on {on}"),
-    )
-    .await?;
-    let lang = t.get("lang").to_string();
-    let link = |programme: Option<&str>, within: Option<&str>| {
-        let mut s = format!("/workbench?lang={lang}&date={on}");
-        if let Some(p) = programme {
-            s.push_str(&format!("&programme={p}"));
-        }
-        if let Some(w) = within {
-            s.push_str(&format!("&within={w}"));
-        }
-        s
-    };
-    let within = q.within.as_deref().filter(|w| !w.is_empty());
-    let mut chips = vec![Chip {
-        label: t.get("all_programmes").into(),
-        href: link(None, within),
-        on: query.programme.is_none(),
-    }];
-    chips.extend(Programme::ALL.iter().map(|p| Chip {
-        label: programme_label(t, *p),
-        href: link(Some(p.as_str()), within),
-        on: query.programme == Some(*p),
-    }));
-    let prog = query.programme.map(|p| p.as_str());
-    let ranges = vec![
-        Chip {
-            label: t.get("range_today").into(),
-            href: link(prog, None),
-            on: within.is_none(),
-        },
-        Chip {
-            label: t.get("range_week").into(),
-            href: link(prog, Some("7")),
-            on: within == Some("7"),
-        },
-        Chip {
-            label: t.get("range_month").into(),
-            href: link(prog, Some("30")),
-            on: within == Some("30"),
-        },
-    ];
-    let count = |s: DueStatus| rows.iter().filter(|r| r.item.status == s).count();
-    let counts = [DueStatus::Overdue, DueStatus::Due, DueStatus::Upcoming]
-        .into_iter()
-        .map(|s| {
-            (
-                status_label(t, s),
-                crate::pages::thousands(count(s) as i64),
-                s.as_str(),
-            )
-        })
-        .collect();
-    let zh = lang == "zh";
-    let page = WorkbenchPage {
-        t,
-        user: Some(user),
-        org: if zh {
-            centre.name_zh.clone()
-        } else {
-            centre.name_en.clone()
-        },
-        date: on.to_string(),
-        lang: lang.clone(),
-        chips,
-        ranges,
-        counts,
-        rows: shown
-            .iter()
-            .map(|r| Row {
-                status: r.item.status.as_str(),
-                status_label: status_label(t, r.item.status),
-                programme: programme_label(t, r.item.programme),
-                resident_id: r.resident_id,
-                resident: r.resident_name.clone(),
-                what: if zh {
-                    r.item.what_zh.clone()
-                } else {
-                    r.item.what_en.clone()
-                },
-                due: r.item.due.to_string(),
-                rule: r.item.rule.clone(),
-            })
-            .collect(),
-        more: rows.len().saturating_sub(SHOWN),
-    };
-    Ok(Html(page.render()?).into_response())
-}
-
-pub(crate) struct PanelRow {
-    id: Id,
-    name: String,
-    age: u32,
-    sex: String,
-    groups: String,
-    until: String,
-    overdue: usize,
-    due: usize,
-}
-
-#[derive(Template)]
-#[template(path = "panel.html")]
-struct PanelPage {
-    t: &'static Messages,
-    user: Option<crate::security::session::SignedIn>,
-    date: String,
-    lang: String,
-    rows: Vec<PanelRow>,
-    key: usize,
-}
-
-pub async fn panel(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<WorkbenchQuery>,
-) -> Result<Response, AppError> {
-    let t = q.t();
-    let (user, who) = match doctor(&state, &headers, t) {
-        Ok(x) => x,
-        Err(r) => return Ok(*r),
-    };
-    let Some(doctor_id) = who.practitioner_id else {
-        return Ok((
-            StatusCode::FORBIDDEN,
-            Html(t.get("wb_no_panel").to_string()),
-        )
-            .into_response());
-    };
-    let on = as_of(&state).await?;
-    let mut rows = Vec::new();
-    let mut after = 0;
-    let zh = t.get("lang") == "zh";
-    let mut events = Vec::new();
-    let actor = Actor::from(&who);
-    loop {
-        let records = state
-            .store
-            .programme_records(
-                &Cohort::Panel(doctor_id),
-                Reading::Programmes,
-                on,
-                after,
-                2_000,
-            )
-            .await?;
-        let Some(last) = records.last() else { break };
-        after = last.resident.id;
-        for (rec, a) in records.iter().zip(workbench::assess_all(&records, on)) {
-            let r = &rec.resident;
-            let groups: Vec<&str> = key_populations(rec, on)
-                .into_iter()
-                .map(|k| if zh { k.name_zh() } else { k.as_str() })
-                .collect();
-            events.push(audit::entry(
-                &actor,
-                "search",
-                &format!("Patient/{}/panel", r.id),
-                Some(r.id),
-                "success",
-                "panel",
-            ));
-            rows.push(PanelRow {
-                id: r.id,
-                name: r.name.clone(),
-                age: age_years(r.birth_date, on),
-                sex: t
-                    .get(if r.sex == Sex::Male { "male" } else { "female" })
-                    .into(),
-                groups: groups.join(if zh { "、" } else { ", " }),
-                until: rec
-                    .contract_on(on)
-                    .map(|c| c.end.to_string())
-                    .unwrap_or_default(),
-                overdue: a
-                    .items
-                    .iter()
-                    .filter(|i| i.status == DueStatus::Overdue)
-                    .count(),
-                due: a
-                    .items
-                    .iter()
-                    .filter(|i| i.status == DueStatus::Due)
-                    .count(),
-            });
-        }
-        if records.len() < 2_000 {
-            break;
-        }
-    }
-    state.store.insert_audits(&events).await?;
-    let key = rows.iter().filter(|r| !r.groups.is_empty()).count();
-    let page = PanelPage {
-        t,
-        user: Some(user),
-        date: on.to_string(),
-        lang: t.get("lang").into(),
-        rows,
-        key,
-    };
-    Ok(Html(page.render()?).into_response())
+/// The language of the page a contract form was posted from.
+#[derive(Debug, Deserialize)]
+pub struct ContractPageQuery {
+    pub(crate) lang: Option<String>,
 }
 
 pub(crate) struct Event {
-    date: String,
-    kind: String,
-    what: String,
+    pub(crate) date: String,
+    pub(crate) kind: String,
+    pub(crate) what: String,
 }
 
 pub(crate) struct ItemRow {
-    status: &'static str,
-    status_label: String,
-    programme: String,
-    what: String,
-    earliest: String,
-    due: String,
-    overdue_after: String,
-    rule: String,
+    pub(crate) status: &'static str,
+    pub(crate) status_label: String,
+    pub(crate) programme: String,
+    pub(crate) what: String,
+    pub(crate) earliest: String,
+    pub(crate) due: String,
+    pub(crate) overdue_after: String,
+    pub(crate) rule: String,
 }
 
 #[derive(Template)]
-#[template(path = "resident.html")]
-struct ResidentPage {
-    t: &'static Messages,
-    user: Option<crate::security::session::SignedIn>,
-    lang: String,
-    id: Id,
-    name: String,
-    facts: String,
-    groups: String,
-    contract: String,
-    date: String,
+#[template(path = "workbench/resident.html")]
+pub(crate) struct ResidentPage {
+    pub(crate) t: &'static Messages,
+    pub(crate) user: Option<crate::security::session::SignedIn>,
+    pub(crate) lang: String,
+    pub(crate) id: Id,
+    pub(crate) name: String,
+    pub(crate) facts: String,
+    pub(crate) groups: String,
+    pub(crate) contract: String,
+    pub(crate) date: String,
     /// Programme, machine status, detail, status as shown.
-    statuses: Vec<(String, String, String, String)>,
-    items: Vec<ItemRow>,
-    events: Vec<Event>,
-    programmes: Vec<(String, String)>,
-    error: String,
-    saved: bool,
-    child: bool,
-    form: FollowUpForm,
-    signed: bool,
-    district_hospitals: Vec<(String, String)>,
-    city_hospitals: Vec<(String, String)>,
+    pub(crate) statuses: Vec<(String, String, String, String)>,
+    pub(crate) items: Vec<ItemRow>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) programmes: Vec<(String, String)>,
+    pub(crate) error: String,
+    pub(crate) saved: bool,
+    pub(crate) child: bool,
+    pub(crate) form: FollowUpForm,
+    pub(crate) signed: bool,
+    pub(crate) district_hospitals: Vec<(String, String)>,
+    pub(crate) city_hospitals: Vec<(String, String)>,
 }
 
 /// The record of resident `id` if `who` may read it (audited either way).
-async fn readable_record(
+pub(crate) async fn readable_record(
     state: &AppState,
     who: &Principal,
     id: Id,
@@ -411,7 +81,7 @@ async fn readable_record(
     action: &str,
 ) -> Result<Option<ResidentRecord>, AppError> {
     Ok(
-        match workbench::readable(state, who, id, on, action, Reading::Full).await? {
+        match crate::context::readable(state, who, id, on, action, Reading::Full).await? {
             Readable::Record(rec) => Some(*rec),
             Readable::NotFound | Readable::Denied => None,
         },
@@ -419,7 +89,7 @@ async fn readable_record(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn resident_page(
+pub(crate) async fn resident_page(
     state: &AppState,
     user: crate::security::session::SignedIn,
     who: &Principal,
@@ -597,7 +267,7 @@ async fn resident_page(
 }
 
 /// Hospitals under a unit of `parent_kind` (the district's, or the city's), by name.
-fn hospitals(
+pub(crate) fn hospitals(
     orgs: &std::collections::HashMap<Id, dhp_core::Organisation>,
     parent_kind: dhp_core::OrgKind,
     zh: bool,
@@ -712,7 +382,7 @@ pub async fn record_followup(
         )
             .into_response());
     };
-    match workbench::record_followup(&state, &who, &rec.resident, &followup).await? {
+    match followup::record_followup(&state, &who, &rec.resident, &followup).await? {
         Ok(_) => Ok(Redirect::to(&format!(
             "/workbench/resident/{id}?lang={}&saved=1",
             t.get("lang")
@@ -726,27 +396,27 @@ pub async fn record_followup(
 }
 
 pub(crate) struct VaccineRow {
-    name: String,
-    given: String,
-    state: String,
-    next: String,
-    earliest: String,
-    recommended: String,
-    overdue_after: String,
-    status: &'static str,
+    pub(crate) name: String,
+    pub(crate) given: String,
+    pub(crate) state: String,
+    pub(crate) next: String,
+    pub(crate) earliest: String,
+    pub(crate) recommended: String,
+    pub(crate) overdue_after: String,
+    pub(crate) status: &'static str,
 }
 
 #[derive(Template)]
-#[template(path = "vaccines.html")]
-struct VaccinesPage {
-    t: &'static Messages,
-    user: Option<crate::security::session::SignedIn>,
-    lang: String,
-    id: Id,
-    name: String,
-    birth: String,
-    date: String,
-    rows: Vec<VaccineRow>,
+#[template(path = "workbench/vaccines.html")]
+pub(crate) struct VaccinesPage {
+    pub(crate) t: &'static Messages,
+    pub(crate) user: Option<crate::security::session::SignedIn>,
+    pub(crate) lang: String,
+    pub(crate) id: Id,
+    pub(crate) name: String,
+    pub(crate) birth: String,
+    pub(crate) date: String,
+    pub(crate) rows: Vec<VaccineRow>,
 }
 
 pub async fn vaccines(
@@ -811,4 +481,36 @@ pub async fn vaccines(
         rows,
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// `POST /workbench/resident/{id}/contract` from the resident page's contract form.
+pub async fn contract_change(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<Id>,
+    Query(q): Query<ContractPageQuery>,
+    Form(req): Form<ContractRequest>,
+) -> Result<Response, AppError> {
+    let lang = q.lang.unwrap_or_else(|| "zh".into());
+    let Some(who) = current_user(&state, &headers).and_then(|u| principal_of(&u)) else {
+        return Ok(Redirect::to(&format!("/login?lang={lang}")).into_response());
+    };
+    let today = as_of(&state).await?;
+    Ok(
+        match crate::contracts::change(&state, &who, id, &req, today).await? {
+            Ok(_) => Redirect::to(&format!("/workbench/resident/{id}?lang={lang}&saved=1"))
+                .into_response(),
+            Err(r) => {
+                let page = resident_with_error(
+                    &state,
+                    &headers,
+                    &lang,
+                    id,
+                    format!("{}: {}", r.field.as_deref().unwrap_or_default(), r.message),
+                )
+                .await?;
+                (r.status, page).into_response()
+            }
+        },
+    )
 }

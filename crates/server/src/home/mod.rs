@@ -4,58 +4,30 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
 use dhp_analytics::indicators as engine;
 use dhp_core::indicators::{Count, Period};
 use dhp_core::Id;
 use dhp_core::{HospitalLevel, OrgKind};
 use dhp_store::Table;
-use serde::Deserialize;
 
-use crate::i18n::{messages, Messages};
-use crate::security::login::{Attempt, LoginOutcome};
+use crate::context::{current_user, LangQuery};
+use crate::i18n::thousands;
+use crate::i18n::Messages;
 use crate::security::session::SignedIn;
-use crate::security::web::{same_site_path, session_cookie, session_token, ClientAddress};
 use crate::{AppError, AppState};
 
-#[derive(Debug, Deserialize)]
-pub struct LangQuery {
-    lang: Option<String>,
-    /// Where to go after logging in (a path on this server).
-    next: Option<String>,
-}
-
-impl LangQuery {
-    fn messages(&self) -> &'static Messages {
-        messages(self.lang.as_deref().unwrap_or("zh"))
-    }
-}
-
-/// The live session of a request's cookie, if it may act (a session whose password
-/// must be changed first opens only the password page).
-pub(crate) fn current_user(state: &AppState, headers: &HeaderMap) -> Option<SignedIn> {
-    session_token(headers)
-        .and_then(|t| state.sessions.get(&t))
-        .filter(|s| s.change.is_none())
-}
-
-/// `12345` → `12,345`.
-pub(crate) fn thousands(n: i64) -> String {
-    let s = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+/// `/`, `/healthz` and the static files.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(healthz))
+        .route("/static/app.css", get(stylesheet))
+        .route("/static/app.js", get(script))
+        .route("/static/echarts.min.js", get(echarts))
 }
 
 pub(crate) struct AreaRow {
@@ -80,7 +52,7 @@ pub(crate) struct FigureRow {
 }
 
 #[derive(Template)]
-#[template(path = "home.html")]
+#[template(path = "home/home.html")]
 struct HomePage {
     t: &'static Messages,
     user: Option<SignedIn>,
@@ -239,123 +211,46 @@ pub async fn home(
     Ok(Html(page.render()?))
 }
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    t: &'static Messages,
-    user: Option<SignedIn>,
-    /// Why the last attempt was refused (a message key), if it was.
-    refused: Option<&'static str>,
-    /// Minutes until a locked account may try again.
-    minutes: i64,
-    username: String,
-    /// Where to go after logging in (a same-site path, or empty).
-    next: String,
-}
-
-impl LoginPage {
-    fn new(q: &LangQuery) -> Self {
-        Self {
-            t: q.messages(),
-            user: None,
-            refused: None,
-            minutes: 0,
-            username: String::new(),
-            next: q
-                .next
-                .as_deref()
-                .and_then(same_site_path)
-                .unwrap_or_default()
-                .to_string(),
-        }
-    }
-}
-
-pub async fn login_form(Query(q): Query<LangQuery>) -> Result<Html<String>, AppError> {
-    Ok(Html(LoginPage::new(&q).render()?))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    username: String,
-    password: String,
-}
-
-pub async fn login(
-    State(state): State<Arc<AppState>>,
-    Query(q): Query<LangQuery>,
-    ClientAddress(address): ClientAddress,
-    Form(form): Form<LoginForm>,
-) -> Result<Response, AppError> {
-    let username = form.username.trim();
-    let outcome = state
-        .login
-        .attempt(
-            &*state.store,
-            Attempt {
-                username,
-                secret: &form.password,
-                systems_only: false,
-                address: &address,
-                resource: "/login",
-                method: "password",
-            },
-        )
-        .await?;
-    let mut page = LoginPage::new(&q);
-    page.username = username.to_string();
-    let (status, refused) = match outcome {
-        LoginOutcome::Verified(user) => {
-            tracing::info!(username = %user.username, role = %user.role, "login");
-            let lang = q.lang.as_deref().unwrap_or("zh");
-            let next = q.next.as_deref().and_then(same_site_path);
-            let (token, to) = match crate::security::password::change_needed(&state, &user).await? {
-                None => (
-                    state.sessions.open(user),
-                    next.map_or_else(|| format!("/?lang={lang}"), str::to_string),
-                ),
-                // The password first: the session opens only the password page.
-                Some(reason) => {
-                    let then: String =
-                        url::form_urlencoded::byte_serialize(next.unwrap_or("/").as_bytes())
-                            .collect();
-                    (
-                        state.sessions.open_for_change(user, reason),
-                        format!("/password?lang={lang}&next={then}"),
-                    )
-                }
-            };
-            return Ok((
-                [(
-                    header::SET_COOKIE,
-                    session_cookie(Some(&token), state.config.tls),
-                )],
-                Redirect::to(&to),
-            )
-                .into_response());
-        }
-        LoginOutcome::Wrong => (StatusCode::UNAUTHORIZED, "login_failed"),
-        LoginOutcome::Locked(until) => {
-            page.minutes = ((until - chrono::Utc::now().naive_utc()).num_seconds() + 59) / 60;
-            (StatusCode::FORBIDDEN, "login_locked")
-        }
-        LoginOutcome::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
-        LoginOutcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, "login_busy"),
-    };
-    tracing::warn!(username = %username, refused, "login refused");
-    page.refused = Some(refused);
-    Ok((status, Html(page.render()?)).into_response())
-}
-
-pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(token) = session_token(&headers) {
-        state.sessions.close(&token);
-    }
+/// `GET /static/echarts.min.js`: the vendored ECharts (see static/VENDORED.md).
+pub async fn echarts() -> impl IntoResponse {
     (
-        [(header::SET_COOKIE, session_cookie(None, state.config.tls))],
-        Redirect::to("/"),
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/echarts-5.6.0.min.js"),
     )
-        .into_response()
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let residents = state.store.count(Table::Residents).await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "backend": state.store.backend(),
+        "residents": residents,
+    })))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.js"),
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,267 @@
+//! The request context every capability shares: who is asking (a portal session or a
+//! bearer token) and their principal, the organisation facts their scope is decided
+//! on, the district's "today", the page language, the audited read of one resident's
+//! record, and one refusal type that answers in the form of the surface asked
+//! (`/fhir`: an OperationOutcome; `/api`: `{"error", "field"}`; pages: a styled page).
+//! No capability imports another capability's helpers: what two need lives here.
+
+use askama::Template;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use dhp_core::access::{OrgFacts, Principal, Role};
+use dhp_core::programmes::ResidentRecord;
+use dhp_core::Id;
+use dhp_fhir::{Issue, IssueCode, OperationOutcome};
+use dhp_store::{Cohort, Reading, StoreError, User};
+use serde::Deserialize;
+
+use crate::audit::{self, Actor};
+use crate::i18n::{messages, Messages};
+use crate::security::session::SignedIn;
+use crate::security::web::session_token;
+use crate::{AppError, AppState};
+
+/// The live session of a request's cookie, if it may act (a session whose password
+/// must be changed first opens only the password page).
+pub(crate) fn current_user(state: &AppState, headers: &HeaderMap) -> Option<SignedIn> {
+    session_token(headers)
+        .and_then(|t| state.sessions.get(&t))
+        .filter(|s| s.change.is_none())
+}
+
+/// The district's "today": the last day of its records (a generated district ends on a
+/// fixed day), else the calendar's today.
+pub async fn as_of(state: &AppState) -> Result<NaiveDate, StoreError> {
+    dhp_store::as_of(&*state.store).await
+}
+
+/// What a read of one resident's record came to.
+#[derive(Debug)]
+pub(crate) enum Readable {
+    Record(Box<ResidentRecord>),
+    NotFound,
+    Denied,
+}
+
+/// Resident `id`'s record (as much as `reading` asks) if `who` may read it on `on`;
+/// the attempt is audited either way, as `action` on `Patient/{id}`.
+pub(crate) async fn readable(
+    state: &AppState,
+    who: &Principal,
+    id: Id,
+    on: NaiveDate,
+    action: &str,
+    reading: Reading,
+) -> Result<Readable, AppError> {
+    let actor = Actor::from(who);
+    let resource = format!("Patient/{id}");
+    let facts = match state.store.resident_access_facts(id, on).await {
+        Ok(f) => f,
+        Err(StoreError::NotFound(_)) => {
+            audit::record(
+                &*state.store,
+                &actor,
+                action,
+                &resource,
+                None,
+                "not-found",
+                "workbench",
+            )
+            .await?;
+            return Ok(Readable::NotFound);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = org_facts(state, who).await?;
+    if !dhp_core::access::may_read_resident(who, org.as_ref(), &facts).allowed() {
+        audit::record(
+            &*state.store,
+            &actor,
+            action,
+            &resource,
+            Some(id),
+            "denied",
+            "workbench",
+        )
+        .await?;
+        return Ok(Readable::Denied);
+    }
+    audit::record(
+        &*state.store,
+        &actor,
+        action,
+        &resource,
+        Some(id),
+        "success",
+        "workbench",
+    )
+    .await?;
+    Ok(
+        match state
+            .store
+            .programme_records(&Cohort::Resident(id), reading, on, id - 1, 1)
+            .await?
+            .pop()
+        {
+            Some(rec) => Readable::Record(Box::new(rec)),
+            None => Readable::NotFound,
+        },
+    )
+}
+
+/// A request refused: its status, the field at fault (in the request's words, when one
+/// is) and why. One type for every surface: [`Refusal::api`] for `/api`,
+/// [`Refusal::fhir`] for `/fhir`, [`Refusal::page`] for pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Refusal {
+    /// Refused for `field`.
+    pub fn new(status: StatusCode, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    /// `400`: `field` is wrong.
+    pub fn bad(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, field, message)
+    }
+
+    /// Refused as a whole (no one field at fault).
+    pub fn bare(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// The `/api` answer: `{"error": …, "field": …}` (`field` left out when none is).
+    pub fn api(&self) -> Response {
+        let body = match &self.field {
+            Some(f) => serde_json::json!({ "error": self.message, "field": f }),
+            None => serde_json::json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+
+    /// The `/fhir` answer: an OperationOutcome whose issue names the field as its
+    /// location.
+    pub fn fhir(&self) -> Response {
+        let code = match self.status {
+            StatusCode::UNAUTHORIZED => IssueCode::Login,
+            StatusCode::FORBIDDEN => IssueCode::Forbidden,
+            StatusCode::NOT_FOUND => IssueCode::NotFound,
+            StatusCode::CONFLICT => IssueCode::Conflict,
+            s if s.is_server_error() => IssueCode::Exception,
+            _ => IssueCode::Invalid,
+        };
+        let issue = match &self.field {
+            Some(f) => Issue::at(code, f.as_str(), &self.message),
+            None => Issue::new(code, self.message.clone()),
+        };
+        let o = OperationOutcome::one(issue).with_status(self.status.as_u16());
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, dhp_fhir::FHIR_JSON)],
+            o.to_json().to_string(),
+        )
+            .into_response()
+    }
+
+    /// A page in the reader's language: what was refused, the field at fault, and a
+    /// way back (`back`: a same-site path and its label's message key).
+    pub fn page(
+        &self,
+        t: &'static Messages,
+        user: Option<SignedIn>,
+        back: (&str, &str),
+    ) -> Response {
+        let page = RefusalPage {
+            t,
+            user,
+            field: self.field.clone().unwrap_or_default(),
+            message: self.message.clone(),
+            back: back.0.to_string(),
+            back_label: t.get(back.1).to_string(),
+        };
+        match page.render() {
+            Ok(html) => (self.status, Html(html)).into_response(),
+            Err(e) => AppError::from(e).into_response(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "refusal.html")]
+struct RefusalPage {
+    pub(crate) t: &'static Messages,
+    pub(crate) user: Option<SignedIn>,
+    pub(crate) field: String,
+    pub(crate) message: String,
+    pub(crate) back: String,
+    pub(crate) back_label: String,
+}
+
+/// The principal of a portal session.
+pub(crate) fn principal_of(user: &User) -> Option<Principal> {
+    Some(Principal {
+        username: user.username.clone(),
+        role: Role::parse(&user.role)?,
+        org_id: user.org_id,
+        practitioner_id: user.practitioner_id,
+        resident_id: user.resident_id,
+    })
+}
+
+/// The caller of an API request: bearer token or portal session.
+pub(crate) fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    crate::security::token::principal(&state.token_key, headers)
+        .ok()
+        .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))
+}
+
+pub(crate) async fn org_facts(
+    state: &AppState,
+    who: &Principal,
+) -> Result<Option<OrgFacts>, StoreError> {
+    Ok(match who.org_id {
+        Some(o) => {
+            let o = state
+                .orgs()
+                .await?
+                .get(&o)
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound(format!("organisation {o}")))?;
+            Some(OrgFacts {
+                id: o.id,
+                kind: o.kind,
+                parent_id: o.parent_id,
+                district_code: o.district_code,
+            })
+        }
+        None => None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    pub(crate) lang: Option<String>,
+    /// Where to go after logging in (a path on this server).
+    pub(crate) next: Option<String>,
+}
+
+impl LangQuery {
+    pub(crate) fn messages(&self) -> &'static Messages {
+        messages(self.lang.as_deref().unwrap_or("zh"))
+    }
+}
