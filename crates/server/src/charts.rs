@@ -105,3 +105,19 @@ pub(crate) fn chart_svg(
     );
     s
 }
+
+/// A round axis end at or above `x`: 1, 2 or 5 times a power of ten, or 100 for a
+/// percentage just over 100.
+pub(crate) fn nice_ceiling(x: f64) -> f64 {
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= x)
+        .unwrap_or(10.0 * p)
+}
+
+/// JSON for a `<script>` block: no `</` can close it early.
+pub(crate) fn script_json(v: &serde_json::Value) -> String {
+    v.to_string().replace("</", "<\\/")
+}

@@ -1,6 +1,9 @@
-//! dhp-server: the HTTP face of the platform — portal pages (Chinese and English),
-//! login, and the health check. Handlers parse, ask the store, and render; no SQL and
-//! no domain rules live here.
+//! dhp-server: the HTTP face of the platform — the portal's pages (Chinese and
+//! English), the JSON API and the FHIR R4 API. One folder per capability, each with its
+//! `routes()`, merged in [`app`]; what they share (the request context, security, the
+//! audit writer, the message catalogues, charts) sits beside them and imports none of
+//! them. Handlers parse, ask the store, and render; no SQL and no domain rules live
+//! here (docs/ARCHITECTURE.md).
 
 // Shared by every capability (they import none of the capabilities).
 mod audit;

@@ -2,7 +2,6 @@
 //! Skipped (with a note) where Chromium is not installed, except in CI where it must be.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions};
@@ -28,22 +27,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 pub fn start_server(url: &str) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
-        .args(["serve", "--database", url, "--listen", "127.0.0.1:0"])
-        .env("DHP_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (child, base) = crate::serve_on(url, &[], Stdio::null(), "http");
     (Server(child), base)
 }
 

@@ -7,8 +7,35 @@ mod serve_kill;
 mod surveillance;
 mod tls;
 
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+
+/// `dhp serve --database URL --listen 127.0.0.1:0` with `extra` arguments: the process
+/// (its stderr as `stderr` says) and the address it printed for `scheme` (`http` or
+/// `https`), e.g. `http://127.0.0.1:40123/`.
+pub fn serve_on(url: &str, extra: &[&OsStr], stderr: Stdio, scheme: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
+        .args(["serve", "--database", url, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("DHP_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let prefix = format!("{scheme}://");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {scheme} address in {line:?}"))
+        .to_string();
+    (child, base)
+}
 
 pub fn dhp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dhp"))

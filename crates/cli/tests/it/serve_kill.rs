@@ -2,9 +2,9 @@
 //! answered `201` is there, nothing is there twice (the table grows by the answered
 //! writes plus at most the ones in flight at the kill), and the audit chain verifies.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,25 +13,12 @@ use crate::{dhp, stderr, stdout, Scratch};
 
 /// `dhp serve` on `url`, its process and base address.
 fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
-        .args(["serve", "--database", url, "--listen", "127.0.0.1:0"])
-        .env("DHP_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
+    let (child, base) = crate::serve_on(url, &[], Stdio::null(), "http");
+    let addr = base
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    (child, base)
+    (child, addr)
 }
 
 /// One HTTP/1.1 request: the status code and body, or `None` if the server is gone.

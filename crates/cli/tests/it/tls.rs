@@ -57,32 +57,23 @@ fn the_server_speaks_tls_with_its_certificate_and_sets_secure_cookies() {
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dhp"))
-        .args(["serve", "--database", &url, "--listen", "127.0.0.1:0"])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .env("DHP_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, base) = crate::serve_on(
+        &url,
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+        Stdio::piped(),
+        "https",
+    );
     let mut said = String::new();
     BufReader::new(child.stderr.take().unwrap())
         .read_line(&mut said)
         .unwrap();
     assert!(said.contains("serving over TLS"), "{said}");
     assert!(!said.contains("without TLS"));
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no https address in {line:?}"))
-        .to_string();
     let addr = base
         .trim_start_matches("https://")
         .trim_end_matches('/')

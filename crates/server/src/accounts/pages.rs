@@ -208,39 +208,15 @@ pub async fn form_create(
         page: None,
         ..q
     };
-    match do_create(&state, &who, req).await? {
-        Ok((username, password)) => {
-            let q = ListQuery {
-                done: Some("acc_made".into()),
-                who: Some(username),
-                ..q
-            };
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                Some(password),
-                None,
-                StatusCode::CREATED,
-            )
-            .await
-        }
-        Err(r) => {
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                None,
-                Some(r.key.into()),
-                r.status,
-            )
-            .await
-        }
-    }
+    let done = do_create(&state, &who, req)
+        .await?
+        .map(|(username, password)| Done {
+            key: "acc_made",
+            username,
+            password: Some(password),
+            status: StatusCode::CREATED,
+        });
+    answer(&state, t, user, &who, q, done).await
 }
 
 /// `POST /admin/accounts/{username}/password`.
@@ -255,39 +231,15 @@ pub async fn form_reset(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    match do_reset(&state, &who, &username).await? {
-        Ok(password) => {
-            let q = ListQuery {
-                done: Some("acc_reset_done".into()),
-                who: Some(username),
-                ..q
-            };
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                Some(password),
-                None,
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(r) => {
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                None,
-                Some(r.key.into()),
-                r.status,
-            )
-            .await
-        }
-    }
+    let done = do_reset(&state, &who, &username)
+        .await?
+        .map(|password| Done {
+            key: "acc_reset_done",
+            username,
+            password: Some(password),
+            status: StatusCode::OK,
+        });
+    answer(&state, t, user, &who, q, done).await
 }
 
 /// `POST /admin/accounts/{username}/unlock`.
@@ -302,27 +254,42 @@ pub async fn form_unlock(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    match do_unlock(&state, &who, &username).await? {
-        Ok(_) => {
+    let done = do_unlock(&state, &who, &username).await?.map(|_| Done {
+        key: "acc_unlocked",
+        username,
+        password: None,
+        status: StatusCode::OK,
+    });
+    answer(&state, t, user, &who, q, done).await
+}
+
+/// What a form's act came to: the message key of the page, the account, the one-time
+/// password to show once, and the status.
+pub(crate) struct Done {
+    key: &'static str,
+    username: String,
+    password: Option<String>,
+    status: StatusCode,
+}
+
+/// The accounts page answering a form: what was done, or why it was refused.
+async fn answer(
+    state: &AppState,
+    t: &'static Messages,
+    user: SignedIn,
+    who: &Principal,
+    q: ListQuery,
+    done: Result<Done, Refused>,
+) -> Result<Response, AppError> {
+    match done {
+        Ok(d) => {
             let q = ListQuery {
-                done: Some("acc_unlocked".into()),
-                who: Some(username),
+                done: Some(d.key.into()),
+                who: Some(d.username),
                 ..q
             };
-            render(&state, t, user, &who, &q, None, None, StatusCode::OK).await
+            render(state, t, user, who, &q, d.password, None, d.status).await
         }
-        Err(r) => {
-            render(
-                &state,
-                t,
-                user,
-                &who,
-                &q,
-                None,
-                Some(r.key.into()),
-                r.status,
-            )
-            .await
-        }
+        Err(r) => render(state, t, user, who, &q, None, Some(r.key.into()), r.status).await,
     }
 }

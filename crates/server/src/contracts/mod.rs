@@ -1,6 +1,7 @@
-//! Family-doctor contracting over HTTP: `POST /api/contracts` (sign, renew, change, end),
-//! the same from the resident's workbench page, and the contracting figures per street
-//! and per centre (`GET /api/contracts/rates`, the `/contracts` page).
+//! Family-doctor contracting over HTTP: `POST /api/contracts` (sign, renew, change, end;
+//! [`change`] is the service the workbench's contract form calls too), and the
+//! contracting figures per street and per centre (`GET /api/contracts/rates`, the
+//! `/contracts` page).
 
 use axum::routing::{get, post};
 use axum::Router;

@@ -1,4 +1,5 @@
-//! HTML pages: home (the district at a glance) and login.
+//! The home page (the district at a glance: its registry, the plan's headline figures
+//! beside today's), the health check and the static files.
 
 use std::sync::Arc;
 

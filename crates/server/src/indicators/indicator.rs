@@ -44,22 +44,6 @@ pub(crate) struct ChildRow {
     pub(crate) value: String,
 }
 
-/// A round axis end at or above `x`: 1, 2 or 5 times a power of ten, or 100 for a
-/// percentage just over 100.
-pub(crate) fn nice_ceiling(x: f64) -> f64 {
-    let p = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * p)
-        .find(|v| *v >= x)
-        .unwrap_or(10.0 * p)
-}
-
-/// JSON for a `<script>` block: no `</` can close it early.
-pub(crate) fn script_json(v: &serde_json::Value) -> String {
-    v.to_string().replace("</", "<\\/")
-}
-
 /// `GET /indicators/{id}?org=&period=`: one indicator's trend, the units below compared
 /// with the target line, and the way down to the residents.
 pub async fn indicator(
@@ -159,7 +143,7 @@ pub async fn indicator(
         .chain(target.map(|t| t.value))
         .fold(0.0_f64, f64::max);
     let axis_max = if top > 0.0 {
-        nice_ceiling(top * 1.1)
+        crate::charts::nice_ceiling(top * 1.1)
     } else {
         1.0
     };
@@ -183,7 +167,7 @@ pub async fn indicator(
             .chain(target.map(|t| t.value))
             .fold(0.0_f64, f64::max);
         if top > 0.0 {
-            nice_ceiling(top * 1.1)
+            crate::charts::nice_ceiling(top * 1.1)
         } else {
             1.0
         }
@@ -288,13 +272,13 @@ pub async fn indicator(
                 _ => "trend_months",
             })
             .to_string(),
-        trend_json: script_json(&line(&years, ind_name(def, zh))),
+        trend_json: crate::charts::script_json(&line(&years, ind_name(def, zh))),
         months_json: if months.is_empty() {
             String::new()
         } else {
-            script_json(&line(&months, ind_name(def, zh)))
+            crate::charts::script_json(&line(&months, ind_name(def, zh)))
         },
-        bars_json: script_json(&bars),
+        bars_json: crate::charts::script_json(&bars),
         drill: matches!(def.basis, Some(Basis::Resident | Basis::Resources))
             && def.supported
             && matches!(

@@ -1,6 +1,8 @@
-//! The family doctor's workbench (家庭医生工作台): due lists over a cohort, the JSON API
-//! `GET /api/workbench/due`, and recording a follow-up through the FHIR write path so
-//! it lands versioned, projected and audited like any other write.
+//! The family doctor's workbench (家庭医生工作台): due lists over a cohort (here), the
+//! JSON API `GET /api/workbench/due` (`api`), the pages (`pages`: the worklist and the
+//! panel; `resident`: one resident, the contract and follow-up forms, the vaccination
+//! plan), and recording a follow-up through the FHIR write path (`followup`) so it
+//! lands versioned, projected and audited like any other write.
 
 mod api;
 mod followup;

@@ -612,6 +612,31 @@ async fn an_audit_log_read_without_a_token_is_audited() {
     assert_eq!(e.username, "");
 }
 
+/// A four-hour emergency grant to the hospital clinician, stored as `POST
+/// /api/emergency-access` would store it.
+async fn grant(
+    store: &dyn dhp_store::Store,
+    id: &str,
+    org_id: Option<i64>,
+    resident_id: i64,
+    reason: &str,
+    granted: chrono::NaiveDateTime,
+) {
+    store
+        .grant_emergency_access(&dhp_store::EmergencyGrant {
+            id: id.into(),
+            username: "clinician".into(),
+            role: "hospital_clinician".into(),
+            org_id,
+            resident_id,
+            reason: reason.into(),
+            granted,
+            expires: granted + chrono::Duration::hours(4),
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managers_see_every_emergency_access_on_a_page_in_their_language() {
     let s = site(50).await;
@@ -624,19 +649,15 @@ async fn managers_see_every_emergency_access_on_a_page_in_their_language() {
         .clone();
     let clinician = store.user_by_username("clinician").await.unwrap();
     let now = chrono::Utc::now().naive_utc();
-    store
-        .grant_emergency_access(&dhp_store::EmergencyGrant {
-            id: "g-page".into(),
-            username: "clinician".into(),
-            role: "hospital_clinician".into(),
-            org_id: clinician.org_id,
-            resident_id: resident.id,
-            reason: "车祸昏迷，急诊抢救".into(),
-            granted: now,
-            expires: now + chrono::Duration::hours(4),
-        })
-        .await
-        .unwrap();
+    grant(
+        store,
+        "g-page",
+        clinician.org_id,
+        resident.id,
+        "车祸昏迷，急诊抢救",
+        now,
+    )
+    .await;
     let (_, cookie, _) = login(&s, "manager", "manager").await;
     let cookie = cookie.unwrap();
     let (status, zh) = get(&s, "/emergency-access?lang=zh", Some(&cookie)).await;
@@ -682,19 +703,9 @@ async fn the_emergency_access_report_pages_through_every_grant() {
         .clone();
     let now = chrono::Utc::now().naive_utc();
     for i in 0..120 {
-        store
-            .grant_emergency_access(&dhp_store::EmergencyGrant {
-                id: format!("g-{i:03}"),
-                username: "clinician".into(),
-                role: "hospital_clinician".into(),
-                org_id: None,
-                resident_id: resident.id,
-                reason: format!("急诊抢救 {i:03}"),
-                granted: now - chrono::Duration::minutes(i),
-                expires: now - chrono::Duration::minutes(i) + chrono::Duration::hours(4),
-            })
-            .await
-            .unwrap();
+        let reason = format!("急诊抢救 {i:03}");
+        let at = now - chrono::Duration::minutes(i);
+        grant(store, &format!("g-{i:03}"), None, resident.id, &reason, at).await;
     }
     let (_, cookie, _) = login(&s, "manager", "manager").await;
     let cookie = cookie.unwrap();
