@@ -1,5 +1,5 @@
 //! `Patient` ⇄ [`Resident`]: the resident identity number is `Patient.identifier` with
-//! system [`RESIDENT_ID_SYSTEM`](crate::RESIDENT_ID_SYSTEM) and type v2-0203 `NI`.
+//! system [`RESIDENT_ID_SYSTEM`] and type v2-0203 `NI`.
 
 use chrono::NaiveDate;
 use dhp_core::{IdentityNumber, Resident, Sex};

@@ -1,5 +1,5 @@
 //! Family-doctor contracting over HTTP: `POST /api/contracts` (sign, renew, change, end;
-//! [`change`] is the service the workbench's contract form calls too), and the
+//! `change` is the service the workbench's contract form calls too), and the
 //! contracting figures per street and per centre (`GET /api/contracts/rates`, the
 //! `/contracts` page).
 
