@@ -230,6 +230,8 @@ pub(crate) fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal>
         .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))
 }
 
+/// The organisation facts the access rules decide `who`'s scope on (none for an
+/// account without an organisation).
 pub(crate) async fn org_facts(
     state: &AppState,
     who: &Principal,
@@ -253,6 +255,8 @@ pub(crate) async fn org_facts(
     })
 }
 
+/// The page language (`?lang=zh`, the default, or `en`) and, on the login page, where
+/// to go next.
 #[derive(Debug, Deserialize)]
 pub struct LangQuery {
     pub(crate) lang: Option<String>,
@@ -261,6 +265,7 @@ pub struct LangQuery {
 }
 
 impl LangQuery {
+    /// The message catalogue of the page's language.
     pub(crate) fn messages(&self) -> &'static Messages {
         messages(self.lang.as_deref().unwrap_or("zh"))
     }
