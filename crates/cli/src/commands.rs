@@ -287,6 +287,26 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Bench {
             command:
+                BenchCommand::Booking {
+                    residents,
+                    slots,
+                    connections,
+                    seconds,
+                    postgres,
+                },
+        } => {
+            crate::bench_booking::bench(
+                residents,
+                slots,
+                connections.max(1),
+                seconds,
+                postgres.as_deref(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Fhir {
                     database,
                     connections,

@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 mod backup;
+mod bench_booking;
 mod bench_fhir;
 mod commands;
 mod due;
@@ -415,6 +416,23 @@ enum BenchCommand {
         /// A Python with duckdb (e.g. target/duckdb-venv/bin/python).
         #[arg(long)]
         duckdb: Option<String>,
+    },
+    /// Concurrent bookings against a district-sized slot pool (a generated district
+    /// with schedules at its hospitals): bookings/s, p50/p99, and the slots booked
+    /// beyond capacity, counted again from the appointments (must be 0).
+    Booking {
+        #[arg(long, default_value_t = 20_000)]
+        residents: u64,
+        /// Open slots in the pool.
+        #[arg(long, default_value_t = 100_000)]
+        slots: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// FHIR read and search throughput with p50/p99 latency, over HTTP on loopback,
     /// against an existing (generated) database.

@@ -4,6 +4,7 @@
 //! `data/` are compiled in and parsed once.
 
 pub mod access;
+pub mod booking;
 pub mod codes;
 pub mod contract;
 pub mod csv;

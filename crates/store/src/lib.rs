@@ -9,6 +9,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod booking;
 mod indicators;
 mod postgres;
 mod programmes;
@@ -41,6 +42,7 @@ pub use audit::chain::{
     GENESIS as AUDIT_GENESIS,
 };
 pub use audit::AuditStore;
+pub use booking::{AppointmentRow, Booking, BookingStore, SlotState};
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;
@@ -417,6 +419,7 @@ pub trait Store:
     + AccountStore
     + AuditStore
     + AccessStore
+    + BookingStore
     + Send
     + Sync
     + fmt::Debug
@@ -434,6 +437,7 @@ impl<
             + AccountStore
             + AuditStore
             + AccessStore
+            + BookingStore
             + Send
             + Sync
             + fmt::Debug

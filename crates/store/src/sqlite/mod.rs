@@ -300,7 +300,10 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 24] = [
+pub(crate) const CLEAR_SQL: [&str; 27] = [
+    "DELETE FROM appointments",
+    "DELETE FROM slots",
+    "DELETE FROM schedules",
     "DELETE FROM indicator_values",
     "DELETE FROM emergency_access",
     "DELETE FROM case_reports",

@@ -38,7 +38,7 @@ fn org(
     }
 }
 
-fn resident(id: Id, born: &str, seq: u16, household: Id) -> Resident {
+pub fn resident(id: Id, born: &str, seq: u16, household: Id) -> Resident {
     let birth = date(born);
     let identity_number = IdentityNumber::compose("310118", birth, seq);
     Resident {

@@ -8,8 +8,10 @@ use dhp_store::{
 use crate::fixture;
 
 mod audit;
+mod booking;
 mod records;
 pub(crate) use audit::*;
+pub(crate) use booking::*;
 pub(crate) use records::*;
 
 pub async fn a_new_store_is_empty(s: &dyn Store) {

@@ -1,0 +1,346 @@
+//! The unified slot pool (统一号源): schedules and their slots, and appointments booked
+//! into them. A booking's capacity check and its write are one transaction: the slot's
+//! `booked` count moves by a guarded `UPDATE … WHERE booked < limit`, so no slot is
+//! ever booked beyond its capacity, whoever books at the same moment (SQLite: the write
+//! lock taken at `BEGIN IMMEDIATE`; PostgreSQL: the row lock the update takes, its
+//! condition checked again once the lock is held). The rules (limits, the release of
+//! reserved places, conflicts, the life cycle) are `dhp_core::booking`'s.
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use dhp_core::booking::{conflict, next, Channel, Held, Schedule, Slot, Status, Step};
+use dhp_core::Id;
+
+use crate::rows::Col;
+use crate::shared::{Backend, Commit, Exec, Param};
+use crate::{Result, StoreError};
+
+/// A booking to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub appointment_id: Id,
+    pub slot_id: Id,
+    pub resident_id: Id,
+    pub channel: Channel,
+    pub at: NaiveDateTime,
+}
+
+/// A slot as the pool holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotState {
+    pub slot: Slot,
+    pub service: String,
+    pub org_id: Id,
+    /// Appointments holding a place.
+    pub booked: u32,
+    /// `free`, or `cancelled` when the slot was withdrawn.
+    pub status: String,
+}
+
+/// One appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentRow {
+    pub id: Id,
+    pub slot_id: Id,
+    pub resident_id: Id,
+    pub status: Status,
+    pub cancel_reason: Option<String>,
+}
+
+fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Public => "public",
+        Channel::Referral => "referral",
+    }
+}
+
+fn weekdays_text(days: &[bool; 7]) -> String {
+    days.iter().map(|d| if *d { '1' } else { '0' }).collect()
+}
+
+const SLOT_SQL: &str = "SELECT s.id, s.schedule_id, s.start, s.\"end\", s.capacity, s.reserved, \
+    s.release, s.booked, s.status, sc.service, sc.org_id \
+    FROM slots s JOIN schedules sc ON sc.id = s.schedule_id WHERE s.id = $1";
+
+fn slot_state<R: Col>(r: &R) -> Result<SlotState> {
+    let n = |i| -> Result<u32> {
+        u32::try_from(r.i64(i)?).map_err(|_| StoreError::Corrupt(format!("slot column {i}")))
+    };
+    Ok(SlotState {
+        slot: Slot {
+            id: r.i64(0)?,
+            schedule_id: r.i64(1)?,
+            start: r.datetime(2)?,
+            end: r.datetime(3)?,
+            capacity: n(4)?,
+            reserved: n(5)?,
+            release: r.datetime(6)?,
+        },
+        booked: n(7)?,
+        status: r.text(8)?,
+        service: r.text(9)?,
+        org_id: r.i64(10)?,
+    })
+}
+
+async fn read_slot<E: Exec>(e: &E, id: Id) -> Result<SlotState> {
+    let rows = e.rows(SLOT_SQL, vec![Param::I64(id)]).await?;
+    rows.first()
+        .map(slot_state)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("slot {id}")))
+}
+
+/// The bookings `resident` holds a place with.
+async fn held<E: Exec>(e: &E, resident: Id) -> Result<Vec<Held>> {
+    let rows = e
+        .rows(
+            "SELECT sc.service, s.start, s.\"end\", a.status FROM appointments a \
+             JOIN slots s ON s.id = a.slot_id JOIN schedules sc ON sc.id = s.schedule_id \
+             WHERE a.resident_id = $1",
+            vec![Param::I64(resident)],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        if Status::parse(&r.text(3)?).is_some_and(Status::holds_place) {
+            out.push(Held {
+                service: r.text(0)?,
+                start: r.datetime(1)?,
+                end: r.datetime(2)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The slot pool.
+#[async_trait]
+pub trait BookingStore: Send + Sync {
+    /// Publish a schedule with the slots it generated, in one transaction.
+    async fn publish_schedule(&self, schedule: &Schedule, slots: &[Slot]) -> Result<()>;
+    /// A slot and how many places it holds.
+    async fn slot_state(&self, id: Id) -> Result<SlotState>;
+    /// Book: the slot's limit for the booking's channel at its time, the resident's
+    /// other bookings and the write, in one transaction. `Conflict` names why not.
+    async fn book(&self, booking: &Booking) -> Result<()>;
+    /// Take `step` on an appointment (cancel with `reason`); a cancelled one gives its
+    /// place back in the same transaction.
+    async fn appointment_step(
+        &self,
+        id: Id,
+        step: Step,
+        reason: Option<&str>,
+        at: NaiveDateTime,
+    ) -> Result<Status>;
+    /// The appointments of one resident, in id order.
+    async fn appointments_of(&self, resident: Id) -> Result<Vec<AppointmentRow>>;
+    /// A check that does not trust the counters: (slots whose appointments holding a
+    /// place outnumber its capacity, slots whose `booked` count differs from them).
+    async fn pool_faults(&self) -> Result<(i64, i64)>;
+}
+
+#[async_trait]
+impl<B: Backend> BookingStore for B {
+    async fn publish_schedule(&self, s: &Schedule, slots: &[Slot]) -> Result<()> {
+        let tx = self.begin_write().await?;
+        tx.execute(
+            "INSERT INTO schedules (id, org_id, service, practitioner_id, weekdays, first_start, \
+             slot_minutes, slots_per_day, capacity, referral_share, release_hours, horizon_days) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            vec![
+                Param::I64(s.id),
+                Param::I64(s.org_id),
+                Param::Text(s.service.clone()),
+                Param::OptI64(s.practitioner_id),
+                Param::Text(weekdays_text(&s.weekdays)),
+                Param::Text(s.first_start.format("%H:%M").to_string()),
+                Param::I64(s.slot_minutes.into()),
+                Param::I64(s.slots_per_day.into()),
+                Param::I64(s.capacity.into()),
+                Param::I64(s.referral_share.into()),
+                Param::I64(s.release_hours.into()),
+                Param::I64(s.horizon_days.into()),
+            ],
+        )
+        .await?;
+        for slot in slots {
+            tx.execute(
+                "INSERT INTO slots (id, schedule_id, start, \"end\", capacity, reserved, release) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                vec![
+                    Param::I64(slot.id),
+                    Param::I64(slot.schedule_id),
+                    Param::DateTime(slot.start),
+                    Param::DateTime(slot.end),
+                    Param::I64(slot.capacity.into()),
+                    Param::I64(slot.reserved.into()),
+                    Param::DateTime(slot.release),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn slot_state(&self, id: Id) -> Result<SlotState> {
+        read_slot(self.pool(), id).await
+    }
+
+    async fn book(&self, b: &Booking) -> Result<()> {
+        let tx = self.begin_write().await?;
+        if self.name() == "postgres" {
+            // One resident's bookings one at a time: the conflict check below reads
+            // what the others wrote.
+            tx.execute(
+                "SELECT id FROM residents WHERE id = $1 FOR UPDATE",
+                vec![Param::I64(b.resident_id)],
+            )
+            .await?;
+        }
+        let s = read_slot(&tx, b.slot_id).await?;
+        if s.status != "free" {
+            return Err(StoreError::Conflict(format!(
+                "slot {} is {}",
+                b.slot_id, s.status
+            )));
+        }
+        if s.slot.past(b.at) {
+            return Err(StoreError::Invalid(format!(
+                "slot {} began at {}",
+                b.slot_id, s.slot.start
+            )));
+        }
+        let new = Held {
+            service: s.service.clone(),
+            start: s.slot.start,
+            end: s.slot.end,
+        };
+        if let Some(why) = conflict(&held(&tx, b.resident_id).await?, &new) {
+            return Err(StoreError::Conflict(why));
+        }
+        let limit = s.slot.limit(b.channel, b.at);
+        let taken = tx
+            .rows(
+                "UPDATE slots SET booked = booked + 1 \
+                 WHERE id = $1 AND status = 'free' AND booked < $2 RETURNING id",
+                vec![Param::I64(b.slot_id), Param::I64(limit.into())],
+            )
+            .await?;
+        if taken.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "slot {} has no place left",
+                b.slot_id
+            )));
+        }
+        tx.execute(
+            "INSERT INTO appointments (id, slot_id, resident_id, status, channel, created, updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                Param::I64(b.appointment_id),
+                Param::I64(b.slot_id),
+                Param::I64(b.resident_id),
+                Param::Text(Status::Booked.as_str().into()),
+                Param::Text(channel_name(b.channel).into()),
+                Param::DateTime(b.at),
+                Param::DateTime(b.at),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn appointment_step(
+        &self,
+        id: Id,
+        step: Step,
+        reason: Option<&str>,
+        at: NaiveDateTime,
+    ) -> Result<Status> {
+        let tx = self.begin_write().await?;
+        let rows = tx
+            .rows(
+                "SELECT slot_id, status FROM appointments WHERE id = $1",
+                vec![Param::I64(id)],
+            )
+            .await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::NotFound(format!("appointment {id}")))?;
+        let (slot, text) = (r.i64(0)?, r.text(1)?);
+        let from = Status::parse(&text)
+            .ok_or_else(|| StoreError::Corrupt(format!("appointment {id} status {text:?}")))?;
+        let to = next(from, step).map_err(StoreError::Conflict)?;
+        // The status as read, or someone else moved it first.
+        let moved = tx
+            .rows(
+                "UPDATE appointments SET status = $1, cancel_reason = $2, updated = $3 \
+                 WHERE id = $4 AND status = $5 RETURNING id",
+                vec![
+                    Param::Text(to.as_str().into()),
+                    Param::OptText(reason.map(str::to_string)),
+                    Param::DateTime(at),
+                    Param::I64(id),
+                    Param::Text(from.as_str().into()),
+                ],
+            )
+            .await?;
+        if moved.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "appointment {id} changed meanwhile"
+            )));
+        }
+        if from.holds_place() && !to.holds_place() {
+            tx.execute(
+                "UPDATE slots SET booked = booked - 1 WHERE id = $1",
+                vec![Param::I64(slot)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(to)
+    }
+
+    async fn appointments_of(&self, resident: Id) -> Result<Vec<AppointmentRow>> {
+        let rows = self
+            .pool()
+            .rows(
+                "SELECT id, slot_id, resident_id, status, cancel_reason FROM appointments \
+                 WHERE resident_id = $1 ORDER BY id",
+                vec![Param::I64(resident)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text = r.text(3)?;
+                Ok(AppointmentRow {
+                    id: r.i64(0)?,
+                    slot_id: r.i64(1)?,
+                    resident_id: r.i64(2)?,
+                    status: Status::parse(&text)
+                        .ok_or_else(|| StoreError::Corrupt(format!("status {text:?}")))?,
+                    cancel_reason: r.otext(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pool_faults(&self) -> Result<(i64, i64)> {
+        let rows = self
+            .pool()
+            .rows(
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN COALESCE(h.n, 0) > s.capacity THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN COALESCE(h.n, 0) <> s.booked THEN 1 ELSE 0 END), 0) \
+                 FROM slots s LEFT JOIN (SELECT slot_id, COUNT(*) AS n FROM appointments \
+                   WHERE status IN ('booked', 'checked-in', 'arrived', 'fulfilled') \
+                   GROUP BY slot_id) h ON h.slot_id = s.id",
+                vec![],
+            )
+            .await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("no pool figures".into()))?;
+        Ok((r.i64(0)?, r.i64(1)?))
+    }
+}

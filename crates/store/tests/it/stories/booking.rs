@@ -1,0 +1,186 @@
+//! Stories of the slot pool: no slot is booked beyond its capacity under concurrency,
+//! reserved places wait for referrals until their release, a cancellation gives its
+//! place back, and a resident's conflicting or late bookings are refused.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use chrono::NaiveTime;
+use dhp_core::booking::{Channel, Schedule, Status, Step};
+use dhp_store::Booking;
+
+use super::*;
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Run every future at once (interleaved on this task; each holds its own database
+/// connection and transaction, so the database sees them concurrently).
+async fn join_all<T>(futures: Vec<Boxed<'_, T>>) -> Vec<T> {
+    let mut futures: Vec<Option<Boxed<'_, T>>> = futures.into_iter().map(Some).collect();
+    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, slot) in futures.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => {
+                        out[i] = Some(v);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|v| v.expect("every future ran"))
+        .collect()
+}
+
+fn cardiology() -> Schedule {
+    Schedule {
+        id: 1,
+        org_id: 6,
+        service: "cardiology".into(),
+        practitioner_id: None,
+        weekdays: [true; 7],
+        first_start: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        slot_minutes: 30,
+        slots_per_day: 4,
+        capacity: 7,
+        referral_share: 50,
+        release_hours: 48,
+        horizon_days: 7,
+    }
+}
+
+pub async fn no_slot_is_booked_beyond_its_capacity(s: &dyn Store) {
+    let mut b = fixture::district();
+    for k in 0..240u16 {
+        b.residents.push(fixture::resident(
+            1000 + i64::from(k),
+            "1970-05-05",
+            10 + k,
+            100,
+        ));
+    }
+    s.insert_batch(&b).await.unwrap();
+    let schedule = cardiology();
+    let slots = schedule.slots(fixture::date("2030-01-07"), 1).unwrap();
+    assert_eq!(slots.len(), 28);
+    s.publish_schedule(&schedule, &slots).await.unwrap();
+    let now = fixture::at("2029-12-01 09:00");
+    let book = |appointment: i64, slot: i64, resident: i64, channel: Channel| {
+        Box::pin(async move {
+            s.book(&Booking {
+                appointment_id: appointment,
+                slot_id: slot,
+                resident_id: resident,
+                channel,
+                at: now,
+            })
+            .await
+        }) as Boxed<'_, Result<(), StoreError>>
+    };
+
+    // 240 referrals at once at one slot of 7 places: exactly 7 are booked.
+    let tries = (0..240).map(|k| book(10_000 + k, 1, 1000 + k, Channel::Referral));
+    let results = join_all(tries.collect()).await;
+    let booked: Vec<i64> = (0..240).filter(|k| results[*k as usize].is_ok()).collect();
+    assert_eq!(
+        booked.len(),
+        7,
+        "{:?}",
+        results
+            .iter()
+            .filter(|r| r.is_err())
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(r, StoreError::Conflict(_)), "{r}");
+    }
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 7);
+    let mut holders = 0;
+    for k in 0..240 {
+        holders += s.appointments_of(1000 + k).await.unwrap().len();
+    }
+    assert_eq!(holders, 7, "one appointment per place, none beyond");
+
+    // Before their release, the 4 reserved places (half of 7, rounded up) wait for
+    // referrals: 60 public bookings at the next slot get the other 3.
+    let tries = (0..60).map(|k| book(20_000 + k, 2, 1100 + k, Channel::Public));
+    let results = join_all(tries.collect()).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    assert_eq!(s.slot_state(2).await.unwrap().booked, 3);
+
+    // A cancellation gives its place back, once; a cancelled appointment stays so.
+    let first = booked[0];
+    let mine = s.appointments_of(1000 + first).await.unwrap();
+    let later = fixture::at("2029-12-02 10:00");
+    assert_eq!(
+        s.appointment_step(mine[0].id, Step::Cancel, Some("pat"), later)
+            .await
+            .unwrap(),
+        Status::Cancelled
+    );
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 6);
+    assert!(matches!(
+        s.appointment_step(mine[0].id, Step::CheckIn, None, later)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 6);
+    let again = s.appointments_of(1000 + first).await.unwrap();
+    assert_eq!(again[0].cancel_reason.as_deref(), Some("pat"));
+    let outsider = (0..240).find(|k| !booked.contains(k)).unwrap();
+    s.book(&Booking {
+        appointment_id: 30_000,
+        slot_id: 1,
+        resident_id: 1000 + outsider,
+        channel: Channel::Referral,
+        at: later,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 7);
+
+    // The same resident cannot hold a second cardiology booking that day, nor book a
+    // slot that has begun; nothing is written either way.
+    let second = s
+        .book(&Booking {
+            appointment_id: 30_001,
+            slot_id: 3,
+            resident_id: 1000 + outsider,
+            channel: Channel::Referral,
+            at: later,
+        })
+        .await;
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    let late = s
+        .book(&Booking {
+            appointment_id: 30_002,
+            slot_id: 4,
+            resident_id: 1239,
+            channel: Channel::Referral,
+            at: fixture::at("2030-01-07 09:45"),
+        })
+        .await;
+    assert!(matches!(late, Err(StoreError::Invalid(_))), "{late:?}");
+    assert_eq!(s.slot_state(3).await.unwrap().booked, 0);
+    assert_eq!(s.slot_state(4).await.unwrap().booked, 0);
+    assert!(matches!(
+        s.slot_state(999).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Counted again from the appointments themselves: nothing beyond capacity, every
+    // counter true.
+    assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
+}
