@@ -114,6 +114,118 @@ async fn held<E: Exec>(e: &E, resident: Id) -> Result<Vec<Held>> {
     Ok(out)
 }
 
+/// Book `b` inside the open transaction `tx`.
+async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
+    if postgres {
+        // One resident's bookings one at a time: the conflict check below reads
+        // what the others wrote.
+        tx.execute(
+            "SELECT id FROM residents WHERE id = $1 FOR UPDATE",
+            vec![Param::I64(b.resident_id)],
+        )
+        .await?;
+    }
+    let s = read_slot(tx, b.slot_id).await?;
+    if s.status != "free" {
+        return Err(StoreError::Conflict(format!(
+            "slot {} is {}",
+            b.slot_id, s.status
+        )));
+    }
+    if s.slot.past(b.at) {
+        return Err(StoreError::Invalid(format!(
+            "slot {} began at {}",
+            b.slot_id, s.slot.start
+        )));
+    }
+    let new = Held {
+        service: s.service.clone(),
+        start: s.slot.start,
+        end: s.slot.end,
+    };
+    if let Some(why) = conflict(&held(tx, b.resident_id).await?, &new) {
+        return Err(StoreError::Conflict(why));
+    }
+    let limit = s.slot.limit(b.channel, b.at);
+    let taken = tx
+        .rows(
+            "UPDATE slots SET booked = booked + 1 \
+             WHERE id = $1 AND status = 'free' AND booked < $2 RETURNING id",
+            vec![Param::I64(b.slot_id), Param::I64(limit.into())],
+        )
+        .await?;
+    if taken.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "slot {} has no place left",
+            b.slot_id
+        )));
+    }
+    tx.execute(
+        "INSERT INTO appointments (id, slot_id, resident_id, status, channel, created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            Param::I64(b.appointment_id),
+            Param::I64(b.slot_id),
+            Param::I64(b.resident_id),
+            Param::Text(Status::Booked.as_str().into()),
+            Param::Text(channel_name(b.channel).into()),
+            Param::DateTime(b.at),
+            Param::DateTime(b.at),
+        ],
+    )
+    .await
+}
+
+/// Take `step` on appointment `id` inside the open transaction `tx`.
+async fn step_in<E: Exec>(
+    tx: &E,
+    id: Id,
+    step: Step,
+    reason: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<Status> {
+    let rows = tx
+        .rows(
+            "SELECT slot_id, status FROM appointments WHERE id = $1",
+            vec![Param::I64(id)],
+        )
+        .await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| StoreError::NotFound(format!("appointment {id}")))?;
+    let (slot, text) = (r.i64(0)?, r.text(1)?);
+    let from = Status::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("appointment {id} status {text:?}")))?;
+    let to = next(from, step).map_err(StoreError::Conflict)?;
+    // The status as read, or someone else moved it first.
+    let moved = tx
+        .rows(
+            "UPDATE appointments SET status = $1, cancel_reason = $2, updated = $3 \
+             WHERE id = $4 AND status = $5 RETURNING id",
+            vec![
+                Param::Text(to.as_str().into()),
+                Param::OptText(reason.map(str::to_string)),
+                Param::DateTime(at),
+                Param::I64(id),
+                Param::Text(from.as_str().into()),
+            ],
+        )
+        .await?;
+    if moved.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "appointment {id} changed meanwhile"
+        )));
+    }
+    if from.holds_place() && !to.holds_place() {
+        tx.execute(
+            "UPDATE slots SET booked = booked - 1 WHERE id = $1",
+            vec![Param::I64(slot)],
+        )
+        .await?;
+    }
+    Ok(to)
+}
+
 /// The slot pool.
 #[async_trait]
 pub trait BookingStore: Send + Sync {
@@ -133,6 +245,12 @@ pub trait BookingStore: Send + Sync {
         reason: Option<&str>,
         at: NaiveDateTime,
     ) -> Result<Status>;
+    /// Cancel appointment `old` (with `reason`) and book `b` for the same resident, as
+    /// one step: both or neither.
+    async fn reschedule(&self, old: Id, reason: &str, b: &Booking) -> Result<()>;
+    /// Mark every booked appointment whose slot ended by `ended_by` as a no-show,
+    /// giving their places back; how many.
+    async fn mark_no_shows(&self, ended_by: NaiveDateTime) -> Result<u64>;
     /// The appointments of one resident, in id order.
     async fn appointments_of(&self, resident: Id) -> Result<Vec<AppointmentRow>>;
     /// A check that does not trust the counters: (slots whose appointments holding a
@@ -189,64 +307,30 @@ impl<B: Backend> BookingStore for B {
 
     async fn book(&self, b: &Booking) -> Result<()> {
         let tx = self.begin_write().await?;
-        if self.name() == "postgres" {
-            // One resident's bookings one at a time: the conflict check below reads
-            // what the others wrote.
-            tx.execute(
-                "SELECT id FROM residents WHERE id = $1 FOR UPDATE",
-                vec![Param::I64(b.resident_id)],
-            )
-            .await?;
-        }
-        let s = read_slot(&tx, b.slot_id).await?;
-        if s.status != "free" {
-            return Err(StoreError::Conflict(format!(
-                "slot {} is {}",
-                b.slot_id, s.status
-            )));
-        }
-        if s.slot.past(b.at) {
-            return Err(StoreError::Invalid(format!(
-                "slot {} began at {}",
-                b.slot_id, s.slot.start
-            )));
-        }
-        let new = Held {
-            service: s.service.clone(),
-            start: s.slot.start,
-            end: s.slot.end,
-        };
-        if let Some(why) = conflict(&held(&tx, b.resident_id).await?, &new) {
-            return Err(StoreError::Conflict(why));
-        }
-        let limit = s.slot.limit(b.channel, b.at);
-        let taken = tx
+        book_in(&tx, self.name() == "postgres", b).await?;
+        tx.commit().await
+    }
+
+    async fn reschedule(&self, old: Id, reason: &str, b: &Booking) -> Result<()> {
+        let tx = self.begin_write().await?;
+        let rows = tx
             .rows(
-                "UPDATE slots SET booked = booked + 1 \
-                 WHERE id = $1 AND status = 'free' AND booked < $2 RETURNING id",
-                vec![Param::I64(b.slot_id), Param::I64(limit.into())],
+                "SELECT resident_id FROM appointments WHERE id = $1",
+                vec![Param::I64(old)],
             )
             .await?;
-        if taken.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "slot {} has no place left",
-                b.slot_id
+        let resident = rows
+            .first()
+            .map(|r| r.i64(0))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("appointment {old}")))?;
+        if resident != b.resident_id {
+            return Err(StoreError::Invalid(format!(
+                "appointment {old} is another resident's"
             )));
         }
-        tx.execute(
-            "INSERT INTO appointments (id, slot_id, resident_id, status, channel, created, updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            vec![
-                Param::I64(b.appointment_id),
-                Param::I64(b.slot_id),
-                Param::I64(b.resident_id),
-                Param::Text(Status::Booked.as_str().into()),
-                Param::Text(channel_name(b.channel).into()),
-                Param::DateTime(b.at),
-                Param::DateTime(b.at),
-            ],
-        )
-        .await?;
+        step_in(&tx, old, Step::Cancel, Some(reason), b.at).await?;
+        book_in(&tx, self.name() == "postgres", b).await?;
         tx.commit().await
     }
 
@@ -258,47 +342,32 @@ impl<B: Backend> BookingStore for B {
         at: NaiveDateTime,
     ) -> Result<Status> {
         let tx = self.begin_write().await?;
-        let rows = tx
-            .rows(
-                "SELECT slot_id, status FROM appointments WHERE id = $1",
-                vec![Param::I64(id)],
-            )
-            .await?;
-        let r = rows
-            .first()
-            .ok_or_else(|| StoreError::NotFound(format!("appointment {id}")))?;
-        let (slot, text) = (r.i64(0)?, r.text(1)?);
-        let from = Status::parse(&text)
-            .ok_or_else(|| StoreError::Corrupt(format!("appointment {id} status {text:?}")))?;
-        let to = next(from, step).map_err(StoreError::Conflict)?;
-        // The status as read, or someone else moved it first.
-        let moved = tx
-            .rows(
-                "UPDATE appointments SET status = $1, cancel_reason = $2, updated = $3 \
-                 WHERE id = $4 AND status = $5 RETURNING id",
-                vec![
-                    Param::Text(to.as_str().into()),
-                    Param::OptText(reason.map(str::to_string)),
-                    Param::DateTime(at),
-                    Param::I64(id),
-                    Param::Text(from.as_str().into()),
-                ],
-            )
-            .await?;
-        if moved.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "appointment {id} changed meanwhile"
-            )));
-        }
-        if from.holds_place() && !to.holds_place() {
-            tx.execute(
-                "UPDATE slots SET booked = booked - 1 WHERE id = $1",
-                vec![Param::I64(slot)],
-            )
-            .await?;
-        }
+        let to = step_in(&tx, id, step, reason, at).await?;
         tx.commit().await?;
         Ok(to)
+    }
+
+    async fn mark_no_shows(&self, ended_by: NaiveDateTime) -> Result<u64> {
+        let tx = self.begin_write().await?;
+        // The places first (counted from the appointments about to change), then them.
+        tx.execute(
+            "UPDATE slots SET booked = booked - (SELECT COUNT(*) FROM appointments a \
+             WHERE a.slot_id = slots.id AND a.status = 'booked') \
+             WHERE \"end\" <= $1 AND EXISTS (SELECT 1 FROM appointments a \
+             WHERE a.slot_id = slots.id AND a.status = 'booked')",
+            vec![Param::DateTime(ended_by)],
+        )
+        .await?;
+        let marked = tx
+            .rows(
+                "UPDATE appointments SET status = 'noshow', updated = $1 \
+                 WHERE status = 'booked' AND slot_id IN \
+                 (SELECT id FROM slots WHERE \"end\" <= $2) RETURNING id",
+                vec![Param::DateTime(ended_by), Param::DateTime(ended_by)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(marked.len() as u64)
     }
 
     async fn appointments_of(&self, resident: Id) -> Result<Vec<AppointmentRow>> {

@@ -180,6 +180,56 @@ pub async fn no_slot_is_booked_beyond_its_capacity(s: &dyn Store) {
         s.slot_state(999).await,
         Err(StoreError::NotFound(_))
     ));
+    // A reschedule is one step: the old booking cancelled with its reason, the new one
+    // made; into a full slot, neither.
+    let moved = Booking {
+        appointment_id: 30_003,
+        slot_id: 5,
+        resident_id: 1000 + outsider,
+        channel: Channel::Referral,
+        at: later,
+    };
+    s.reschedule(30_000, "pat", &moved).await.unwrap();
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 6);
+    assert_eq!(s.slot_state(5).await.unwrap().booked, 1);
+    let full = Booking {
+        appointment_id: 30_004,
+        slot_id: 2,
+        channel: Channel::Public,
+        ..moved.clone()
+    };
+    assert!(matches!(
+        s.reschedule(30_003, "pat", &full).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mine = s.appointments_of(1000 + outsider).await.unwrap();
+    let status: Vec<(i64, Status)> = mine.iter().map(|a| (a.id, a.status)).collect();
+    assert_eq!(
+        status,
+        vec![(30_000, Status::Cancelled), (30_003, Status::Booked)]
+    );
+    assert_eq!(s.slot_state(5).await.unwrap().booked, 1);
+    assert!(matches!(
+        s.reschedule(
+            30_003,
+            "pat",
+            &Booking {
+                resident_id: 1239,
+                ..full
+            }
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // At the end of the day, what was booked and not attended is a no-show, once.
+    let night = fixture::at("2030-01-07 23:59");
+    assert_eq!(s.mark_no_shows(night).await.unwrap(), 9);
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 0);
+    assert_eq!(s.slot_state(2).await.unwrap().booked, 0);
+    assert_eq!(s.slot_state(5).await.unwrap().booked, 1, "tomorrow's stays");
+    assert_eq!(s.mark_no_shows(night).await.unwrap(), 0);
+
     // Counted again from the appointments themselves: nothing beyond capacity, every
     // counter true.
     assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
