@@ -113,7 +113,7 @@ pub(crate) async fn readable(
 
 /// A request refused: its status, the field at fault (in the request's words, when one
 /// is) and why. One type for every surface: [`Refusal::api`] for `/api`,
-/// [`Refusal::fhir`] for `/fhir`, [`Refusal::page`] for pages.
+/// [`Refusal::outcome`] for `/fhir`, [`Refusal::page`] for pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     pub status: StatusCode,
@@ -154,9 +154,9 @@ impl Refusal {
         (self.status, Json(body)).into_response()
     }
 
-    /// The `/fhir` answer: an OperationOutcome whose issue names the field as its
-    /// location.
-    pub fn fhir(&self) -> Response {
+    /// The `/fhir` form: an OperationOutcome whose issue names the field as its
+    /// location, with the refusal's status (the FHIR layer answers it).
+    pub fn outcome(&self) -> OperationOutcome {
         let code = match self.status {
             StatusCode::UNAUTHORIZED => IssueCode::Login,
             StatusCode::FORBIDDEN => IssueCode::Forbidden,
@@ -169,13 +169,7 @@ impl Refusal {
             Some(f) => Issue::at(code, f.as_str(), &self.message),
             None => Issue::new(code, self.message.clone()),
         };
-        let o = OperationOutcome::one(issue).with_status(self.status.as_u16());
-        (
-            self.status,
-            [(axum::http::header::CONTENT_TYPE, dhp_fhir::FHIR_JSON)],
-            o.to_json().to_string(),
-        )
-            .into_response()
+        OperationOutcome::one(issue).with_status(self.status.as_u16())
     }
 
     /// A page in the reader's language: what was refused, the field at fault, and a

@@ -350,20 +350,29 @@ impl<B: Backend> BookingStore for B {
     async fn mark_no_shows(&self, ended_by: NaiveDateTime) -> Result<u64> {
         let tx = self.begin_write().await?;
         // The places first (counted from the appointments about to change), then them.
+        // The life cycle says which status becomes a no-show (`next`).
+        let (from, to) = (
+            Status::Booked,
+            next(Status::Booked, Step::NoShow).map_err(StoreError::Conflict)?,
+        );
         tx.execute(
             "UPDATE slots SET booked = booked - (SELECT COUNT(*) FROM appointments a \
-             WHERE a.slot_id = slots.id AND a.status = 'booked') \
+             WHERE a.slot_id = slots.id AND a.status = $2) \
              WHERE \"end\" <= $1 AND EXISTS (SELECT 1 FROM appointments a \
-             WHERE a.slot_id = slots.id AND a.status = 'booked')",
-            vec![Param::DateTime(ended_by)],
+             WHERE a.slot_id = slots.id AND a.status = $2)",
+            vec![Param::DateTime(ended_by), Param::Text(from.as_str().into())],
         )
         .await?;
         let marked = tx
             .rows(
-                "UPDATE appointments SET status = 'noshow', updated = $1 \
-                 WHERE status = 'booked' AND slot_id IN \
+                "UPDATE appointments SET status = $1, updated = $2 \
+                 WHERE status = $3 AND slot_id IN \
                  (SELECT id FROM slots WHERE \"end\" <= $2) RETURNING id",
-                vec![Param::DateTime(ended_by), Param::DateTime(ended_by)],
+                vec![
+                    Param::Text(to.as_str().into()),
+                    Param::DateTime(ended_by),
+                    Param::Text(from.as_str().into()),
+                ],
             )
             .await?;
         tx.commit().await?;
@@ -395,16 +404,24 @@ impl<B: Backend> BookingStore for B {
     }
 
     async fn pool_faults(&self) -> Result<(i64, i64)> {
+        // The statuses that hold a place, from the life cycle (`Status::holds_place`).
+        let holding: Vec<Param> = Status::ALL
+            .into_iter()
+            .filter(|s| s.holds_place())
+            .map(|s| Param::Text(s.as_str().into()))
+            .collect();
+        let marks = crate::shared::placeholders(0, holding.len(), true);
         let rows = self
             .pool()
             .rows(
-                "SELECT \
-                   COALESCE(SUM(CASE WHEN COALESCE(h.n, 0) > s.capacity THEN 1 ELSE 0 END), 0), \
-                   COALESCE(SUM(CASE WHEN COALESCE(h.n, 0) <> s.booked THEN 1 ELSE 0 END), 0) \
-                 FROM slots s LEFT JOIN (SELECT slot_id, COUNT(*) AS n FROM appointments \
-                   WHERE status IN ('booked', 'checked-in', 'arrived', 'fulfilled') \
-                   GROUP BY slot_id) h ON h.slot_id = s.id",
-                vec![],
+                &format!(
+                    "SELECT \
+                       COALESCE(SUM(CASE WHEN COALESCE(h.n, 0) > s.capacity THEN 1 ELSE 0 END), 0), \
+                       COALESCE(SUM(CASE WHEN COALESCE(h.n, 0) <> s.booked THEN 1 ELSE 0 END), 0) \
+                     FROM slots s LEFT JOIN (SELECT slot_id, COUNT(*) AS n FROM appointments \
+                       WHERE status IN {marks} GROUP BY slot_id) h ON h.slot_id = s.id"
+                ),
+                holding,
             )
             .await?;
         let r = rows

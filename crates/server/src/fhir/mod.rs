@@ -377,7 +377,7 @@ async fn case_report(
     Ok(
         match crate::surveillance::report_condition(&state, &who, &condition).await? {
             Ok(parameters) => fhir_json(StatusCode::CREATED, &parameters),
-            Err((path, why)) => crate::context::Refusal::bad(&path, why).fhir(),
+            Err((path, why)) => outcome(crate::context::Refusal::bad(&path, why).outcome()),
         },
     )
 }
