@@ -123,6 +123,9 @@ pub struct ResidentFacts {
     pub contract_doctors: Vec<Id>,
     /// Organisations where the resident has had an encounter.
     pub encounter_orgs: Vec<Id>,
+    /// Organisations the resident was referred to, by a referral not rejected or
+    /// withdrawn (two-way referral brings the patient into the receiver's care).
+    pub referred_to: Vec<Id>,
     /// Accounts holding emergency access to the resident now (break the glass).
     pub emergency_users: Vec<String>,
 }
@@ -167,9 +170,9 @@ impl Decision {
 /// - system: every resident (an integrating system of the district);
 /// - manager: residents of the district their organisation belongs to;
 /// - public-health doctor: residents of their district (case investigation);
-/// - family doctor: residents living in their centre's street or town, and residents
-///   contracted with their centre or with them;
-/// - hospital clinician: residents with an encounter at their hospital;
+/// - family doctor: residents living in their centre's street or town, residents
+///   contracted with their centre or with them, and residents referred to the centre;
+/// - hospital clinician: residents with an encounter at their hospital or referred to it;
 /// - resident: only themself.
 pub fn may_read_resident(
     who: &Principal,
@@ -217,6 +220,8 @@ fn in_scope(who: &Principal, org: Option<&OrgFacts>, facts: &ResidentFacts) -> D
                 Decision::Allow("contracted with this doctor")
             } else if facts.contract_centres.contains(&o.id) {
                 Decision::Allow("contracted with this centre")
+            } else if facts.referred_to.contains(&o.id) {
+                Decision::Allow("referred to this centre")
             } else if o.kind == OrgKind::CommunityHealthCentre
                 && o.parent_id == Some(facts.street_org_id)
             {
@@ -231,7 +236,12 @@ fn in_scope(who: &Principal, org: Option<&OrgFacts>, facts: &ResidentFacts) -> D
             Some(o) if facts.encounter_orgs.contains(&o.id) => {
                 Decision::Allow("encounter at this hospital")
             }
-            _ => Decision::Deny("resident has no encounter at this hospital"),
+            Some(o) if facts.referred_to.contains(&o.id) => {
+                Decision::Allow("referred to this hospital")
+            }
+            _ => Decision::Deny(
+                "resident has neither an encounter at nor a referral to this hospital",
+            ),
         },
     }
 }
@@ -320,7 +330,7 @@ pub enum Scope {
         area: Option<Id>,
         practitioner: Option<Id>,
     },
-    /// Residents with an encounter at this hospital.
+    /// Residents with an encounter at this hospital or referred to it.
     Hospital(Id),
     /// One resident.
     Resident(Id),
@@ -387,6 +397,7 @@ mod tests {
             contract_centres: vec![40],
             contract_doctors: vec![400],
             encounter_orgs: vec![6],
+            referred_to: Vec::new(),
             emergency_users: Vec::new(),
         }
     }
@@ -587,9 +598,10 @@ mod scope_tests {
             } => {
                 *area == Some(f.street_org_id)
                     || f.contract_centres.contains(centre)
+                    || f.referred_to.contains(centre)
                     || practitioner.is_some_and(|p| f.contract_doctors.contains(&p))
             }
-            Scope::Hospital(h) => f.encounter_orgs.contains(h),
+            Scope::Hospital(h) => f.encounter_orgs.contains(h) || f.referred_to.contains(h),
             Scope::Resident(r) => *r == f.resident_id,
             Scope::Nothing => false,
         }
@@ -626,6 +638,7 @@ mod scope_tests {
             centres in prop::collection::vec(1i64..6, 0..3),
             doctors in prop::collection::vec(1i64..6, 0..3),
             encounters in prop::collection::vec(1i64..6, 0..3),
+            referred in prop::collection::vec(1i64..6, 0..2),
         ) {
             let who = Principal { username: "u".into(), role, org_id: has_org.then_some(org_id), practitioner_id: practitioner, resident_id: own };
             let org = has_org.then(|| OrgFacts { id: org_id, kind: org_kind, parent_id: Some(org_parent), district_code: org_district.into() });
@@ -636,6 +649,7 @@ mod scope_tests {
                 contract_centres: centres,
                 contract_doctors: doctors,
                 encounter_orgs: encounters,
+                referred_to: referred,
                 // Emergency access opens a record by id, not the search scope.
                 emergency_users: Vec::new(),
             };

@@ -36,7 +36,7 @@ pub struct Schedule {
     pub horizon_days: u32,
 }
 
-/// A bad schedule: the field at fault and why.
+/// A bad tiered-care input (a schedule, a referral, an order): the field at fault and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     pub field: &'static str,
@@ -51,7 +51,7 @@ impl std::fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
-fn invalid(field: &'static str, why: impl Into<String>) -> Invalid {
+pub(crate) fn invalid(field: &'static str, why: impl Into<String>) -> Invalid {
     Invalid {
         field,
         why: why.into(),

@@ -14,7 +14,9 @@ pub mod password;
 pub mod plan;
 pub mod programmes;
 pub mod query;
+pub mod recognition;
 pub mod record;
+pub mod referral;
 pub mod registry;
 pub mod surveillance;
 

@@ -115,7 +115,7 @@ async fn held<E: Exec>(e: &E, resident: Id) -> Result<Vec<Held>> {
 }
 
 /// Book `b` inside the open transaction `tx`.
-async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
+pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
     if postgres {
         // One resident's bookings one at a time: the conflict check below reads
         // what the others wrote.

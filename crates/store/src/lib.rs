@@ -13,6 +13,8 @@ mod booking;
 mod indicators;
 mod postgres;
 mod programmes;
+mod recognition;
+mod referral;
 mod registry;
 mod resources;
 mod rows;
@@ -48,6 +50,8 @@ pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;
 pub use programmes::CohortStore;
 pub use programmes::{Cohort, Reading};
+pub use recognition::{NewOrder, OrderRow, PriorResult, RecognitionFigures, RecognitionStore};
+pub use referral::{ReferralFilter, ReferralRow, ReferralStep, ReferralStore};
 pub use registry::RegistryStore;
 pub use resources::ResourceStore;
 pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};
@@ -420,6 +424,8 @@ pub trait Store:
     + AuditStore
     + AccessStore
     + BookingStore
+    + ReferralStore
+    + RecognitionStore
     + Send
     + Sync
     + fmt::Debug
@@ -438,6 +444,8 @@ impl<
             + AuditStore
             + AccessStore
             + BookingStore
+            + ReferralStore
+            + RecognitionStore
             + Send
             + Sync
             + fmt::Debug

@@ -18,6 +18,7 @@ pub trait Col {
     fn text(&self, i: usize) -> Result<String>;
     fn otext(&self, i: usize) -> Result<Option<String>>;
     fn date(&self, i: usize) -> Result<NaiveDate>;
+    fn odate(&self, i: usize) -> Result<Option<NaiveDate>>;
     fn datetime(&self, i: usize) -> Result<NaiveDateTime>;
     fn odatetime(&self, i: usize) -> Result<Option<NaiveDateTime>>;
     fn f64(&self, i: usize) -> Result<f64>;
@@ -59,6 +60,9 @@ macro_rules! impl_col {
                 Ok(self.try_get(i)?)
             }
             fn date(&self, i: usize) -> Result<NaiveDate> {
+                Ok(self.try_get(i)?)
+            }
+            fn odate(&self, i: usize) -> Result<Option<NaiveDate>> {
                 Ok(self.try_get(i)?)
             }
             fn datetime(&self, i: usize) -> Result<NaiveDateTime> {

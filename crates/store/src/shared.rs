@@ -45,6 +45,7 @@ pub enum Param {
     Text(String),
     OptText(Option<String>),
     Date(NaiveDate),
+    OptDate(Option<NaiveDate>),
     DateTime(NaiveDateTime),
     OptDateTime(Option<NaiveDateTime>),
     F64(f64),
@@ -75,6 +76,7 @@ macro_rules! bind_all {
                 $crate::shared::Param::Text(v) => q.bind(v),
                 $crate::shared::Param::OptText(v) => q.bind(v),
                 $crate::shared::Param::Date(v) => q.bind(v),
+                $crate::shared::Param::OptDate(v) => q.bind(v),
                 $crate::shared::Param::DateTime(v) => q.bind(v),
                 $crate::shared::Param::OptDateTime(v) => q.bind(v),
                 $crate::shared::Param::F64(v) => q.bind(v),
@@ -230,6 +232,21 @@ pub(crate) fn placeholders(base: usize, n: usize, numbered: bool) -> String {
     format!("({})", marks.join(", "))
 }
 
+/// Residents (alias `r`) referred to organisation `org` (a bound parameter) by a
+/// referral that engages it (`TaskStatus::engages_receiver`).
+fn referred(org: &str) -> String {
+    let idle: Vec<String> = dhp_core::referral::TaskStatus::ALL
+        .into_iter()
+        .filter(|s| !s.engages_receiver())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!(
+        "EXISTS (SELECT 1 FROM referrals rf WHERE rf.resident_id = r.id AND rf.to_org = {org} \
+         AND rf.status NOT IN ({}))",
+        idle.join(", ")
+    )
+}
+
 /// The condition on residents (alias `r`) of an access scope; `None` for no limit.
 pub(crate) fn scope_clause(
     scope: &Scope,
@@ -249,7 +266,9 @@ pub(crate) fn scope_clause(
                 any.push(format!("r.street_org_id = {}", bind(Param::I64(*a))));
             }
             let t = bind(Param::Date(today));
-            let mut whose = vec![format!("c.centre_org_id = {}", bind(Param::I64(*centre)))];
+            let c = bind(Param::I64(*centre));
+            any.push(referred(&c));
+            let mut whose = vec![format!("c.centre_org_id = {c}")];
             if let Some(p) = practitioner {
                 whose.push(format!("c.doctor_id = {}", bind(Param::I64(*p))));
             }
@@ -260,10 +279,14 @@ pub(crate) fn scope_clause(
             ));
             format!("({})", any.join(" OR "))
         }
-        Scope::Hospital(h) => format!(
-            "EXISTS (SELECT 1 FROM encounters e WHERE e.resident_id = r.id AND e.org_id = {})",
-            bind(Param::I64(*h))
-        ),
+        Scope::Hospital(h) => {
+            let h = bind(Param::I64(*h));
+            format!(
+                "(EXISTS (SELECT 1 FROM encounters e WHERE e.resident_id = r.id AND e.org_id = {h}) \
+                 OR {})",
+                referred(&h)
+            )
+        }
         Scope::Resident(id) => format!("r.id = {}", bind(Param::I64(*id))),
         Scope::Nothing => "1 = 0".into(),
     })

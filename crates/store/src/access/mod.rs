@@ -36,6 +36,22 @@ pub(crate) async fn resident_access_facts<E: Exec>(
             vec![Param::I64(id)],
         )
         .await?;
+    let referrals = e
+        .rows(
+            "SELECT DISTINCT to_org, status FROM referrals WHERE resident_id = $1",
+            vec![Param::I64(id)],
+        )
+        .await?;
+    let mut referred_to = Vec::new();
+    for r in &referrals {
+        let status = r.text(1)?;
+        let engages = dhp_core::referral::TaskStatus::parse(&status)
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("referral status {status:?}")))?
+            .engages_receiver();
+        if engages && !referred_to.contains(&r.i64(0)?) {
+            referred_to.push(r.i64(0)?);
+        }
+    }
     let emergency =
         crate::access::emergency::holders(e, id, chrono::Utc::now().naive_utc()).await?;
     Ok(ResidentFacts {
@@ -45,6 +61,7 @@ pub(crate) async fn resident_access_facts<E: Exec>(
         contract_centres: contracts.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
         contract_doctors: contracts.iter().map(|c| c.i64(1)).collect::<Result<_>>()?,
         encounter_orgs: encounters.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
+        referred_to,
         emergency_users: emergency,
     })
 }

@@ -300,7 +300,11 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 27] = [
+pub(crate) const CLEAR_SQL: [&str; 31] = [
+    "DELETE FROM test_orders",
+    "DELETE FROM quality_assessments",
+    "DELETE FROM referral_steps",
+    "DELETE FROM referrals",
     "DELETE FROM appointments",
     "DELETE FROM slots",
     "DELETE FROM schedules",

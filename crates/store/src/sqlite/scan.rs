@@ -100,6 +100,12 @@ impl Col for rusqlite::Row<'_> {
         }
         .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not a date and time")))
     }
+    fn odate(&self, i: usize) -> Result<Option<NaiveDate>> {
+        match self.get_ref(i).map_err(failed)? {
+            ValueRef::Null => Ok(None),
+            _ => self.date(i).map(Some),
+        }
+    }
     fn odatetime(&self, i: usize) -> Result<Option<NaiveDateTime>> {
         match self.get_ref(i).map_err(failed)? {
             ValueRef::Null => Ok(None),
@@ -145,6 +151,9 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<()> {
             Param::Text(v) => Value::Text(v.clone()),
             Param::OptText(v) => v.clone().map_or(Value::Null, Value::Text),
             Param::Date(d) => Value::Text(d.format("%Y-%m-%d").to_string()),
+            Param::OptDate(d) => d.map_or(Value::Null, |d| {
+                Value::Text(d.format("%Y-%m-%d").to_string())
+            }),
             Param::DateTime(t) => Value::Text(t.format("%Y-%m-%d %H:%M:%S%.f").to_string()),
             Param::OptDateTime(t) => t.map_or(Value::Null, |t| {
                 Value::Text(t.format("%Y-%m-%d %H:%M:%S%.f").to_string())

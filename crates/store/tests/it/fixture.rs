@@ -69,7 +69,7 @@ fn contract(id: Id, resident: Id, start: &str, end: &str, status: ContractStatus
     }
 }
 
-fn encounter(
+pub fn encounter(
     id: Id,
     resident: Id,
     kind: EncounterType,

@@ -10,9 +10,11 @@ use crate::fixture;
 mod audit;
 mod booking;
 mod records;
+mod referral;
 pub(crate) use audit::*;
 pub(crate) use booking::*;
 pub(crate) use records::*;
+pub(crate) use referral::*;
 
 pub async fn a_new_store_is_empty(s: &dyn Store) {
     for t in Table::ALL {

@@ -337,6 +337,7 @@ impl<'a> Plan<'a> {
                 contract_centres: Vec::new(),
                 contract_doctors: Vec::new(),
                 encounter_orgs: Vec::new(),
+                referred_to: Vec::new(),
                 emergency_users: Vec::new(),
             },
         };

@@ -44,7 +44,7 @@ async fn join_all<T>(futures: Vec<Boxed<'_, T>>) -> Vec<T> {
         .collect()
 }
 
-fn cardiology() -> Schedule {
+pub(crate) fn cardiology() -> Schedule {
     Schedule {
         id: 1,
         org_id: 6,
