@@ -250,3 +250,41 @@ mod tests {
         assert!(Span::parse("m").is_err());
     }
 }
+
+/// A condition's name in the page's language (`zh`: Chinese) from `data/icd10-names.toml`:
+/// the code's own title, else its three-character category's, else the code itself.
+pub fn condition_name(icd10: &str, zh: bool) -> String {
+    #[derive(serde::Deserialize)]
+    struct Names {
+        names: std::collections::HashMap<String, [String; 2]>,
+    }
+    static NAMES: OnceLock<Names> = OnceLock::new();
+    let names = &NAMES
+        .get_or_init(|| {
+            toml::from_str(include_str!("../../../data/icd10-names.toml"))
+                .expect("data/icd10-names.toml is valid")
+        })
+        .names;
+    names
+        .get(icd10)
+        .or_else(|| icd10.get(..3).and_then(|c| names.get(c)))
+        .map(|n| n[usize::from(!zh)].clone())
+        .unwrap_or_else(|| icd10.to_string())
+}
+
+#[cfg(test)]
+mod condition_name_tests {
+    use super::condition_name;
+
+    #[test]
+    fn conditions_have_names_in_both_languages() {
+        assert_eq!(condition_name("I10", true), "原发性高血压");
+        assert_eq!(
+            condition_name("E11.9", false),
+            "Type 2 diabetes mellitus without complications"
+        );
+        // A subcode not listed takes its category's name; an unknown code shows as itself.
+        assert_eq!(condition_name("E11.2", true), "2型糖尿病");
+        assert_eq!(condition_name("Q99.9", true), "Q99.9");
+    }
+}

@@ -37,6 +37,31 @@ pub struct SlotState {
     pub status: String,
 }
 
+/// Which slots to find: the district's pool, narrowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotQuery {
+    pub org_id: Option<Id>,
+    pub service: Option<String>,
+    pub practitioner_id: Option<Id>,
+    /// Slots starting at or after (and not before `now`).
+    pub from: NaiveDateTime,
+    /// Slots starting before.
+    pub to: NaiveDateTime,
+    /// Whose places count: a referral may take reserved places, the public only open ones.
+    pub channel: Channel,
+    /// The moment the limits are read at.
+    pub now: NaiveDateTime,
+    pub limit: usize,
+}
+
+/// An appointment with its slot, for a clinic's day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClinicAppointment {
+    pub appointment: AppointmentRow,
+    pub start: NaiveDateTime,
+    pub service: String,
+}
+
 /// One appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppointmentRow {
@@ -253,6 +278,14 @@ pub trait BookingStore: Send + Sync {
     async fn mark_no_shows(&self, ended_by: NaiveDateTime) -> Result<u64>;
     /// The appointments of one resident, in id order.
     async fn appointments_of(&self, resident: Id) -> Result<Vec<AppointmentRow>>;
+    /// Slots with a place left for the query's channel, earliest first.
+    async fn find_slots(&self, query: &SlotQuery) -> Result<Vec<SlotState>>;
+    /// The appointments in slots of organisation `org` starting on `day`, by time.
+    async fn appointments_at(
+        &self,
+        org: Id,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<ClinicAppointment>>;
     /// A check that does not trust the counters: (slots whose appointments holding a
     /// place outnumber its capacity, slots whose `booked` count differs from them).
     async fn pool_faults(&self) -> Result<(i64, i64)>;
@@ -398,6 +431,108 @@ impl<B: Backend> BookingStore for B {
                     status: Status::parse(&text)
                         .ok_or_else(|| StoreError::Corrupt(format!("status {text:?}")))?,
                     cancel_reason: r.otext(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_slots(&self, q: &SlotQuery) -> Result<Vec<SlotState>> {
+        let from = q.from.max(q.now);
+        let mut params = vec![Param::DateTime(from), Param::DateTime(q.to)];
+        let mut cond = vec![
+            "s.start >= $1".to_string(),
+            "s.start < $2".to_string(),
+            "s.status = 'free'".to_string(),
+            "s.booked < s.capacity".to_string(),
+        ];
+        if let Some(o) = q.org_id {
+            params.push(Param::I64(o));
+            cond.push(format!("sc.org_id = ${}", params.len()));
+        }
+        if let Some(svc) = &q.service {
+            params.push(Param::Text(svc.clone()));
+            cond.push(format!("sc.service = ${}", params.len()));
+        }
+        if let Some(p) = q.practitioner_id {
+            params.push(Param::I64(p));
+            cond.push(format!("sc.practitioner_id = ${}", params.len()));
+        }
+        // A public booking sees only slots with an open place (reserved ones not yet
+        // released are counted in Rust, from the same rule the booking applies).
+        let mut out = Vec::new();
+        let page = (q.limit.max(1) * 4) as i64;
+        let mut offset = 0i64;
+        loop {
+            let n = params.len();
+            let mut p = params.clone();
+            p.push(Param::I64(page));
+            p.push(Param::I64(offset));
+            let rows = self
+                .pool()
+                .rows(
+                    &format!(
+                        "SELECT s.id, s.schedule_id, s.start, s.\"end\", s.capacity, s.reserved, \
+                         s.release, s.booked, s.status, sc.service, sc.org_id \
+                         FROM slots s JOIN schedules sc ON sc.id = s.schedule_id WHERE {} \
+                         ORDER BY s.start, s.id LIMIT ${} OFFSET ${}",
+                        cond.join(" AND "),
+                        n + 1,
+                        n + 2
+                    ),
+                    p,
+                )
+                .await?;
+            let got = rows.len() as i64;
+            for r in &rows {
+                let st = slot_state(r)?;
+                if st.booked < st.slot.limit(q.channel, q.now) {
+                    out.push(st);
+                    if out.len() >= q.limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if got < page {
+                return Ok(out);
+            }
+            offset += page;
+        }
+    }
+
+    async fn appointments_at(
+        &self,
+        org: Id,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<ClinicAppointment>> {
+        let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        let rows = self
+            .pool()
+            .rows(
+                "SELECT a.id, a.slot_id, a.resident_id, a.status, a.cancel_reason, s.start, sc.service \
+                 FROM appointments a JOIN slots s ON s.id = a.slot_id \
+                 JOIN schedules sc ON sc.id = s.schedule_id \
+                 WHERE sc.org_id = $1 AND s.start >= $2 AND s.start < $3 ORDER BY s.start, a.id",
+                vec![
+                    Param::I64(org),
+                    Param::DateTime(start),
+                    Param::DateTime(start + chrono::Duration::days(1)),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text = r.text(3)?;
+                Ok(ClinicAppointment {
+                    appointment: AppointmentRow {
+                        id: r.i64(0)?,
+                        slot_id: r.i64(1)?,
+                        resident_id: r.i64(2)?,
+                        status: Status::parse(&text)
+                            .ok_or_else(|| StoreError::Corrupt(format!("status {text:?}")))?,
+                        cancel_reason: r.otext(4)?,
+                    },
+                    start: r.datetime(5)?,
+                    service: r.text(6)?,
                 })
             })
             .collect()

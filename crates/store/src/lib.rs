@@ -44,7 +44,7 @@ pub use audit::chain::{
     GENESIS as AUDIT_GENESIS,
 };
 pub use audit::AuditStore;
-pub use booking::{AppointmentRow, Booking, BookingStore, SlotState};
+pub use booking::{AppointmentRow, Booking, BookingStore, ClinicAppointment, SlotQuery, SlotState};
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;

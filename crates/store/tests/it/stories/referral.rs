@@ -6,7 +6,7 @@
 use dhp_core::booking::{Channel, Status};
 use dhp_core::referral::{Act, Direction, NewReferral, Priority, TaskStatus};
 use dhp_core::{EncounterType, Observation};
-use dhp_store::{Booking, NewOrder, ReferralFilter};
+use dhp_store::{Booking, NewOrder, ReferralFilter, SlotQuery};
 
 use super::*;
 
@@ -106,6 +106,36 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         direction: None,
         open_only: true,
     };
+    // The pool's search: earliest first, narrowed by organisation and service.
+    let query = SlotQuery {
+        org_id: Some(6),
+        service: Some("cardiology".into()),
+        practitioner_id: None,
+        from: fixture::at("2030-01-07 00:00"),
+        to: fixture::at("2030-01-08 00:00"),
+        channel: Channel::Referral,
+        now,
+        limit: 2,
+    };
+    let found = s.find_slots(&query).await.unwrap();
+    assert_eq!(found.iter().map(|f| f.slot.id).collect::<Vec<_>>(), [1, 2]);
+    assert!(s
+        .find_slots(&SlotQuery {
+            service: Some("dermatology".into()),
+            ..query.clone()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    let day = s
+        .appointments_at(6, fixture::date("2030-01-07"))
+        .await
+        .unwrap();
+    assert_eq!(day.len(), 1);
+    assert_eq!(
+        (day[0].appointment.resident_id, day[0].service.as_str()),
+        (204, "cardiology")
+    );
     let (rows, total) = s.referrals(&inbox, 10, 0).await.unwrap();
     assert_eq!((rows.len(), total), (1, 1));
     assert_eq!(s.appointments_of(204).await.unwrap().len(), 1);
