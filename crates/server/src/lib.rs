@@ -14,6 +14,7 @@ pub mod security;
 
 // One folder per capability, each with its `routes()`.
 pub mod accounts;
+mod care;
 pub mod contracts;
 mod emergency;
 mod fhir;
@@ -195,6 +196,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(contracts::routes())
         .merge(surveillance::routes())
         .merge(indicators::routes())
+        .merge(care::routes())
         .nest("/fhir", fhir::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -14,6 +14,7 @@ mod people;
 mod programmes;
 mod registry;
 mod surveillance;
+mod tiered;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -333,6 +334,7 @@ pub async fn generate(
         return Err(e);
     }
     rows += write_surveillance(store, &shared, &cfg).await?;
+    rows += tiered::write(store, &shared, params.end, &mut stream(params.seed, 9, 0)).await?;
     for (k, v) in [
         ("generator", "dhp-synth 1".to_string()),
         ("seed", params.seed.to_string()),

@@ -195,7 +195,15 @@ pub async fn workbench(
             on: within == Some("30"),
         },
     ];
-    let count = |s: DueStatus| rows.iter().filter(|r| r.item.status == s).count();
+    let returned = if query.programme.is_none() {
+        returned_referrals(&state, &who, t, centre.id, on, within).await?
+    } else {
+        Vec::new()
+    };
+    let count = |s: DueStatus| {
+        rows.iter().filter(|r| r.item.status == s).count()
+            + returned.iter().filter(|(st, _)| *st == s).count()
+    };
     let counts = [DueStatus::Overdue, DueStatus::Due, DueStatus::Upcoming]
         .into_iter()
         .map(|s| {
@@ -220,9 +228,10 @@ pub async fn workbench(
         chips,
         ranges,
         counts,
-        rows: shown
-            .iter()
-            .map(|r| Row {
+        rows: returned
+            .into_iter()
+            .map(|(_, row)| row)
+            .chain(shown.iter().map(|r| Row {
                 status: r.item.status.as_str(),
                 status_label: status_label(t, r.item.status),
                 programme: programme_label(t, r.item.programme),
@@ -235,11 +244,69 @@ pub async fn workbench(
                 },
                 due: r.item.due.to_string(),
                 rule: r.item.rule.clone(),
-            })
+            }))
             .collect(),
         more: rows.len().saturating_sub(SHOWN),
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// Down-referrals back to the centre not yet closed, as due-list rows: the follow-up
+/// day the hospital set is the due day (overdue after it; upcoming ones shown within
+/// the list's range). Only when no programme filter is set: they belong to no programme.
+async fn returned_referrals(
+    state: &AppState,
+    who: &Principal,
+    t: &Messages,
+    centre: Id,
+    on: chrono::NaiveDate,
+    within: Option<&str>,
+) -> Result<Vec<(DueStatus, Row)>, AppError> {
+    use dhp_core::referral::Direction;
+    let ahead = within.and_then(|w| w.parse::<i64>().ok()).unwrap_or(0);
+    let filter = dhp_store::ReferralFilter {
+        org: centre,
+        received: true,
+        direction: Some(Direction::Down),
+        open_only: true,
+    };
+    let (referrals, _) = state.store.referrals(&filter, 1_000, 0).await?;
+    let mut out = Vec::new();
+    for r in referrals {
+        let Some(day) = r.follow_up else { continue };
+        let status = match (day - on).num_days() {
+            d if d < 0 => DueStatus::Overdue,
+            0 => DueStatus::Due,
+            d if d <= ahead => DueStatus::Upcoming,
+            _ => continue,
+        };
+        let resident = state.store.resident(r.resident_id).await?;
+        audit::record(
+            &*state.store,
+            &Actor::from(who),
+            "read",
+            &format!("ServiceRequest/{}", r.id),
+            Some(r.resident_id),
+            "success",
+            "workbench due list",
+        )
+        .await?;
+        out.push((
+            status,
+            Row {
+                status: status.as_str(),
+                status_label: status_label(t, status),
+                programme: t.get("care_dir_down").to_string(),
+                resident_id: r.resident_id,
+                resident: resident.name,
+                what: format!("{}：{}", t.get("wb_after_discharge"), r.reason),
+                due: day.to_string(),
+                rule: format!("{} #{}", t.get("wb_referral_rule"), r.id),
+            },
+        ));
+    }
+    out.sort_by(|a, b| a.1.due.cmp(&b.1.due));
+    Ok(out)
 }
 
 pub(crate) struct PanelRow {

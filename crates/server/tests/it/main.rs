@@ -1,5 +1,6 @@
 //! The server answered in-process (`oneshot`) over a real generated district.
 
+mod care;
 mod contracts;
 mod duties;
 mod fhir;

@@ -1,0 +1,478 @@
+//! Tiered care end to end over the API and the pages: a family doctor refers a resident
+//! up with a reserved slot (booked in the same step), the hospital's clinician sees it
+//! in the inbox and accepts it, the referral opens the patient's record to the
+//! hospital, an order meets the recognised result from the community centre, and the
+//! down-referral lands on the family doctor's due list. Every refusal names its field
+//! and writes nothing; the other hospital sees nothing; every attempt is audited.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use chrono::Duration;
+use dhp_core::{Encounter, EncounterType, Observation, OrgKind};
+use dhp_store::{Batch, ReferralFilter, Table};
+use serde_json::{json, Value};
+
+use super::fhir::{call, read, token};
+use super::{csrf_of, get, login, site};
+
+async fn send(
+    s: &super::Site,
+    tok: &str,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {tok}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let a = call(s, req).await;
+    (a.status, a.json)
+}
+
+async fn referral_count(s: &super::Site) -> i64 {
+    let mut n = 0;
+    for o in s
+        .state
+        .store
+        .page(Table::Organisations, 0, 1_000)
+        .await
+        .unwrap()
+        .organisations
+    {
+        for received in [true] {
+            let f = ReferralFilter {
+                org: o.id,
+                received,
+                direction: None,
+                open_only: false,
+            };
+            n += s.state.store.referrals(&f, 1, 0).await.unwrap().1;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_goes_up_with_a_slot_is_accepted_and_comes_back_down() {
+    let s = site(2_000).await;
+    let store = &s.state.store;
+    let doctor = token(&s, "doctor").await;
+    let clinician = token(&s, "clinician").await;
+    let resident_tok = token(&s, "resident").await;
+    let doctor_user = store.user_by_username("doctor").await.unwrap();
+    let clinician_user = store.user_by_username("clinician").await.unwrap();
+    let orgs = store
+        .page(Table::Organisations, 0, 1_000)
+        .await
+        .unwrap()
+        .organisations;
+    let centre = orgs
+        .iter()
+        .find(|o| Some(o.id) == doctor_user.org_id)
+        .unwrap();
+    let hospital = orgs
+        .iter()
+        .find(|o| Some(o.id) == clinician_user.org_id)
+        .unwrap();
+    assert_eq!(hospital.kind, OrgKind::Hospital);
+    let other_hospital = orgs
+        .iter()
+        .find(|o| {
+            o.kind == OrgKind::Hospital
+                && o.id != hospital.id
+                && o.district_code == hospital.district_code
+        })
+        .unwrap();
+    // A second clinician, at the other hospital.
+    let mut other = clinician_user.clone();
+    other.username = "clinician2".into();
+    other.id = 900_001;
+    other.password_hash = dhp_server::auth::hash_password("clinician2");
+    other.practitioner_id = None;
+    other.org_id = Some(other_hospital.id);
+    store.insert_user(&other).await.unwrap();
+    let clinician2 = token(&s, "clinician2").await;
+
+    // An adult of the doctor's area with no encounter at the hospital.
+    let on: chrono::NaiveDate = "2026-06-30".parse().unwrap();
+    let mut resident = None;
+    for r in store
+        .page(Table::Residents, 0, 5_000)
+        .await
+        .unwrap()
+        .residents
+    {
+        if Some(r.street_org_id) != centre.parent_id || r.age_on(on) < 30 {
+            continue;
+        }
+        let f = store.resident_access_facts(r.id, on).await.unwrap();
+        if !f.encounter_orgs.contains(&hospital.id) && f.referred_to.is_empty() {
+            resident = Some(r.id);
+            break;
+        }
+    }
+    let resident = resident.expect("an adult of the area new to the hospital");
+    assert_eq!(
+        read(&s, Some(&clinician), &format!("/fhir/Patient/{resident}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A reserved slot at the hospital, found through the pool's search.
+    let slots = read(
+        &s,
+        Some(&doctor),
+        &format!("/api/slots?org={}&referral=1&limit=3", hospital.code),
+    )
+    .await;
+    assert_eq!(slots.status, StatusCode::OK, "{}", slots.json);
+    let slot = &slots.json["slots"][0];
+    let slot_id = slot["id"].as_i64().unwrap();
+    let booked_before = store.slot_state(slot_id).await.unwrap().booked;
+    // The public may not ask for the reserved places.
+    let public = read(&s, Some(&resident_tok), "/api/slots?referral=1").await;
+    assert_eq!(public.json["field"], "referral");
+
+    let good = json!({
+        "resident_id": resident,
+        "direction": "up",
+        "performer": hospital.code,
+        "reason": "两次随访血压控制不满意",
+        "priority": "urgent",
+        "diagnosis": "I10",
+        "slot": slot_id.to_string(),
+    });
+    // Bad input: each refusal names its field and writes nothing.
+    let before = referral_count(&s).await;
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    for (body, field) in [
+        (with("direction", json!("sideways")), "direction"),
+        (with("performer", json!(centre.code)), "performer"),
+        (with("performer", json!("NO-SUCH-ORG")), "performer"),
+        (with("reason", json!("  ")), "reason"),
+        (with("priority", json!("whenever")), "priority"),
+        (with("diagnosis", json!("high blood pressure")), "diagnosis"),
+        (with("slot", json!("99999999")), "slot"),
+        (with("performer", json!(other_hospital.code)), "slot"),
+        (with("follow_up", json!("2026-07-10")), "summary"),
+        (with("resident_id", json!(99_999_999)), "resident_id"),
+    ] {
+        let (status, v) = send(&s, &doctor, "POST", "/api/referrals", &body).await;
+        assert!(status.is_client_error(), "{body} → {status}");
+        assert_eq!(v["field"], field, "{body} → {v}");
+    }
+    // The clinician cannot refer up, the resident cannot refer at all.
+    let (_, v) = send(&s, &clinician, "POST", "/api/referrals", &good).await;
+    assert!(
+        v["field"] == "resident_id" || v["field"] == "requester",
+        "{v}"
+    );
+    let (status, v) = send(&s, &resident_tok, "POST", "/api/referrals", &good).await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("role"))
+    );
+    assert_eq!(referral_count(&s).await, before);
+    assert_eq!(
+        store.slot_state(slot_id).await.unwrap().booked,
+        booked_before
+    );
+
+    // The referral, with the slot booked in the same step.
+    let (status, made) = send(&s, &doctor, "POST", "/api/referrals", &good).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    assert_eq!(made["status"], "requested");
+    assert!(made["appointment_id"].is_i64());
+    assert_eq!(
+        store.slot_state(slot_id).await.unwrap().booked,
+        booked_before + 1
+    );
+    assert_eq!(referral_count(&s).await, before + 1);
+
+    // The clinician's inbox has it; the other hospital sees nothing of it.
+    let inbox = read(&s, Some(&clinician), "/api/referrals?box=inbox&open=1").await;
+    assert!(
+        inbox.json["referrals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id),
+        "{}",
+        inbox.json
+    );
+    assert_eq!(
+        read(&s, Some(&clinician2), &format!("/api/referrals/{id}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let (status, v) = send(
+        &s,
+        &clinician2,
+        "POST",
+        &format!("/api/referrals/{id}/steps"),
+        &json!({"act": "accept"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("act"))
+    );
+    // The referring doctor does not accept; a rejection needs a reason.
+    let (status, _) = send(
+        &s,
+        &doctor,
+        "POST",
+        &format!("/api/referrals/{id}/steps"),
+        &json!({"act": "accept"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        &format!("/api/referrals/{id}/steps"),
+        &json!({"act": "reject"}),
+    )
+    .await;
+    assert_eq!(v["field"], "reason");
+    let (status, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        &format!("/api/referrals/{id}/steps"),
+        &json!({"act": "accept"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (StatusCode::OK, Some("accepted")),
+        "{v}"
+    );
+    // Backwards is refused.
+    let (status, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        &format!("/api/referrals/{id}/steps"),
+        &json!({"act": "receive"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::CONFLICT, Some("status"))
+    );
+
+    // The referral opened the record to the hospital (and only to it).
+    assert_eq!(
+        read(&s, Some(&clinician), &format!("/fhir/Patient/{resident}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        read(&s, Some(&clinician2), &format!("/fhir/Patient/{resident}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The centre's HbA1c of three days ago stands: the order meets it.
+    let e = store.reserve_ids("Encounter", 1).await.unwrap();
+    let o = store.reserve_ids("Observation", 1).await.unwrap();
+    let when = on.and_hms_opt(9, 0, 0).unwrap() - Duration::days(3);
+    store
+        .insert_batch(&Batch {
+            encounters: vec![Encounter {
+                id: e,
+                resident_id: resident,
+                kind: EncounterType::Outpatient,
+                programme: None,
+                org_id: centre.id,
+                practitioner_id: None,
+                start: when,
+            }],
+            observations: vec![Observation {
+                id: o,
+                resident_id: resident,
+                encounter_id: Some(e),
+                code: "4548-4".into(),
+                value: 8.1,
+                unit: "%".into(),
+                effective: when,
+            }],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    let order = |extra: Value| {
+        let mut b = json!({"resident_id": resident, "code": "4548-4"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let (status, v) = send(&s, &clinician, "POST", "/api/orders", &order(json!({}))).await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::CONFLICT, Some("exception")),
+        "{v}"
+    );
+    assert_eq!(v["standing"]["id"], o);
+    assert_eq!(v["standing"]["value"], 8.1);
+    let standing = o.to_string();
+    for (extra, field) in [
+        (
+            json!({"standing": standing, "exception": "bored"}),
+            "exception",
+        ),
+        (
+            json!({"standing": standing, "exception": "physician-judgement"}),
+            "note",
+        ),
+        (json!({"code": "8480-6"}), "code"),
+    ] {
+        let (status, v) = send(&s, &clinician, "POST", "/api/orders", &order(extra.clone())).await;
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{extra} → {v}"
+        );
+    }
+    assert!(store.orders_of(resident).await.unwrap().is_empty());
+    let (status, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        "/api/orders",
+        &order(json!({"standing": standing, "use_standing": "1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (StatusCode::CREATED, Some("recognised")),
+        "{v}"
+    );
+    let (status, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        "/api/orders",
+        &order(json!({"standing": standing, "exception": "condition-changed"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (StatusCode::CREATED, Some("ordered")),
+        "{v}"
+    );
+    let figures = store.recognition_figures(on, on).await.unwrap();
+    assert!(
+        figures.recognised >= 1
+            && figures
+                .exceptions
+                .iter()
+                .any(|(c, _)| c == "condition-changed")
+    );
+
+    // Down to the centre, with the discharge summary and a follow-up day.
+    let down = json!({
+        "resident_id": resident,
+        "direction": "down",
+        "performer": centre.code,
+        "reason": "出院后社区随访",
+        "summary": "住院 5 天，血压已控制，继续用药",
+        "follow_up": (on + Duration::days(3)).to_string(),
+    });
+    let mut bad = down.clone();
+    bad["summary"] = json!("");
+    assert_eq!(
+        send(&s, &clinician, "POST", "/api/referrals", &bad).await.1["field"],
+        "summary"
+    );
+    bad = down.clone();
+    bad["follow_up"] = json!("2020-01-01");
+    assert_eq!(
+        send(&s, &clinician, "POST", "/api/referrals", &bad).await.1["field"],
+        "follow_up"
+    );
+    bad = down.clone();
+    bad["follow_up"] = json!("next week");
+    assert_eq!(
+        send(&s, &clinician, "POST", "/api/referrals", &bad).await.1["field"],
+        "follow_up"
+    );
+    let (status, d) = send(&s, &clinician, "POST", "/api/referrals", &down).await;
+    assert_eq!(status, StatusCode::CREATED, "{d}");
+    let down_id = d["id"].as_i64().unwrap();
+
+    // The family doctor's side: the referral sent and the one back, and the follow-up
+    // on the due list of the coming week.
+    let (_, cookie, _) = login(&s, "doctor", "doctor").await;
+    let cookie = cookie.unwrap();
+    let (status, care) = get(&s, "/care?box=sent&all=1", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        care.contains(&format!("/care/referrals/{id}?")),
+        "sent list lacks the referral"
+    );
+    let (_, due) = get(&s, "/workbench?within=7", Some(&cookie)).await;
+    assert!(
+        due.contains("出院后随访：出院后社区随访"),
+        "the due list lacks the follow-up"
+    );
+    // The doctor takes the down-referral on through its page's form (CSRF checked).
+    let csrf = csrf_of(&s, &cookie).await;
+    let step = |body: String| {
+        Request::post(format!("/care/referrals/{down_id}/step"))
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    assert_eq!(
+        call(&s, step("act=accept".into())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&s, step(format!("csrf={csrf}&act=accept")))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        call(&s, step(format!("csrf={csrf}&act=complete")))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let (_, due) = get(&s, "/workbench?within=7", Some(&cookie)).await;
+    assert!(
+        !due.contains("出院后随访：出院后社区随访"),
+        "a completed follow-up stays due"
+    );
+
+    // Every attempt is in the audit log, the refused ones too.
+    let audit = store.audit_events(None, 100_000).await.unwrap();
+    let has = |resource: &str, outcome: &str, user: &str| {
+        audit
+            .iter()
+            .any(|e| e.resource == resource && e.outcome == outcome && e.username == user)
+    };
+    assert!(has(&format!("ServiceRequest/{id}"), "success", "doctor"));
+    assert!(has(&format!("Task/{id}"), "denied", "clinician2"));
+    assert!(has(&format!("ServiceRequest/{id}"), "denied", "clinician2"));
+    assert!(has(&format!("Task/{id}"), "success", "clinician"));
+    assert!(has(&format!("Observation/{o}"), "success", "clinician"));
+}
