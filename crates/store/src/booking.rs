@@ -60,6 +60,8 @@ pub struct ClinicAppointment {
     pub appointment: AppointmentRow,
     pub start: NaiveDateTime,
     pub service: String,
+    /// The practitioner of the schedule, when it names one.
+    pub practitioner_id: Option<Id>,
 }
 
 /// One appointment.
@@ -508,7 +510,7 @@ impl<B: Backend> BookingStore for B {
         let rows = self
             .pool()
             .rows(
-                "SELECT a.id, a.slot_id, a.resident_id, a.status, a.cancel_reason, s.start, sc.service \
+                "SELECT a.id, a.slot_id, a.resident_id, a.status, a.cancel_reason, s.start, sc.service, sc.practitioner_id \
                  FROM appointments a JOIN slots s ON s.id = a.slot_id \
                  JOIN schedules sc ON sc.id = s.schedule_id \
                  WHERE sc.org_id = $1 AND s.start >= $2 AND s.start < $3 ORDER BY s.start, a.id",
@@ -533,6 +535,7 @@ impl<B: Backend> BookingStore for B {
                     },
                     start: r.datetime(5)?,
                     service: r.text(6)?,
+                    practitioner_id: r.oi64(7)?,
                 })
             })
             .collect()

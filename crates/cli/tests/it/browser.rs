@@ -50,14 +50,153 @@ fn browse(chrome: &Path, profile: &Path, args: &[&str], url: &str) -> std::proce
         .unwrap()
 }
 
-#[test]
-fn home_and_login_pages_render_in_chromium() {
-    let Some(chrome) = chromium() else {
+/// Where screenshots are kept for a person to look at: target/tmp/screenshots/.
+pub fn shots_dir() -> PathBuf {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+/// One browser over the DevTools protocol, used as a person uses it: a tab that opens
+/// pages, signs in through the login form and keeps its session cookie between pages.
+pub struct Walk {
+    _browser: Browser,
+    pub tab: std::sync::Arc<headless_chrome::Tab>,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Walk {
+    pub fn new(chrome: &Path, base: &str, size: (u32, u32)) -> Self {
+        let browser = Browser::new(
+            LaunchOptions::default_builder()
+                .path(Some(chrome.to_path_buf()))
+                .headless(true)
+                .sandbox(false)
+                .window_size(Some(size))
+                .idle_browser_timeout(std::time::Duration::from_secs(120))
+                .args(vec![
+                    OsStr::new("--disable-gpu"),
+                    OsStr::new("--disable-background-networking"),
+                    OsStr::new("--hide-scrollbars"),
+                ])
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let tab = browser.new_tab().unwrap();
+        Self {
+            _browser: browser,
+            tab,
+            base: base.trim_end_matches('/').to_string(),
+            shots: shots_dir(),
+        }
+    }
+
+    /// Open `path` and wait for it: the page's HTML.
+    pub fn open(&self, path: &str) -> String {
+        self.tab
+            .navigate_to(&format!("{}{}", self.base, path))
+            .unwrap()
+            .wait_until_navigated()
+            .unwrap();
+        self.tab.get_content().unwrap()
+    }
+
+    /// Click into `selector` and type `text`.
+    pub fn type_into(&self, selector: &str, text: &str) {
+        self.tab
+            .wait_for_element(selector)
+            .unwrap()
+            .click()
+            .unwrap();
+        self.tab.type_str(text).unwrap();
+    }
+
+    /// Click `selector` and wait for the next page to land (its `then` element).
+    pub fn click(&self, selector: &str, then: &str) -> String {
+        self.tab
+            .wait_for_element(selector)
+            .unwrap_or_else(|e| panic!("no {selector}: {e}"))
+            .click()
+            .unwrap();
+        self.tab
+            .wait_for_element(then)
+            .unwrap_or_else(|e| panic!("after {selector}, no {then}: {e}"));
+        self.tab.get_content().unwrap()
+    }
+
+    /// Sign in through the login page (password = username, the demo accounts').
+    pub fn sign_in(&self, user: &str) {
+        self.open("/login");
+        self.type_into("input[name=username]", user);
+        self.type_into("input[name=password]", user);
+        self.tab
+            .wait_for_element("button[type=submit]")
+            .unwrap()
+            .click()
+            .unwrap();
+        // The next page has the logout button (waits for the navigation to land).
+        self.tab
+            .wait_for_element("form[action='/logout'] button")
+            .unwrap_or_else(|e| panic!("{user} is not signed in: {e}"));
+        assert!(self.tab.get_content().unwrap().contains("退出"));
+    }
+
+    /// Sign out with the page's own button (its form carries the session's token).
+    pub fn sign_out(&self) {
+        self.tab
+            .wait_for_element("form[action='/logout'] button")
+            .unwrap()
+            .click()
+            .unwrap();
+        // Signed out: the page offers the login link again.
+        self.tab
+            .wait_for_element("a.button[href^='/login']")
+            .expect("signed out, the login link shows");
+    }
+
+    /// A screenshot of the whole page the tab shows now, as `name`.png.
+    pub fn shoot(&self, name: &str) {
+        let png = self
+            .tab
+            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+            .unwrap();
+        assert!(
+            png.len() > 20_000,
+            "{name} screenshot is {} bytes",
+            png.len()
+        );
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// The text a person reads on the page now.
+    pub fn text(&self) -> String {
+        self.tab
+            .evaluate("document.body.innerText", false)
+            .unwrap()
+            .value
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// Chromium, or `None` where it is not installed (outside CI, which must have it).
+pub fn chromium_or_skip() -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install chromium (.ci/run does)"
         );
         eprintln!("chromium not installed: page test skipped");
+    }
+    found
+}
+
+#[test]
+fn home_and_login_pages_render_in_chromium() {
+    let Some(chrome) = chromium_or_skip() else {
         return;
     };
     let dir = Scratch::new("browser");
@@ -101,8 +240,7 @@ fn home_and_login_pages_render_in_chromium() {
     }
 
     // Screenshots kept for a person to look at: target/tmp/screenshots/.
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = shots_dir();
     // A screenshot of `page` as `name`.png, with more Chromium flags; it must hold a page.
     let screenshot = |name: &str, page: &str, flags: &[&str]| {
         let file = shots.join(format!("{name}.png"));
@@ -124,73 +262,12 @@ fn home_and_login_pages_render_in_chromium() {
 
     // Signed in as a person does it: the login page, typing, the button. One browser
     // over the DevTools protocol, so the session cookie lives on between pages.
-    let browser = Browser::new(
-        LaunchOptions::default_builder()
-            .path(Some(chrome.clone()))
-            .headless(true)
-            .sandbox(false)
-            .window_size(Some((1280, 1500)))
-            .idle_browser_timeout(std::time::Duration::from_secs(120))
-            .args(vec![
-                OsStr::new("--disable-gpu"),
-                OsStr::new("--disable-background-networking"),
-                OsStr::new("--hide-scrollbars"),
-            ])
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let tab = browser.new_tab().unwrap();
-    let open = |path: &str| -> String {
-        tab.navigate_to(&format!("{}{}", base.trim_end_matches('/'), path))
-            .unwrap()
-            .wait_until_navigated()
-            .unwrap();
-        tab.get_content().unwrap()
-    };
-    let sign_in = |user: &str| {
-        open("/login");
-        tab.wait_for_element("input[name=username]")
-            .unwrap()
-            .click()
-            .unwrap();
-        tab.type_str(user).unwrap();
-        tab.wait_for_element("input[name=password]")
-            .unwrap()
-            .click()
-            .unwrap();
-        tab.type_str(user).unwrap();
-        tab.wait_for_element("button[type=submit]")
-            .unwrap()
-            .click()
-            .unwrap();
-        // The next page has the logout button (waits for the navigation to land).
-        tab.wait_for_element("form[action='/logout'] button")
-            .unwrap_or_else(|e| panic!("{user} is not signed in: {e}"));
-        assert!(tab.get_content().unwrap().contains("退出"));
-    };
-    // Signing out is the page's own button (its form carries the session's token).
-    let sign_out = || {
-        tab.wait_for_element("form[action='/logout'] button")
-            .unwrap()
-            .click()
-            .unwrap();
-        // Signed out: the page offers the login link again.
-        tab.wait_for_element("a.button[href^='/login']")
-            .expect("signed out, the login link shows");
-    };
-    // A screenshot of what the tab shows now, the whole page.
-    let shoot = |name: &str| {
-        let png = tab
-            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
-            .unwrap();
-        assert!(
-            png.len() > 20_000,
-            "{name} screenshot is {} bytes",
-            png.len()
-        );
-        std::fs::write(shots.join(format!("{name}.png")), png).unwrap();
-    };
+    let walk = Walk::new(&chrome, &base, (1280, 1500));
+    let tab = &walk.tab;
+    let open = |path: &str| walk.open(path);
+    let sign_in = |user: &str| walk.sign_in(user);
+    let sign_out = || walk.sign_out();
+    let shoot = |name: &str| walk.shoot(name);
 
     // The family doctor's workbench: the due list, a resident's page and the printable
     // vaccination plan.
@@ -369,16 +446,8 @@ fn home_and_login_pages_render_in_chromium() {
         .unwrap()
         .click()
         .unwrap();
-    tab.wait_for_element("input[name=username]")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.type_str("dr.zhou").unwrap();
-    tab.wait_for_element("input[name=display_name]")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.type_str("周医生").unwrap();
+    walk.type_into("input[name=username]", "dr.zhou");
+    walk.type_into("input[name=display_name]", "周医生");
     tab.evaluate(
         "document.querySelector('select[name=role]').value = 'family_doctor'; \
          document.querySelector('select[name=org]').value = '310118-CHC-ZJJ';",
@@ -397,16 +466,8 @@ fn home_and_login_pages_render_in_chromium() {
     shoot("accounts-en");
     sign_out();
     open("/login");
-    tab.wait_for_element("input[name=username]")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.type_str("dr.zhou").unwrap();
-    tab.wait_for_element("input[name=password]")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.type_str(&one_time).unwrap();
+    walk.type_into("input[name=username]", "dr.zhou");
+    walk.type_into("input[name=password]", &one_time);
     tab.wait_for_element("button[type=submit]")
         .unwrap()
         .click()
@@ -423,11 +484,7 @@ fn home_and_login_pages_render_in_chromium() {
         ("new_password", "Zhujiajiao-2027"),
         ("confirm_password", "Zhujiajiao-2027"),
     ] {
-        tab.wait_for_element(&format!("input[name={field}]"))
-            .unwrap()
-            .click()
-            .unwrap();
-        tab.type_str(value).unwrap();
+        walk.type_into(&format!("input[name={field}]"), value);
     }
     tab.wait_for_element("section.login button[type=submit]")
         .unwrap()

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod browser;
+mod care_walk;
 mod cli;
 mod serve_kill;
 mod surveillance;

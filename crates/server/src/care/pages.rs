@@ -73,7 +73,7 @@ fn said(t: &Messages, r: &Refusal) -> String {
     if field.is_empty() || label.starts_with("care_f_") {
         message
     } else {
-        format!("{label}：{message}")
+        format!("{label}{}{message}", t.get("care_colon"))
     }
 }
 
@@ -176,6 +176,8 @@ pub(crate) struct InboxPage {
     pub(crate) next: String,
     pub(crate) today: Vec<TodayRow>,
     pub(crate) clinician: bool,
+    /// The day list is the clinician's own clinic (not the whole hospital's).
+    pub(crate) mine_only: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -244,8 +246,18 @@ pub async fn inbox(
     }
     let today_day = crate::context::as_of(&state).await?;
     let mut today = Vec::new();
+    let mut mine_only = false;
     if clinician {
-        for a in state.store.appointments_at(org, today_day).await? {
+        let day = state.store.appointments_at(org, today_day).await?;
+        // The clinician's own clinic when a schedule names them, else the hospital's.
+        let mine = who
+            .practitioner_id
+            .filter(|p| day.iter().any(|a| a.practitioner_id == Some(*p)));
+        mine_only = mine.is_some();
+        for a in day
+            .into_iter()
+            .filter(|a| mine.is_none() || a.practitioner_id == mine)
+        {
             note(
                 &state,
                 &who,
@@ -329,6 +341,7 @@ pub async fn inbox(
         },
         today,
         clinician,
+        mine_only,
     };
     Ok(Html(page_view.render()?).into_response())
 }
