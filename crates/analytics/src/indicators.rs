@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDate};
-use dhp_core::indicators::rules::{case_report_tallies, resource_tallies, signal_tallies};
+use dhp_core::indicators::rules::{
+    case_report_tallies, order_tallies, referral_tallies, resource_tallies, signal_tallies,
+};
 use dhp_core::indicators::{self, Count, Indicator, Period, Totals, Units};
 use dhp_core::{Id, Organisation, Practitioner};
 use dhp_store::{Cohort, Reading, Store, StoreError};
@@ -157,6 +159,34 @@ pub async fn compute(
         signal_tallies(s, &district, &defs, &ctx.units, periods, &mut |t| {
             sums.add(t)
         });
+    }
+    // Referrals and orders count where they were made: the referring organisation's
+    // district.
+    let districts: HashMap<Id, &str> = ctx
+        .orgs
+        .iter()
+        .map(|o| (o.id, o.district_code.as_str()))
+        .collect();
+    let district_of = |org: Id| districts.get(&org).copied().unwrap_or_default();
+    for r in &store.referral_facts(first).await? {
+        referral_tallies(
+            r,
+            district_of(r.from_org),
+            &defs,
+            &ctx.units,
+            periods,
+            &mut |t| sums.add(t),
+        );
+    }
+    for o in &store.order_facts(first).await? {
+        order_tallies(
+            o,
+            district_of(o.org_id),
+            &defs,
+            &ctx.units,
+            periods,
+            &mut |t| sums.add(t),
+        );
     }
     Ok(Computed {
         counts: sums.into_counts(&defs),

@@ -123,9 +123,9 @@ pub struct ResidentFacts {
     pub contract_doctors: Vec<Id>,
     /// Organisations where the resident has had an encounter.
     pub encounter_orgs: Vec<Id>,
-    /// Organisations the resident was referred to, by a referral not rejected or
-    /// withdrawn (two-way referral brings the patient into the receiver's care).
-    pub referred_to: Vec<Id>,
+    /// Organisations the resident was referred to (by a referral not rejected or
+    /// withdrawn) or holds a booking at: the patient is coming into their care.
+    pub referred_or_booked: Vec<Id>,
     /// Accounts holding emergency access to the resident now (break the glass).
     pub emergency_users: Vec<String>,
 }
@@ -172,7 +172,8 @@ impl Decision {
 /// - public-health doctor: residents of their district (case investigation);
 /// - family doctor: residents living in their centre's street or town, residents
 ///   contracted with their centre or with them, and residents referred to the centre;
-/// - hospital clinician: residents with an encounter at their hospital or referred to it;
+/// - hospital clinician: residents with an encounter at, a referral to or a booking at
+///   their hospital;
 /// - resident: only themself.
 pub fn may_read_resident(
     who: &Principal,
@@ -220,8 +221,8 @@ fn in_scope(who: &Principal, org: Option<&OrgFacts>, facts: &ResidentFacts) -> D
                 Decision::Allow("contracted with this doctor")
             } else if facts.contract_centres.contains(&o.id) {
                 Decision::Allow("contracted with this centre")
-            } else if facts.referred_to.contains(&o.id) {
-                Decision::Allow("referred to this centre")
+            } else if facts.referred_or_booked.contains(&o.id) {
+                Decision::Allow("referred to or booked at this centre")
             } else if o.kind == OrgKind::CommunityHealthCentre
                 && o.parent_id == Some(facts.street_org_id)
             {
@@ -236,12 +237,10 @@ fn in_scope(who: &Principal, org: Option<&OrgFacts>, facts: &ResidentFacts) -> D
             Some(o) if facts.encounter_orgs.contains(&o.id) => {
                 Decision::Allow("encounter at this hospital")
             }
-            Some(o) if facts.referred_to.contains(&o.id) => {
-                Decision::Allow("referred to this hospital")
+            Some(o) if facts.referred_or_booked.contains(&o.id) => {
+                Decision::Allow("referred to or booked at this hospital")
             }
-            _ => Decision::Deny(
-                "resident has neither an encounter at nor a referral to this hospital",
-            ),
+            _ => Decision::Deny("resident has no encounter, referral or booking at this hospital"),
         },
     }
 }
@@ -330,7 +329,7 @@ pub enum Scope {
         area: Option<Id>,
         practitioner: Option<Id>,
     },
-    /// Residents with an encounter at this hospital or referred to it.
+    /// Residents with an encounter at, a referral to or a booking at this hospital.
     Hospital(Id),
     /// One resident.
     Resident(Id),
@@ -397,7 +396,7 @@ mod tests {
             contract_centres: vec![40],
             contract_doctors: vec![400],
             encounter_orgs: vec![6],
-            referred_to: Vec::new(),
+            referred_or_booked: Vec::new(),
             emergency_users: Vec::new(),
         }
     }
@@ -598,10 +597,10 @@ mod scope_tests {
             } => {
                 *area == Some(f.street_org_id)
                     || f.contract_centres.contains(centre)
-                    || f.referred_to.contains(centre)
+                    || f.referred_or_booked.contains(centre)
                     || practitioner.is_some_and(|p| f.contract_doctors.contains(&p))
             }
-            Scope::Hospital(h) => f.encounter_orgs.contains(h) || f.referred_to.contains(h),
+            Scope::Hospital(h) => f.encounter_orgs.contains(h) || f.referred_or_booked.contains(h),
             Scope::Resident(r) => *r == f.resident_id,
             Scope::Nothing => false,
         }
@@ -649,7 +648,7 @@ mod scope_tests {
                 contract_centres: centres,
                 contract_doctors: doctors,
                 encounter_orgs: encounters,
-                referred_to: referred,
+                referred_or_booked: referred,
                 // Emergency access opens a record by id, not the search scope.
                 emergency_users: Vec::new(),
             };

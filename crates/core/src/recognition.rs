@@ -81,6 +81,16 @@ pub struct Prior {
     pub org_assessed: bool,
 }
 
+/// A test order that met a recognised result, as the indicators count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderFact {
+    /// The ordering organisation.
+    pub org_id: Id,
+    pub day: NaiveDate,
+    /// Whether the earlier result was used (a repeat avoided).
+    pub recognised: bool,
+}
+
 impl Table {
     pub fn item(&self, code: &str) -> Option<&Item> {
         self.by_code.get(code).map(|&i| &self.items[i])

@@ -357,6 +357,18 @@ impl NewReferral {
     }
 }
 
+/// A referral as the indicators count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferralFact {
+    pub direction: Direction,
+    pub from_org: Id,
+    pub to_org: Id,
+    pub created: chrono::NaiveDateTime,
+    /// When it was accepted, if it was.
+    pub accepted_at: Option<chrono::NaiveDateTime>,
+    pub rejected: bool,
+}
+
 /// Whether a step's reason is acceptable (present where the step needs one).
 pub fn check_reason(act: Act, reason: Option<&str>) -> Result<(), Invalid> {
     text("reason", reason.unwrap_or(""), act.needs_reason())

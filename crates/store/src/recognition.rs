@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
-use dhp_core::recognition::{table, Prior};
+use dhp_core::recognition::{table, OrderFact, Prior};
 use dhp_core::Id;
 
 use crate::rows::Col;
@@ -126,6 +126,8 @@ pub trait RecognitionStore: Send + Sync {
     async fn order_test(&self, order: &NewOrder, standing: Option<Id>) -> Result<Id>;
     /// A resident's orders, newest first.
     async fn orders_of(&self, resident: Id) -> Result<Vec<OrderRow>>;
+    /// Orders from `since` on that met a recognised result.
+    async fn order_facts(&self, since: NaiveDate) -> Result<Vec<OrderFact>>;
     /// Orders from `from` to `to` (days inclusive), counted.
     async fn recognition_figures(
         &self,
@@ -220,6 +222,27 @@ impl<B: Backend> RecognitionStore for B {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn order_facts(&self, since: NaiveDate) -> Result<Vec<OrderFact>> {
+        self.pool()
+            .rows(
+                "SELECT org_id, at, outcome FROM test_orders \
+                 WHERE at >= $1 AND standing_result_id IS NOT NULL",
+                vec![Param::DateTime(
+                    since.and_hms_opt(0, 0, 0).unwrap_or_default(),
+                )],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(OrderFact {
+                    org_id: r.i64(0)?,
+                    day: r.datetime(1)?.date(),
+                    recognised: r.text(2)? == "recognised",
+                })
+            })
+            .collect()
     }
 
     async fn orders_of(&self, resident: Id) -> Result<Vec<OrderRow>> {

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
-use dhp_core::referral::{next, Act, Direction, NewReferral, Priority, TaskStatus};
+use dhp_core::referral::{next, Act, Direction, NewReferral, Priority, ReferralFact, TaskStatus};
 use dhp_core::Id;
 
 use crate::booking::{book_in, Booking};
@@ -148,6 +148,8 @@ pub trait ReferralStore: Send + Sync {
     ) -> Result<(Vec<ReferralRow>, i64)>;
     /// One resident's referrals, newest first.
     async fn referrals_of(&self, resident: Id) -> Result<Vec<ReferralRow>>;
+    /// Referrals made from `since` on, as the indicators count them.
+    async fn referral_facts(&self, since: NaiveDate) -> Result<Vec<ReferralFact>>;
 }
 
 #[async_trait]
@@ -331,6 +333,37 @@ impl<B: Backend> ReferralStore for B {
             .await?
             .iter()
             .map(row)
+            .collect()
+    }
+
+    async fn referral_facts(&self, since: NaiveDate) -> Result<Vec<ReferralFact>> {
+        let rows = self
+            .pool()
+            .rows(
+                "SELECT r.direction, r.from_org, r.to_org, r.created, \
+                   (SELECT MIN(s.at) FROM referral_steps s WHERE s.referral_id = r.id AND s.status = $2), \
+                   (SELECT COUNT(*) FROM referral_steps s WHERE s.referral_id = r.id AND s.status = $3) \
+                 FROM referrals r WHERE r.created >= $1",
+                vec![
+                    Param::DateTime(since.and_hms_opt(0, 0, 0).unwrap_or_default()),
+                    Param::Text(TaskStatus::Accepted.as_str().into()),
+                    Param::Text(TaskStatus::Rejected.as_str().into()),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let d = r.text(0)?;
+                Ok(ReferralFact {
+                    direction: Direction::parse(&d)
+                        .ok_or_else(|| StoreError::Corrupt(format!("referral direction {d:?}")))?,
+                    from_org: r.i64(1)?,
+                    to_org: r.i64(2)?,
+                    created: r.datetime(3)?,
+                    accepted_at: r.odatetime(4)?,
+                    rejected: r.i64(5)? > 0,
+                })
+            })
             .collect()
     }
 }

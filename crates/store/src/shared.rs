@@ -233,17 +233,27 @@ pub(crate) fn placeholders(base: usize, n: usize, numbered: bool) -> String {
 }
 
 /// Residents (alias `r`) referred to organisation `org` (a bound parameter) by a
-/// referral that engages it (`TaskStatus::engages_receiver`).
+/// referral that engages it (`TaskStatus::engages_receiver`), or holding a booking
+/// there (`Status::holds_place`).
 fn referred(org: &str) -> String {
     let idle: Vec<String> = dhp_core::referral::TaskStatus::ALL
         .into_iter()
         .filter(|s| !s.engages_receiver())
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
+    let holding: Vec<String> = dhp_core::booking::Status::ALL
+        .into_iter()
+        .filter(|s| s.holds_place())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
     format!(
-        "EXISTS (SELECT 1 FROM referrals rf WHERE rf.resident_id = r.id AND rf.to_org = {org} \
-         AND rf.status NOT IN ({}))",
-        idle.join(", ")
+        "(EXISTS (SELECT 1 FROM referrals rf WHERE rf.resident_id = r.id AND rf.to_org = {org} \
+         AND rf.status NOT IN ({})) \
+         OR EXISTS (SELECT 1 FROM appointments ap JOIN slots sl ON sl.id = ap.slot_id \
+         JOIN schedules sc ON sc.id = sl.schedule_id \
+         WHERE ap.resident_id = r.id AND sc.org_id = {org} AND ap.status IN ({})))",
+        idle.join(", "),
+        holding.join(", ")
     )
 }
 

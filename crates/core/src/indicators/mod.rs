@@ -138,6 +138,10 @@ pub enum Basis {
     Resources,
     CaseReports,
     Signals,
+    /// Two-way referrals (acceptance, time to acceptance, the share referred up).
+    Referrals,
+    /// Test orders that met a recognised result (result recognition).
+    Orders,
 }
 
 /// Comparison of a target.

@@ -41,6 +41,9 @@ pub(crate) fn parameters(rule: &str, basis: Basis) -> Option<&'static [&'static 
         (Basis::Resources, "beds" | "physicians" | "nurses")
         | (Basis::Resources, "general_practitioners" | "public_health_staff") => &[],
         (Basis::CaseReports, "reporting_timeliness") | (Basis::Signals, "signal_response") => &[],
+        (Basis::Referrals, "referral_acceptance" | "referral_acceptance_minutes")
+        | (Basis::Referrals, "referral_up_share")
+        | (Basis::Orders, "recognition") => &[],
         _ => return None,
     })
 }
@@ -611,6 +614,57 @@ fn distinct<const N: usize>(units: [Option<Id>; N]) -> Vec<Id> {
     at
 }
 
+/// What one referral adds, in the tracked periods containing the day it was made,
+/// towards the district, the referring and the receiving organisation:
+/// - `referral_acceptance`: accepted of those decided (accepted or rejected);
+/// - `referral_acceptance_minutes`: minutes from the request to its acceptance;
+/// - `referral_up_share`: up-referrals of all referrals (the up/down balance).
+pub fn referral_tallies(
+    r: &crate::referral::ReferralFact,
+    district: &str,
+    defs: &[&Indicator],
+    units: &Units,
+    periods: &[Period],
+    out: &mut (impl FnMut(Tally) + ?Sized),
+) {
+    let at = distinct([units.district(district), Some(r.from_org), Some(r.to_org)]);
+    let accepted = r.accepted_at.is_some();
+    event_tallies_by(
+        Basis::Referrals,
+        r.created.date(),
+        &at,
+        defs,
+        periods,
+        out,
+        |ind| match ind.rule.as_deref() {
+            Some("referral_acceptance") => (accepted || r.rejected).then_some((flag(accepted), 1)),
+            Some("referral_acceptance_minutes") => r
+                .accepted_at
+                .map(|a| ((a - r.created).num_minutes().max(0), 1)),
+            Some("referral_up_share") => {
+                Some((flag(r.direction == crate::referral::Direction::Up), 1))
+            }
+            _ => None,
+        },
+    );
+}
+
+/// What one test order that met a recognised result adds (`recognition`: the earlier
+/// result used instead of a repeat), towards the district and the ordering organisation.
+pub fn order_tallies(
+    o: &crate::recognition::OrderFact,
+    district: &str,
+    defs: &[&Indicator],
+    units: &Units,
+    periods: &[Period],
+    out: &mut (impl FnMut(Tally) + ?Sized),
+) {
+    let at = distinct([units.district(district), Some(o.org_id)]);
+    event_tallies_by(Basis::Orders, o.day, &at, defs, periods, out, |_| {
+        Some((flag(o.recognised), 1))
+    });
+}
+
 fn event_tallies(
     basis: Basis,
     day: NaiveDate,
@@ -620,10 +674,26 @@ fn event_tallies(
     periods: &[Period],
     out: &mut (impl FnMut(Tally) + ?Sized),
 ) {
+    event_tallies_by(basis, day, at, defs, periods, out, |_| Some((num, den)));
+}
+
+/// Each indicator of `basis` adds what `value` gives it (nothing for `None`).
+fn event_tallies_by(
+    basis: Basis,
+    day: NaiveDate,
+    at: &[Id],
+    defs: &[&Indicator],
+    periods: &[Period],
+    out: &mut (impl FnMut(Tally) + ?Sized),
+    value: impl Fn(&Indicator) -> Option<(i64, i64)>,
+) {
     for (i, ind) in defs.iter().enumerate() {
         if ind.basis != Some(basis) {
             continue;
         }
+        let Some((num, den)) = value(ind) else {
+            continue;
+        };
         for period in Period::containing(day) {
             if !periods.contains(&period) {
                 continue;

@@ -5,10 +5,13 @@ use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::rules::{case_report_tallies, resource_tallies, signal_tallies};
+use super::rules::{
+    case_report_tallies, order_tallies, referral_tallies, resource_tallies, signal_tallies,
+};
 use super::*;
 use crate::programmes::ResidentRecord;
 use crate::record::{Condition, Contract, ContractStatus, Encounter, EncounterType, Immunization};
+use crate::referral::{Direction, ReferralFact};
 use crate::registry::{Id, OrgKind, Organisation, Practitioner, PractitionerRole, Resident, Sex};
 use crate::surveillance::{CaseReport, CaseStatus, Signal, SignalStatus};
 use crate::{IdentityNumber, Observation, Programme};
@@ -312,6 +315,68 @@ fn totals(periods: &[Period]) -> Totals {
     ] {
         signal_tallies(&s, "310118", &defs, &units, periods, &mut add);
     }
+    let referral =
+        |direction, from_org, to_org, created: &str, accepted: Option<&str>, rejected| {
+            ReferralFact {
+                direction,
+                from_org,
+                to_org,
+                created: t(created),
+                accepted_at: accepted.map(t),
+                rejected,
+            }
+        };
+    for r in [
+        // Accepted after 150 minutes.
+        referral(
+            Direction::Up,
+            C1,
+            HOSPITAL,
+            "2025-03-01 08:00",
+            Some("2025-03-01 10:30"),
+            false,
+        ),
+        // Rejected.
+        referral(Direction::Up, C2, HOSPITAL, "2025-04-01 09:00", None, true),
+        // Down, not yet taken up: no decision.
+        referral(
+            Direction::Down,
+            HOSPITAL,
+            C1,
+            "2025-05-01 09:00",
+            None,
+            false,
+        ),
+        // Accepted after 60 minutes.
+        referral(
+            Direction::Up,
+            C1,
+            HOSPITAL,
+            "2025-06-01 08:00",
+            Some("2025-06-01 09:00"),
+            false,
+        ),
+    ] {
+        referral_tallies(&r, "310118", &defs, &units, periods, &mut add);
+    }
+    for (org, day, recognised) in [
+        (HOSPITAL, "2025-06-02", true),
+        (HOSPITAL, "2025-06-03", false),
+        (C1, "2025-07-01", true),
+    ] {
+        order_tallies(
+            &crate::recognition::OrderFact {
+                org_id: org,
+                day: d(day),
+                recognised,
+            },
+            "310118",
+            &defs,
+            &units,
+            periods,
+            &mut add,
+        );
+    }
     out
 }
 
@@ -366,6 +431,13 @@ fn every_indicator_by_hand_for_the_district_in_2025() {
         ("reporting_timeliness", 2, 3),
         // 90 + 30 minutes over two signals taken up.
         ("signal_response_minutes", 120, 2),
+        // Two of the three decided referrals accepted, after 150 and 60 minutes; three
+        // of the four went up.
+        ("referral_acceptance", 2, 3),
+        ("referral_acceptance_minutes", 210, 2),
+        ("referral_up_share", 3, 4),
+        // Two of three orders that met a recognised result used it.
+        ("result_recognition", 2, 3),
     ];
     let ids: Vec<&str> = expect.iter().map(|e| e.0).collect();
     for ind in supported() {
@@ -389,6 +461,12 @@ fn every_indicator_by_hand_for_the_district_in_2025() {
     assert!((v("beds_per_1000") - 20_000.0).abs() < 1e-9);
     assert!((v("community_visit_rate") - 100.0 / 3.0).abs() < 1e-9);
     assert_eq!(v("signal_response_minutes"), 60.0);
+    assert_eq!(v("referral_acceptance_minutes"), 105.0);
+    // The hospital's own figures: three referrals received, two decided-and-accepted.
+    assert_eq!(
+        got[&("referral_acceptance".to_string(), HOSPITAL, y)],
+        (2, 3)
+    );
 }
 
 #[test]

@@ -110,7 +110,7 @@ async fn a_referral_goes_up_with_a_slot_is_accepted_and_comes_back_down() {
             continue;
         }
         let f = store.resident_access_facts(r.id, on).await.unwrap();
-        if !f.encounter_orgs.contains(&hospital.id) && f.referred_to.is_empty() {
+        if !f.encounter_orgs.contains(&hospital.id) && f.referred_or_booked.is_empty() {
             resident = Some(r.id);
             break;
         }

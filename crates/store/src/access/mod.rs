@@ -42,14 +42,39 @@ pub(crate) async fn resident_access_facts<E: Exec>(
             vec![Param::I64(id)],
         )
         .await?;
-    let mut referred_to = Vec::new();
+    let mut referred_or_booked = Vec::new();
     for r in &referrals {
         let status = r.text(1)?;
         let engages = dhp_core::referral::TaskStatus::parse(&status)
             .ok_or_else(|| crate::StoreError::Corrupt(format!("referral status {status:?}")))?
             .engages_receiver();
-        if engages && !referred_to.contains(&r.i64(0)?) {
-            referred_to.push(r.i64(0)?);
+        if engages && !referred_or_booked.contains(&r.i64(0)?) {
+            referred_or_booked.push(r.i64(0)?);
+        }
+    }
+    // A booking holding its place at an organisation (the life cycle says which).
+    let holding: Vec<Param> = dhp_core::booking::Status::ALL
+        .into_iter()
+        .filter(|s| s.holds_place())
+        .map(|s| Param::Text(s.as_str().into()))
+        .collect();
+    let marks = crate::shared::placeholders(1, holding.len(), true);
+    let mut params = vec![Param::I64(id)];
+    params.extend(holding);
+    for r in e
+        .rows(
+            &format!(
+                "SELECT DISTINCT sc.org_id FROM appointments a JOIN slots s ON s.id = a.slot_id \
+                 JOIN schedules sc ON sc.id = s.schedule_id \
+                 WHERE a.resident_id = $1 AND a.status IN {marks}"
+            ),
+            params,
+        )
+        .await?
+    {
+        let org = r.i64(0)?;
+        if !referred_or_booked.contains(&org) {
+            referred_or_booked.push(org);
         }
     }
     let emergency =
@@ -61,7 +86,7 @@ pub(crate) async fn resident_access_facts<E: Exec>(
         contract_centres: contracts.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
         contract_doctors: contracts.iter().map(|c| c.i64(1)).collect::<Result<_>>()?,
         encounter_orgs: encounters.iter().map(|c| c.i64(0)).collect::<Result<_>>()?,
-        referred_to,
+        referred_or_booked,
         emergency_users: emergency,
     })
 }

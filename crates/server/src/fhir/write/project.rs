@@ -337,7 +337,7 @@ impl<'a> Plan<'a> {
                 contract_centres: Vec::new(),
                 contract_doctors: Vec::new(),
                 encounter_orgs: Vec::new(),
-                referred_to: Vec::new(),
+                referred_or_booked: Vec::new(),
                 emergency_users: Vec::new(),
             },
         };

@@ -57,7 +57,7 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
     .await
     .unwrap();
     let before = s.resident_access_facts(204, today).await.unwrap();
-    assert!(!before.referred_to.contains(&6));
+    assert!(!before.referred_or_booked.contains(&6));
     let up = NewReferral {
         resident_id: 204,
         direction: Direction::Up,
@@ -89,7 +89,7 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         .resident_access_facts(204, today)
         .await
         .unwrap()
-        .referred_to
+        .referred_or_booked
         .contains(&6));
     // The same slot again in another referral: the booking conflicts, nothing is written.
     let again = Booking {
@@ -100,6 +100,28 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         s.refer(&up, "doctor", now, Some(&again)).await,
         Err(StoreError::Conflict(_))
     ));
+    // A plain booking brings its patient into the hospital's care too.
+    assert!(!s
+        .resident_access_facts(202, today)
+        .await
+        .unwrap()
+        .referred_or_booked
+        .contains(&6));
+    s.book(&Booking {
+        appointment_id: 9003,
+        slot_id: 2,
+        resident_id: 202,
+        channel: Channel::Public,
+        at: now,
+    })
+    .await
+    .unwrap();
+    assert!(s
+        .resident_access_facts(202, today)
+        .await
+        .unwrap()
+        .referred_or_booked
+        .contains(&6));
     let inbox = ReferralFilter {
         org: 6,
         received: true,
@@ -131,7 +153,8 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         .appointments_at(6, fixture::date("2030-01-07"))
         .await
         .unwrap();
-    assert_eq!(day.len(), 1);
+    // The referral's booking at 08:00, the plain one at 08:30.
+    assert_eq!(day.len(), 2);
     assert_eq!(
         (day[0].appointment.resident_id, day[0].service.as_str()),
         (204, "cardiology")
@@ -212,7 +235,7 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         .resident_access_facts(204, today)
         .await
         .unwrap()
-        .referred_to
+        .referred_or_booked
         .contains(&7));
     s.referral_step(
         other,
@@ -228,7 +251,7 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         .resident_access_facts(204, today)
         .await
         .unwrap()
-        .referred_to
+        .referred_or_booked
         .contains(&7));
 
     // Recognition: only the assessed centre's result stands.
