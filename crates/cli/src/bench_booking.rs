@@ -50,6 +50,39 @@ pub struct Figures {
     pub p99_ms: f64,
     pub over_capacity: i64,
     pub wrong_counters: i64,
+    /// "Earliest slot with a place in the next 14 days" at one hospital, and across the
+    /// district: p50 / p99 ms over sequential searches after the bookings.
+    pub search_hospital: (f64, f64),
+    pub search_district: (f64, f64),
+    /// The recognition check of one order (the resident's earlier results of the test
+    /// and the standing one): p50 / p99 ms.
+    pub recognition: (f64, f64),
+}
+
+/// p50 and p99 of `samples` (microseconds) in milliseconds.
+fn percentiles(mut samples: Vec<u64>) -> (f64, f64) {
+    samples.sort_unstable();
+    let at = |p: f64| {
+        samples
+            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
+            .map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    (at(0.50), at(0.99))
+}
+
+/// Time `n` runs of `f` (each given its index), one after another.
+async fn timed<F, Fut>(n: usize, mut f: F) -> Result<(f64, f64)>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        f(i).await?;
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    Ok(percentiles(lat))
 }
 
 /// Publish schedules until the pool holds at least `target` slots, from the day after
@@ -64,7 +97,9 @@ async fn publish(store: &dyn Store, target: usize) -> Result<(Vec<i64>, chrono::
         bail!("the district has no hospital to publish schedules at");
     }
     let from = dhp_store::as_of(store).await? + TimeDelta::days(1);
-    let (mut ids, mut schedule_id, mut next_slot) = (Vec::new(), 1, 1);
+    // Ids from the store's sequences: the generated district has schedules of its own.
+    let mut ids = Vec::new();
+    let mut schedule_id: i64 = store.reserve_ids("Schedule", 1).await?;
     while ids.len() < target {
         let h = hospitals[(schedule_id as usize) % hospitals.len()];
         let s = Schedule {
@@ -85,12 +120,14 @@ async fn publish(store: &dyn Store, target: usize) -> Result<(Vec<i64>, chrono::
             release_hours: 48,
             horizon_days: 28,
         };
-        let slots = s.slots(from, next_slot)?;
-        next_slot += slots.len() as i64;
+        let n = s.slots(from, 1)?.len() as i64;
+        let slots = s.slots(from, store.reserve_ids("Slot", n.max(1)).await?)?;
         store.publish_schedule(&s, &slots).await?;
         ids.extend(slots.iter().map(|x| x.id));
-        schedule_id += 1;
+        schedule_id = store.reserve_ids("Schedule", 1).await?;
     }
+    // The pool as a district runs it: its statistics current (autovacuum's job later).
+    store.refresh_statistics().await?;
     // Bookings are made the day before the pool opens (reserved places not released).
     Ok((
         ids,
@@ -120,7 +157,10 @@ pub async fn run_on(
         residents.extend(page.residents.iter().map(|r| r.id));
     }
     let (slots, residents) = (Arc::new(slots), Arc::new(residents));
-    let next_id = Arc::new(AtomicI64::new(1));
+    // Appointment ids: a block of the store's sequence, taken once.
+    let next_id = Arc::new(AtomicI64::new(
+        store.reserve_ids("Appointment", 100_000_000).await?,
+    ));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -180,24 +220,72 @@ pub async fn run_on(
         lat.extend(o.latencies_us);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |us| *us as f64 / 1000.0)
-    };
+    let attempts = lat.len() as u64;
+    let (p50_ms, p99_ms) = percentiles(lat);
     let (over_capacity, wrong_counters) = store.pool_faults().await?;
+    // The pool's search, on the pool as the bookings left it.
+    let hospitals: Vec<i64> = dhp_store::organisations(&*store)
+        .await?
+        .iter()
+        .filter(|o| o.kind == OrgKind::Hospital)
+        .map(|o| o.id)
+        .collect();
+    let search = |org: Option<i64>| dhp_store::SlotQuery {
+        org_id: org,
+        service: None,
+        practitioner_id: None,
+        from: at,
+        to: at + TimeDelta::days(14),
+        channel: Channel::Public,
+        now: at,
+        limit: 1,
+    };
+    let search_hospital = timed(1_000, |i| {
+        let (store, q) = (store.clone(), search(Some(hospitals[i % hospitals.len()])));
+        async move {
+            store.find_slots(&q).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let search_district = timed(1_000, |_| {
+        let (store, q) = (store.clone(), search(None));
+        async move {
+            store.find_slots(&q).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let recognition = timed(1_000, |i| {
+        let store = store.clone();
+        let resident = residents[(i * 7_919) % residents.len()];
+        async move {
+            let prior: Vec<_> = store
+                .prior_results(resident, "4548-4")
+                .await?
+                .into_iter()
+                .map(|p| p.prior)
+                .collect();
+            dhp_core::recognition::table().standing("4548-4", &prior, at.date());
+            Ok(())
+        }
+    })
+    .await?;
     Ok(Figures {
         backend: backend.to_string(),
         slots: slots.len(),
-        attempts: lat.len() as u64,
+        attempts,
         booked,
         refused,
         failed,
         seconds: elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        p50_ms,
+        p99_ms,
         over_capacity,
         wrong_counters,
+        search_hospital,
+        search_district,
+        recognition,
     })
 }
 
@@ -219,6 +307,21 @@ pub fn print(figures: &[Figures], connections: usize) {
             f.p99_ms,
             f.over_capacity,
             f.wrong_counters
+        );
+    }
+    println!();
+    println!("| backend | earliest slot at a hospital, p50 / p99 ms | earliest slot in the district, p50 / p99 ms | recognition check, p50 / p99 ms |");
+    println!("|---|---:|---:|---:|");
+    for f in figures {
+        println!(
+            "| {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            f.backend,
+            f.search_hospital.0,
+            f.search_hospital.1,
+            f.search_district.0,
+            f.search_district.1,
+            f.recognition.0,
+            f.recognition.1
         );
     }
 }

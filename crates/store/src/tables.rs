@@ -83,6 +83,10 @@ pub trait TableStore: Send + Sync {
     /// A consistent copy of the whole database into the new file `path`, taken while
     /// others go on writing (SQLite: `VACUUM INTO`).
     async fn backup_into(&self, path: &str) -> Result<()>;
+    /// Refresh the query planner's statistics after a bulk write (PostgreSQL:
+    /// `ANALYZE`, which autovacuum would do later; SQLite: `PRAGMA optimize`), so the
+    /// first queries after a load get the plans the data calls for.
+    async fn refresh_statistics(&self) -> Result<()>;
     async fn close(&self);
 }
 
@@ -123,6 +127,14 @@ impl<B: Backend> TableStore for B {
                 self.name()
             )))
         }
+    }
+    async fn refresh_statistics(&self) -> Result<()> {
+        let sql = if self.name() == "postgres" {
+            "ANALYZE"
+        } else {
+            "PRAGMA optimize"
+        };
+        self.pool().execute(sql, Vec::new()).await
     }
     async fn close(&self) {
         self.shut().await

@@ -72,28 +72,23 @@ pub(crate) async fn write(
     }
 
     // Schedules from the last day over a four-week horizon.
-    let mut schedule_id = 1;
-    let mut slot_id = 1;
     let mut today_slots = Vec::new();
     let eight = NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default();
-    let mut publish =
-        |org_id: Id, service: &str, practitioner: Option<Id>, capacity: u32, share: u32| {
-            let s = Schedule {
-                id: schedule_id,
-                org_id,
-                service: service.into(),
-                practitioner_id: practitioner,
-                weekdays: [true, true, true, true, true, false, false],
-                first_start: eight,
-                slot_minutes: 30,
-                slots_per_day: 8,
-                capacity,
-                referral_share: share,
-                release_hours: 48,
-                horizon_days: 28,
-            };
-            schedule_id += 1;
-            s
+    // Ids come from the store when each is published.
+    let publish =
+        |org_id: Id, service: &str, practitioner: Option<Id>, capacity: u32, share: u32| Schedule {
+            id: 0,
+            org_id,
+            service: service.into(),
+            practitioner_id: practitioner,
+            weekdays: [true, true, true, true, true, false, false],
+            first_start: eight,
+            slot_minutes: 30,
+            slots_per_day: 8,
+            capacity,
+            referral_share: share,
+            release_hours: 48,
+            horizon_days: 28,
         };
     let mut schedules = Vec::new();
     for h in &hospitals {
@@ -118,11 +113,15 @@ pub(crate) async fn write(
             0,
         ));
     }
-    for s in &schedules {
-        let slots = s
-            .slots(end, slot_id)
-            .map_err(|e| GenerateError::Internal(format!("schedule {}: {e}", s.id)))?;
-        slot_id += slots.len() as Id;
+    for s in &mut schedules {
+        // Ids from the store's sequences, so later schedules and slots never meet them.
+        s.id = store.reserve_ids("Schedule", 1).await?;
+        let bad = |e: dhp_core::booking::Invalid| {
+            GenerateError::Internal(format!("schedule {}: {e}", s.id))
+        };
+        let n = s.slots(end, 1).map_err(bad)?.len() as i64;
+        let first = store.reserve_ids("Slot", n.max(1)).await?;
+        let slots = s.slots(end, first).map_err(bad)?;
         rows += 1 + slots.len() as u64;
         today_slots.extend(
             slots
