@@ -274,12 +274,12 @@ pub fn icd10_shaped(code: &str) -> bool {
 fn text(field: &'static str, value: &str, required: bool) -> Result<(), Invalid> {
     let n = value.trim().chars().count();
     if required && n == 0 {
-        return Err(invalid(field, "is required"));
+        return Err(invalid(field, format!("{field} is required")));
     }
     if n > TEXT_MAX {
         return Err(invalid(
             field,
-            format!("is longer than {TEXT_MAX} characters"),
+            format!("{field} is longer than {TEXT_MAX} characters"),
         ));
     }
     Ok(())
@@ -334,7 +334,10 @@ impl NewReferral {
             Direction::Down => {
                 text("summary", self.summary.as_deref().unwrap_or(""), true)?;
                 let Some(day) = self.follow_up else {
-                    return Err(invalid("follow_up", "is required for a down-referral"));
+                    return Err(invalid(
+                        "follow_up",
+                        "follow_up is required for a down-referral",
+                    ));
                 };
                 if day < today {
                     return Err(invalid("follow_up", format!("{day} is in the past")));

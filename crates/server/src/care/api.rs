@@ -188,7 +188,7 @@ pub(crate) async fn visible(
         .await?;
         return Ok(Err(Refusal::new(
             StatusCode::FORBIDDEN,
-            "id",
+            "organisation",
             "a referral is seen by the organisations that sent and received it",
         )));
     }

@@ -61,7 +61,9 @@ fn said(t: &Messages, r: &Refusal) -> String {
     let field = r.field.as_deref().unwrap_or("");
     let label = t.get(&format!("care_f_{field}")).to_string();
     let zh = t.get("lang") == "zh";
-    let message = if zh {
+    let message = if zh && r.status == StatusCode::NOT_FOUND {
+        t.get("care_not_found").to_string()
+    } else if zh {
         let key = format!("care_bad_{field}");
         match t.get(&key) {
             k if k == key => t.get("care_bad").to_string(),
