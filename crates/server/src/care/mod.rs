@@ -477,6 +477,15 @@ pub(crate) async fn order(
             }
         },
     };
+    if blank(&req.note).is_some_and(|n| n.chars().count() > dhp_core::referral::TEXT_MAX) {
+        return Ok(Err(Refusal::bad(
+            "note",
+            format!(
+                "note is longer than {} characters",
+                dhp_core::referral::TEXT_MAX
+            ),
+        )));
+    }
     let use_standing = blank(&req.use_standing).is_some_and(|v| v == "1" || v == "true");
     let exception = blank(&req.exception).map(str::to_string);
     // First sight of a standing result: show it, write nothing.

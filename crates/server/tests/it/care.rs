@@ -342,6 +342,10 @@ async fn a_referral_goes_up_with_a_slot_is_accepted_and_comes_back_down() {
             "note",
         ),
         (json!({"code": "8480-6"}), "code"),
+        (
+            json!({"standing": standing, "exception": "condition-changed", "note": "x".repeat(2_001)}),
+            "note",
+        ),
     ] {
         let (status, v) = send(&s, &clinician, "POST", "/api/orders", &order(extra.clone())).await;
         assert_eq!(

@@ -47,17 +47,21 @@ pub(crate) struct DoctorView {
     pub(crate) area: i64,
     pub(crate) residents: Vec<dhp_core::Resident>,
     pub(crate) contracts: Vec<dhp_core::Contract>,
+    /// Residents referred to the centre (by a referral not rejected or withdrawn) or
+    /// holding a booking there.
+    pub(crate) coming: std::collections::BTreeSet<i64>,
 }
 
 impl DoctorView {
     /// The residents the doctor may see on `today`, counted from the rows: those living
-    /// in the centre's street or town, and those with a contract in force with the
-    /// centre or the doctor.
+    /// in the centre's street or town, those with a contract in force with the centre
+    /// or the doctor, and those referred to or booked at the centre.
     pub(crate) fn in_scope(&self, today: chrono::NaiveDate) -> Vec<i64> {
         self.residents
             .iter()
             .filter(|r| {
                 r.street_org_id == self.area
+                    || self.coming.contains(&r.id)
                     || self.contracts.iter().any(|c| {
                         c.resident_id == r.id
                             && c.status != dhp_core::ContractStatus::Ended
@@ -86,12 +90,41 @@ pub(crate) async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
         .await
         .unwrap()
         .contracts;
+    // Referred here, or booked here on any day of the pool's horizon.
+    let referrals = dhp_store::ReferralFilter {
+        org: centre.id,
+        received: true,
+        direction: None,
+        open_only: false,
+    };
+    let mut coming: std::collections::BTreeSet<i64> = store
+        .referrals(&referrals, 1_000_000, 0)
+        .await
+        .unwrap()
+        .0
+        .iter()
+        .filter(|r| r.status.engages_receiver())
+        .map(|r| r.resident_id)
+        .collect();
+    let first = dhp_store::as_of(store).await.unwrap() - chrono::Duration::days(30);
+    for d in 0..90 {
+        for a in store
+            .appointments_at(centre.id, first + chrono::Duration::days(d))
+            .await
+            .unwrap()
+        {
+            if a.appointment.status.holds_place() {
+                coming.insert(a.appointment.resident_id);
+            }
+        }
+    }
     DoctorView {
         doctor,
         centre,
         area,
         residents,
         contracts,
+        coming,
     }
 }
 
@@ -211,6 +244,7 @@ async fn patient_reads_are_scoped_masked_and_audited() {
         area,
         residents,
         contracts,
+        coming,
     } = doctor_view(store).await;
     assert_eq!(centre.kind, OrgKind::CommunityHealthCentre);
     let inside = residents.iter().find(|r| r.street_org_id == area).unwrap();
@@ -218,6 +252,7 @@ async fn patient_reads_are_scoped_masked_and_audited() {
         .iter()
         .find(|r| {
             r.street_org_id != area
+                && !coming.contains(&r.id)
                 && !contracts.iter().any(|c| {
                     c.resident_id == r.id
                         && (c.centre_org_id == centre.id
@@ -373,6 +408,7 @@ async fn a_residents_records_follow_the_residents_scope() {
         area,
         residents,
         contracts,
+        coming,
     } = doctor_view(store).await;
     let encounters = store
         .page(Table::Encounters, 0, 10_000_000)
@@ -383,6 +419,7 @@ async fn a_residents_records_follow_the_residents_scope() {
         residents
             .iter()
             .any(|r| r.id == rid && r.street_org_id == area)
+            || coming.contains(&rid)
             || contracts.iter().any(|c| {
                 c.resident_id == rid
                     && (c.centre_org_id == centre.id || Some(c.doctor_id) == doctor.practitioner_id)

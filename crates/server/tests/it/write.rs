@@ -437,11 +437,13 @@ async fn a_family_doctor_writes_only_within_scope() {
         area,
         residents,
         contracts,
+        coming,
     } = super::fhir::doctor_view(store).await;
     let outside = residents
         .iter()
         .find(|r| {
             r.street_org_id != area
+                && !coming.contains(&r.id)
                 && !contracts.iter().any(|c| {
                     c.resident_id == r.id
                         && (c.centre_org_id == centre.id

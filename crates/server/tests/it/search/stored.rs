@@ -12,12 +12,17 @@ async fn resources_kept_as_received_are_checked_searched_and_scoped() {
         area,
         residents,
         contracts,
+        coming,
         ..
     } = doctor_view(store).await;
     let mine = residents.iter().find(|r| r.street_org_id == area).unwrap();
     let outsider = residents
         .iter()
-        .find(|r| r.street_org_id != area && !contracts.iter().any(|c| c.resident_id == r.id))
+        .find(|r| {
+            r.street_org_id != area
+                && !coming.contains(&r.id)
+                && !contracts.iter().any(|c| c.resident_id == r.id)
+        })
         .unwrap();
     let practitioner = doctor.practitioner_id.unwrap();
     let hospital = dhp_store::organisations(store)

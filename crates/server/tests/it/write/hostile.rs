@@ -29,7 +29,9 @@ async fn a_clinician_cannot_write_a_resident_into_their_own_scope() {
     let mut strangers = Vec::new();
     for r in &residents {
         let facts = store.resident_access_facts(r.id, today).await.unwrap();
-        match (facts.encounter_orgs.contains(&hospital), stranger, known) {
+        let seen = facts.encounter_orgs.contains(&hospital)
+            || facts.referred_or_booked.contains(&hospital);
+        match (seen, stranger, known) {
             (false, None, _) => stranger = Some(r.id),
             (false, Some(_), _) => strangers.push(r.id),
             (true, _, None) => known = Some(r.id),
