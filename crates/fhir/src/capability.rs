@@ -68,6 +68,13 @@ fn search_params(resource: &str) -> Vec<(&'static str, &'static str)> {
     let mut params: Vec<(&str, &str)> = match resource {
         "Patient" => crate::search::PATIENT_PARAMS.to_vec(),
         "AuditEvent" => return vec![("patient", "reference"), ("_count", "number")],
+        pooled if crate::scheduling::is_pool(pooled) => {
+            return crate::scheduling::params(pooled)
+                .iter()
+                .chain(crate::scheduling::COMMON)
+                .copied()
+                .collect()
+        }
         other => crate::search::search_params(other)
             .unwrap_or_default()
             .iter()
@@ -90,6 +97,18 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
         "Condition",
         "report",
         "https://fhir.dhp.example/OperationDefinition/Condition-report",
+    ),
+    // The Argonaut scheduling operations: free slots as proposed appointments, and
+    // booking one (the same as a create with status booked).
+    (
+        "Appointment",
+        "find",
+        "http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-find",
+    ),
+    (
+        "Appointment",
+        "book",
+        "http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-book",
     ),
 ];
 
@@ -190,7 +209,8 @@ mod tests {
                 && s.resource != "AuditEvent"
             {
                 assert!(
-                    crate::search::search_params(s.resource).is_some(),
+                    crate::search::search_params(s.resource).is_some()
+                        || !crate::scheduling::params(s.resource).is_empty(),
                     "{}",
                     s.resource
                 );

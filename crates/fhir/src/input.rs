@@ -10,7 +10,9 @@ use crate::outcome::{Issue, IssueCode};
 use crate::resources::{PROGRAMME_SYSTEM, VACCINE_SYSTEM};
 
 mod records;
+mod scheduling;
 pub use records::*;
+pub use scheduling::*;
 
 /// Extension naming the organisation that made a diagnosis (Condition has no element
 /// for it in R4; the platform needs it for reporting and scope).
@@ -57,7 +59,7 @@ const REQUEST_INTENTS: &[&str] = &[
 ];
 
 /// The types kept as received.
-pub const STORED: [StoredSpec; 6] = [
+pub const STORED: [StoredSpec; 3] = [
     StoredSpec {
         kind: "MedicationRequest",
         patient: Some("subject"),
@@ -113,50 +115,6 @@ pub const STORED: [StoredSpec; 6] = [
         date: Some(("authoredOn", false)),
         reference: Some(("performer[0]", &["Organization", "Practitioner"], false)),
     },
-    StoredSpec {
-        kind: "Appointment",
-        patient: Some("participant"),
-        statuses: &[
-            "proposed",
-            "pending",
-            "booked",
-            "arrived",
-            "fulfilled",
-            "cancelled",
-            "noshow",
-            "entered-in-error",
-            "checked-in",
-            "waitlist",
-        ],
-        intents: &[],
-        code: Some(("serviceType[0]", false)),
-        date: Some(("start", false)),
-        reference: Some(("slot[0]", &["Slot"], false)),
-    },
-    StoredSpec {
-        kind: "Schedule",
-        patient: None,
-        statuses: &[],
-        intents: &[],
-        code: Some(("serviceType[0]", false)),
-        date: Some(("planningHorizon.start", false)),
-        reference: Some(("actor[0]", &["Practitioner", "Organization"], true)),
-    },
-    StoredSpec {
-        kind: "Slot",
-        patient: None,
-        statuses: &[
-            "busy",
-            "free",
-            "busy-unavailable",
-            "busy-tentative",
-            "entered-in-error",
-        ],
-        intents: &[],
-        code: Some(("serviceType[0]", false)),
-        date: Some(("start", true)),
-        reference: Some(("schedule", &["Schedule"], true)),
-    },
 ];
 
 /// The spec of a type kept as received.
@@ -187,33 +145,8 @@ pub fn stored(spec: &StoredSpec, v: &Value) -> Result<StoredInput, Vec<Issue>> {
     if !spec.intents.is_empty() {
         r.code("intent", spec.intents);
     }
-    match spec.patient {
-        Some("participant") => {
-            let actors = v
-                .get("participant")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let at = actors.iter().position(|p| {
-                p.pointer("/actor/reference")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.starts_with("Patient/"))
-            });
-            match at {
-                Some(i) => {
-                    out.resident_id = r
-                        .reference(&format!("participant[{i}].actor"), &["Patient"], true)
-                        .map(|(_, id)| id)
-                }
-                None => r.fail(
-                    IssueCode::Required,
-                    "participant",
-                    "a participant whose actor is the Patient is required",
-                ),
-            }
-        }
-        Some(path) => out.resident_id = r.reference(path, &["Patient"], true).map(|(_, id)| id),
-        None => {}
+    if let Some(path) = spec.patient {
+        out.resident_id = r.reference(path, &["Patient"], true).map(|(_, id)| id);
     }
     if let Some((path, required)) = spec.code {
         if required || r.get(path).is_some() {

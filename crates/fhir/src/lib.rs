@@ -8,6 +8,7 @@ pub mod input;
 pub mod outcome;
 pub mod patient;
 pub mod resources;
+pub mod scheduling;
 pub mod search;
 pub mod types;
 

@@ -387,7 +387,7 @@ fn date_span(text: &str) -> Result<(NaiveDateTime, NaiveDateTime), String> {
 
 /// A date search value with its prefix as conditions on a point in time. `utc`: the
 /// field is kept in UTC (last-updated times), so the span is moved from Shanghai time.
-fn date_conds(raw: &str, utc: bool) -> Result<Vec<DateCond>, String> {
+pub(crate) fn date_conds(raw: &str, utc: bool) -> Result<Vec<DateCond>, String> {
     let (prefix, text) = match raw.get(..2) {
         Some(p) if p.chars().all(|c| c.is_ascii_alphabetic()) => (p, &raw[2..]),
         _ => ("eq", raw),

@@ -29,6 +29,9 @@ pub struct ResourceType {
     pub compartment: bool,
     /// The interactions the CapabilityStatement lists for it.
     pub interactions: &'static [&'static str],
+    /// Served by the unified slot pool (`crate::scheduling`): read, searched and written
+    /// through the pool's own tables and rules.
+    pub pool: bool,
 }
 
 /// A read-only type: read and search.
@@ -54,6 +57,7 @@ const fn registry(name: &'static str, core: &'static str) -> ResourceType {
         bulk: true,
         compartment: false,
         interactions: READ,
+        pool: false,
     }
 }
 
@@ -67,6 +71,7 @@ const fn record(name: &'static str, core: &'static str) -> ResourceType {
         bulk: true,
         compartment: true,
         interactions: WRITE,
+        pool: false,
     }
 }
 
@@ -80,6 +85,29 @@ const fn received(name: &'static str, resident: bool) -> ResourceType {
         bulk: true,
         compartment: resident,
         interactions: WRITE,
+        pool: false,
+    }
+}
+
+/// An appointment is booked (create, with the pool's capacity guard) and moves on its
+/// life cycle (update); it is never deleted, only cancelled.
+pub const BOOK: &[&str] = &["read", "create", "update", "search-type"];
+
+const fn pool(
+    name: &'static str,
+    resident: bool,
+    interactions: &'static [&'static str],
+) -> ResourceType {
+    ResourceType {
+        name,
+        core: None,
+        resident,
+        writable: resident,
+        searched: false,
+        bulk: true,
+        compartment: resident,
+        interactions,
+        pool: true,
     }
 }
 
@@ -105,9 +133,10 @@ pub const TYPES: &[ResourceType] = &[
     received("MedicationRequest", true),
     received("DiagnosticReport", true),
     received("ServiceRequest", true),
-    received("Appointment", true),
-    received("Schedule", false),
-    received("Slot", false),
+    // The unified slot pool: schedules and slots are published by their organisations.
+    pool("Schedule", false, READ),
+    pool("Slot", false, READ),
+    pool("Appointment", true, BOOK),
     // The audit log, searched by patient (`/fhir/AuditEvent?patient=`).
     ResourceType {
         name: "AuditEvent",
@@ -118,6 +147,7 @@ pub const TYPES: &[ResourceType] = &[
         bulk: false,
         compartment: false,
         interactions: &["search-type"],
+        pool: false,
     },
 ];
 
@@ -193,7 +223,7 @@ mod tests {
         for t in TYPES {
             // A type kept as received is a resident's data exactly when its spec names
             // the element that refers to the resident.
-            if t.core.is_none() && t.writable {
+            if t.core.is_none() && t.writable && !t.pool {
                 let spec = crate::input::stored_spec(t.name).expect("a spec for each stored type");
                 assert_eq!(spec.patient.is_some(), t.resident, "{}", t.name);
             }

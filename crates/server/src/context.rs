@@ -37,6 +37,12 @@ pub async fn as_of(state: &AppState) -> Result<NaiveDate, StoreError> {
     dhp_store::as_of(&*state.store).await
 }
 
+/// The district's present moment: its "today" (the last day of a generated district's
+/// records, else the calendar's) at the clock's time of day.
+pub async fn district_now(state: &AppState) -> Result<chrono::NaiveDateTime, StoreError> {
+    Ok(as_of(state).await?.and_time(chrono::Local::now().time()))
+}
+
 /// What a read of one resident's record came to.
 #[derive(Debug)]
 pub(crate) enum Readable {

@@ -15,6 +15,10 @@ use crate::rows::Col;
 use crate::shared::{Backend, Commit, Exec, Param};
 use crate::{Result, StoreError};
 
+mod pool;
+pub(crate) use pool::apply as apply_in_set;
+pub use pool::{AppointmentFilter, AppointmentStep, AppointmentView, ScheduleFilter, SlotFilter};
+
 /// A booking to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Booking {
@@ -89,7 +93,7 @@ const SLOT_SQL: &str = "SELECT s.id, s.schedule_id, s.start, s.\"end\", s.capaci
     s.release, s.booked, s.status, sc.service, sc.org_id \
     FROM slots s JOIN schedules sc ON sc.id = s.schedule_id WHERE s.id = $1";
 
-fn slot_state<R: Col>(r: &R) -> Result<SlotState> {
+pub(crate) fn slot_state<R: Col>(r: &R) -> Result<SlotState> {
     let n = |i| -> Result<u32> {
         u32::try_from(r.i64(i)?).map_err(|_| StoreError::Corrupt(format!("slot column {i}")))
     };
@@ -204,7 +208,7 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
 }
 
 /// Take `step` on appointment `id` inside the open transaction `tx`.
-async fn step_in<E: Exec>(
+pub(crate) async fn step_in<E: Exec>(
     tx: &E,
     id: Id,
     step: Step,
@@ -227,8 +231,8 @@ async fn step_in<E: Exec>(
     // The status as read, or someone else moved it first.
     let moved = tx
         .rows(
-            "UPDATE appointments SET status = $1, cancel_reason = $2, updated = $3 \
-             WHERE id = $4 AND status = $5 RETURNING id",
+            "UPDATE appointments SET status = $1, cancel_reason = $2, updated = $3, \
+             version = version + 1 WHERE id = $4 AND status = $5 RETURNING id",
             vec![
                 Param::Text(to.as_str().into()),
                 Param::OptText(reason.map(str::to_string)),
@@ -291,6 +295,17 @@ pub trait BookingStore: Send + Sync {
     /// A check that does not trust the counters: (slots whose appointments holding a
     /// place outnumber its capacity, slots whose `booked` count differs from them).
     async fn pool_faults(&self) -> Result<(i64, i64)>;
+    /// Schedules by the FHIR search's filter, with the total.
+    async fn search_schedules(&self, f: &ScheduleFilter) -> Result<(Vec<Schedule>, i64)>;
+    /// Slots by the FHIR search's filter, earliest first, with the total.
+    async fn search_slots(&self, f: &SlotFilter) -> Result<(Vec<SlotState>, i64)>;
+    /// Appointments by the FHIR search's filter within its scope, with the total.
+    async fn search_appointments(
+        &self,
+        f: &AppointmentFilter,
+    ) -> Result<(Vec<AppointmentView>, i64)>;
+    /// One appointment with its slot (`None`: no such appointment).
+    async fn appointment(&self, id: Id) -> Result<Option<AppointmentView>>;
 }
 
 #[async_trait]
@@ -400,7 +415,7 @@ impl<B: Backend> BookingStore for B {
         .await?;
         let marked = tx
             .rows(
-                "UPDATE appointments SET status = $1, updated = $2 \
+                "UPDATE appointments SET status = $1, updated = $2, version = version + 1 \
                  WHERE status = $3 AND slot_id IN \
                  (SELECT id FROM slots WHERE \"end\" <= $2) RETURNING id",
                 vec![
@@ -539,6 +554,25 @@ impl<B: Backend> BookingStore for B {
                 })
             })
             .collect()
+    }
+
+    async fn search_schedules(&self, f: &ScheduleFilter) -> Result<(Vec<Schedule>, i64)> {
+        pool::schedules(self.pool(), f).await
+    }
+
+    async fn search_slots(&self, f: &SlotFilter) -> Result<(Vec<SlotState>, i64)> {
+        pool::slots(self.pool(), f).await
+    }
+
+    async fn search_appointments(
+        &self,
+        f: &AppointmentFilter,
+    ) -> Result<(Vec<AppointmentView>, i64)> {
+        pool::appointments(self.pool(), f).await
+    }
+
+    async fn appointment(&self, id: Id) -> Result<Option<AppointmentView>> {
+        pool::appointment(self.pool(), id).await
     }
 
     async fn pool_faults(&self) -> Result<(i64, i64)> {

@@ -44,7 +44,10 @@ pub use audit::chain::{
     GENESIS as AUDIT_GENESIS,
 };
 pub use audit::AuditStore;
-pub use booking::{AppointmentRow, Booking, BookingStore, ClinicAppointment, SlotQuery, SlotState};
+pub use booking::{
+    AppointmentFilter, AppointmentRow, AppointmentStep, AppointmentView, Booking, BookingStore,
+    ClinicAppointment, ScheduleFilter, SlotFilter, SlotQuery, SlotState,
+};
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;

@@ -47,6 +47,11 @@ pub struct WriteSet {
     /// Settings written with the data (key, value), e.g. an import's mark that a file
     /// is in: committed together, so a crash cannot leave one without the other.
     pub meta: Vec<(String, String)>,
+    /// Bookings into the slot pool (FHIR Appointments created `booked`), taken with
+    /// the pool's capacity guard after the rows above are written.
+    pub bookings: Vec<crate::Booking>,
+    /// Steps on appointments (an Appointment updated to cancelled, checked in …).
+    pub appointment_steps: Vec<crate::AppointmentStep>,
 }
 
 /// A condition checked inside the write's transaction, for writes decided on rows read
@@ -147,6 +152,8 @@ impl WriteSet {
             && self.core_deletes.is_empty()
             && self.audits.is_empty()
             && self.meta.is_empty()
+            && self.bookings.is_empty()
+            && self.appointment_steps.is_empty()
     }
 }
 

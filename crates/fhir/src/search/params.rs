@@ -180,27 +180,6 @@ pub(super) const SERVICE_REQUEST_PARAMS: &[SearchParam] = &[
         Field::Reference,
     ),
 ];
-pub(super) const APPOINTMENT_PARAMS: &[SearchParam] = &[
-    ID,
-    PATIENT,
-    STATUS,
-    param("service-type", T, Field::Code),
-    param("date", D, Field::Date),
-    param("slot", R("Slot"), Field::Reference),
-];
-pub(super) const SCHEDULE_PARAMS: &[SearchParam] = &[
-    ID,
-    param("service-type", T, Field::Code),
-    param("date", D, Field::Date),
-    param("actor", R("Practitioner|Organization"), Field::Reference),
-];
-pub(super) const SLOT_PARAMS: &[SearchParam] = &[
-    ID,
-    STATUS,
-    param("service-type", T, Field::Code),
-    param("start", D, Field::Date),
-    param("schedule", R("Schedule"), Field::Reference),
-];
 
 /// The search parameters of a resource type other than Patient (which has its own
 /// reader), if it can be searched.
@@ -209,9 +188,6 @@ pub fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
         "MedicationRequest" => MEDICATION_REQUEST_PARAMS,
         "DiagnosticReport" => DIAGNOSTIC_REPORT_PARAMS,
         "ServiceRequest" => SERVICE_REQUEST_PARAMS,
-        "Appointment" => APPOINTMENT_PARAMS,
-        "Schedule" => SCHEDULE_PARAMS,
-        "Slot" => SLOT_PARAMS,
         "Encounter" => ENCOUNTER_PARAMS,
         "Condition" => CONDITION_PARAMS,
         "Observation" => OBSERVATION_PARAMS,

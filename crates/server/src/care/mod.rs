@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use dhp_core::access::{Principal, Role};
 use dhp_core::booking::Channel;
 use dhp_core::recognition::table;
@@ -24,6 +24,7 @@ use dhp_store::{Booking, NewOrder, PriorResult, Reading, ReferralRow, StoreError
 use serde::Deserialize;
 
 use crate::audit::{self, Actor};
+use crate::context::district_now;
 use crate::context::{readable, Readable, Refusal};
 use crate::{AppError, AppState};
 
@@ -49,13 +50,6 @@ fn carer(who: &Principal) -> Option<Id> {
     matches!(who.role, Role::FamilyDoctor | Role::HospitalClinician)
         .then_some(who.org_id)
         .flatten()
-}
-
-/// The district's present moment: its "today" (the last day of a generated district's
-/// records, else the calendar's) at the clock's time of day.
-pub(crate) async fn district_now(state: &AppState) -> Result<NaiveDateTime, StoreError> {
-    let today = crate::context::as_of(state).await?;
-    Ok(today.and_time(chrono::Local::now().time()))
 }
 
 /// A referral as a form or JSON asks for it. Organisations by code.

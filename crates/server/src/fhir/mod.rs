@@ -24,6 +24,7 @@ mod bundle;
 pub mod export;
 mod read;
 pub(crate) mod rest;
+mod scheduling;
 mod search;
 
 use read::{find, Found};
@@ -195,6 +196,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/$export", get(bulk::kick_off_system))
         .route("/Patient/$export", get(bulk::kick_off_patients))
         .route("/Condition/$report", post(case_report))
+        .route("/Appointment/$find", get(scheduling::find_op))
+        .route("/Appointment/$book", post(scheduling::book_op))
         .route(
             "/$export-status/{id}",
             get(bulk::status).delete(bulk::cancel),

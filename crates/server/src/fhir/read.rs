@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub(crate) enum Found {
     Stored(StoredResource),
     Core(Batch),
+    /// A row of the slot pool, as FHIR, with its resident.
+    Pool(Value, Option<dhp_core::Id>),
     Nothing,
 }
 
@@ -28,6 +30,12 @@ pub(crate) async fn find(
     let Ok(n) = id.parse::<i64>() else {
         return Ok(Found::Nothing);
     };
+    if dhp_fhir::scheduling::is_pool(kind) {
+        return Ok(match super::scheduling::find(state, kind, n).await? {
+            Some((v, resident)) => Found::Pool(v, resident),
+            None => Found::Nothing,
+        });
+    }
     if let Some(s) = state.store.resource(kind, n).await? {
         return Ok(Found::Stored(s));
     }
@@ -100,6 +108,7 @@ pub(crate) async fn read_version(
     let resident_id = match &found {
         Found::Stored(s) => s.resident_id,
         Found::Core(row) => owner(row),
+        Found::Pool(_, resident) => *resident,
         Found::Nothing => None,
     };
     if matches!(found, Found::Nothing) {
@@ -153,6 +162,20 @@ pub(crate) async fn read_version(
             Some((1, state.place().await?.generated.clone(), Some(body)))
         }
         (Found::Core(_), Some(_)) => None,
+        (Found::Pool(body, _), wanted) => {
+            let number = body
+                .pointer("/meta/versionId")
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(1);
+            let at = body
+                .pointer("/meta/lastUpdated")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            // Only the current version is kept.
+            (wanted.is_none() || wanted == Some(number)).then(|| (number, at, Some(body.clone())))
+        }
         (Found::Stored(s), None) => {
             Some((s.version_id, s.last_updated.clone(), stored_json(s, masked)))
         }

@@ -518,6 +518,8 @@ pub async fn history(
     let resident = match &found {
         Found::Stored(s) => s.resident_id,
         Found::Core(row) => owner(row),
+        // Not reached: the pool keeps no history (the statement says so).
+        Found::Pool(_, r) => *r,
         Found::Nothing => {
             audit::record(
                 store,
@@ -586,7 +588,7 @@ pub async fn history(
                 ));
             }
         }
-        Found::Nothing => {}
+        Found::Pool(..) | Found::Nothing => {}
     }
     if resident.is_some() {
         audit::record(

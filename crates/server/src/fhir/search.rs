@@ -267,6 +267,10 @@ pub(crate) async fn fetch(
 ) -> Result<(Vec<Rendered>, i64, Batch), StoreError> {
     let today = Local::now().date_naive();
     let store = &*state.store;
+    if dhp_fhir::scheduling::is_pool(kind) {
+        let (rows, total) = super::scheduling::fetch(state, kind, q, scope).await?;
+        return Ok((rows, total, Batch::default()));
+    }
     if let Some(table) = core_table(kind) {
         let generated = &state.place().await?.generated;
         let (batch, total) = store
@@ -381,6 +385,26 @@ async fn search(
             Err(issues) => {
                 return refused_search(state, &who, kind, &pairs, issues, 400).await;
             }
+        }
+    } else if let Some(kind) = dhp_fhir::scheduling::POOL_TYPES
+        .into_iter()
+        .find(|t| *t == kind)
+    {
+        let q = match dhp_fhir::scheduling::parse_search(kind, &pairs) {
+            Ok(q) => q,
+            Err(issues) => return refused_search(state, &who, kind, &pairs, issues, 400).await,
+        };
+        Plan {
+            kind,
+            table: None,
+            query: q.query(),
+            resident_filter: None,
+            impossible: q.impossible,
+            include: Vec::new(),
+            revinclude: Vec::new(),
+            summary_count: q.summary_count,
+            count: q.count,
+            offset: q.offset,
         }
     } else {
         let q = match parse_record_search(kind, &pairs, lenient(headers)) {

@@ -465,6 +465,15 @@ impl<'a> Plan<'a> {
     /// Delete resource `kind/id`. Deleting what is already deleted succeeds.
     pub async fn delete(&mut self, kind: &str, id: Id) -> Result<Written, Refusal> {
         self.check_role()?;
+        if dhp_fhir::scheduling::is_pool(kind) {
+            return Err(Refusal::Outcome(
+                OperationOutcome::one(Issue::new(
+                    IssueCode::NotSupported,
+                    format!("{kind}/{id}: an appointment is not deleted but cancelled (update it to status cancelled with a cancelationReason); schedules and slots are withdrawn by their organisation"),
+                ))
+                .with_status(405),
+            ));
+        }
         let (prior, current) = self.current(kind, id).await?;
         let resource = format!("{kind}/{id}");
         let Some(current) = current else {
@@ -538,6 +547,11 @@ impl<'a> Plan<'a> {
                 format!("writing {kind} is not supported by this server; GET /fhir/metadata lists what is"),
             ));
         }
+        if kind == "Appointment" {
+            // The pool's row is the record; its version counts its steps.
+            let found = self.state.store.appointment(id).await?;
+            return Ok((Prior::Nothing, found.map(|a| a.version)));
+        }
         if let Some(s) = self.state.store.resource(kind, id).await? {
             return Ok((Prior::Version(s.version_id), Some(s.version_id)));
         }
@@ -562,6 +576,10 @@ impl<'a> Plan<'a> {
 
     /// The resident a stored record belongs to.
     pub(crate) async fn owner(&self, kind: &str, id: Id) -> Result<Option<Id>, Refusal> {
+        if kind == "Appointment" {
+            let found = self.state.store.appointment(id).await?;
+            return Ok(found.map(|a| a.row.resident_id));
+        }
         if let Some(s) = self.state.store.resource(kind, id).await? {
             if s.resident_id.is_some() {
                 return Ok(s.resident_id);

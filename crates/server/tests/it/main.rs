@@ -6,6 +6,7 @@ mod duties;
 mod fhir;
 mod passwords;
 mod roundtrip;
+mod scheduling;
 mod search;
 mod security;
 mod surveillance;

@@ -122,6 +122,7 @@ conformance!(
     a_new_store_is_empty,
     no_slot_is_booked_beyond_its_capacity,
     referrals_and_recognition_keep_their_rules,
+    write_sets_book_through_the_pools_guard,
     emergency_grants_open_a_record_until_they_expire,
     batches_round_trip_through_pages,
     a_failing_batch_writes_nothing,

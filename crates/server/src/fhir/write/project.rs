@@ -31,6 +31,9 @@ impl<'a> Plan<'a> {
         let mut event: Option<(NaiveDate, &str)> = None;
         let mut encounter_org = None;
         let resident = match kind {
+            // The slot pool's own rows: booked or moved under its rules, never kept as
+            // received.
+            "Appointment" => return self.put_appointment(id, &body, action).await,
             "Patient" => self.project_patient(id, &body, action).await?,
             "Encounter" => {
                 let e = input::encounter(&body).map_err(invalid)?;

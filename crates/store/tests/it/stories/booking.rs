@@ -234,3 +234,160 @@ pub async fn no_slot_is_booked_beyond_its_capacity(s: &dyn Store) {
     // counter true.
     assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
 }
+
+/// A FHIR write set books and steps through the pool's guard in its own transaction:
+/// two bookings for one place fail together, one is written with the set, a step moves
+/// the appointment on and counts its version; the pool's searches page and scope.
+pub async fn write_sets_book_through_the_pools_guard(s: &dyn Store) {
+    use dhp_core::access::Scope;
+    use dhp_core::query::DateCond;
+    use dhp_store::{AppointmentFilter, AppointmentStep, ScheduleFilter, SlotFilter, WriteSet};
+
+    let mut b = fixture::district();
+    for k in 0..3u16 {
+        b.residents.push(fixture::resident(
+            2000 + i64::from(k),
+            "1970-05-05",
+            10 + k,
+            100,
+        ));
+    }
+    s.insert_batch(&b).await.unwrap();
+    let schedule = Schedule {
+        capacity: 1,
+        referral_share: 0,
+        ..cardiology()
+    };
+    let slots = schedule.slots(fixture::date("2030-01-07"), 1).unwrap();
+    s.publish_schedule(&schedule, &slots).await.unwrap();
+    let now = fixture::at("2029-12-01 09:00");
+    let booking = |appointment: i64, resident: i64| Booking {
+        appointment_id: appointment,
+        slot_id: 1,
+        resident_id: resident,
+        channel: Channel::Public,
+        at: now,
+    };
+    let two = WriteSet {
+        bookings: vec![booking(50, 2000), booking(51, 2001)],
+        ..WriteSet::default()
+    };
+    assert!(matches!(
+        s.write_resources(&two).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 0);
+    assert!(
+        s.appointment(50).await.unwrap().is_none(),
+        "nothing of the set"
+    );
+    let one = WriteSet {
+        bookings: vec![booking(50, 2000)],
+        ..WriteSet::default()
+    };
+    s.write_resources(&one).await.unwrap();
+    let a = s.appointment(50).await.unwrap().unwrap();
+    assert_eq!(
+        (a.row.status, a.version, a.slot.booked),
+        (Status::Booked, 1, 1)
+    );
+    assert_eq!(a.slot.service, "cardiology");
+    // A step decided on a status that has moved meanwhile writes nothing.
+    let stale = WriteSet {
+        appointment_steps: vec![AppointmentStep {
+            appointment_id: 50,
+            step: Step::Cancel,
+            reason: Some("pat".into()),
+            at: now,
+            from: Status::CheckedIn,
+        }],
+        ..WriteSet::default()
+    };
+    assert!(matches!(
+        s.write_resources(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let cancel = WriteSet {
+        appointment_steps: vec![AppointmentStep {
+            from: Status::Booked,
+            ..stale.appointment_steps[0].clone()
+        }],
+        ..WriteSet::default()
+    };
+    s.write_resources(&cancel).await.unwrap();
+    let a = s.appointment(50).await.unwrap().unwrap();
+    assert_eq!(
+        (a.row.status, a.version, a.slot.booked),
+        (Status::Cancelled, 2, 0)
+    );
+    assert_eq!(a.row.cancel_reason.as_deref(), Some("pat"));
+    s.write_resources(&WriteSet {
+        bookings: vec![booking(52, 2001)],
+        ..WriteSet::default()
+    })
+    .await
+    .unwrap();
+
+    // Searches: slots by status and start, paged with the total; appointments by slot
+    // and status, within a scope.
+    let (found, total) = s
+        .search_slots(&SlotFilter {
+            statuses: vec!["free".into()],
+            start: vec![DateCond::Lt(fixture::at("2030-01-08 00:00"))],
+            limit: 2,
+            offset: 0,
+            ..SlotFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 3, "slot 1 is full: the other three of the first day");
+    assert_eq!(found.iter().map(|x| x.slot.id).collect::<Vec<_>>(), [2, 3]);
+    let (busy, _) = s
+        .search_slots(&SlotFilter {
+            statuses: vec!["busy".into()],
+            limit: 10,
+            ..SlotFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(busy.iter().map(|x| x.slot.id).collect::<Vec<_>>(), [1]);
+    let filter = |scope: Scope, statuses: Vec<String>| AppointmentFilter {
+        ids: Vec::new(),
+        residents: Vec::new(),
+        slots: vec![1],
+        orgs: Vec::new(),
+        practitioners: Vec::new(),
+        statuses,
+        services: vec!["cardiology".into()],
+        date: Vec::new(),
+        scope,
+        today: fixture::date("2029-12-01"),
+        limit: 10,
+        offset: 0,
+    };
+    let (all, n) = s
+        .search_appointments(&filter(Scope::All, Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!((n, all.len()), (2, 2));
+    let (booked, _) = s
+        .search_appointments(&filter(Scope::All, vec!["booked".into()]))
+        .await
+        .unwrap();
+    assert_eq!(booked.iter().map(|a| a.row.id).collect::<Vec<_>>(), [52]);
+    let (mine, n) = s
+        .search_appointments(&filter(Scope::Resident(2000), Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!((n, mine[0].row.id), (1, 50));
+    let (sc, n) = s
+        .search_schedules(&ScheduleFilter {
+            orgs: vec![schedule.org_id],
+            limit: 10,
+            ..ScheduleFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((n, sc[0].clone()), (1, schedule.clone()));
+    assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
+}

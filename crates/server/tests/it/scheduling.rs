@@ -1,0 +1,448 @@
+//! The slot pool through FHIR: Slot and Schedule searched from the pool's tables with
+//! the slot-capacity extension; an Appointment created `booked` takes a place under the
+//! same guard as every other path (concurrent creates at one slot fill exactly its
+//! capacity; the public share stops at the reserved places); updates move it along its
+//! life cycle with versions and If-Match; `$find` and `$book`; a transaction that would
+//! overbook writes nothing; refusals name the element; reads and refusals are audited.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use chrono::Duration;
+use dhp_core::query::DateCond;
+use dhp_server::{app, AppState};
+use dhp_store::{SlotFilter, SlotState};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::fhir::{doctor_view, read, token, token_request};
+use super::site;
+use super::write::send;
+
+async fn post(state: Arc<AppState>, tok: String, path: String, body: Value) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {tok}"))
+        .header(header::CONTENT_TYPE, "application/fhir+json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = app(state).oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn booking(slot: i64, resident: i64) -> Value {
+    json!({
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{ "reference": format!("Slot/{slot}") }],
+        "participant": [{ "actor": { "reference": format!("Patient/{resident}") }, "status": "accepted" }],
+    })
+}
+
+/// Future slots of the pool with no booking yet, earliest first.
+async fn empty_slots(state: &AppState, from: chrono::NaiveDateTime) -> Vec<SlotState> {
+    let (slots, _) = state
+        .store
+        .search_slots(&SlotFilter {
+            statuses: vec!["free".into()],
+            start: vec![DateCond::Ge(from)],
+            limit: 5_000,
+            ..SlotFilter::default()
+        })
+        .await
+        .unwrap();
+    slots.into_iter().filter(|s| s.booked == 0).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appointments_through_fhir_book_under_the_pools_guard() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let view = doctor_view(store).await;
+    let today = dhp_store::as_of(store).await.unwrap();
+    let doctor = token(&s, "doctor").await;
+    let system = token_request(
+        &s,
+        "grant_type=client_credentials&client_id=system&client_secret=system",
+    )
+    .await
+    .json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Residents the doctor may book for, and one they may not.
+    let mine: Vec<i64> = view.in_scope(today);
+    let outsider = view
+        .residents
+        .iter()
+        .find(|r| !mine.contains(&r.id))
+        .unwrap()
+        .id;
+    // Two days ahead: past every release of reserved places the generator sets.
+    let from = (today + Duration::days(2)).and_hms_opt(0, 0, 0).unwrap();
+    let empty = empty_slots(&s.state, from).await;
+    let big = empty
+        .iter()
+        .find(|s| s.slot.capacity >= 2 && s.slot.reserved >= 1 && s.slot.release > from)
+        .expect("a slot of a specialist schedule with reserved places")
+        .clone();
+
+    // The Slot as FHIR: found by the standard parameters, capacity as the extension.
+    let found = read(
+        &s,
+        Some(&doctor),
+        &format!(
+            "/fhir/Slot?schedule.actor=Organization/{}&status=free&start=ge{}&_count=200",
+            big.org_id,
+            big.slot.start.format("%Y-%m-%dT%H:%M")
+        ),
+    )
+    .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.json);
+    let entries = found.json["entry"].as_array().unwrap();
+    let first = &entries[0]["resource"];
+    assert_eq!(first["id"], big.slot.id.to_string(), "earliest first");
+    assert_eq!(first["status"], "free");
+    assert_eq!(
+        first["extension"][0]["url"],
+        "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity"
+    );
+    assert_eq!(first["extension"][0]["valueInteger"], big.slot.capacity);
+    let schedule = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/Schedule/{}", big.slot.schedule_id),
+    )
+    .await;
+    assert_eq!(schedule.status, StatusCode::OK);
+    assert_eq!(
+        schedule.json["actor"][0]["reference"],
+        format!("Organization/{}", big.org_id)
+    );
+
+    // The public share: an integrating system books the open places, then is told the
+    // rest are kept for referrals.
+    let open = (big.slot.capacity - big.slot.reserved) as usize;
+    let mut booked = Vec::new();
+    for r in mine.iter().take(open + 1) {
+        let (status, body) = post(
+            s.state.clone(),
+            system.clone(),
+            "/fhir/Appointment".into(),
+            booking(big.slot.id, *r),
+        )
+        .await;
+        if status == StatusCode::CREATED {
+            assert_eq!(body["status"], "booked");
+            assert_eq!(body["extension"][0]["valueCode"], "public");
+            booked.push(body);
+        } else {
+            assert_eq!(status, StatusCode::CONFLICT, "{body}");
+            assert!(
+                body["issue"][0]["diagnostics"]
+                    .as_str()
+                    .unwrap()
+                    .contains("kept for referrals"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(booked.len(), open);
+
+    // Concurrent bookings of the same slot by the family doctor (who may take the
+    // reserved places): exactly the capacity is booked, never more.
+    let rest: Vec<i64> = mine.iter().skip(open + 1).take(40).copied().collect();
+    let mut set = tokio::task::JoinSet::new();
+    for r in &rest {
+        set.spawn(post(
+            s.state.clone(),
+            doctor.clone(),
+            "/fhir/Appointment".into(),
+            booking(big.slot.id, *r),
+        ));
+    }
+    let mut created = 0;
+    while let Some(done) = set.join_next().await {
+        let (status, body) = done.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, big.slot.reserved as usize);
+    let after = store.slot_state(big.slot.id).await.unwrap();
+    assert_eq!(after.booked, big.slot.capacity);
+    assert_eq!(store.pool_faults().await.unwrap(), (0, 0));
+    let busy = read(&s, Some(&doctor), &format!("/fhir/Slot/{}", big.slot.id)).await;
+    assert_eq!(busy.json["status"], "busy");
+    assert_eq!(busy.json["extension"][0]["valueInteger"], 0);
+
+    // The appointment read back, searched by its slot, in the patient's $everything.
+    let a = &booked[0];
+    let id = a["id"].as_str().unwrap().to_string();
+    let patient = a["participant"][0]["actor"]["reference"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Patient/")
+        .to_string();
+    let got = read(&s, Some(&doctor), &format!("/fhir/Appointment/{id}")).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.json);
+    assert_eq!(
+        got.json["slot"][0]["reference"],
+        format!("Slot/{}", big.slot.id)
+    );
+    let by_slot = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/Appointment?slot=Slot/{}&status=booked", big.slot.id),
+    )
+    .await;
+    assert_eq!(by_slot.json["total"], big.slot.capacity, "{}", by_slot.json);
+    let everything = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/Patient/{patient}/$everything?_type=Appointment"),
+    )
+    .await;
+    assert!(everything.json["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["resource"]["id"] == id.as_str()));
+
+    // The life cycle: a cancellation says why, gives its place back, and is version 2;
+    // an update from a stale version is refused; a cancelled one cannot be booked again.
+    let mut cancel = got.json.clone();
+    cancel["status"] = json!("cancelled");
+    let r = send(
+        &s,
+        "PUT",
+        &format!("/fhir/Appointment/{id}"),
+        &doctor,
+        Some(&cancel),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    assert_eq!(
+        r.json["issue"][0]["expression"][0],
+        "Appointment.cancelationReason"
+    );
+    cancel["cancelationReason"] = json!({ "coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
+        "code": "pat" }] });
+    let r = send(
+        &s,
+        "PUT",
+        &format!("/fhir/Appointment/{id}"),
+        &doctor,
+        Some(&cancel),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["meta"]["versionId"], "2");
+    assert_eq!(
+        store.slot_state(big.slot.id).await.unwrap().booked,
+        big.slot.capacity - 1
+    );
+    let r = send(
+        &s,
+        "PUT",
+        &format!("/fhir/Appointment/{id}"),
+        &doctor,
+        Some(&cancel),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.json);
+    let mut again = cancel.clone();
+    again["status"] = json!("booked");
+    let r = send(
+        &s,
+        "PUT",
+        &format!("/fhir/Appointment/{id}"),
+        &doctor,
+        Some(&again),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    assert_eq!(r.json["issue"][0]["expression"][0], "Appointment.status");
+    let r = send(
+        &s,
+        "DELETE",
+        &format!("/fhir/Appointment/{id}"),
+        &doctor,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
+
+    // Bad input names the element and books nothing.
+    let spare = empty
+        .iter()
+        .find(|x| x.slot.id != big.slot.id)
+        .unwrap()
+        .clone();
+    // A schedule published yesterday for one day: its slots have begun.
+    let yesterday = dhp_core::booking::Schedule {
+        id: store.reserve_ids("Schedule", 1).await.unwrap(),
+        org_id: big.org_id,
+        service: big.service.clone(),
+        practitioner_id: None,
+        weekdays: [true; 7],
+        first_start: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        slot_minutes: 30,
+        slots_per_day: 2,
+        capacity: 1,
+        referral_share: 0,
+        release_hours: 0,
+        horizon_days: 1,
+    };
+    let first = store.reserve_ids("Slot", 2).await.unwrap();
+    let old = yesterday.slots(today - Duration::days(1), first).unwrap();
+    store.publish_schedule(&yesterday, &old).await.unwrap();
+    let past = &old[0];
+    let mut waitlist = booking(spare.slot.id, mine[0]);
+    waitlist["status"] = json!("waitlist");
+    for (body, at, status) in [
+        (
+            booking(999_999_999, mine[0]),
+            "Appointment.slot[0].reference",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            booking(past.id, mine[0]),
+            "Appointment.slot[0].reference",
+            StatusCode::BAD_REQUEST,
+        ),
+        (waitlist, "Appointment.status", StatusCode::BAD_REQUEST),
+        (
+            json!({ "resourceType": "Appointment", "status": "booked",
+                "participant": [{ "actor": { "reference": format!("Patient/{}", mine[0]) } }] }),
+            "Appointment.slot",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (st, out) = post(
+            s.state.clone(),
+            doctor.clone(),
+            "/fhir/Appointment".into(),
+            body,
+        )
+        .await;
+        assert_eq!(st, status, "{out}");
+        assert_eq!(out["issue"][0]["expression"][0], at, "{out}");
+    }
+    // Outside the doctor's scope: refused, audited, nothing booked.
+    let (st, _) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment".into(),
+        booking(spare.slot.id, outsider),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let trail = store.audit_events(Some(outsider), 100).await.unwrap();
+    assert!(trail
+        .iter()
+        .any(|e| e.outcome == "denied" && e.action == "create"));
+    assert_eq!(store.slot_state(spare.slot.id).await.unwrap().booked, 0);
+
+    // A transaction that would overbook the one place left writes nothing at all.
+    let one_left = big.slot.id;
+    let entries: Vec<Value> = [mine[open + 1 + rest.len()], mine[open + 2 + rest.len()]]
+        .iter()
+        .map(|r| {
+            json!({
+                "resource": booking(one_left, *r),
+                "request": { "method": "POST", "url": "Appointment" },
+            })
+        })
+        .collect();
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
+    let (st, out) = post(s.state.clone(), doctor.clone(), "/fhir".into(), bundle).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{out}");
+    assert_eq!(
+        store.slot_state(one_left).await.unwrap().booked,
+        big.slot.capacity - 1
+    );
+    assert_eq!(store.pool_faults().await.unwrap(), (0, 0));
+
+    // $find offers free slots as proposed appointments; $book books one.
+    let offer = read(
+        &s,
+        Some(&doctor),
+        &format!(
+            "/fhir/Appointment/$find?service-type={}&_count=3",
+            spare.service
+        ),
+    )
+    .await;
+    assert_eq!(offer.status, StatusCode::OK, "{}", offer.json);
+    let proposed = offer.json["entry"][0]["resource"].clone();
+    assert_eq!(proposed["status"], "proposed");
+    let slot_ref = proposed["slot"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut appt = proposed.clone();
+    appt["participant"].as_array_mut().unwrap().push(
+        json!({ "actor": { "reference": format!("Patient/{}", mine[1]) }, "status": "accepted" }),
+    );
+    let params = json!({ "resourceType": "Parameters",
+        "parameter": [{ "name": "appt-resource", "resource": appt }] });
+    let (st, out) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment/$book".into(),
+        params,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{out}");
+    assert_eq!(out["status"], "booked");
+    assert_eq!(out["slot"][0]["reference"], slot_ref);
+    let bad = read(&s, Some(&doctor), "/fhir/Appointment/$find?start=tomorrow").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.json["issue"][0]["expression"][0],
+        "Appointment/$find?start"
+    );
+
+    // The CapabilityStatement says what exists, and nothing more.
+    let meta = read(&s, None, "/fhir/metadata").await;
+    let appointment = meta.json["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Appointment")
+        .unwrap()
+        .clone();
+    let codes: Vec<&str> = appointment["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"create") && codes.contains(&"update"));
+    assert!(!codes.contains(&"delete"));
+    let ops: Vec<&str> = appointment["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["find", "book"]);
+}
