@@ -68,6 +68,13 @@ fn search_params(resource: &str) -> Vec<(&'static str, &'static str)> {
     let mut params: Vec<(&str, &str)> = match resource {
         "Patient" => crate::search::PATIENT_PARAMS.to_vec(),
         "AuditEvent" => return vec![("patient", "reference"), ("_count", "number")],
+        "Task" => {
+            return crate::referral::TASK_PARAMS
+                .iter()
+                .chain(crate::scheduling::COMMON)
+                .copied()
+                .collect()
+        }
         pooled if crate::scheduling::is_pool(pooled) => {
             return crate::scheduling::params(pooled)
                 .iter()
@@ -210,7 +217,7 @@ mod tests {
             {
                 assert!(
                     crate::search::search_params(s.resource).is_some()
-                        || !crate::scheduling::params(s.resource).is_empty(),
+                        || crate::types::care_tables(s.resource),
                     "{}",
                     s.resource
                 );

@@ -7,6 +7,7 @@ pub mod capability;
 pub mod input;
 pub mod outcome;
 pub mod patient;
+pub mod referral;
 pub mod resources;
 pub mod scheduling;
 pub mod search;

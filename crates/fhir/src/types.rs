@@ -29,9 +29,9 @@ pub struct ResourceType {
     pub compartment: bool,
     /// The interactions the CapabilityStatement lists for it.
     pub interactions: &'static [&'static str],
-    /// Served by the unified slot pool (`crate::scheduling`): read, searched and written
-    /// through the pool's own tables and rules.
-    pub pool: bool,
+    /// Served by tiered care's own tables (the slot pool, `crate::scheduling`; the
+    /// referrals, `crate::referral`): read, searched and written through their rules.
+    pub care: bool,
 }
 
 /// A read-only type: read and search.
@@ -57,7 +57,7 @@ const fn registry(name: &'static str, core: &'static str) -> ResourceType {
         bulk: true,
         compartment: false,
         interactions: READ,
-        pool: false,
+        care: false,
     }
 }
 
@@ -71,7 +71,7 @@ const fn record(name: &'static str, core: &'static str) -> ResourceType {
         bulk: true,
         compartment: true,
         interactions: WRITE,
-        pool: false,
+        care: false,
     }
 }
 
@@ -85,15 +85,18 @@ const fn received(name: &'static str, resident: bool) -> ResourceType {
         bulk: true,
         compartment: resident,
         interactions: WRITE,
-        pool: false,
+        care: false,
     }
 }
+
+/// A referral's Task is read, searched and moved on.
+pub const STEP: &[&str] = &["read", "update", "search-type"];
 
 /// An appointment is booked (create, with the pool's capacity guard) and moves on its
 /// life cycle (update); it is never deleted, only cancelled.
 pub const BOOK: &[&str] = &["read", "create", "update", "search-type"];
 
-const fn pool(
+const fn care(
     name: &'static str,
     resident: bool,
     interactions: &'static [&'static str],
@@ -107,7 +110,7 @@ const fn pool(
         bulk: true,
         compartment: resident,
         interactions,
-        pool: true,
+        care: true,
     }
 }
 
@@ -134,9 +137,12 @@ pub const TYPES: &[ResourceType] = &[
     received("DiagnosticReport", true),
     received("ServiceRequest", true),
     // The unified slot pool: schedules and slots are published by their organisations.
-    pool("Schedule", false, READ),
-    pool("Slot", false, READ),
-    pool("Appointment", true, BOOK),
+    care("Schedule", false, READ),
+    care("Slot", false, READ),
+    care("Appointment", true, BOOK),
+    // A referral's fulfilment (its ServiceRequest is read at the same id): moved on by
+    // an update of its status; referrals are made with `POST /api/referrals`.
+    care("Task", true, STEP),
     // The audit log, searched by patient (`/fhir/AuditEvent?patient=`).
     ResourceType {
         name: "AuditEvent",
@@ -147,13 +153,18 @@ pub const TYPES: &[ResourceType] = &[
         bulk: false,
         compartment: false,
         interactions: &["search-type"],
-        pool: false,
+        care: false,
     },
 ];
 
 /// The row of `name`, if the server knows the type.
 pub fn get(name: &str) -> Option<&'static ResourceType> {
     TYPES.iter().find(|t| t.name == name)
+}
+
+/// Is `name` served by tiered care's own tables (slot pool, referrals)?
+pub fn care_tables(name: &str) -> bool {
+    get(name).is_some_and(|t| t.care)
 }
 
 /// Is a resource of this type a resident's data (audited, scoped)?
@@ -223,18 +234,18 @@ mod tests {
         for t in TYPES {
             // A type kept as received is a resident's data exactly when its spec names
             // the element that refers to the resident.
-            if t.core.is_none() && t.writable && !t.pool {
+            if t.core.is_none() && t.writable && !t.care {
                 let spec = crate::input::stored_spec(t.name).expect("a spec for each stored type");
                 assert_eq!(spec.patient.is_some(), t.resident, "{}", t.name);
             }
             assert!(!t.compartment || t.resident || t.name == "Patient");
             assert!(
-                !t.writable || t.interactions.contains(&"create"),
+                !t.writable || t.interactions.contains(&"create") || t.name == "Task",
                 "{}",
                 t.name
             );
         }
-        assert_eq!(BULK.len(), 15);
+        assert_eq!(BULK.len(), 16);
         assert_eq!(PATIENT_COMPARTMENT[0], "Patient");
         assert!(!PATIENT_COMPARTMENT.contains(&"Slot"));
     }

@@ -54,7 +54,9 @@ pub use postgres::PostgresStore;
 pub use programmes::CohortStore;
 pub use programmes::{Cohort, Reading};
 pub use recognition::{NewOrder, OrderRow, PriorResult, RecognitionFigures, RecognitionStore};
-pub use referral::{ReferralFilter, ReferralRow, ReferralStep, ReferralStore};
+pub use referral::{
+    FoundReferral, ReferralFilter, ReferralRow, ReferralSearch, ReferralStep, ReferralStore,
+};
 pub use registry::RegistryStore;
 pub use resources::ResourceStore;
 pub use resources::{core_table, Guard, Index, Prior, ResourceWrite, StoredResource, WriteSet};

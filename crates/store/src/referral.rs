@@ -115,8 +115,39 @@ async fn add_step<E: Exec>(
 }
 
 /// Referrals and their tasks.
+/// Which referrals to find (the FHIR `Task` search), within `scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferralSearch {
+    pub ids: Vec<Id>,
+    pub residents: Vec<Id>,
+    /// The organisation referred to (`Task.owner`).
+    pub owners: Vec<Id>,
+    /// The referring organisation (`Task.requester`).
+    pub requesters: Vec<Id>,
+    pub statuses: Vec<TaskStatus>,
+    /// On the referral's creation.
+    pub authored: Vec<dhp_core::query::DateCond>,
+    pub scope: dhp_core::access::Scope,
+    pub today: NaiveDate,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A referral found by [`ReferralStore::search_referrals`], with its version (the
+/// number of steps it has taken, its creation the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundReferral {
+    pub referral: ReferralRow,
+    pub version: i64,
+    /// The reason given with its latest step (a rejection's, a cancellation's).
+    pub last_reason: Option<String>,
+}
+
 #[async_trait]
 pub trait ReferralStore: Send + Sync {
+    /// Referrals by the FHIR search's filter within its scope, newest first, with the
+    /// total.
+    async fn search_referrals(&self, f: &ReferralSearch) -> Result<(Vec<FoundReferral>, i64)>;
     /// Record a referral (status `requested`) by account `by`, booking `booking` for the
     /// resident in the same transaction when given; the new referral's id.
     async fn refer(
@@ -154,6 +185,100 @@ pub trait ReferralStore: Send + Sync {
 
 #[async_trait]
 impl<B: Backend> ReferralStore for B {
+    async fn search_referrals(&self, f: &ReferralSearch) -> Result<(Vec<FoundReferral>, i64)> {
+        use dhp_core::query::DateCond;
+        let mut params: Vec<Param> = Vec::new();
+        let bind = |p: Param, params: &mut Vec<Param>| {
+            params.push(p);
+            format!("${}", params.len())
+        };
+        let mut cond = Vec::new();
+        for (col, ids) in [
+            ("f.id", &f.ids),
+            ("f.resident_id", &f.residents),
+            ("f.to_org", &f.owners),
+            ("f.from_org", &f.requesters),
+        ] {
+            if !ids.is_empty() {
+                let marks: Vec<String> = ids
+                    .iter()
+                    .map(|i| bind(Param::I64(*i), &mut params))
+                    .collect();
+                cond.push(format!("{col} IN ({})", marks.join(", ")));
+            }
+        }
+        if !f.statuses.is_empty() {
+            let marks: Vec<String> = f
+                .statuses
+                .iter()
+                .map(|s| bind(Param::Text(s.as_str().into()), &mut params))
+                .collect();
+            cond.push(format!("f.status IN ({})", marks.join(", ")));
+        }
+        for c in &f.authored {
+            cond.push(match c {
+                DateCond::Ge(t) => {
+                    format!("f.created >= {}", bind(Param::DateTime(*t), &mut params))
+                }
+                DateCond::Lt(t) => {
+                    format!("f.created < {}", bind(Param::DateTime(*t), &mut params))
+                }
+                DateCond::Outside(a, b) => format!(
+                    "(f.created < {} OR f.created >= {})",
+                    bind(Param::DateTime(*a), &mut params),
+                    bind(Param::DateTime(*b), &mut params)
+                ),
+            });
+        }
+        if let Some(c) =
+            crate::shared::scope_clause(&f.scope, f.today, &mut |p| bind(p, &mut params))
+        {
+            cond.push(c);
+        }
+        let w = if cond.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", cond.join(" AND "))
+        };
+        let from = "FROM referrals f JOIN residents r ON r.id = f.resident_id";
+        let total = self
+            .pool()
+            .rows(&format!("SELECT COUNT(*) {from} {w}"), params.clone())
+            .await?
+            .first()
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("f.{c}")).collect();
+        let l = bind(Param::I64(f.limit), &mut params);
+        let o = bind(Param::I64(f.offset), &mut params);
+        let rows = self
+            .pool()
+            .rows(
+                &format!(
+                    "SELECT {}, \
+                       (SELECT COUNT(*) FROM referral_steps s WHERE s.referral_id = f.id), \
+                       (SELECT s.reason FROM referral_steps s WHERE s.referral_id = f.id \
+                        ORDER BY s.seq DESC LIMIT 1) \
+                     {from} {w} ORDER BY f.created DESC, f.id DESC LIMIT {l} OFFSET {o}",
+                    columns.join(", ")
+                ),
+                params,
+            )
+            .await?;
+        let found = rows
+            .iter()
+            .map(|r| {
+                Ok(FoundReferral {
+                    referral: row(r)?,
+                    version: r.i64(15)?,
+                    last_reason: r.otext(16)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok((found, total))
+    }
+
     async fn refer(
         &self,
         r: &NewReferral,

@@ -23,6 +23,7 @@ pub(crate) mod bulk;
 mod bundle;
 pub mod export;
 mod read;
+mod referral;
 pub(crate) mod rest;
 mod scheduling;
 mod search;
@@ -198,6 +199,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/Condition/$report", post(case_report))
         .route("/Appointment/$find", get(scheduling::find_op))
         .route("/Appointment/$book", post(scheduling::book_op))
+        .route("/Task/{id}", get(read::read_task).put(referral::update))
         .route(
             "/$export-status/{id}",
             get(bulk::status).delete(bulk::cancel),

@@ -30,14 +30,25 @@ pub(crate) async fn find(
     let Ok(n) = id.parse::<i64>() else {
         return Ok(Found::Nothing);
     };
-    if dhp_fhir::scheduling::is_pool(kind) {
-        return Ok(match super::scheduling::find(state, kind, n).await? {
+    if dhp_fhir::types::care_tables(kind) {
+        let found = if kind == "Task" {
+            super::referral::find(state, n, false).await?
+        } else {
+            super::scheduling::find(state, kind, n).await?
+        };
+        return Ok(match found {
             Some((v, resident)) => Found::Pool(v, resident),
             None => Found::Nothing,
         });
     }
     if let Some(s) = state.store.resource(kind, n).await? {
         return Ok(Found::Stored(s));
+    }
+    // A referral's request, at the id its Task focuses on.
+    if kind == "ServiceRequest" {
+        if let Some((v, resident)) = super::referral::find(state, n, true).await? {
+            return Ok(Found::Pool(v, resident));
+        }
     }
     let Some(table) = table else {
         return Ok(Found::Nothing);
@@ -57,6 +68,15 @@ pub(crate) async fn read(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     read_version(&state, &headers, &resource_type, &id, None).await
+}
+
+/// `GET /fhir/Task/{id}` (its own route, beside the update that moves it on).
+pub(crate) async fn read_task(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    read_version(&state, &headers, "Task", &id, None).await
 }
 
 /// `GET /fhir/{type}/{id}/_history/{vid}`.

@@ -267,6 +267,10 @@ pub(crate) async fn fetch(
 ) -> Result<(Vec<Rendered>, i64, Batch), StoreError> {
     let today = Local::now().date_naive();
     let store = &*state.store;
+    if kind == "Task" {
+        let (rows, total) = super::referral::fetch(state, q, scope, false).await?;
+        return Ok((rows, total, Batch::default()));
+    }
     if dhp_fhir::scheduling::is_pool(kind) {
         let (rows, total) = super::scheduling::fetch(state, kind, q, scope).await?;
         return Ok((rows, total, Batch::default()));
@@ -385,6 +389,23 @@ async fn search(
             Err(issues) => {
                 return refused_search(state, &who, kind, &pairs, issues, 400).await;
             }
+        }
+    } else if kind == "Task" {
+        let q = match dhp_fhir::referral::parse_task_search(&pairs) {
+            Ok(q) => q,
+            Err(issues) => return refused_search(state, &who, kind, &pairs, issues, 400).await,
+        };
+        Plan {
+            kind: "Task",
+            table: None,
+            query: q.query(),
+            resident_filter: None,
+            impossible: q.impossible,
+            include: Vec::new(),
+            revinclude: Vec::new(),
+            summary_count: q.summary_count,
+            count: q.count,
+            offset: q.offset,
         }
     } else if let Some(kind) = dhp_fhir::scheduling::POOL_TYPES
         .into_iter()

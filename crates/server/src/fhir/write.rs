@@ -465,11 +465,11 @@ impl<'a> Plan<'a> {
     /// Delete resource `kind/id`. Deleting what is already deleted succeeds.
     pub async fn delete(&mut self, kind: &str, id: Id) -> Result<Written, Refusal> {
         self.check_role()?;
-        if dhp_fhir::scheduling::is_pool(kind) {
+        if dhp_fhir::types::care_tables(kind) {
             return Err(Refusal::Outcome(
                 OperationOutcome::one(Issue::new(
                     IssueCode::NotSupported,
-                    format!("{kind}/{id}: an appointment is not deleted but cancelled (update it to status cancelled with a cancelationReason); schedules and slots are withdrawn by their organisation"),
+                    format!("{kind}/{id}: tiered care's records are not deleted: an appointment is cancelled (status cancelled with a cancelationReason), a referral withdrawn (its Task cancelled); schedules and slots are withdrawn by their organisation"),
                 ))
                 .with_status(405),
             ));
@@ -598,6 +598,17 @@ impl<'a> Plan<'a> {
 
 /// The body's `resourceType` must be the one addressed.
 fn check_kind(kind: &str, body: &Value) -> Result<(), Refusal> {
+    // A referral's Task moves on by itself (`PUT /fhir/Task/{id}`), never inside a
+    // Bundle; referrals are made with `POST /api/referrals`.
+    if kind == "Task" {
+        return Err(Refusal::Outcome(
+            OperationOutcome::one(Issue::new(
+                IssueCode::NotSupported,
+                "a referral's Task is moved on by PUT /fhir/Task/{id} on its own (not in a Bundle); referrals are made with POST /api/referrals",
+            ))
+            .with_status(400),
+        ));
+    }
     match body.get("resourceType").and_then(Value::as_str) {
         Some(k) if k == kind => Ok(()),
         Some(k) => Err(refuse(

@@ -23,9 +23,16 @@ use super::write::send;
 async fn post(state: Arc<AppState>, tok: String, path: String, body: Value) -> (StatusCode, Value) {
     let req = Request::builder()
         .method("POST")
-        .uri(path)
+        .uri(&path)
         .header(header::AUTHORIZATION, format!("Bearer {tok}"))
-        .header(header::CONTENT_TYPE, "application/fhir+json")
+        .header(
+            header::CONTENT_TYPE,
+            if path.starts_with("/api/") {
+                "application/json"
+            } else {
+                "application/fhir+json"
+            },
+        )
         .body(Body::from(body.to_string()))
         .unwrap();
     let res = app(state).oneshot(req).await.unwrap();
@@ -445,4 +452,164 @@ async fn appointments_through_fhir_book_under_the_pools_guard() {
         .map(|o| o["name"].as_str().unwrap())
         .collect();
     assert_eq!(ops, ["find", "book"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrals_through_fhir_are_tasks_moved_on_by_their_status() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let view = doctor_view(store).await;
+    let today = dhp_store::as_of(store).await.unwrap();
+    let doctor = token(&s, "doctor").await;
+    let clinician = token(&s, "clinician").await;
+    let hospital = store
+        .user_by_username("clinician")
+        .await
+        .unwrap()
+        .org_id
+        .unwrap();
+    let code = store.organisation(hospital).await.unwrap().code;
+    let resident = view.in_scope(today)[3];
+    let (status, made) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/api/referrals".into(),
+        json!({ "resident_id": resident, "direction": "up", "performer": code,
+                "reason": "两次随访血压控制不满意", "priority": "urgent", "diagnosis": "I10" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_i64().unwrap();
+
+    // The hospital's inbox as a FHIR search; the Task focuses on the request.
+    let inbox = read(
+        &s,
+        Some(&clinician),
+        &format!("/fhir/Task?owner=Organization/{hospital}&status=requested&_count=200"),
+    )
+    .await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.json);
+    let task = inbox.json["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .find(|t| t["id"].as_str() == Some(id.to_string().as_str()))
+        .expect("the new referral in the inbox");
+    assert_eq!(task["for"]["reference"], format!("Patient/{resident}"));
+    assert_eq!(task["priority"], "urgent");
+    let focus = task["focus"]["reference"].as_str().unwrap().to_string();
+    let request = read(&s, Some(&clinician), &format!("/fhir/{focus}")).await;
+    assert_eq!(request.status, StatusCode::OK, "{}", request.json);
+    assert_eq!(request.json["reasonCode"][0]["coding"][0]["code"], "I10");
+    assert_eq!(
+        request.json["performer"][0]["reference"],
+        format!("Organization/{hospital}")
+    );
+
+    // Only the organisation referred to accepts; a rejection says why; the workflow
+    // never goes back; a stale version is refused.
+    let path = format!("/fhir/Task/{id}");
+    let with = |status: &str, reason: Option<&str>| {
+        let mut t = task.clone();
+        t["status"] = json!(status);
+        if let Some(r) = reason {
+            t["statusReason"] = json!({ "text": r });
+        }
+        t
+    };
+    let r = send(
+        &s,
+        "PUT",
+        &path,
+        &doctor,
+        Some(&with("accepted", None)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    let r = send(
+        &s,
+        "PUT",
+        &path,
+        &clinician,
+        Some(&with("rejected", None)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    assert_eq!(
+        r.json["issue"][0]["expression"][0],
+        "Task.statusReason.text"
+    );
+    let r = send(
+        &s,
+        "PUT",
+        &path,
+        &clinician,
+        Some(&with("accepted", None)),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["status"], "accepted");
+    assert_eq!(r.json["meta"]["versionId"], "2");
+    let r = send(
+        &s,
+        "PUT",
+        &path,
+        &clinician,
+        Some(&with("completed", None)),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.json);
+    let r = send(
+        &s,
+        "PUT",
+        &path,
+        &clinician,
+        Some(&with("requested", None)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    assert_eq!(r.json["issue"][0]["expression"][0], "Task.status");
+    let (row, steps) = store.referral(id).await.unwrap();
+    assert_eq!((row.status.as_str(), steps.len()), ("accepted", 2));
+
+    // Not deleted, not written in a Bundle; the audit log has the step and the refusal.
+    let r = send(&s, "DELETE", &path, &clinician, None, &[]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [{
+        "resource": with("completed", None), "request": { "method": "PUT", "url": format!("Task/{id}") } }] });
+    let (st, out) = post(s.state.clone(), clinician.clone(), "/fhir".into(), bundle).await;
+    assert!(st.is_client_error(), "{st}: {out}");
+    assert_eq!(
+        store.referral(id).await.unwrap().0.status.as_str(),
+        "accepted"
+    );
+    let trail = store.audit_events(Some(resident), 200).await.unwrap();
+    let on_task: Vec<(&str, &str)> = trail
+        .iter()
+        .filter(|e| e.resource == format!("Task/{id}") && e.action == "update")
+        .map(|e| (e.outcome.as_str(), e.username.as_str()))
+        .collect();
+    assert!(on_task.contains(&("success", "clinician")), "{on_task:?}");
+    assert!(on_task.contains(&("denied", "doctor")), "{on_task:?}");
+
+    // The Task is in the patient's record; an unknown parameter is named.
+    let everything = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/Patient/{resident}/$everything?_type=Task"),
+    )
+    .await;
+    assert_eq!(everything.json["total"], 1, "{}", everything.json);
+    let bad = read(&s, Some(&clinician), "/fhir/Task?business-status=x").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.json["issue"][0]["expression"][0],
+        "Task?business-status"
+    );
 }

@@ -1,0 +1,236 @@
+//! Referrals through FHIR: `Task` read and searched from the referrals table (the
+//! inbox is `Task?owner=Organization/…&status=requested`), the `ServiceRequest` a Task
+//! focuses on read from the same row, and `PUT /fhir/Task/{id}` moving a referral on
+//! through the same service as the pages and `/api/referrals/{id}/steps` (who may take
+//! which step, the reason a rejection needs, the audit entry).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use dhp_core::query::{DateCond, Field, Filter, RecordQuery};
+use dhp_core::referral::TaskStatus;
+use dhp_core::Id;
+use dhp_fhir::referral::{self as fhir, ReferralView};
+use dhp_fhir::{Issue, IssueCode, OperationOutcome};
+use dhp_store::{FoundReferral, ReferralSearch, StoreError};
+use serde_json::Value;
+
+use super::search::Rendered;
+use super::{fhir_json, outcome, signed_in};
+use crate::{AppError, AppState};
+
+fn view(f: &FoundReferral) -> ReferralView<'_> {
+    let r = &f.referral;
+    ReferralView {
+        id: r.id,
+        version: f.version,
+        resident_id: r.resident_id,
+        direction: r.direction,
+        from_org: r.from_org,
+        to_org: r.to_org,
+        reason: &r.reason,
+        priority: r.priority,
+        diagnosis: r.diagnosis.as_deref(),
+        appointment_id: r.appointment_id,
+        summary: r.summary.as_deref(),
+        follow_up: r.follow_up,
+        status: r.status,
+        last_reason: f.last_reason.as_deref(),
+        created: r.created,
+        updated: r.updated,
+    }
+}
+
+fn ids(q: &RecordQuery, field: Field) -> Vec<Id> {
+    q.filters
+        .iter()
+        .filter_map(|f| match f {
+            Filter::Ids(g, ids) if *g == field => Some(ids.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Referrals matching `q` within `scope`, as Tasks (or, `requests`, as the
+/// ServiceRequests they focus on), with the total.
+pub(crate) async fn fetch(
+    state: &AppState,
+    q: &RecordQuery,
+    scope: &dhp_core::access::Scope,
+    requests: bool,
+) -> Result<(Vec<Rendered>, i64), StoreError> {
+    let statuses = q
+        .filters
+        .iter()
+        .filter_map(|f| match f {
+            Filter::Tokens(Field::Status, v) => Some(v.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|s| TaskStatus::parse(&s))
+        .collect();
+    let authored: Vec<DateCond> = q
+        .filters
+        .iter()
+        .filter_map(|f| match f {
+            Filter::Date(Field::Date, c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    let (found, total) = state
+        .store
+        .search_referrals(&ReferralSearch {
+            ids: ids(q, Field::Id),
+            residents: ids(q, Field::Resident),
+            owners: ids(q, Field::Org),
+            requesters: ids(q, Field::Reference),
+            statuses,
+            authored,
+            scope: scope.clone(),
+            today: crate::context::as_of(state).await?,
+            limit: q.limit,
+            offset: q.offset,
+        })
+        .await?;
+    let rows = found
+        .iter()
+        .map(|f| Rendered {
+            id: f.referral.id,
+            resident: Some(f.referral.resident_id),
+            body: if requests {
+                fhir::service_request(&view(f))
+            } else {
+                fhir::task(&view(f))
+            },
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+/// One referral as a Task (or its ServiceRequest), with its resident.
+pub(crate) async fn find(
+    state: &AppState,
+    id: Id,
+    requests: bool,
+) -> Result<Option<(Value, Option<Id>)>, StoreError> {
+    let q = RecordQuery::matching(vec![Filter::Ids(Field::Id, vec![id])], 1);
+    let (mut rows, _) = fetch(state, &q, &dhp_core::access::Scope::All, requests).await?;
+    Ok(rows.pop().map(|r| (r.body, r.resident)))
+}
+
+/// `PUT /fhir/Task/{id}`: the referral takes the step its new status names.
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let resource = format!("Task/{id}");
+    let who = match signed_in(&state, &headers, "update", &resource).await? {
+        Ok(p) => p,
+        Err(res) => return Ok(res),
+    };
+    let bad = |code: IssueCode, path: &str, text: String| {
+        outcome(OperationOutcome::one(Issue::at(code, path, text)).with_status(400))
+    };
+    let sent: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(bad(
+                IssueCode::Structure,
+                "Task",
+                format!("the body is not JSON: {e}"),
+            ))
+        }
+    };
+    let Ok(n) = id.parse::<Id>() else {
+        return Ok(outcome(OperationOutcome::one(Issue::new(
+            IssueCode::NotFound,
+            format!("{resource} does not exist"),
+        ))));
+    };
+    if sent.get("id").and_then(Value::as_str) != Some(id.as_str()) {
+        return Ok(bad(
+            IssueCode::Invalid,
+            "Task.id",
+            format!("an update carries the Task's id ({id})"),
+        ));
+    }
+    let current = match find(&state, n, false).await? {
+        Some((v, _)) => v,
+        None => {
+            // Audited as a step of a referral that does not exist.
+            if let Err(r) = crate::care::step(&state, &who, n, "receive", None).await? {
+                return Ok(outcome(r.outcome()));
+            }
+            return Ok(outcome(OperationOutcome::one(Issue::new(
+                IssueCode::NotFound,
+                format!("{resource} does not exist"),
+            ))));
+        }
+    };
+    let from = current["status"]
+        .as_str()
+        .and_then(TaskStatus::parse)
+        .unwrap_or(TaskStatus::Requested);
+    if let Some(want) = headers
+        .get("if-match")
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::write::parse_etag)
+    {
+        let version = current["meta"]["versionId"]
+            .as_str()
+            .and_then(|v| v.parse::<i64>().ok());
+        if version != Some(want) {
+            return Ok(outcome(
+                OperationOutcome::one(Issue::new(
+                    IssueCode::Conflict,
+                    format!(
+                        "{resource} is at version {}, not {want} (If-Match)",
+                        version.unwrap_or(0)
+                    ),
+                ))
+                .with_status(412),
+            ));
+        }
+    }
+    let (act, reason) = match fhir::task_update(from, &sent) {
+        Ok(x) => x,
+        Err(issue) => return Ok(outcome(OperationOutcome::one(issue).with_status(400))),
+    };
+    match crate::care::step(&state, &who, n, act.as_str(), reason.as_deref()).await? {
+        Err(r) => {
+            let mut o = r.outcome();
+            // The step's own field is the Task's status or its reason.
+            if r.field.as_deref() == Some("reason") {
+                o = OperationOutcome::one(Issue::at(
+                    IssueCode::Required,
+                    "Task.statusReason.text",
+                    r.message.clone(),
+                ))
+                .with_status(400);
+            }
+            Ok(outcome(o))
+        }
+        Ok(_) => {
+            let Some((body, _)) = find(&state, n, false).await? else {
+                return Err(AppError::Internal(format!("{resource} vanished")));
+            };
+            let mut res = fhir_json(StatusCode::OK, &body);
+            let version = body["meta"]["versionId"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let at = body["meta"]["lastUpdated"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            super::version_headers(&mut res, version, &at);
+            Ok(res)
+        }
+    }
+}
