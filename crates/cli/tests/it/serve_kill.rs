@@ -1,6 +1,8 @@
 //! `dhp serve` killed with SIGKILL while clients write: after a restart every write it
 //! answered `201` is there, nothing is there twice (the table grows by the answered
 //! writes plus at most the ones in flight at the kill), and the audit chain verifies.
+//! One client books appointments meanwhile: every booking answered `201` is there,
+//! booked, and no slot holds more than its capacity.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -107,6 +109,93 @@ fn killed_under_writes_loses_and_doubles_nothing(url: &str) {
             .parse()
             .unwrap();
 
+        // Free slots the pool offers, and residents to book them for.
+        // Each round on days of its own (a resident books one service once a day).
+        let find = |query: &str| {
+            let (_, body) = request(
+                &addr,
+                "GET",
+                &format!("/fhir/Appointment/$find?_count=40{query}"),
+                &[("Authorization", &bearer)],
+                "",
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            (v, body)
+        };
+        let (first, _) = find("");
+        let day: chrono::NaiveDate = first["entry"][0]["resource"]["start"].as_str().unwrap()[..10]
+            .parse()
+            .unwrap();
+        let from = day + chrono::Duration::days(2 * round as i64 + 1);
+        let (v, body) = find(&format!("&start={from}T00:00:00%2B08:00"));
+        let slots: Vec<String> = v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["resource"]["slot"][0]["reference"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert!(!slots.is_empty(), "the pool offers free slots: {body}");
+        let (_, body) = request(
+            &addr,
+            "GET",
+            "/fhir/Patient?_count=200",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let patients: Vec<String> = v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+            .collect();
+        let booked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let booker = {
+            let (booked, addr, bearer, slots) =
+                (booked.clone(), addr.clone(), bearer.clone(), slots.clone());
+            let offset = round as usize * 7919;
+            std::thread::spawn(move || {
+                for n in offset.. {
+                    let body = serde_json::json!({
+                        "resourceType": "Appointment",
+                        "status": "booked",
+                        "slot": [{ "reference": slots[n % slots.len()] }],
+                        "participant": [{ "actor": { "reference": format!("Patient/{}", patients[(n * 31) % patients.len()]) }, "status": "accepted" }],
+                    })
+                    .to_string();
+                    let answer = request(
+                        &addr,
+                        "POST",
+                        "/fhir/Appointment",
+                        &[
+                            ("Authorization", &bearer),
+                            ("Content-Type", "application/fhir+json"),
+                        ],
+                        &body,
+                    );
+                    match answer {
+                        Some((201, body)) => {
+                            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                            booked
+                                .lock()
+                                .unwrap()
+                                .push(v["id"].as_str().unwrap().to_string());
+                        }
+                        // Full, or the resident already booked that day.
+                        Some((409, _)) => {}
+                        Some((status, body)) => panic!("booking refused: {status} {body}"),
+                        None => return,
+                    }
+                }
+            })
+        };
         let acked = Arc::new(Mutex::new(Vec::<String>::new()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let sent = Arc::new(AtomicUsize::new(n_total));
@@ -157,6 +246,12 @@ fn killed_under_writes_loses_and_doubles_nothing(url: &str) {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let unanswered: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        booker.join().unwrap();
+        let booked = booked.lock().unwrap().clone();
+        assert!(
+            !booked.is_empty(),
+            "round {round}: no booking answered before the kill"
+        );
         n_total = sent.load(Ordering::SeqCst);
         let acked = acked.lock().unwrap().clone();
         assert!(
@@ -189,6 +284,49 @@ fn killed_under_writes_loses_and_doubles_nothing(url: &str) {
                 "round {round}: Observation/{id} was answered 201 and is gone"
             );
         }
+        for id in &booked {
+            let (status, body) = request(
+                &addr,
+                "GET",
+                &format!("/fhir/Appointment/{id}"),
+                &[("Authorization", &bearer)],
+                "",
+            )
+            .unwrap();
+            assert_eq!(
+                status, 200,
+                "round {round}: Appointment/{id} was answered 201 and is gone"
+            );
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["status"], "booked", "round {round}: {body}");
+        }
+        for slot in &slots {
+            let (_, body) = request(
+                &addr,
+                "GET",
+                &format!("/fhir/{slot}"),
+                &[("Authorization", &bearer)],
+                "",
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let capacity = v["extension"][1]["extension"][0]["valueInteger"]
+                .as_i64()
+                .unwrap();
+            let (_, body) = request(
+                &addr,
+                "GET",
+                &format!("/fhir/Appointment?slot={slot}&status=booked&_summary=count"),
+                &[("Authorization", &bearer)],
+                "",
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                v["total"].as_i64().unwrap() <= capacity,
+                "round {round}: {slot} holds more than its {capacity} places: {body}"
+            );
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         let o = dhp(&["audit", "verify", "--database", url]);
@@ -199,8 +337,9 @@ fn killed_under_writes_loses_and_doubles_nothing(url: &str) {
             stderr(&o)
         );
         eprintln!(
-            "round {round}: {} answered, {unanswered} unanswered, table grew by {grown}",
-            acked.len()
+            "round {round}: {} answered, {unanswered} unanswered, table grew by {grown}; {} bookings answered",
+            acked.len(),
+            booked.len()
         );
     }
 }
