@@ -16,8 +16,10 @@ use crate::shared::{Backend, Commit, Exec, Param};
 use crate::{Result, StoreError};
 
 mod pool;
+mod reminders;
 pub(crate) use pool::apply as apply_in_set;
 pub use pool::{AppointmentFilter, AppointmentStep, AppointmentView, ScheduleFilter, SlotFilter};
+pub use reminders::{Delivery, DueReminder, Reminder, REMINDERS};
 
 /// A booking to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +206,8 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
             Param::DateTime(b.at),
         ],
     )
-    .await
+    .await?;
+    reminders::queue(tx, b.appointment_id, s.slot.start, b.at).await
 }
 
 /// Take `step` on appointment `id` inside the open transaction `tx`.
@@ -306,6 +309,18 @@ pub trait BookingStore: Send + Sync {
     ) -> Result<(Vec<AppointmentView>, i64)>;
     /// One appointment with its slot (`None`: no such appointment).
     async fn appointment(&self, id: Id) -> Result<Option<AppointmentView>>;
+    /// Reminders due by `now` and not yet sent, oldest first.
+    async fn due_reminders(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<DueReminder>>;
+    /// What became of one reminder's delivery at `at`.
+    async fn record_reminder(
+        &self,
+        appointment: Id,
+        kind: &str,
+        delivery: &Delivery,
+        at: NaiveDateTime,
+    ) -> Result<()>;
+    /// The reminders of one appointment, earliest first.
+    async fn reminders_of(&self, appointment: Id) -> Result<Vec<Reminder>>;
 }
 
 #[async_trait]
@@ -573,6 +588,24 @@ impl<B: Backend> BookingStore for B {
 
     async fn appointment(&self, id: Id) -> Result<Option<AppointmentView>> {
         pool::appointment(self.pool(), id).await
+    }
+
+    async fn due_reminders(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<DueReminder>> {
+        reminders::due(self.pool(), now, limit).await
+    }
+
+    async fn record_reminder(
+        &self,
+        appointment: Id,
+        kind: &str,
+        delivery: &Delivery,
+        at: NaiveDateTime,
+    ) -> Result<()> {
+        reminders::record(self.pool(), appointment, kind, delivery, at).await
+    }
+
+    async fn reminders_of(&self, appointment: Id) -> Result<Vec<Reminder>> {
+        reminders::of(self.pool(), appointment).await
     }
 
     async fn pool_faults(&self) -> Result<(i64, i64)> {

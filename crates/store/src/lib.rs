@@ -46,7 +46,8 @@ pub use audit::chain::{
 pub use audit::AuditStore;
 pub use booking::{
     AppointmentFilter, AppointmentRow, AppointmentStep, AppointmentView, Booking, BookingStore,
-    ClinicAppointment, ScheduleFilter, SlotFilter, SlotQuery, SlotState,
+    ClinicAppointment, Delivery, DueReminder, Reminder, ScheduleFilter, SlotFilter, SlotQuery,
+    SlotState, REMINDERS,
 };
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;

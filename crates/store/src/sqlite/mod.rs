@@ -301,8 +301,9 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 31] = [
+pub(crate) const CLEAR_SQL: [&str; 32] = [
     "DELETE FROM test_orders",
+    "DELETE FROM reminders",
     "DELETE FROM quality_assessments",
     "DELETE FROM referral_steps",
     "DELETE FROM referrals",

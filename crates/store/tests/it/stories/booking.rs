@@ -390,4 +390,74 @@ pub async fn write_sets_book_through_the_pools_guard(s: &dyn Store) {
         .unwrap();
     assert_eq!((n, sc[0].clone()), (1, schedule.clone()));
     assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
+
+    // The reminder outbox, written with each booking: the day before and two hours
+    // before; due ones are read with the appointment's status (a cancelled one to be
+    // voided); a failure is tried again until the last attempt, then recorded failed.
+    use dhp_store::Delivery;
+    let queued = s.reminders_of(52).await.unwrap();
+    assert_eq!(
+        queued
+            .iter()
+            .map(|r| (r.kind.as_str(), r.due, r.status.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("day-before", fixture::at("2030-01-06 08:00"), "pending"),
+            ("two-hours", fixture::at("2030-01-07 06:00"), "pending"),
+        ]
+    );
+    assert!(s
+        .due_reminders(fixture::at("2030-01-06 07:59"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = s
+        .due_reminders(fixture::at("2030-01-06 09:00"), 10)
+        .await
+        .unwrap();
+    let kinds: Vec<(i64, &str, Status)> = due
+        .iter()
+        .map(|d| (d.appointment_id, d.kind.as_str(), d.status))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (50, "day-before", Status::Cancelled),
+            (52, "day-before", Status::Booked)
+        ]
+    );
+    let at = fixture::at("2030-01-06 09:00");
+    s.record_reminder(50, "day-before", &Delivery::Void, at)
+        .await
+        .unwrap();
+    for k in 0..3 {
+        s.record_reminder(
+            52,
+            "day-before",
+            &Delivery::Failed(format!("no answer {k}")),
+            at,
+        )
+        .await
+        .unwrap();
+    }
+    s.record_reminder(52, "two-hours", &Delivery::Sent("sms 1".into()), at)
+        .await
+        .unwrap();
+    let after = s.reminders_of(52).await.unwrap();
+    assert_eq!(
+        after
+            .iter()
+            .map(|r| (r.status.as_str(), r.attempts))
+            .collect::<Vec<_>>(),
+        [("failed", 3), ("sent", 1)]
+    );
+    assert_eq!(s.reminders_of(50).await.unwrap()[0].status, "void");
+    let left: Vec<(i64, String)> = s
+        .due_reminders(fixture::at("2030-01-07 12:00"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.appointment_id, d.kind))
+        .collect();
+    assert_eq!(left, [(50, "two-hours".to_string())]);
 }
