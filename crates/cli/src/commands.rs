@@ -519,6 +519,10 @@ async fn serve(store: Arc<dyn Store>, listen: &crate::Listen) -> Result<()> {
         max_age_days: listen.password_max_age_days,
         history: listen.password_history,
     };
+    if let Some(url) = &listen.reminder_webhook {
+        config.reminders = dhp_server::outbox::Reminders::webhook(url)
+            .map_err(|e| anyhow::anyhow!("--reminder-webhook {e}"))?;
+    }
     let tls = match (&listen.tls_cert, &listen.tls_key) {
         (Some(cert), Some(key)) => Some(dhp_server::TlsFiles {
             cert: cert.clone(),

@@ -48,6 +48,10 @@ struct Listen {
     /// Earlier passwords of an account that may not be chosen again.
     #[arg(long, env = "DHP_PASSWORD_HISTORY", default_value_t = 5)]
     password_history: usize,
+    /// Post appointment reminders as JSON to this http:// URL (an SMS gateway beside the
+    /// server); without it they are written to the log.
+    #[arg(long, env = "DHP_REMINDER_WEBHOOK")]
+    reminder_webhook: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,7 @@ mod signin;
 pub mod surveillance;
 pub mod workbench;
 
+pub use care::outbox;
 pub use fhir::export;
 pub use security::{auth, token};
 
@@ -78,6 +79,8 @@ pub struct ServerConfig {
     pub sessions: security::session::SessionPolicy,
     /// How long passwords last and how many earlier ones may not come back.
     pub passwords: dhp_core::password::Lifecycle,
+    /// Where appointment reminders go.
+    pub reminders: care::outbox::Reminders,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             login: Default::default(),
             sessions: Default::default(),
             passwords: Default::default(),
+            reminders: Default::default(),
         }
     }
 }
@@ -351,8 +355,9 @@ pub async fn serve_tls(
     .await
 }
 
-/// Open the state, seal the audit log every second while `serve` runs the app, and
-/// seal what was written last once it stops.
+/// Open the state, seal the audit log every second and run the booking day's round
+/// every minute while `serve` runs the app, and seal what was written last once it
+/// stops.
 async fn run<F, Fut>(store: Arc<dyn Store>, config: ServerConfig, serve: F) -> std::io::Result<()>
 where
     F: FnOnce(Router) -> Fut,
@@ -362,8 +367,10 @@ where
         .await
         .map_err(std::io::Error::other)?;
     let sealer = tokio::spawn(seal_audit_log(store.clone()));
+    let booking_day = tokio::spawn(care::outbox::run(state.clone()));
     let served = serve(app(state)).await;
     sealer.abort();
+    booking_day.abort();
     // What was written last is sealed before the server stops.
     if let Err(e) = store.seal_audit().await {
         tracing::warn!(error = %e, "sealing the audit log failed");

@@ -257,6 +257,9 @@ pub(crate) async fn step_in<E: Exec>(
         )
         .await?;
     }
+    if to != Status::Booked {
+        reminders::void_of(tx, id, to, at).await?;
+    }
     Ok(to)
 }
 
@@ -309,6 +312,9 @@ pub trait BookingStore: Send + Sync {
     ) -> Result<(Vec<AppointmentView>, i64)>;
     /// One appointment with its slot (`None`: no such appointment).
     async fn appointment(&self, id: Id) -> Result<Option<AppointmentView>>;
+    /// Void the pending reminders due by `now` whose appointment is no longer booked or
+    /// has begun; how many.
+    async fn void_stale_reminders(&self, now: NaiveDateTime) -> Result<u64>;
     /// Reminders due by `now` and not yet sent, oldest first.
     async fn due_reminders(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<DueReminder>>;
     /// What became of one reminder's delivery at `at`.
@@ -588,6 +594,10 @@ impl<B: Backend> BookingStore for B {
 
     async fn appointment(&self, id: Id) -> Result<Option<AppointmentView>> {
         pool::appointment(self.pool(), id).await
+    }
+
+    async fn void_stale_reminders(&self, now: NaiveDateTime) -> Result<u64> {
+        reminders::void_stale(self.pool(), now).await
     }
 
     async fn due_reminders(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<DueReminder>> {

@@ -7,6 +7,7 @@
 //! input naming its field before anything is written.
 
 mod api;
+pub mod outbox;
 mod pages;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@ mod contracts;
 mod duties;
 mod fhir;
 mod passwords;
+mod reminders;
 mod roundtrip;
 mod scheduling;
 mod search;

@@ -162,3 +162,50 @@ pub(crate) async fn of<E: Exec>(e: &E, appointment: Id) -> Result<Vec<Reminder>>
         })
         .collect()
 }
+
+/// Void, in bulk, the pending reminders due by `now` that no longer have a purpose:
+/// their appointment is no longer booked, or its slot has begun. How many.
+pub(crate) async fn void_stale<E: Exec>(e: &E, now: NaiveDateTime) -> Result<u64> {
+    let mut voided = 0;
+    for (why, cond) in [
+        (
+            "the appointment is no longer booked",
+            "a.status <> 'booked'",
+        ),
+        ("the appointment had begun", "s.start <= $1"),
+    ] {
+        let rows = e
+            .rows(
+                &format!(
+                    "UPDATE reminders SET status = 'void', done_at = $1, detail = $2 \
+                     WHERE status = 'pending' AND due <= $1 AND appointment_id IN \
+                     (SELECT a.id FROM appointments a JOIN slots s ON s.id = a.slot_id \
+                     WHERE {cond}) RETURNING appointment_id"
+                ),
+                vec![Param::DateTime(now), Param::from(why)],
+            )
+            .await?;
+        voided += rows.len() as u64;
+    }
+    Ok(voided)
+}
+
+/// In the transaction of a step that left `booked`: the appointment's pending
+/// reminders will not be sent.
+pub(crate) async fn void_of<E: Exec>(
+    tx: &E,
+    appointment: Id,
+    now: Status,
+    at: NaiveDateTime,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE reminders SET status = 'void', done_at = $1, detail = $2 \
+         WHERE appointment_id = $3 AND status = 'pending'",
+        vec![
+            Param::DateTime(at),
+            Param::Text(format!("the appointment is {}", now.as_str())),
+            Param::I64(appointment),
+        ],
+    )
+    .await
+}
