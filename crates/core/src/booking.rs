@@ -219,11 +219,16 @@ impl Status {
         Status::ALL.into_iter().find(|x| x.as_str() == s)
     }
 
-    /// Whether an appointment in this status holds its place in the slot.
+    /// Whether an appointment in this status holds its place in the slot: a `pending`
+    /// one is a place offered from the waitlist, held until accepted or expired.
     pub fn holds_place(self) -> bool {
         matches!(
             self,
-            Status::Booked | Status::Arrived | Status::CheckedIn | Status::Fulfilled
+            Status::Pending
+                | Status::Booked
+                | Status::Arrived
+                | Status::CheckedIn
+                | Status::Fulfilled
         )
     }
 }
@@ -231,6 +236,8 @@ impl Status {
 /// A step of an appointment's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// The resident takes a place offered from the waitlist.
+    Accept,
     CheckIn,
     Complete,
     Cancel,
@@ -243,6 +250,7 @@ pub fn next(from: Status, step: Step) -> Result<Status, String> {
     use Status::*;
     let to = match (from, step) {
         (Booked | Pending, Step::Cancel) => Cancelled,
+        (Pending, Step::Accept) => Booked,
         (Booked, Step::CheckIn) => CheckedIn,
         (Booked | CheckedIn | Arrived, Step::Complete) => Fulfilled,
         (Booked, Step::NoShow) => Noshow,
@@ -252,6 +260,7 @@ pub fn next(from: Status, step: Step) -> Result<Status, String> {
                 "an appointment that is {} cannot be {}",
                 from.as_str(),
                 match step {
+                    Step::Accept => "accepted",
                     Step::CheckIn => "checked in",
                     Step::Complete => "completed",
                     Step::Cancel => "cancelled",
@@ -261,6 +270,48 @@ pub fn next(from: Status, step: Step) -> Result<Status, String> {
         }
     };
     Ok(to)
+}
+
+/// How long a place offered from the waitlist stays held for the resident (the issue:
+/// "offer, accept within a time limit, else the next"; domain-rules §8 names no limit,
+/// so this is the platform's): two hours, and never past an hour before the slot.
+pub const OFFER_MINUTES: i64 = 120;
+
+/// Until when an offer made at `at` of a slot starting at `start` may be accepted.
+pub fn offer_until(at: NaiveDateTime, start: NaiveDateTime) -> NaiveDateTime {
+    (at + Duration::minutes(OFFER_MINUTES)).min(start - Duration::hours(1))
+}
+
+/// Longest stretch of days one waitlist entry may wait for (the slots' horizon).
+pub const WAIT_DAYS: i64 = 28;
+
+/// A resident asking to wait for a place in a schedule on a day from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub schedule_id: Id,
+    pub resident_id: Id,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub channel: Channel,
+}
+
+impl Wait {
+    /// The entry's days are today or later, in order, within the horizon.
+    pub fn check(&self, today: NaiveDate) -> Result<(), Invalid> {
+        if self.to < self.from {
+            return Err(invalid("to", "the last day is before the first day"));
+        }
+        if self.from < today {
+            return Err(invalid("from", "the first day has passed"));
+        }
+        if (self.to - self.from).num_days() >= WAIT_DAYS {
+            return Err(invalid(
+                "to",
+                "a waitlist entry covers at most 28 days (the slots' horizon)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A booking a resident already holds, as the conflict rule reads it.
@@ -408,5 +459,56 @@ mod tests {
             &at("cardiology", "2026-12-08 08:00", "2026-12-08 08:30")
         )
         .is_none());
+    }
+
+    #[test]
+    fn a_waitlist_offer_is_accepted_or_lapses_and_holds_its_place_meanwhile() {
+        assert!(Status::Pending.holds_place());
+        assert_eq!(next(Status::Pending, Step::Accept), Ok(Status::Booked));
+        assert_eq!(next(Status::Pending, Step::Cancel), Ok(Status::Cancelled));
+        assert!(next(Status::Booked, Step::Accept).is_err());
+        assert!(next(Status::Cancelled, Step::Accept).is_err());
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        // Two hours to accept, unless the slot is nearer.
+        assert_eq!(
+            offer_until(t("2026-12-08 08:00"), t("2026-12-09 09:00")),
+            t("2026-12-08 10:00")
+        );
+        assert_eq!(
+            offer_until(t("2026-12-08 08:00"), t("2026-12-08 09:30")),
+            t("2026-12-08 08:30")
+        );
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let w = |from: &str, to: &str| Wait {
+            schedule_id: 1,
+            resident_id: 2,
+            from: d(from),
+            to: d(to),
+            channel: Channel::Public,
+        };
+        let today = d("2026-12-08");
+        assert!(w("2026-12-08", "2026-12-20").check(today).is_ok());
+        assert_eq!(
+            w("2026-12-07", "2026-12-20")
+                .check(today)
+                .unwrap_err()
+                .field,
+            "from"
+        );
+        assert_eq!(
+            w("2026-12-10", "2026-12-09")
+                .check(today)
+                .unwrap_err()
+                .field,
+            "to"
+        );
+        assert_eq!(
+            w("2026-12-08", "2027-01-05")
+                .check(today)
+                .unwrap_err()
+                .field,
+            "to"
+        );
+        assert!(w("2026-12-08", "2027-01-04").check(today).is_ok());
     }
 }

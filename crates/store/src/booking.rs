@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use dhp_core::booking::{conflict, next, Channel, Held, Schedule, Slot, Status, Step};
+use dhp_core::booking::{conflict, next, Channel, Held, Schedule, Slot, Status, Step, Wait};
 use dhp_core::Id;
 
 use crate::rows::Col;
@@ -17,9 +17,11 @@ use crate::{Result, StoreError};
 
 mod pool;
 mod reminders;
+mod waitlist;
 pub(crate) use pool::apply as apply_in_set;
 pub use pool::{AppointmentFilter, AppointmentStep, AppointmentView, ScheduleFilter, SlotFilter};
 pub use reminders::{Delivery, DueReminder, Reminder, REMINDERS};
+pub use waitlist::WaitEntry;
 
 /// A booking to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +173,19 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
             b.slot_id, s.slot.start
         )));
     }
+    claim(tx, &s, b, Status::Booked).await?;
+    reminders::queue(tx, b.appointment_id, s.slot.start, b.at).await
+}
+
+/// Take a place of slot `s` for `b` as an appointment in `status` (booked, or pending
+/// when offered from the waitlist): the resident's other bookings, the guarded count
+/// and the appointment's row. `Conflict` names why not, before anything is written.
+pub(crate) async fn claim<E: Exec>(
+    tx: &E,
+    s: &SlotState,
+    b: &Booking,
+    status: Status,
+) -> Result<()> {
     let new = Held {
         service: s.service.clone(),
         start: s.slot.start,
@@ -200,19 +215,19 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
             Param::I64(b.appointment_id),
             Param::I64(b.slot_id),
             Param::I64(b.resident_id),
-            Param::Text(Status::Booked.as_str().into()),
+            Param::Text(status.as_str().into()),
             Param::Text(channel_name(b.channel).into()),
             Param::DateTime(b.at),
             Param::DateTime(b.at),
         ],
     )
-    .await?;
-    reminders::queue(tx, b.appointment_id, s.slot.start, b.at).await
+    .await
 }
 
 /// Take `step` on appointment `id` inside the open transaction `tx`.
 pub(crate) async fn step_in<E: Exec>(
     tx: &E,
+    postgres: bool,
     id: Id,
     step: Step,
     reason: Option<&str>,
@@ -250,12 +265,22 @@ pub(crate) async fn step_in<E: Exec>(
             "appointment {id} changed meanwhile"
         )));
     }
+    if step == Step::Accept {
+        // The offer must still stand; the accepted booking is reminded like any other.
+        let start = waitlist::accept_in(tx, id, at).await?;
+        reminders::queue(tx, id, start, at).await?;
+    }
     if from.holds_place() && !to.holds_place() {
         tx.execute(
             "UPDATE slots SET booked = booked - 1 WHERE id = $1",
             vec![Param::I64(slot)],
         )
         .await?;
+        if from == Status::Pending {
+            waitlist::offer_ended_in(tx, id, at).await?;
+        }
+        // The freed place goes to the first in the schedule's line.
+        waitlist::promote_in(tx, postgres, slot, at).await?;
     }
     if to != Status::Booked {
         reminders::void_of(tx, id, to, at).await?;
@@ -327,6 +352,18 @@ pub trait BookingStore: Send + Sync {
     ) -> Result<()>;
     /// The reminders of one appointment, earliest first.
     async fn reminders_of(&self, appointment: Id) -> Result<Vec<Reminder>>;
+    /// Put a resident in a schedule's line at `at`; the entry's id.
+    async fn join_waitlist(&self, w: &Wait, at: NaiveDateTime) -> Result<Id>;
+    /// Leave the line (an offer held is declined and passed on), in one transaction.
+    async fn withdraw_waitlist(&self, id: Id, at: NaiveDateTime) -> Result<()>;
+    /// Expire the offers not accepted by `now` (each place passed to the next in line in
+    /// its own transaction), and let entries whose days have passed leave the line:
+    /// (offers expired, entries lapsed).
+    async fn expire_offers(&self, now: NaiveDateTime) -> Result<(u64, u64)>;
+    /// A resident's waitlist entries, newest first.
+    async fn waitlist_of(&self, resident: Id) -> Result<Vec<WaitEntry>>;
+    /// One waitlist entry.
+    async fn waitlist_entry(&self, id: Id) -> Result<Option<WaitEntry>>;
 }
 
 #[async_trait]
@@ -400,7 +437,15 @@ impl<B: Backend> BookingStore for B {
                 "appointment {old} is another resident's"
             )));
         }
-        step_in(&tx, old, Step::Cancel, Some(reason), b.at).await?;
+        step_in(
+            &tx,
+            self.name() == "postgres",
+            old,
+            Step::Cancel,
+            Some(reason),
+            b.at,
+        )
+        .await?;
         book_in(&tx, self.name() == "postgres", b).await?;
         tx.commit().await
     }
@@ -413,7 +458,7 @@ impl<B: Backend> BookingStore for B {
         at: NaiveDateTime,
     ) -> Result<Status> {
         let tx = self.begin_write().await?;
-        let to = step_in(&tx, id, step, reason, at).await?;
+        let to = step_in(&tx, self.name() == "postgres", id, step, reason, at).await?;
         tx.commit().await?;
         Ok(to)
     }
@@ -616,6 +661,40 @@ impl<B: Backend> BookingStore for B {
 
     async fn reminders_of(&self, appointment: Id) -> Result<Vec<Reminder>> {
         reminders::of(self.pool(), appointment).await
+    }
+
+    async fn join_waitlist(&self, w: &Wait, at: NaiveDateTime) -> Result<Id> {
+        let tx = self.begin_write().await?;
+        let id = waitlist::join_in(&tx, w, at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn withdraw_waitlist(&self, id: Id, at: NaiveDateTime) -> Result<()> {
+        let tx = self.begin_write().await?;
+        waitlist::withdraw_in(&tx, self.name() == "postgres", id, at).await?;
+        tx.commit().await
+    }
+
+    async fn expire_offers(&self, now: NaiveDateTime) -> Result<(u64, u64)> {
+        let mut expired = 0;
+        for appointment in waitlist::lapsed_offers(self.pool(), now).await? {
+            let tx = self.begin_write().await?;
+            if waitlist::expire_in(&tx, self.name() == "postgres", appointment, now).await? {
+                expired += 1;
+            }
+            tx.commit().await?;
+        }
+        let lapsed = waitlist::lapse(self.pool(), now.date(), now).await?;
+        Ok((expired, lapsed))
+    }
+
+    async fn waitlist_of(&self, resident: Id) -> Result<Vec<WaitEntry>> {
+        waitlist::of(self.pool(), resident).await
+    }
+
+    async fn waitlist_entry(&self, id: Id) -> Result<Option<WaitEntry>> {
+        waitlist::one(self.pool(), id).await
     }
 
     async fn pool_faults(&self) -> Result<(i64, i64)> {

@@ -47,7 +47,7 @@ pub use audit::AuditStore;
 pub use booking::{
     AppointmentFilter, AppointmentRow, AppointmentStep, AppointmentView, Booking, BookingStore,
     ClinicAppointment, Delivery, DueReminder, Reminder, ScheduleFilter, SlotFilter, SlotQuery,
-    SlotState, REMINDERS,
+    SlotState, WaitEntry, REMINDERS,
 };
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;

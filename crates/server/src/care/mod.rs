@@ -9,6 +9,7 @@
 mod api;
 pub mod outbox;
 mod pages;
+mod waitlist;
 
 use std::sync::Arc;
 
@@ -29,7 +30,8 @@ use crate::context::district_now;
 use crate::context::{readable, Readable, Refusal};
 use crate::{AppError, AppState};
 
-/// `/api/referrals…`, `/api/orders`, `/api/slots` and the `/care` pages.
+/// `/api/referrals…`, `/api/orders`, `/api/slots`, `/api/waitlist…` and the `/care`
+/// pages.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/referrals", post(api::create).get(api::list))
@@ -37,6 +39,9 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/referrals/{id}/steps", post(api::take_step))
         .route("/api/orders", post(api::order_test))
         .route("/api/slots", get(api::slots))
+        .route("/api/waitlist", post(waitlist::join).get(waitlist::list))
+        .route("/api/waitlist/{id}/accept", post(waitlist::accept))
+        .route("/api/waitlist/{id}/withdraw", post(waitlist::withdraw))
         .route("/care", get(pages::inbox))
         .route("/care/referrals/{id}", get(pages::referral))
         .route("/care/referrals/{id}/step", post(pages::step_form))

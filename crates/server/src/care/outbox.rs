@@ -1,5 +1,6 @@
 //! The booking day's housekeeping, run by the server every minute: appointments whose
-//! slot ended before today are marked no-shows (their places given back), and the
+//! slot ended before today are marked no-shows (their places given back), waitlist
+//! offers not accepted in time expire (the place passes to the next in line), and the
 //! reminders the booking queued in its own transaction (the day before, two hours
 //! before) are delivered through a sender adapter — written to the log, or posted to a
 //! webhook an SMS gateway listens on — and each outcome is recorded in the outbox. An
@@ -167,6 +168,9 @@ impl Sender for WebhookSender {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Round {
     pub no_shows: u64,
+    /// Waitlist offers expired, and entries whose days passed.
+    pub offers_expired: u64,
+    pub waits_lapsed: u64,
     pub sent: u64,
     pub failed: u64,
     pub void: u64,
@@ -183,7 +187,7 @@ fn text(state_district: &str, org: &str, service: &str, r: &DueReminder) -> Stri
 }
 
 /// One round at `now`: mark yesterday's and earlier unattended appointments no-shows,
-/// then deliver the reminders due by `now` (a reminder of an appointment no longer
+/// expire the waitlist offers not taken in time, then deliver the reminders due by `now` (a reminder of an appointment no longer
 /// booked is voided, not sent).
 pub async fn round(
     state: &AppState,
@@ -195,9 +199,10 @@ pub async fn round(
             .store
             .mark_no_shows(now.date().and_time(chrono::NaiveTime::MIN))
             .await?,
-        void: state.store.void_stale_reminders(now).await?,
         ..Round::default()
     };
+    (done.offers_expired, done.waits_lapsed) = state.store.expire_offers(now).await?;
+    done.void = state.store.void_stale_reminders(now).await?;
     let due = state.store.due_reminders(now, ROUND).await?;
     if due.is_empty() {
         return Ok(done);
@@ -258,6 +263,8 @@ pub(crate) async fn run(state: std::sync::Arc<AppState>) {
         match round(&state, &*sender, now).await {
             Ok(r) if r != Round::default() => tracing::info!(
                 no_shows = r.no_shows,
+                offers_expired = r.offers_expired,
+                waits_lapsed = r.waits_lapsed,
                 sent = r.sent,
                 failed = r.failed,
                 void = r.void,

@@ -216,6 +216,8 @@ fn refuse(code: IssueCode, path: &str, text: impl std::fmt::Display) -> Refusal 
 
 fn step_for(to: Status) -> Option<Step> {
     Some(match to {
+        // A place offered from the waitlist (pending) is taken.
+        Status::Booked => Step::Accept,
         Status::Cancelled => Step::Cancel,
         Status::CheckedIn | Status::Arrived => Step::CheckIn,
         Status::Fulfilled => Step::Complete,

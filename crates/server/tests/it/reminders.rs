@@ -207,3 +207,165 @@ async fn reminders_go_out_through_the_webhook_and_the_unattended_become_no_shows
     assert_eq!(store.slot_state(slot.slot.id).await.unwrap().booked, 0);
     assert_eq!(store.pool_faults().await.unwrap(), (0, 0));
 }
+
+async fn api_post(s: &super::Site, tok: &str, path: &str, body: Value) -> super::fhir::Answer {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", format!("Bearer {tok}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    super::fhir::call(s, req).await
+}
+
+/// The waitlist through the JSON API: a family doctor puts residents of their panel in
+/// a full schedule's line; a cancellation offers the place to the first, who accepts
+/// it (the Appointment, read through FHIR, is then booked); refusals name the field;
+/// residents outside the doctor's scope and other roles are refused, and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
+    use super::fhir::{read, token};
+    use serde_json::json;
+
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let today = dhp_store::as_of(store).await.unwrap();
+    let view = doctor_view(store).await;
+    let mine = view.in_scope(today);
+    let outsider = view
+        .residents
+        .iter()
+        .find(|r| !mine.contains(&r.id))
+        .unwrap()
+        .id;
+    let doctor = token(&s, "doctor").await;
+    let now = today.and_hms_opt(9, 0, 0).unwrap();
+    let (slots, _) = store
+        .search_slots(&SlotFilter {
+            statuses: vec!["free".into()],
+            start: vec![DateCond::Ge(now + Duration::days(3))],
+            limit: 2_000,
+            ..SlotFilter::default()
+        })
+        .await
+        .unwrap();
+    let slot = slots
+        .into_iter()
+        .find(|s| s.booked == 0 && s.slot.capacity <= 12)
+        .expect("an empty small slot");
+    // Fill it with residents of the panel.
+    let cap = slot.slot.capacity as usize;
+    for (k, r) in mine.iter().take(cap).enumerate() {
+        store
+            .book(&Booking {
+                appointment_id: 9_100_000 + k as i64,
+                slot_id: slot.slot.id,
+                resident_id: *r,
+                channel: Channel::Referral,
+                at: now,
+            })
+            .await
+            .unwrap();
+    }
+    let day = slot.slot.start.date().to_string();
+    let wait = |resident: i64| {
+        json!({ "resident_id": resident, "schedule_id": slot.slot.schedule_id, "from": day })
+    };
+    let first = api_post(&s, &doctor, "/api/waitlist", wait(mine[cap])).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.json);
+    assert_eq!(first.json["status"], "waiting");
+    assert_eq!(first.json["ahead"], 0);
+    let second = api_post(&s, &doctor, "/api/waitlist", wait(mine[cap + 1])).await;
+    assert_eq!(second.json["ahead"], 1);
+
+    // Refusals name the field and write nothing.
+    let again = api_post(&s, &doctor, "/api/waitlist", wait(mine[cap])).await;
+    assert_eq!(
+        (again.status, again.json["field"].as_str()),
+        (StatusCode::CONFLICT, Some("schedule_id"))
+    );
+    let past = api_post(
+        &s,
+        &doctor,
+        "/api/waitlist",
+        json!({ "resident_id": mine[cap + 2], "schedule_id": slot.slot.schedule_id, "from": (today - Duration::days(1)).to_string() }),
+    )
+    .await;
+    assert_eq!((past.status, past.json["field"].as_str()), (StatusCode::BAD_REQUEST, Some("from")));
+    let backwards = api_post(
+        &s,
+        &doctor,
+        "/api/waitlist",
+        json!({ "resident_id": mine[cap + 2], "schedule_id": slot.slot.schedule_id, "from": day, "to": today.to_string() }),
+    )
+    .await;
+    assert_eq!(backwards.json["field"], "to", "{}", backwards.json);
+    let nowhere = api_post(
+        &s,
+        &doctor,
+        "/api/waitlist",
+        json!({ "resident_id": mine[cap + 2], "schedule_id": 987_654_321, "from": day }),
+    )
+    .await;
+    assert_eq!((nowhere.status, nowhere.json["field"].as_str()), (StatusCode::NOT_FOUND, Some("schedule_id")));
+    let theirs = api_post(&s, &doctor, "/api/waitlist", wait(outsider)).await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    assert!(store.waitlist_of(outsider).await.unwrap().is_empty());
+    assert!(store.waitlist_of(mine[cap + 2]).await.unwrap().is_empty());
+    let manager = token(&s, "manager").await;
+    let role = api_post(&s, &manager, "/api/waitlist", wait(mine[cap + 2])).await;
+    assert_eq!((role.status, role.json["field"].as_str()), (StatusCode::FORBIDDEN, Some("role")));
+
+    // A place frees: the first in line is offered it, holding it.
+    store
+        .appointment_step(9_100_000, Step::Cancel, Some("pat"), now)
+        .await
+        .unwrap();
+    let entry = first.json["id"].as_i64().unwrap();
+    let listed = read(
+        &s,
+        Some(&doctor),
+        &format!("/api/waitlist?resident_id={}", mine[cap]),
+    )
+    .await;
+    let e = &listed.json["entries"][0];
+    assert_eq!(e["status"], "offered", "{}", listed.json);
+    let offered = e["appointment_id"].as_i64().unwrap();
+    let pending = read(&s, Some(&doctor), &format!("/fhir/Appointment/{offered}")).await;
+    assert_eq!(pending.json["status"], "pending");
+    assert_eq!(store.slot_state(slot.slot.id).await.unwrap().booked as usize, cap);
+    // The second cannot accept what was not offered to them.
+    let not_theirs = api_post(
+        &s,
+        &doctor,
+        &format!("/api/waitlist/{}/accept", second.json["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(not_theirs.status, StatusCode::CONFLICT, "{}", not_theirs.json);
+    let took = api_post(&s, &doctor, &format!("/api/waitlist/{entry}/accept"), json!({})).await;
+    assert_eq!(took.status, StatusCode::OK, "{}", took.json);
+    assert_eq!(took.json["status"], "booked");
+    let booked = read(&s, Some(&doctor), &format!("/fhir/Appointment/{offered}")).await;
+    assert_eq!(booked.json["status"], "booked");
+    assert_eq!(store.reminders_of(offered).await.unwrap().len(), 2);
+    // The second leaves the line.
+    let left = api_post(
+        &s,
+        &doctor,
+        &format!("/api/waitlist/{}/withdraw", second.json["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(left.json["status"], "withdrawn");
+    assert_eq!(store.pool_faults().await.unwrap(), (0, 0));
+    // Every attempt on a resident is in the audit log, the refused one too.
+    let audit = store.audit_events(None, 100_000).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.resident_id == Some(outsider) && a.outcome == "denied"));
+    assert!(audit
+        .iter()
+        .any(|a| a.resident_id == Some(mine[cap]) && a.detail.contains("accept")));
+}

@@ -376,7 +376,15 @@ pub(crate) async fn apply<E: Exec>(
                 s.appointment_id
             )));
         }
-        super::step_in(tx, s.appointment_id, s.step, s.reason.as_deref(), s.at).await?;
+        super::step_in(
+            tx,
+            postgres,
+            s.appointment_id,
+            s.step,
+            s.reason.as_deref(),
+            s.at,
+        )
+        .await?;
     }
     for b in bookings {
         super::book_in(tx, postgres, b).await.map_err(|e| match e {

@@ -301,8 +301,9 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 32] = [
+pub(crate) const CLEAR_SQL: [&str; 33] = [
     "DELETE FROM test_orders",
+    "DELETE FROM waitlist",
     "DELETE FROM reminders",
     "DELETE FROM quality_assessments",
     "DELETE FROM referral_steps",

@@ -123,6 +123,7 @@ conformance!(
     no_slot_is_booked_beyond_its_capacity,
     referrals_and_recognition_keep_their_rules,
     write_sets_book_through_the_pools_guard,
+    a_freed_place_is_offered_down_the_waitlist,
     emergency_grants_open_a_record_until_they_expire,
     batches_round_trip_through_pages,
     a_failing_batch_writes_nothing,

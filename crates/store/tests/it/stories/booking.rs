@@ -462,3 +462,185 @@ pub async fn write_sets_book_through_the_pools_guard(s: &dyn Store) {
         "nothing pending is left to void"
     );
 }
+
+/// The waitlist: a freed place goes to the first in line whose days cover it, as a
+/// pending appointment holding the place; accepting books it (with its reminders), an
+/// offer not accepted in time passes to the next, declining passes it on at once, and
+/// one who already holds a clashing booking is passed over.
+pub async fn a_freed_place_is_offered_down_the_waitlist(s: &dyn Store) {
+    use dhp_core::booking::Wait;
+
+    let mut b = fixture::district();
+    for k in 0..6u16 {
+        b.residents.push(fixture::resident(
+            3000 + i64::from(k),
+            "1970-05-05",
+            10 + k,
+            100,
+        ));
+    }
+    s.insert_batch(&b).await.unwrap();
+    let schedule = Schedule {
+        capacity: 1,
+        referral_share: 0,
+        ..cardiology()
+    };
+    let slots = schedule.slots(fixture::date("2030-01-07"), 1).unwrap();
+    s.publish_schedule(&schedule, &slots).await.unwrap();
+    let now = fixture::at("2030-01-01 09:00");
+    let book = |appointment: i64, slot: i64, resident: i64| Booking {
+        appointment_id: appointment,
+        slot_id: slot,
+        resident_id: resident,
+        channel: Channel::Public,
+        at: now,
+    };
+    // Slot 1 (7 January 08:00) is full; four wait for the 7th, one for other days.
+    s.book(&book(60, 1, 3000)).await.unwrap();
+    let wait = |resident: i64, from: &str, to: &str| Wait {
+        schedule_id: 1,
+        resident_id: resident,
+        from: fixture::date(from),
+        to: fixture::date(to),
+        channel: Channel::Public,
+    };
+    let mut line = Vec::new();
+    for (k, r) in [3005, 3001, 3002, 3003, 3004].into_iter().enumerate() {
+        let w = if r == 3005 {
+            wait(r, "2030-01-08", "2030-01-10")
+        } else {
+            wait(r, "2030-01-06", "2030-01-07")
+        };
+        let at = now + chrono::Duration::minutes(k as i64);
+        line.push(s.join_waitlist(&w, at).await.unwrap());
+    }
+    // Twice in one line, a past first day, an unknown schedule: refused.
+    assert!(matches!(
+        s.join_waitlist(&wait(3001, "2030-01-06", "2030-01-07"), now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.join_waitlist(&wait(3001, "2029-12-31", "2030-01-07"), now).await,
+        Err(StoreError::Invalid(m)) if m.starts_with("from")
+    ));
+    assert!(matches!(
+        s.join_waitlist(
+            &Wait {
+                schedule_id: 99,
+                ..wait(3001, "2030-01-06", "2030-01-07")
+            },
+            now
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let entry = s.waitlist_entry(line[3]).await.unwrap().unwrap();
+    assert_eq!((entry.status.as_str(), entry.ahead), ("waiting", 3));
+    // 3002 meanwhile books another cardiology slot that day: passed over later.
+    s.book(&book(61, 3, 3002)).await.unwrap();
+
+    // The holder cancels: the place goes to 3001 (3005 waits for other days).
+    let at = fixture::at("2030-01-02 10:00");
+    s.appointment_step(60, Step::Cancel, Some("pat"), at)
+        .await
+        .unwrap();
+    let offered = s.waitlist_entry(line[1]).await.unwrap().unwrap();
+    assert_eq!(offered.status, "offered");
+    assert_eq!(offered.offer_until, Some(fixture::at("2030-01-02 12:00")));
+    let offer = offered.appointment_id.unwrap();
+    let held = s.appointment(offer).await.unwrap().unwrap();
+    assert_eq!(
+        (held.row.status, held.row.resident_id),
+        (Status::Pending, 3001)
+    );
+    assert_eq!(
+        s.slot_state(1).await.unwrap().booked,
+        1,
+        "the offer holds it"
+    );
+    assert!(
+        s.reminders_of(offer).await.unwrap().is_empty(),
+        "no reminder before it is accepted"
+    );
+    assert!(matches!(
+        s.book(&book(62, 1, 3004)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Not accepted in time: expired, and the place passes over 3002 (who holds a
+    // clashing booking) to 3003.
+    assert_eq!(
+        s.expire_offers(fixture::at("2030-01-02 11:59"))
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+    assert_eq!(
+        s.expire_offers(fixture::at("2030-01-02 12:00"))
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        s.waitlist_entry(line[1]).await.unwrap().unwrap().status,
+        "expired"
+    );
+    assert_eq!(
+        s.appointment(offer).await.unwrap().unwrap().row.status,
+        Status::Cancelled
+    );
+    assert_eq!(
+        s.waitlist_entry(line[2]).await.unwrap().unwrap().status,
+        "waiting"
+    );
+    let next = s.waitlist_entry(line[3]).await.unwrap().unwrap();
+    assert_eq!(next.status, "offered");
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 1);
+    // Too late to accept the first offer; 3003 declines theirs: on to 3004.
+    assert!(matches!(
+        s.appointment_step(offer, Step::Accept, None, fixture::at("2030-01-02 12:01"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.withdraw_waitlist(line[3], fixture::at("2030-01-02 12:30"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.waitlist_entry(line[3]).await.unwrap().unwrap().status,
+        "withdrawn"
+    );
+    let last = s.waitlist_entry(line[4]).await.unwrap().unwrap();
+    assert_eq!(last.status, "offered");
+    let taken = last.appointment_id.unwrap();
+    // Accepted in time: booked, reminded, and the entry is done.
+    let to = s
+        .appointment_step(taken, Step::Accept, None, fixture::at("2030-01-02 13:00"))
+        .await
+        .unwrap();
+    assert_eq!(to, Status::Booked);
+    assert_eq!(
+        s.waitlist_entry(line[4]).await.unwrap().unwrap().status,
+        "booked"
+    );
+    assert_eq!(s.reminders_of(taken).await.unwrap().len(), 2);
+    assert!(s
+        .withdraw_waitlist(line[4], fixture::at("2030-01-02 13:05"))
+        .await
+        .is_err());
+    assert_eq!(s.slot_state(1).await.unwrap().booked, 1);
+    assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
+    // 3005's days pass without a place: the entry lapses.
+    assert_eq!(
+        s.expire_offers(fixture::at("2030-01-11 00:10"))
+            .await
+            .unwrap(),
+        (0, 2),
+        "3002's and 3005's entries lapse"
+    );
+    assert_eq!(
+        s.waitlist_entry(line[0]).await.unwrap().unwrap().status,
+        "lapsed"
+    );
+    assert_eq!(s.waitlist_of(3001).await.unwrap().len(), 1);
+}
