@@ -1,10 +1,13 @@
 //! Tiered care for the synthetic district: the external quality assessments of its
-//! institutions, the schedules of its hospitals and centres with four weeks of slots
-//! from the last day, that day's bookings, a year of up- and down-referrals with their
+//! institutions, the schedules of its hospitals and centres with a past year of slots
+//! and four weeks from the last day, a year of past bookings (cancelled, missed,
+//! attended), the last day's bookings, residents on the waitlists of full specialist
+//! clinics in the coming weeks, a year of up- and down-referrals with their
 //! task histories (accepted, rejected, withdrawn, completed, and a few still open in
 //! the inboxes), and laboratory results repeated across institutions (some inside
 //! their recognition window, some outside). Everything goes through the store's own
-//! paths (`publish_schedule`, `book`, `refer`, `referral_step`), so the rules hold.
+//! paths (`publish_schedule`, `book` and the pool's write sets, `join_waitlist`,
+//! `refer`, `referral_step`), so the rules hold.
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use dhp_core::booking::{Channel, Schedule};
@@ -35,6 +38,173 @@ const DOWN_SUMMARIES: [&str; 3] = [
     "专科评估完成，方案已定，回社区规范管理",
     "检查已完成，诊断明确，建议社区每两周随访一次",
 ];
+
+/// Horizons of slots before the last day: a year of past clinics.
+const HISTORY_HORIZONS: i64 = 13;
+
+/// Cancellation reasons of past cancellations (HL7 appointment-cancellation-reason):
+/// mostly the patient's.
+const CANCEL_REASONS: [&str; 6] = ["pat", "pat-crs", "pat-cpp", "pat-swl", "prov", "other"];
+
+/// Bookings written per transaction while making the history.
+const HISTORY_CHUNK: usize = 2_000;
+
+/// A year of past clinics: bookings made one to fourteen days ahead (about one a year
+/// for every four residents), of which about 10 % were cancelled before the day, about
+/// 6.5 % nobody came to (marked no-shows as the server's round does) and the rest were
+/// attended. Written through the pool's write sets, so the capacity guard and the
+/// life cycle hold. The rows written.
+async fn history(
+    store: &dyn Store,
+    adults: &[Id],
+    slots: &[(Id, NaiveDateTime, NaiveDateTime, u32)],
+    end: NaiveDate,
+    rng: &mut ChaCha8Rng,
+) -> Result<u64, GenerateError> {
+    use dhp_core::booking::{Status, Step};
+    use dhp_store::{AppointmentStep, WriteSet};
+    use std::collections::{HashMap, HashSet};
+
+    if slots.is_empty() || adults.is_empty() {
+        return Ok(0);
+    }
+    let wanted = adults.len() / 3;
+    let mut taken: HashMap<Id, u32> = HashMap::new();
+    let mut days: HashSet<(Id, NaiveDate)> = HashSet::new();
+    let mut bookings = Vec::new();
+    let mut tries = 0;
+    while bookings.len() < wanted && tries < wanted * 4 {
+        tries += 1;
+        let (slot, start, _, public) = slots[rng.random_range(0..slots.len())];
+        let resident = adults[rng.random_range(0..adults.len())];
+        // Within the public share, one booking a resident a day: nothing is refused.
+        let n = taken.entry(slot).or_default();
+        if *n >= public || !days.insert((resident, start.date())) {
+            continue;
+        }
+        *n += 1;
+        let ahead =
+            Duration::days(rng.random_range(1..=14)) + Duration::minutes(rng.random_range(0..600));
+        bookings.push((slot, resident, start - ahead, start));
+    }
+    let first = store
+        .reserve_ids("Appointment", bookings.len().max(1) as i64)
+        .await?;
+    let mut rows = 0u64;
+    for (c, chunk) in bookings.chunks(HISTORY_CHUNK).enumerate() {
+        let base = first + (c * HISTORY_CHUNK) as i64;
+        let set = WriteSet {
+            bookings: chunk
+                .iter()
+                .enumerate()
+                .map(|(k, (slot, resident, at, _))| Booking {
+                    appointment_id: base + k as i64,
+                    slot_id: *slot,
+                    resident_id: *resident,
+                    channel: Channel::Public,
+                    at: *at,
+                })
+                .collect(),
+            ..WriteSet::default()
+        };
+        store.write_resources(&set).await?;
+        let mut steps = Vec::new();
+        for (k, (_, _, at, start)) in chunk.iter().enumerate() {
+            let appointment_id = base + k as i64;
+            let roll = rng.random_range(0..1000);
+            if roll < 100 {
+                let lead = (*start - *at).num_minutes().max(2);
+                steps.push(AppointmentStep {
+                    appointment_id,
+                    step: Step::Cancel,
+                    reason: Some(CANCEL_REASONS[rng.random_range(0..CANCEL_REASONS.len())].into()),
+                    at: *at + Duration::minutes(rng.random_range(1..lead)),
+                    from: Status::Booked,
+                });
+            } else if roll >= 165 {
+                steps.push(AppointmentStep {
+                    appointment_id,
+                    step: Step::Complete,
+                    reason: None,
+                    at: *start + Duration::minutes(rng.random_range(5..40)),
+                    from: Status::Booked,
+                });
+            }
+        }
+        store
+            .write_resources(&WriteSet {
+                appointment_steps: steps,
+                ..WriteSet::default()
+            })
+            .await?;
+        rows += chunk.len() as u64;
+    }
+    // Those nobody came to: what the server's first round would mark.
+    store.mark_no_shows(end.and_time(NaiveTime::MIN)).await?;
+    Ok(rows)
+}
+
+/// Residents waiting for places in full specialist clinics of the coming weeks: a few
+/// slots filled on referral, and two or three residents in each schedule's line for
+/// that day. The rows written.
+async fn waitlists(
+    store: &dyn Store,
+    adults: &[Id],
+    slots: &[(Id, Id, NaiveDateTime, u32)],
+    end: NaiveDate,
+    rng: &mut ChaCha8Rng,
+) -> Result<u64, GenerateError> {
+    use dhp_core::booking::Wait;
+
+    let mut rows = 0u64;
+    let mut lines = std::collections::HashSet::new();
+    let at = (end - Duration::days(1))
+        .and_hms_opt(18, 0, 0)
+        .unwrap_or_default();
+    for _ in 0..(adults.len() / 2_000).clamp(3, 12) {
+        if slots.is_empty() {
+            break;
+        }
+        let (slot, schedule, start, capacity) = slots[rng.random_range(0..slots.len())];
+        if !lines.insert(schedule) {
+            continue;
+        }
+        let mut filled = 0;
+        for _ in 0..capacity * 3 {
+            if filled == capacity {
+                break;
+            }
+            let b = Booking {
+                appointment_id: store.reserve_ids("Appointment", 1).await?,
+                slot_id: slot,
+                resident_id: adults[rng.random_range(0..adults.len())],
+                channel: Channel::Referral,
+                at,
+            };
+            if store.book(&b).await.is_ok() {
+                filled += 1;
+                rows += 1;
+            }
+        }
+        for k in 0..rng.random_range(2..=3) {
+            let w = Wait {
+                schedule_id: schedule,
+                resident_id: adults[rng.random_range(0..adults.len())],
+                from: start.date() - Duration::days(k),
+                to: start.date(),
+                channel: Channel::Referral,
+            };
+            if store
+                .join_waitlist(&w, at + Duration::minutes(k))
+                .await
+                .is_ok()
+            {
+                rows += 1;
+            }
+        }
+    }
+    Ok(rows)
+}
 
 fn at(day: NaiveDate, rng: &mut ChaCha8Rng) -> NaiveDateTime {
     day.and_time(
@@ -91,6 +261,8 @@ pub(crate) async fn write(
             horizon_days: 28,
         };
     let mut schedules = Vec::new();
+    let mut past_slots = Vec::new();
+    let mut future_specialist = Vec::new();
     for h in &hospitals {
         for (k, (service, _)) in HOSPITAL_SERVICES.iter().enumerate() {
             // About half of specialist places are kept for community referrals
@@ -119,9 +291,17 @@ pub(crate) async fn write(
         let bad = |e: dhp_core::booking::Invalid| {
             GenerateError::Internal(format!("schedule {}: {e}", s.id))
         };
-        let n = s.slots(end, 1).map_err(bad)?.len() as i64;
-        let first = store.reserve_ids("Slot", n.max(1)).await?;
-        let slots = s.slots(end, first).map_err(bad)?;
+        // The past year's slots (thirteen horizons back from the last day), then the
+        // horizon from the last day.
+        let starts: Vec<NaiveDate> = (0..=HISTORY_HORIZONS)
+            .map(|k| end - Duration::days(i64::from(s.horizon_days) * (HISTORY_HORIZONS - k)))
+            .collect();
+        let mut slots = Vec::new();
+        for from in starts {
+            let n = s.slots(from, 1).map_err(bad)?.len() as i64;
+            let first = store.reserve_ids("Slot", n.max(1)).await?;
+            slots.extend(s.slots(from, first).map_err(bad)?);
+        }
         rows += 1 + slots.len() as u64;
         today_slots.extend(
             slots
@@ -129,6 +309,20 @@ pub(crate) async fn write(
                 .filter(|x| x.start.date() == end)
                 .map(|x| (x.id, x.capacity)),
         );
+        past_slots.extend(
+            slots
+                .iter()
+                .filter(|x| x.start.date() < end)
+                .map(|x| (x.id, x.start, x.end, x.capacity - x.reserved)),
+        );
+        if s.referral_share > 0 {
+            future_specialist.extend(
+                slots
+                    .iter()
+                    .filter(|x| x.start.date() > end + Duration::days(2))
+                    .map(|x| (x.id, s.id, x.start, x.capacity)),
+            );
+        }
         store.publish_schedule(s, &slots).await?;
     }
 
@@ -160,6 +354,8 @@ pub(crate) async fn write(
             }
         }
     }
+    rows += history(store, &adults, &past_slots, end, rng).await?;
+    rows += waitlists(store, &adults, &future_specialist, end, rng).await?;
 
     // A year of referrals from the centres to the district hospitals.
     let wanted = (persons.len() / 400).clamp(40, 3_000);

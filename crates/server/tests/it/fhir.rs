@@ -90,7 +90,7 @@ pub(crate) async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
         .await
         .unwrap()
         .contracts;
-    // Referred here, or booked here on any day of the pool's horizon.
+    // Referred here, or booked here (attended too) on any day of the pool.
     let referrals = dhp_store::ReferralFilter {
         org: centre.id,
         received: true,
@@ -106,8 +106,9 @@ pub(crate) async fn doctor_view(store: &dyn dhp_store::Store) -> DoctorView {
         .filter(|r| r.status.engages_receiver())
         .map(|r| r.resident_id)
         .collect();
-    let first = dhp_store::as_of(store).await.unwrap() - chrono::Duration::days(30);
-    for d in 0..90 {
+    // The generator's pool spans a past year and four weeks ahead.
+    let first = dhp_store::as_of(store).await.unwrap() - chrono::Duration::days(370);
+    for d in 0..400 {
         for a in store
             .appointments_at(centre.id, first + chrono::Duration::days(d))
             .await

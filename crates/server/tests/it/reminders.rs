@@ -252,8 +252,9 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
         .unwrap();
     let slot = slots
         .into_iter()
-        .find(|s| s.booked == 0 && s.slot.capacity <= 12)
-        .expect("an empty small slot");
+        // A community clinic: the generator's waitlists are the hospitals'.
+        .find(|s| s.booked == 0 && s.slot.capacity <= 12 && s.service == "general_practice")
+        .expect("an empty community clinic slot");
     // Fill it with residents of the panel.
     let cap = slot.slot.capacity as usize;
     for (k, r) in mine.iter().take(cap).enumerate() {
@@ -269,9 +270,7 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
             .unwrap();
     }
     let day = slot.slot.start.date().to_string();
-    let wait = |resident: i64| {
-        json!({ "resident_id": resident, "schedule_id": slot.slot.schedule_id, "from": day })
-    };
+    let wait = |resident: i64| json!({ "resident_id": resident, "schedule_id": slot.slot.schedule_id, "from": day });
     let first = api_post(&s, &doctor, "/api/waitlist", wait(mine[cap])).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.json);
     assert_eq!(first.json["status"], "waiting");
@@ -292,7 +291,10 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
         json!({ "resident_id": mine[cap + 2], "schedule_id": slot.slot.schedule_id, "from": (today - Duration::days(1)).to_string() }),
     )
     .await;
-    assert_eq!((past.status, past.json["field"].as_str()), (StatusCode::BAD_REQUEST, Some("from")));
+    assert_eq!(
+        (past.status, past.json["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from"))
+    );
     let backwards = api_post(
         &s,
         &doctor,
@@ -308,14 +310,20 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
         json!({ "resident_id": mine[cap + 2], "schedule_id": 987_654_321, "from": day }),
     )
     .await;
-    assert_eq!((nowhere.status, nowhere.json["field"].as_str()), (StatusCode::NOT_FOUND, Some("schedule_id")));
+    assert_eq!(
+        (nowhere.status, nowhere.json["field"].as_str()),
+        (StatusCode::NOT_FOUND, Some("schedule_id"))
+    );
     let theirs = api_post(&s, &doctor, "/api/waitlist", wait(outsider)).await;
     assert_eq!(theirs.status, StatusCode::FORBIDDEN);
     assert!(store.waitlist_of(outsider).await.unwrap().is_empty());
     assert!(store.waitlist_of(mine[cap + 2]).await.unwrap().is_empty());
     let manager = token(&s, "manager").await;
     let role = api_post(&s, &manager, "/api/waitlist", wait(mine[cap + 2])).await;
-    assert_eq!((role.status, role.json["field"].as_str()), (StatusCode::FORBIDDEN, Some("role")));
+    assert_eq!(
+        (role.status, role.json["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("role"))
+    );
 
     // A place frees: the first in line is offered it, holding it.
     store
@@ -334,7 +342,10 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
     let offered = e["appointment_id"].as_i64().unwrap();
     let pending = read(&s, Some(&doctor), &format!("/fhir/Appointment/{offered}")).await;
     assert_eq!(pending.json["status"], "pending");
-    assert_eq!(store.slot_state(slot.slot.id).await.unwrap().booked as usize, cap);
+    assert_eq!(
+        store.slot_state(slot.slot.id).await.unwrap().booked as usize,
+        cap
+    );
     // The second cannot accept what was not offered to them.
     let not_theirs = api_post(
         &s,
@@ -343,8 +354,19 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
         json!({}),
     )
     .await;
-    assert_eq!(not_theirs.status, StatusCode::CONFLICT, "{}", not_theirs.json);
-    let took = api_post(&s, &doctor, &format!("/api/waitlist/{entry}/accept"), json!({})).await;
+    assert_eq!(
+        not_theirs.status,
+        StatusCode::CONFLICT,
+        "{}",
+        not_theirs.json
+    );
+    let took = api_post(
+        &s,
+        &doctor,
+        &format!("/api/waitlist/{entry}/accept"),
+        json!({}),
+    )
+    .await;
     assert_eq!(took.status, StatusCode::OK, "{}", took.json);
     assert_eq!(took.json["status"], "booked");
     let booked = read(&s, Some(&doctor), &format!("/fhir/Appointment/{offered}")).await;
