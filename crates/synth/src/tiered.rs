@@ -362,6 +362,7 @@ pub(crate) async fn write(
     let mut made = 0;
     let mut tries = 0;
     let mut extra = Batch::default();
+    let mut orders = Vec::new();
     while made < wanted && tries < wanted * 30 {
         tries += 1;
         let p = &persons[rng.random_range(0..persons.len())];
@@ -490,6 +491,16 @@ pub(crate) async fn write(
         }
         let mut completed_at = None;
         for (act, by, reason, t) in steps {
+            if act == Act::Accept {
+                // The clinician orders the test the centre did, a few hours later.
+                orders.push((
+                    id,
+                    code.0,
+                    hospital.org_id,
+                    by.clone(),
+                    t + Duration::hours(2),
+                ));
+            }
             status = store
                 .referral_step(rid, status, act, &by, reason.as_deref(), t)
                 .await?;
@@ -534,5 +545,57 @@ pub(crate) async fn write(
     }
     rows += extra.len() as u64;
     store.insert_batch(&extra).await?;
+    rows += orders_at_hospital(store, &orders, rng).await?;
+    Ok(rows)
+}
+
+/// Exception reasons a clinician gives for repeating a test whose recognised result
+/// stands (of `data/recognition.toml`, those that need no words).
+const REPEAT_REASONS: [&str; 4] = [
+    "condition-changed",
+    "rapid-change",
+    "pre-procedure",
+    "patient-request",
+];
+
+/// The hospital clinicians' orders after accepting a referral, through the recognition
+/// check as the order form makes it: where the centre's result stands, about seven in
+/// ten use it (a repeat avoided) and the rest repeat with an exception reason; with no
+/// standing result the test is ordered. The rows written.
+async fn orders_at_hospital(
+    store: &dyn Store,
+    orders: &[(Id, &str, Id, String, NaiveDateTime)],
+    rng: &mut ChaCha8Rng,
+) -> Result<u64, GenerateError> {
+    use dhp_core::recognition::table;
+    use dhp_store::NewOrder;
+
+    let mut rows = 0;
+    for (resident, code, org, by, at) in orders {
+        let prior: Vec<_> = store
+            .prior_results(*resident, code)
+            .await?
+            .into_iter()
+            .map(|p| p.prior)
+            .collect();
+        let standing = table()
+            .standing(code, &prior, at.date())
+            .map(|p| p.observation_id);
+        let use_standing = standing.is_some() && rng.random_bool(0.7);
+        let exception = (standing.is_some() && !use_standing)
+            .then(|| REPEAT_REASONS[rng.random_range(0..REPEAT_REASONS.len())].to_string());
+        let order = NewOrder {
+            resident_id: *resident,
+            code: code.to_string(),
+            org_id: *org,
+            ordered_by: by.clone(),
+            at: *at,
+            use_standing,
+            exception,
+            note: None,
+        };
+        store.order_test(&order, standing).await?;
+        rows += 1;
+    }
     Ok(rows)
 }

@@ -7,6 +7,7 @@
 //! input naming its field before anything is written.
 
 mod api;
+mod figures;
 pub mod outbox;
 mod pages;
 mod waitlist;
@@ -43,6 +44,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/waitlist/{id}/accept", post(waitlist::accept))
         .route("/api/waitlist/{id}/withdraw", post(waitlist::withdraw))
         .route("/care", get(pages::inbox))
+        .route("/care/figures", get(figures::figures))
         .route("/care/referrals/{id}", get(pages::referral))
         .route("/care/referrals/{id}/step", post(pages::step_form))
         .route("/care/patients/{id}", get(pages::patient))

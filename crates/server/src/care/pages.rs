@@ -382,6 +382,9 @@ pub struct SavedQuery {
     pub(crate) lang: Option<String>,
     pub(crate) saved: Option<String>,
     pub(crate) code: Option<String>,
+    /// The workbench flag a referral is made for (`emergency`, `uncontrolled`): the
+    /// form opens with its reason and priority.
+    pub(crate) flag: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -601,6 +604,8 @@ pub(crate) struct PatientPage {
     pub(crate) slots: Vec<Choice>,
     pub(crate) diagnoses: Vec<Choice>,
     pub(crate) follow_up: String,
+    pub(crate) refer_reason: String,
+    pub(crate) refer_priority: &'static str,
 }
 
 /// What the patient page shows beside the record: a message, an error, the standing
@@ -611,6 +616,8 @@ struct Shown {
     error: String,
     standing: Option<PriorResult>,
     order_code: String,
+    refer_reason: String,
+    refer_priority: &'static str,
 }
 
 async fn patient_page(
@@ -923,6 +930,8 @@ async fn patient_page(
         exceptions,
         standing,
         order_code: shown.order_code,
+        refer_reason: shown.refer_reason,
+        refer_priority: shown.refer_priority,
         error: shown.error,
         message: shown.message,
         clinician,
@@ -955,9 +964,19 @@ pub async fn patient(
         }
         _ => String::new(),
     };
+    // From a workbench flag: the referral form opens with its reason and priority
+    // (domain-rules §4: an emergency reading refers at once, two uncontrolled
+    // follow-ups refer up).
+    let (refer_reason, refer_priority) = match q.flag.as_deref() {
+        Some("emergency") => (t.get("care_flag_emergency").to_string(), "stat"),
+        Some("uncontrolled") => (t.get("care_flag_uncontrolled").to_string(), "routine"),
+        _ => (String::new(), "routine"),
+    };
     let shown = Shown {
         message,
         order_code: q.code.unwrap_or_default(),
+        refer_reason,
+        refer_priority,
         ..Shown::default()
     };
     patient_page(&state, user, &who, t, id, shown).await

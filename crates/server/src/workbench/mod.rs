@@ -67,6 +67,16 @@ impl DueQuery {
     }
 }
 
+/// The referral a due item calls for (the chronic programmes' `emergency-referral` and
+/// `referral` after consecutive uncontrolled follow-ups), as the referral form's `flag`.
+pub(crate) fn refer_flag(key: &str) -> &'static str {
+    match key {
+        "emergency-referral" => "emergency",
+        "referral" => "uncontrolled",
+        _ => "",
+    }
+}
+
 /// One line of a due list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DueRow {

@@ -48,6 +48,8 @@ pub(crate) struct Row {
     pub(crate) what: String,
     pub(crate) due: String,
     pub(crate) rule: String,
+    /// A referral flag (`emergency`, `uncontrolled`): the row offers the referral form.
+    pub(crate) refer: &'static str,
 }
 
 pub(crate) struct Chip {
@@ -244,6 +246,7 @@ pub async fn workbench(
                 },
                 due: r.item.due.to_string(),
                 rule: r.item.rule.clone(),
+                refer: super::refer_flag(&r.item.key),
             }))
             .collect(),
         more: rows.len().saturating_sub(SHOWN),
@@ -302,6 +305,7 @@ async fn returned_referrals(
                 what: format!("{}：{}", t.get("wb_after_discharge"), r.reason),
                 due: day.to_string(),
                 rule: format!("{} #{}", t.get("wb_referral_rule"), r.id),
+                refer: "",
             },
         ));
     }

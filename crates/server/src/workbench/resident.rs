@@ -44,6 +44,8 @@ pub(crate) struct ItemRow {
     pub(crate) due: String,
     pub(crate) overdue_after: String,
     pub(crate) rule: String,
+    /// A referral flag (`emergency`, `uncontrolled`): the row offers the referral form.
+    pub(crate) refer: &'static str,
 }
 
 #[derive(Template)]
@@ -244,6 +246,7 @@ pub(crate) async fn resident_page(
                 due: i.due.to_string(),
                 overdue_after: i.overdue_after.to_string(),
                 rule: i.rule.clone(),
+                refer: super::refer_flag(&i.key),
             })
             .collect(),
         events: events.into_iter().take(200).map(|(_, e)| e).collect(),

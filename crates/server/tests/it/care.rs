@@ -480,3 +480,111 @@ async fn a_referral_goes_up_with_a_slot_is_accepted_and_comes_back_down() {
     assert!(has(&format!("Task/{id}"), "success", "clinician"));
     assert!(has(&format!("Observation/{o}"), "success", "clinician"));
 }
+
+/// `/care/figures` counts what the records hold (checked against the referral lists and
+/// each resident's orders, not the figures' own query), in Chinese and English, for
+/// managers and carers and no one else; a workbench referral flag opens the referral
+/// form with its reason and priority filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_figures_count_the_records_and_a_flag_opens_the_referral_form() {
+    use dhp_core::referral::Direction;
+    use dhp_store::ReferralFilter;
+
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let to = dhp_store::as_of(store).await.unwrap();
+    let from = {
+        use chrono::Datelike;
+        to.checked_sub_months(chrono::Months::new(11))
+            .unwrap()
+            .with_day(1)
+            .unwrap()
+    };
+    let orgs = store
+        .page(dhp_store::Table::Organisations, 0, i64::MAX)
+        .await
+        .unwrap()
+        .organisations;
+    let mut up = 0;
+    for h in orgs.iter().filter(|o| o.kind == OrgKind::Hospital) {
+        let filter = ReferralFilter {
+            org: h.id,
+            received: true,
+            direction: Some(Direction::Up),
+            open_only: false,
+        };
+        let (rows, _) = store.referrals(&filter, 100_000, 0).await.unwrap();
+        up += rows
+            .iter()
+            .filter(|r| r.created.date() >= from && r.created.date() <= to)
+            .count();
+    }
+    assert!(up > 0, "the generator refers residents up");
+    let residents = store
+        .page(dhp_store::Table::Residents, 0, 100_000)
+        .await
+        .unwrap()
+        .residents;
+    let (mut met, mut recognised) = (0, 0);
+    for r in &residents {
+        for o in store.orders_of(r.id).await.unwrap() {
+            if o.standing_result_id.is_some() && o.at.date() >= from && o.at.date() <= to {
+                met += 1;
+                recognised += usize::from(o.outcome == "recognised");
+            }
+        }
+    }
+    assert!(
+        met > 0 && recognised > 0 && recognised < met,
+        "{recognised}/{met}"
+    );
+
+    let (_, cookie, _) = login(&s, "manager", "manager").await;
+    let cookie = cookie.unwrap();
+    let (status, zh) = get(&s, "/care/figures", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(zh.contains("分级诊疗数据"));
+    assert!(
+        zh.contains(&format!("上转</div><div class=\"val\">{up}</div>")),
+        "{up} up-referrals"
+    );
+    assert!(zh.contains(&format!("<div class=\"val\">{recognised}</div>")));
+    assert!(zh.contains(&format!("{} {met} ·", "遇到可互认结果的开单")));
+    // The exception reasons by their Chinese names, no codes.
+    assert!(!zh.contains("condition-changed") && !zh.contains("patient-request"));
+    let (_, en) = get(&s, "/care/figures?lang=en", Some(&cookie)).await;
+    assert!(en.contains("Tiered care in figures") && en.contains("Repeat tests avoided"));
+    let (status, _) = get(&s, "/care/figures", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, resident, _) = login(&s, "resident", "resident").await;
+    let (status, _) = get(&s, "/care/figures", Some(&resident.unwrap())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // From a flag on the workbench, the referral form opens filled in.
+    let view = super::fhir::doctor_view(store).await;
+    let patient = view.in_scope(to)[0];
+    let (_, doctor, _) = login(&s, "doctor", "doctor").await;
+    let doctor = doctor.unwrap();
+    let (status, page) = get(
+        &s,
+        &format!("/care/patients/{patient}?flag=emergency"),
+        Some(&doctor),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("value=\"随访发现危急情况"),
+        "reason filled in"
+    );
+    assert!(page.contains("<option value=\"stat\" selected>"));
+    let (_, page) = get(
+        &s,
+        &format!("/care/patients/{patient}?flag=uncontrolled&lang=en"),
+        Some(&doctor),
+    )
+    .await;
+    assert!(page.contains("value=\"two consecutive follow-ups not controlled"));
+    assert!(page.contains("<option value=\"routine\" selected>"));
+    let (_, plain) = get(&s, &format!("/care/patients/{patient}"), Some(&doctor)).await;
+    assert!(plain.contains("<input name=\"reason\" maxlength=\"2000\" value=\"\">"));
+}

@@ -48,7 +48,7 @@ pub struct Reminder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     Sent(String),
-    /// Tried and failed; tried again until [`ATTEMPTS`].
+    /// Tried and failed; tried again until the third attempt.
     Failed(String),
     /// The appointment is no longer booked.
     Void,
