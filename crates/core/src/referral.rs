@@ -377,6 +377,20 @@ pub fn check_reason(act: Act, reason: Option<&str>) -> Result<(), Invalid> {
     text("reason", reason.unwrap_or(""), act.needs_reason())
 }
 
+/// Whether a referral answers a workbench flag raised by the follow-up of `flagged_on`
+/// (an emergency reading, or two uncontrolled follow-ups: domain-rules §4 asks for a
+/// referral up): an up-referral made that day or later that the hospital has not
+/// rejected and the doctor has not withdrawn. A rejected or withdrawn one leaves the
+/// flag up, since the resident still needs referring.
+pub fn answers_flag(
+    direction: Direction,
+    status: TaskStatus,
+    created: chrono::NaiveDate,
+    flagged_on: chrono::NaiveDate,
+) -> bool {
+    direction == Direction::Up && status.engages_receiver() && created >= flagged_on
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,5 +489,47 @@ mod tests {
         ] {
             assert!(!icd10_shaped(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_up_referral_taken_on_answers_the_flag_of_its_follow_up() {
+        let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        let on = d("2026-06-01");
+        assert!(answers_flag(
+            Direction::Up,
+            TaskStatus::Requested,
+            d("2026-06-01"),
+            on
+        ));
+        assert!(answers_flag(
+            Direction::Up,
+            TaskStatus::Completed,
+            d("2026-06-20"),
+            on
+        ));
+        assert!(!answers_flag(
+            Direction::Up,
+            TaskStatus::Requested,
+            d("2026-05-31"),
+            on
+        ));
+        assert!(!answers_flag(
+            Direction::Up,
+            TaskStatus::Rejected,
+            d("2026-06-02"),
+            on
+        ));
+        assert!(!answers_flag(
+            Direction::Up,
+            TaskStatus::Cancelled,
+            d("2026-06-02"),
+            on
+        ));
+        assert!(!answers_flag(
+            Direction::Down,
+            TaskStatus::Accepted,
+            d("2026-06-02"),
+            on
+        ));
     }
 }

@@ -261,4 +261,30 @@ fn a_referral_walks_up_to_the_hospital_and_back_down_in_chromium() {
     assert!(back.contains("下转") && back.contains(&cast.name));
     walk.shoot("care-doctor-inbox");
     walk.sign_out();
+
+    // The commission's manager reads the year in figures, in both languages.
+    walk.sign_in("manager");
+    let figures = walk.open("/care/figures");
+    for text in [
+        "分级诊疗数据",
+        "上转",
+        "接收率",
+        "避免重复检查",
+        "重复检查的原因",
+    ] {
+        assert!(figures.contains(text), "the figures lack {text}");
+    }
+    assert!(
+        untranslated(&walk.text()).is_empty() && !walk.text().contains("condition-changed"),
+        "{:?}",
+        untranslated(&walk.text())
+    );
+    walk.shoot("care-figures");
+    let english = walk.open("/care/figures?lang=en");
+    assert!(
+        english.contains("Tiered care in figures")
+            && english.contains("Reasons for repeating a test")
+    );
+    walk.shoot("care-figures-en");
+    walk.sign_out();
 }

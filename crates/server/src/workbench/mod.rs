@@ -77,6 +77,34 @@ pub(crate) fn refer_flag(key: &str) -> &'static str {
     }
 }
 
+/// `rows` without the referral flags a referral made since has answered
+/// (`dhp_core::referral::answers_flag`); each flagged resident's referrals read once.
+pub(crate) async fn drop_answered_flags<T>(
+    store: &dyn Store,
+    rows: Vec<T>,
+    of: impl Fn(&T) -> (Id, &DueItem),
+) -> Result<Vec<T>, StoreError> {
+    let mut referrals: std::collections::HashMap<Id, Vec<dhp_store::ReferralRow>> =
+        std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (resident, item) = of(&row);
+        if !refer_flag(&item.key).is_empty() {
+            if let std::collections::hash_map::Entry::Vacant(e) = referrals.entry(resident) {
+                e.insert(store.referrals_of(resident).await?);
+            }
+            let answered = referrals[&resident].iter().any(|r| {
+                dhp_core::referral::answers_flag(r.direction, r.status, r.created.date(), item.due)
+            });
+            if answered {
+                continue;
+            }
+        }
+        kept.push(row);
+    }
+    Ok(kept)
+}
+
 /// One line of a due list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DueRow {
@@ -161,6 +189,7 @@ pub async fn due_list(
         );
     })
     .await?;
+    let mut out = drop_answered_flags(store, out, |r| (r.resident_id, &r.item)).await?;
     out.sort_by(|a, b| {
         a.item
             .sort_key()

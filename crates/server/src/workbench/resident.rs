@@ -110,7 +110,9 @@ pub(crate) async fn resident_page(
             .into_response());
     };
     let zh = t.get("lang") == "zh";
-    let a = assess(&rec, on);
+    let mut a = assess(&rec, on);
+    // A referral flag a referral made since has answered is no longer due.
+    a.items = super::drop_answered_flags(&*state.store, a.items, |i| (id, i)).await?;
     let r = &rec.resident;
     let orgs = state.orgs().await?;
     let org_name = |id: Id| {

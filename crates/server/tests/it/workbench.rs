@@ -362,3 +362,92 @@ async fn an_immunization_posted_through_fhir_moves_the_series_on() {
         "{keys:?}"
     );
 }
+
+/// A referral flag on the due list (an emergency reading, or two uncontrolled
+/// follow-ups) offers the referral form, and is answered once an up-referral is made:
+/// it leaves the due list and the resident's page; a rejected referral would not
+/// answer it (`dhp_core::referral::answers_flag`'s test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_flag_links_to_the_form_and_a_referral_answers_it() {
+    let s = site(3_000).await;
+    let tok = token(&s, "doctor").await;
+    let due = read(&s, Some(&tok), "/api/workbench/due").await;
+    assert_eq!(due.status, StatusCode::OK);
+    let flagged: Vec<&Value> = due.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["key"] == "referral" || i["key"] == "emergency-referral")
+        .collect();
+    assert!(
+        !flagged.is_empty(),
+        "the generated district has referral flags"
+    );
+    let item = flagged[0];
+    let resident = item["resident_id"].as_i64().unwrap();
+    let flag = if item["key"] == "referral" {
+        "uncontrolled"
+    } else {
+        "emergency"
+    };
+    let (_, cookie, _) = login(&s, "doctor", "doctor").await;
+    let cookie = cookie.unwrap();
+    let page = |path: String| {
+        let s = &s;
+        let cookie = cookie.clone();
+        async move {
+            let req = Request::get(path)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap();
+            let res = app(s.state.clone()).oneshot(req).await.unwrap();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let link = format!("/care/patients/{resident}?lang=zh&amp;flag={flag}#refer");
+    let own = page(format!("/workbench/resident/{resident}")).await;
+    assert!(
+        own.contains(&link),
+        "the resident page offers the referral form"
+    );
+
+    // Referred up (through the API, as the form does).
+    let hospital = s
+        .state
+        .store
+        .page(Table::Organisations, 0, 1_000)
+        .await
+        .unwrap()
+        .organisations
+        .into_iter()
+        .find(|o| o.kind == dhp_core::OrgKind::Hospital)
+        .unwrap();
+    let body = serde_json::json!({
+        "resident_id": resident,
+        "direction": "up",
+        "performer": hospital.code,
+        "reason": "连续两次随访控制不满意，请专科调整治疗方案",
+    });
+    let req = Request::post("/api/referrals")
+        .header(header::AUTHORIZATION, format!("Bearer {tok}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let made = super::fhir::call(&s, req).await;
+    let (status, body) = (made.status, made.json);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let after = read(&s, Some(&tok), "/api/workbench/due").await;
+    assert!(
+        !after.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["resident_id"] == resident && i["key"] == item["key"]),
+        "the referral answers the flag"
+    );
+    let own = page(format!("/workbench/resident/{resident}")).await;
+    assert!(!own.contains(&link));
+}
