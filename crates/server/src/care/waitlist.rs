@@ -140,39 +140,67 @@ pub async fn join(
         channel: Channel::Referral,
     };
     let resource = format!("Schedule/{schedule_id}");
-    match state.store.join_waitlist(&wait, now).await {
+    let done = state.store.join_waitlist(&wait, now).await;
+    let detail = match &done {
+        Ok(id) => format!("waitlist {id}"),
+        Err(_) => "waitlist".to_string(),
+    };
+    let audit = Audit {
+        action: "create",
+        resource: &resource,
+        resident,
+        detail: &detail,
+    };
+    answer(
+        &state,
+        &who,
+        audit,
+        done,
+        "schedule_id",
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// What an attempt on the line touched, as the audit log records it.
+struct Audit<'a> {
+    action: &'a str,
+    resource: &'a str,
+    resident: Id,
+    detail: &'a str,
+}
+
+/// The answer to an attempt on entry `done` (its id, or why not): audited either way;
+/// the entry as it now stands with `status`, or the refusal naming `field`.
+async fn answer(
+    state: &AppState,
+    who: &Principal,
+    a: Audit<'_>,
+    done: Result<Id, StoreError>,
+    field: &'static str,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let outcome = if done.is_ok() { "success" } else { "invalid" };
+    note(
+        state,
+        who,
+        a.action,
+        a.resource,
+        Some(a.resident),
+        outcome,
+        a.detail,
+    )
+    .await?;
+    match done {
         Ok(id) => {
-            note(
-                &state,
-                &who,
-                "create",
-                &resource,
-                Some(resident),
-                "success",
-                &format!("waitlist {id}"),
-            )
-            .await?;
             let e = state
                 .store
                 .waitlist_entry(id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("waitlist entry {id}")))?;
-            Ok((StatusCode::CREATED, Json(entry_json(&e))).into_response())
+            Ok((status, Json(entry_json(&e))).into_response())
         }
-        Err(e) => {
-            let r = refused(e, "schedule_id")?;
-            note(
-                &state,
-                &who,
-                "create",
-                &resource,
-                Some(resident),
-                "invalid",
-                "waitlist",
-            )
-            .await?;
-            Ok(r.api())
-        }
+        Err(e) => Ok(refused(e, field)?.api()),
     }
 }
 
@@ -253,40 +281,14 @@ async fn act(
         state.store.withdraw_waitlist(id, now).await
     };
     let what = if accept { "accept" } else { "withdraw" };
-    match done {
-        Ok(()) => {
-            note(
-                state,
-                &who,
-                "update",
-                &resource,
-                Some(entry.resident_id),
-                "success",
-                &format!("waitlist {id} {what}"),
-            )
-            .await?;
-            let e = state
-                .store
-                .waitlist_entry(id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("waitlist entry {id}")))?;
-            Ok(Json(entry_json(&e)).into_response())
-        }
-        Err(e) => {
-            let r = refused(e, "id")?;
-            note(
-                state,
-                &who,
-                "update",
-                &resource,
-                Some(entry.resident_id),
-                "invalid",
-                &format!("waitlist {id} {what}"),
-            )
-            .await?;
-            Ok(r.api())
-        }
-    }
+    let detail = format!("waitlist {id} {what}");
+    let audit = Audit {
+        action: "update",
+        resource: &resource,
+        resident: entry.resident_id,
+        detail: &detail,
+    };
+    answer(state, &who, audit, done.map(|()| id), "id", StatusCode::OK).await
 }
 
 pub async fn accept(

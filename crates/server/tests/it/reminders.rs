@@ -32,6 +32,24 @@ async fn receive(State(g): State<Gateway>, Json(v): Json<Value>) -> StatusCode {
     StatusCode::from_u16(g.answer.load(Ordering::SeqCst)).unwrap()
 }
 
+/// The earliest free slot from `from` with no booking yet that `fits`.
+async fn empty_slot(
+    store: &dyn dhp_store::Store,
+    from: chrono::NaiveDateTime,
+    fits: impl Fn(&dhp_store::SlotState) -> bool,
+) -> Option<dhp_store::SlotState> {
+    let (slots, _) = store
+        .search_slots(&SlotFilter {
+            statuses: vec!["free".into()],
+            start: vec![DateCond::Ge(from)],
+            limit: 2_000,
+            ..SlotFilter::default()
+        })
+        .await
+        .unwrap();
+    slots.into_iter().find(|s| s.booked == 0 && fits(s))
+}
+
 async fn gateway() -> (Gateway, String) {
     let g = Gateway::default();
     g.answer.store(200, Ordering::SeqCst);
@@ -54,18 +72,8 @@ async fn reminders_go_out_through_the_webhook_and_the_unattended_become_no_shows
     let now = today.and_hms_opt(9, 0, 0).unwrap();
 
     // An empty slot three days ahead, with room for two.
-    let (slots, _) = store
-        .search_slots(&SlotFilter {
-            statuses: vec!["free".into()],
-            start: vec![DateCond::Ge(now + Duration::days(3))],
-            limit: 2_000,
-            ..SlotFilter::default()
-        })
+    let slot = empty_slot(store, now + Duration::days(3), |s| s.slot.capacity >= 2)
         .await
-        .unwrap();
-    let slot = slots
-        .into_iter()
-        .find(|s| s.booked == 0 && s.slot.capacity >= 2)
         .expect("an empty slot with two places");
     let start = slot.slot.start;
     let (a, b) = (9_000_001, 9_000_002);
@@ -241,20 +249,12 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
         .id;
     let doctor = token(&s, "doctor").await;
     let now = today.and_hms_opt(9, 0, 0).unwrap();
-    let (slots, _) = store
-        .search_slots(&SlotFilter {
-            statuses: vec!["free".into()],
-            start: vec![DateCond::Ge(now + Duration::days(3))],
-            limit: 2_000,
-            ..SlotFilter::default()
-        })
-        .await
-        .unwrap();
-    let slot = slots
-        .into_iter()
-        // A community clinic: the generator's waitlists are the hospitals'.
-        .find(|s| s.booked == 0 && s.slot.capacity <= 12 && s.service == "general_practice")
-        .expect("an empty community clinic slot");
+    // A community clinic: the generator's waitlists are the hospitals'.
+    let slot = empty_slot(store, now + Duration::days(3), |s| {
+        s.slot.capacity <= 12 && s.service == "general_practice"
+    })
+    .await
+    .expect("an empty community clinic slot");
     // Fill it with residents of the panel.
     let cap = slot.slot.capacity as usize;
     for (k, r) in mine.iter().take(cap).enumerate() {
