@@ -22,8 +22,8 @@ pub mod surveillance;
 
 pub use identity::{IdentityError, IdentityNumber};
 pub use record::{
-    Condition, Contract, ContractStatus, Encounter, EncounterType, Immunization, Observation,
-    Programme,
+    Condition, Contract, ContractStatus, Encounter, EncounterType, ImagingStudy, Immunization,
+    Observation, Programme,
 };
 pub use registry::{
     HospitalLevel, Household, Id, OrgKind, Organisation, Practitioner, PractitionerRole, Resident,

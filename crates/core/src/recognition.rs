@@ -21,6 +21,9 @@ pub struct Item {
     pub name_en: String,
     /// `laboratory` or `imaging`.
     pub category: String,
+    /// The DICOM modality of an imaging item's studies (CT, DX, US, MR, ECG).
+    #[serde(default)]
+    pub modality: Option<String>,
     /// Days a result stands; `None`: the table's default.
     pub window_days: Option<u32>,
     /// Whether the issuing institution must hold a passing external quality assessment
@@ -71,7 +74,7 @@ pub fn table() -> &'static Table {
 /// A result already in the resident's record, as the check reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prior {
-    pub observation_id: Id,
+    pub result_id: Id,
     pub code: String,
     pub effective: NaiveDateTime,
     /// The institution that issued it.
@@ -123,7 +126,7 @@ impl Table {
                 (0..=window).contains(&age)
             })
             .filter(|p| !item.eqa_required || p.org_assessed)
-            .max_by_key(|p| (p.effective, p.observation_id))
+            .max_by_key(|p| (p.effective, p.result_id))
     }
 
     /// Whether an order of `code` may go ahead given the standing result: with none it
@@ -173,7 +176,7 @@ mod tests {
 
     fn prior(id: Id, code: &str, when: &str, assessed: bool) -> Prior {
         Prior {
-            observation_id: id,
+            result_id: id,
             code: code.into(),
             effective: at(when),
             org_id: 7,
@@ -190,6 +193,12 @@ mod tests {
             .items
             .iter()
             .all(|i| i.category == "laboratory" || i.category == "imaging"));
+        // Every imaging item names its modality; laboratory items do not.
+        assert!(t
+            .items
+            .iter()
+            .all(|i| (i.category == "imaging") == i.modality.is_some()));
+        assert!(t.items.iter().any(|i| i.category == "imaging"));
         let glucose = t.item("14771-0").unwrap();
         assert_eq!(t.window(glucose), t.default_window_days);
         assert!(t.exception("physician-judgement").unwrap().note_required);
@@ -206,9 +215,9 @@ mod tests {
             prior(3, "4548-4", "2026-10-01 09:00", true), // 61 days: stands
             prior(4, "777-3", "2026-11-30 09:00", true),  // another item
         ];
-        assert_eq!(t.standing("4548-4", &p, today).unwrap().observation_id, 3);
+        assert_eq!(t.standing("4548-4", &p, today).unwrap().result_id, 3);
         // Platelets: 7-day window.
-        assert_eq!(t.standing("777-3", &p, today).unwrap().observation_id, 4);
+        assert_eq!(t.standing("777-3", &p, today).unwrap().result_id, 4);
         let later = NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
         assert!(t.standing("777-3", &p, later).is_none());
         // Not a recognised item: nothing stands.

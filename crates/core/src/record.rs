@@ -156,6 +156,27 @@ pub struct Observation {
     pub effective: NaiveDateTime,
 }
 
+/// An imaging examination (影像检查): the study made at an institution and its report's
+/// findings. Mutual recognition recognises the images, not the diagnostic conclusion
+/// (domain-rules §8); the findings are shown with the study for the clinician to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagingStudy {
+    pub id: Id,
+    pub resident_id: Id,
+    /// The encounter it was made in; its organisation is the issuing institution.
+    pub encounter_id: Id,
+    pub org_id: Id,
+    /// LOINC code of the procedure (`data/recognition.toml` names the recognised ones).
+    pub code: String,
+    /// DICOM modality code (CT, DX, US, MR, ECG …).
+    pub modality: String,
+    pub started: NaiveDateTime,
+    /// DICOM Study Instance UID (`urn:oid:` form).
+    pub uid: String,
+    /// The report's findings, as written by the reporting physician (may be empty).
+    pub findings: String,
+}
+
 /// A vaccine dose given (预防接种记录).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Immunization {

@@ -365,7 +365,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::resources;
-    use dhp_core::{Condition, Encounter, Immunization, Observation};
+    use dhp_core::{Condition, Encounter, ImagingStudy, Immunization, Observation};
 
     fn at(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
@@ -450,6 +450,30 @@ mod tests {
                 back.org_id
             ),
             ("MMR", 2, i.date, 4)
+        );
+        let m = ImagingStudy {
+            id: 11,
+            resident_id: 2,
+            encounter_id: 7,
+            org_id: 4,
+            code: "24627-2".into(),
+            modality: "CT".into(),
+            started: at("2026-11-20 10:30"),
+            uid: "urn:oid:2.25.1234567890".into(),
+            findings: "右肺上叶磨玻璃结节".into(),
+        };
+        let back = imaging_study(&resources::imaging_study(&m)).unwrap();
+        assert_eq!(
+            back,
+            ImagingStudyInput {
+                resident_id: 2,
+                encounter_id: 7,
+                code: "24627-2".into(),
+                modality: "CT".into(),
+                started: m.started,
+                uid: m.uid.clone(),
+                findings: m.findings.clone(),
+            }
         );
     }
 
@@ -603,6 +627,25 @@ mod tests {
                 "Encounter.serviceProvider.reference",
                 "Encounter.period.start",
                 "Encounter.class.code",
+            ]
+        );
+        let v = serde_json::json!({ "resourceType": "ImagingStudy", "status": "registered",
+            "subject": { "reference": "Patient/1" },
+            "modality": [{ "system": "http://snomed.info/sct", "code": "CAT" }],
+            "procedureCode": [{ "coding": [{ "system": "http://snomed.info/sct", "code": "169069000" }] }],
+            "identifier": [{ "system": "urn:dicom:uid", "value": "1.2.3" }],
+            "note": [{ "text": "x".repeat(4001) }] });
+        let issues = imaging_study(&v).unwrap_err();
+        assert_eq!(
+            paths(&issues),
+            [
+                "ImagingStudy.status",
+                "ImagingStudy.encounter.reference",
+                "ImagingStudy.started",
+                "ImagingStudy.modality[0].code",
+                "ImagingStudy.procedureCode[0].coding",
+                "ImagingStudy.identifier[0].value",
+                "ImagingStudy.note[0].text",
             ]
         );
         let wrong = serde_json::json!({ "resourceType": "Patient" });

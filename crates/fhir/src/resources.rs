@@ -5,8 +5,8 @@
 use chrono::NaiveDateTime;
 use dhp_core::codes::{immunization_schedule, observation};
 use dhp_core::{
-    Condition, Contract, ContractStatus, Encounter, EncounterType, Immunization, Observation,
-    OrgKind, Organisation, Practitioner,
+    Condition, Contract, ContractStatus, Encounter, EncounterType, ImagingStudy, Immunization,
+    Observation, OrgKind, Organisation, Practitioner,
 };
 use serde_json::{json, Value};
 
@@ -196,6 +196,33 @@ pub fn immunization(i: &Immunization) -> Value {
         "performer": [{ "actor": reference("Organization", i.org_id) }],
         "protocolApplied": [{ "doseNumberPositiveInt": i.dose_number }],
     })
+}
+
+/// An imaging study with its procedure (named from the recognition table when it is a
+/// recognised item) and the report's findings as its note.
+pub fn imaging_study(m: &ImagingStudy) -> Value {
+    let mut coding = json!({ "system": "http://loinc.org", "code": m.code });
+    let mut procedure = json!({});
+    if let Some(item) = dhp_core::recognition::table().item(&m.code) {
+        coding["display"] = json!(item.name_en);
+        procedure["text"] = json!(item.name_zh);
+    }
+    procedure["coding"] = json!([coding]);
+    let mut v = json!({
+        "resourceType": "ImagingStudy",
+        "id": m.id.to_string(),
+        "identifier": [{ "system": crate::input::DICOM_UID_SYSTEM, "value": m.uid }],
+        "status": "available",
+        "modality": [{ "system": crate::input::DICOM_SYSTEM, "code": m.modality }],
+        "subject": reference("Patient", m.resident_id),
+        "encounter": reference("Encounter", m.encounter_id),
+        "started": shanghai(m.started),
+        "procedureCode": [procedure],
+    });
+    if !m.findings.is_empty() {
+        v["note"] = json!([{ "text": m.findings }]);
+    }
+    v
 }
 
 /// The 1+1+1 contract (家庭医生签约) as a CareTeam: the family doctor on behalf of the

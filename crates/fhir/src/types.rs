@@ -127,6 +127,7 @@ pub const TYPES: &[ResourceType] = &[
     record("Condition", "conditions"),
     record("Observation", "observations"),
     record("Immunization", "immunizations"),
+    record("ImagingStudy", "imaging_studies"),
     // 1+1+1 contracts: written through `/api/contracts`, read as CareTeam.
     ResourceType {
         writable: false,
@@ -245,7 +246,7 @@ mod tests {
                 t.name
             );
         }
-        assert_eq!(BULK.len(), 16);
+        assert_eq!(BULK.len(), 17);
         assert_eq!(PATIENT_COMPARTMENT[0], "Patient");
         assert!(!PATIENT_COMPARTMENT.contains(&"Slot"));
     }

@@ -29,7 +29,8 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use dhp_core::{
-    Condition, Contract, Encounter, Household, Id, Immunization, Observation, Organisation,
+    Condition, Contract, Encounter, Household, Id, ImagingStudy, Immunization, Observation,
+    Organisation,
     Practitioner, Resident,
 };
 use sha2::{Digest, Sha256};
@@ -54,7 +55,9 @@ pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
 pub use postgres::PostgresStore;
 pub use programmes::CohortStore;
 pub use programmes::{Cohort, Reading};
-pub use recognition::{NewOrder, OrderRow, PriorResult, RecognitionFigures, RecognitionStore};
+pub use recognition::{
+    Finding, NewOrder, OrderRow, PriorResult, RecognitionFigures, RecognitionStore,
+};
 pub use referral::{
     FoundReferral, ReferralFilter, ReferralRow, ReferralSearch, ReferralStep, ReferralStore,
 };
@@ -122,10 +125,11 @@ pub enum Table {
     Conditions,
     Observations,
     Immunizations,
+    ImagingStudies,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Organisations,
         Table::Practitioners,
         Table::Households,
@@ -135,6 +139,7 @@ impl Table {
         Table::Conditions,
         Table::Observations,
         Table::Immunizations,
+        Table::ImagingStudies,
     ];
 
     /// The SQL table name (the same in both backends).
@@ -149,6 +154,7 @@ impl Table {
             Table::Conditions => "conditions",
             Table::Observations => "observations",
             Table::Immunizations => "immunizations",
+            Table::ImagingStudies => "imaging_studies",
         }
     }
 }
@@ -165,6 +171,7 @@ pub struct Batch {
     pub conditions: Vec<Condition>,
     pub observations: Vec<Observation>,
     pub immunizations: Vec<Immunization>,
+    pub imaging_studies: Vec<ImagingStudy>,
 }
 
 impl Batch {
@@ -179,6 +186,7 @@ impl Batch {
             + self.conditions.len()
             + self.observations.len()
             + self.immunizations.len()
+            + self.imaging_studies.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -197,6 +205,7 @@ impl Batch {
             self.conditions.iter().map(|r| r.id).max(),
             self.observations.iter().map(|r| r.id).max(),
             self.immunizations.iter().map(|r| r.id).max(),
+            self.imaging_studies.iter().map(|r| r.id).max(),
         ]
         .into_iter()
         .flatten()
@@ -302,6 +311,20 @@ impl Batch {
             out(format!(
                 "i|{}|{}|{}|{}|{}|{}",
                 i.id, i.resident_id, i.vaccine, i.dose_number, i.date, i.org_id
+            ));
+        }
+        for m in &self.imaging_studies {
+            out(format!(
+                "m|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+                m.id,
+                m.resident_id,
+                m.encounter_id,
+                m.org_id,
+                m.code,
+                m.modality,
+                m.started,
+                m.uid,
+                m.findings
             ));
         }
     }

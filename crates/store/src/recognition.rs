@@ -1,6 +1,7 @@
 //! Result recognition (互联互通互认): the external quality assessments institutions hold,
 //! a resident's earlier results as the recognition check reads them (the issuing
-//! institution is the result's encounter's), and test orders with what they were checked
+//! institution is the result's encounter's; an imaging study's is its own), its imaging
+//! studies, and test orders with what they were checked
 //! against. An order is written only if the result that stood when the clinician was
 //! warned still stands inside the order's transaction. The rules (items, windows,
 //! exception reasons) are `dhp_core::recognition`'s.
@@ -18,8 +19,28 @@ use crate::{Result, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriorResult {
     pub prior: Prior,
-    pub value: f64,
-    pub unit: String,
+    pub finding: Finding,
+}
+
+/// What an earlier result says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// A laboratory value in its unit.
+    Value { value: f64, unit: String },
+    /// An imaging study: its DICOM modality and the report's findings (the images are
+    /// what is recognised; the findings are shown for the clinician to read).
+    Study { modality: String, findings: String },
+}
+
+impl Finding {
+    /// The value and its unit, or the modality and the findings, as one line.
+    pub fn text(&self) -> String {
+        match self {
+            Finding::Value { value, unit } => format!("{} {unit}", (value * 100.0).round() / 100.0),
+            Finding::Study { modality, findings } if findings.is_empty() => modality.clone(),
+            Finding::Study { modality, findings } => format!("{modality} · {findings}"),
+        }
+    }
 }
 
 /// A test order to record.
@@ -66,7 +87,15 @@ pub struct RecognitionFigures {
     pub by_month: Vec<(String, i64)>,
 }
 
+/// Is `code` a recognised imaging item (its results are imaging studies)?
+fn imaging(code: &str) -> bool {
+    table().item(code).is_some_and(|i| i.category == "imaging")
+}
+
 async fn prior_in<E: Exec>(e: &E, resident: Id, code: &str) -> Result<Vec<PriorResult>> {
+    if imaging(code) {
+        return studies_in(e, resident, code).await;
+    }
     let rows = e
         .rows(
             "SELECT o.id, o.code, o.effective, en.org_id, o.value, o.unit, \
@@ -91,14 +120,48 @@ async fn prior_in<E: Exec>(e: &E, resident: Id, code: &str) -> Result<Vec<PriorR
         .map(|r| {
             Ok(PriorResult {
                 prior: Prior {
-                    observation_id: r.i64(0)?,
+                    result_id: r.i64(0)?,
                     code: r.text(1)?,
                     effective: r.datetime(2)?,
                     org_id: r.i64(3)?,
                     org_assessed: r.bool(6)?,
                 },
-                value: r.f64(4)?,
-                unit: r.text(5)?,
+                finding: Finding::Value {
+                    value: r.f64(4)?,
+                    unit: r.text(5)?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A resident's imaging studies of one procedure, newest first, as earlier results.
+async fn studies_in<E: Exec>(e: &E, resident: Id, code: &str) -> Result<Vec<PriorResult>> {
+    let rows = e
+        .rows(
+            "SELECT m.id, m.code, m.started, m.org_id, m.modality, m.findings, \
+               EXISTS (SELECT 1 FROM quality_assessments q \
+                 WHERE q.org_id = m.org_id AND q.passed = 1 \
+                 AND q.category = 'imaging' AND q.valid_from <= m.started AND q.valid_until > m.started) \
+             FROM imaging_studies m \
+             WHERE m.resident_id = $1 AND m.code = $2 ORDER BY m.started DESC, m.id DESC",
+            vec![Param::I64(resident), Param::from(code)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PriorResult {
+                prior: Prior {
+                    result_id: r.i64(0)?,
+                    code: r.text(1)?,
+                    effective: r.datetime(2)?,
+                    org_id: r.i64(3)?,
+                    org_assessed: r.bool(6)?,
+                },
+                finding: Finding::Study {
+                    modality: r.text(4)?,
+                    findings: r.text(5)?,
+                },
             })
         })
         .collect()
@@ -119,6 +182,8 @@ pub trait RecognitionStore: Send + Sync {
     /// A resident's results of one test, newest first, with whether each issuer held a
     /// passing assessment on the result's day.
     async fn prior_results(&self, resident: Id, code: &str) -> Result<Vec<PriorResult>>;
+    /// A resident's imaging studies from every institution, newest first.
+    async fn imaging_of(&self, resident: Id) -> Result<Vec<dhp_core::ImagingStudy>>;
     /// Record an order: the check against the standing result is made again in the
     /// transaction; `standing` is the result the clinician was shown (`None`: none).
     /// `Conflict` when what stands changed meanwhile, `Invalid` when the order is not
@@ -165,6 +230,18 @@ impl<B: Backend> RecognitionStore for B {
         prior_in(self.pool(), resident, code).await
     }
 
+    async fn imaging_of(&self, resident: Id) -> Result<Vec<dhp_core::ImagingStudy>> {
+        let sql = format!(
+            "SELECT {} FROM imaging_studies WHERE resident_id = $1 ORDER BY started DESC, id DESC",
+            crate::rows::columns(crate::Table::ImagingStudies)
+        );
+        let mut batch = crate::Batch::default();
+        for r in self.pool().rows(&sql, vec![Param::I64(resident)]).await? {
+            crate::rows::push(&mut batch, crate::Table::ImagingStudies, &r)?;
+        }
+        Ok(batch.imaging_studies)
+    }
+
     async fn order_test(&self, o: &NewOrder, shown: Option<Id>) -> Result<Id> {
         let t = table();
         let tx = self.begin_write().await?;
@@ -174,7 +251,7 @@ impl<B: Backend> RecognitionStore for B {
             .map(|p| p.prior)
             .collect();
         let standing = t.standing(&o.code, &prior, o.at.date());
-        if standing.map(|p| p.observation_id) != shown {
+        if standing.map(|p| p.result_id) != shown {
             return Err(StoreError::Conflict(
                 "the results on record changed since the check; check again".into(),
             ));
@@ -203,7 +280,7 @@ impl<B: Backend> RecognitionStore for B {
                 Param::I64(o.org_id),
                 Param::Text(o.ordered_by.clone()),
                 Param::DateTime(o.at),
-                Param::OptI64(standing.map(|p| p.observation_id)),
+                Param::OptI64(standing.map(|p| p.result_id)),
                 Param::from(outcome),
                 Param::OptText(if o.use_standing {
                     None

@@ -167,6 +167,7 @@ pub fn core_table(kind: &str) -> Option<Table> {
         "Condition" => Table::Conditions,
         "Observation" => Table::Observations,
         "Immunization" => Table::Immunizations,
+        "ImagingStudy" => Table::ImagingStudies,
         "CareTeam" => Table::Contracts,
         _ => return None,
     })

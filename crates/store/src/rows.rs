@@ -96,6 +96,7 @@ pub(crate) fn columns(table: Table) -> &'static str {
         Table::Conditions => "id, resident_id, icd10, onset, org_id",
         Table::Observations => "id, resident_id, encounter_id, code, value, unit, effective",
         Table::Immunizations => "id, resident_id, vaccine, dose_number, date, org_id",
+        Table::ImagingStudies => "id, resident_id, encounter_id, org_id, code, modality, started, uid, findings",
     }
 }
 
@@ -226,6 +227,17 @@ pub(crate) fn push(batch: &mut Batch, table: Table, r: &impl Col) -> Result<()> 
             dose_number: r.i64(3)? as i32,
             date: r.date(4)?,
             org_id: r.i64(5)?,
+        }),
+        Table::ImagingStudies => batch.imaging_studies.push(dhp_core::ImagingStudy {
+            id: r.i64(0)?,
+            resident_id: r.i64(1)?,
+            encounter_id: r.i64(2)?,
+            org_id: r.i64(3)?,
+            code: r.text(4)?,
+            modality: r.text(5)?,
+            started: r.datetime(6)?,
+            uid: r.text(7)?,
+            findings: r.text(8)?,
         }),
     }
     Ok(())

@@ -51,7 +51,7 @@ fn column(table: Table, field: Field) -> Option<(&'static str, Option<When>)> {
     use Table::*;
     Some(match (table, field) {
         (_, Id) => ("t.id", None),
-        (Encounters | Conditions | Observations | Immunizations | Contracts, Resident) => {
+        (Encounters | Conditions | Observations | Immunizations | ImagingStudies | Contracts, Resident) => {
             ("t.resident_id", None)
         }
         (Residents, Resident) => ("t.id", None),
@@ -74,6 +74,11 @@ fn column(table: Table, field: Field) -> Option<(&'static str, Option<When>)> {
         (Immunizations, Date) => ("t.date", Some(When::Day)),
         (Immunizations, Org) => ("t.org_id", None),
         (Immunizations, Status) => ("COALESCE(s.status, 'completed')", None),
+        (ImagingStudies, Code) => ("t.modality", None),
+        (ImagingStudies, Date) => ("t.started", Some(When::Instant)),
+        (ImagingStudies, Encounter) => ("t.encounter_id", None),
+        (ImagingStudies, Org) => ("t.org_id", None),
+        (ImagingStudies, Status) => ("COALESCE(s.status, 'available')", None),
         (Contracts, Date) => ("t.start_date", Some(When::Day)),
         (Contracts, Org) => ("t.centre_org_id", None),
         (Contracts, Practitioner) => ("t.doctor_id", None),
@@ -100,6 +105,7 @@ fn resident_column(table: Table) -> Option<&'static str> {
         | Table::Conditions
         | Table::Observations
         | Table::Immunizations
+        | Table::ImagingStudies
         | Table::Contracts => Some("t.resident_id"),
         Table::Organisations | Table::Practitioners | Table::Households => None,
     }

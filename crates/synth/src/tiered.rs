@@ -4,15 +4,15 @@
 //! attended), the last day's bookings, residents on the waitlists of full specialist
 //! clinics in the coming weeks, a year of up- and down-referrals with their
 //! task histories (accepted, rejected, withdrawn, completed, and a few still open in
-//! the inboxes), and laboratory results repeated across institutions (some inside
-//! their recognition window, some outside). Everything goes through the store's own
+//! the inboxes), and laboratory results and imaging studies repeated across
+//! institutions (some inside their recognition window, some outside). Everything goes through the store's own
 //! paths (`publish_schedule`, `book` and the pool's write sets, `join_waitlist`,
 //! `refer`, `referral_step`), so the rules hold.
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use dhp_core::booking::{Channel, Schedule};
 use dhp_core::referral::{Act, Direction, NewReferral, Priority, TaskStatus};
-use dhp_core::{Encounter, EncounterType, Id, Observation};
+use dhp_core::{Encounter, EncounterType, Id, ImagingStudy, Observation};
 use dhp_store::{Batch, Booking, Cohort, Reading, Store};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -38,6 +38,38 @@ const DOWN_SUMMARIES: [&str; 3] = [
     "专科评估完成，方案已定，回社区规范管理",
     "检查已完成，诊断明确，建议社区每两周随访一次",
 ];
+
+/// The imaging examination a centre makes before referring to each service (of
+/// `data/recognition.toml`), with findings a report might give.
+const STUDIES: [(&str, &str, [&str; 2]); 3] = [
+    (
+        "cardiology",
+        "11524-6",
+        [
+            "窦性心律，左心室高电压，ST-T未见明显改变。",
+            "窦性心律，偶发房性早搏。",
+        ],
+    ),
+    (
+        "endocrinology",
+        "24558-9",
+        [
+            "轻度脂肪肝；胆囊、胰腺、脾脏未见明显异常。",
+            "肝胆胰脾未见明显异常。",
+        ],
+    ),
+    (
+        "respiratory",
+        "36643-5",
+        [
+            "双肺纹理增多、紊乱，未见明确实变影；心影大小正常。",
+            "两肺透亮度增高，符合慢性支气管炎、肺气肿表现。",
+        ],
+    ),
+];
+
+/// A chest CT some respiratory patients had at a hospital months before.
+const CHEST_CT: (&str, &str) = ("24627-2", "右肺上叶见直径约4毫米磨玻璃结节，建议年度复查；余肺野清晰。");
 
 /// Horizons of slots before the last day: a year of past clinics.
 const HISTORY_HORIZONS: i64 = 13;
@@ -227,18 +259,20 @@ pub(crate) async fn write(
     // recognised elsewhere).
     let assessed_from = end - Duration::days(365);
     let assessed_to = end + Duration::days(365);
-    for (i, h) in hospitals.iter().enumerate() {
-        let passed = i + 1 < hospitals.len();
-        store
-            .record_assessment(h.org_id, "laboratory", assessed_from, assessed_to, passed)
-            .await?;
-        rows += 1;
-    }
-    for c in &shared.reg.centres {
-        store
-            .record_assessment(c.org_id, "laboratory", assessed_from, assessed_to, true)
-            .await?;
-        rows += 1;
+    for category in ["laboratory", "imaging"] {
+        for (i, h) in hospitals.iter().enumerate() {
+            let passed = i + 1 < hospitals.len();
+            store
+                .record_assessment(h.org_id, category, assessed_from, assessed_to, passed)
+                .await?;
+            rows += 1;
+        }
+        for c in &shared.reg.centres {
+            store
+                .record_assessment(c.org_id, category, assessed_from, assessed_to, true)
+                .await?;
+            rows += 1;
+        }
     }
 
     // Schedules from the last day over a four-week horizon.
@@ -377,7 +411,7 @@ pub(crate) async fn write(
         else {
             continue;
         };
-        let Some((_, diagnosis)) = rec.conditions.iter().find_map(|c| {
+        let Some((service, diagnosis)) = rec.conditions.iter().find_map(|c| {
             HOSPITAL_SERVICES
                 .iter()
                 .position(|(_, families)| families.iter().any(|f| c.icd10.starts_with(f)))
@@ -436,6 +470,60 @@ pub(crate) async fn write(
                 created - Duration::days(rng.random_range(40..120)),
                 code.1 + 0.4,
             ));
+        }
+        // The imaging examination the centre made for about four in ten, and for some
+        // respiratory patients a chest CT at a hospital months before (outside its
+        // window).
+        let mut studies = Vec::new();
+        let (study_service, study_code, findings) = STUDIES
+            .iter()
+            .find(|(s, _, _)| *s == HOSPITAL_SERVICES[service].0)
+            .copied()
+            .unwrap_or(STUDIES[0]);
+        if rng.random_bool(0.4) {
+            studies.push((
+                centre.org_id,
+                created - Duration::days(rng.random_range(1..6)),
+                study_code,
+                findings[rng.random_range(0..findings.len())],
+            ));
+        }
+        if study_service == "respiratory" && rng.random_bool(0.3) {
+            studies.push((
+                hospital.org_id,
+                created - Duration::days(rng.random_range(60..200)),
+                CHEST_CT.0,
+                CHEST_CT.1,
+            ));
+        }
+        let studied = !studies.is_empty();
+        for (org, when, code, words) in studies {
+            let e = store.reserve_ids("Encounter", 1).await?;
+            let m = store.reserve_ids("ImagingStudy", 1).await?;
+            extra.encounters.push(Encounter {
+                id: e,
+                resident_id: id,
+                kind: EncounterType::Outpatient,
+                programme: None,
+                org_id: org,
+                practitioner_id: None,
+                start: when,
+            });
+            let modality = dhp_core::recognition::table()
+                .item(code)
+                .and_then(|i| i.modality.clone())
+                .unwrap_or_default();
+            extra.imaging_studies.push(ImagingStudy {
+                id: m,
+                resident_id: id,
+                encounter_id: e,
+                org_id: org,
+                code: code.into(),
+                modality,
+                started: when + Duration::minutes(20),
+                uid: format!("urn:oid:2.25.{}", rng.random::<u64>()),
+                findings: words.into(),
+            });
         }
         for (org, when, value) in labs {
             let e = store.reserve_ids("Encounter", 1).await?;
@@ -500,6 +588,16 @@ pub(crate) async fn write(
                     by.clone(),
                     t + Duration::hours(2),
                 ));
+                // And the imaging examination, where the centre made one.
+                if studied {
+                    orders.push((
+                        id,
+                        study_code,
+                        hospital.org_id,
+                        by.clone(),
+                        t + Duration::hours(2),
+                    ));
+                }
             }
             status = store
                 .referral_step(rid, status, act, &by, reason.as_deref(), t)
@@ -580,7 +678,7 @@ async fn orders_at_hospital(
             .collect();
         let standing = table()
             .standing(code, &prior, at.date())
-            .map(|p| p.observation_id);
+            .map(|p| p.result_id);
         let use_standing = standing.is_some() && rng.random_bool(0.7);
         let exception = (standing.is_some() && !use_standing)
             .then(|| REPEAT_REASONS[rng.random_range(0..REPEAT_REASONS.len())].to_string());

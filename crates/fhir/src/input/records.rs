@@ -352,3 +352,136 @@ pub fn immunization(v: &Value) -> Result<ImmunizationInput, Vec<Issue>> {
     })();
     r.finish(value)
 }
+
+/// Code system of DICOM modalities (`ImagingStudy.modality`).
+pub const DICOM_SYSTEM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+/// Identifier system of DICOM UIDs (`ImagingStudy.identifier`).
+pub const DICOM_UID_SYSTEM: &str = "urn:dicom:uid";
+
+/// DICOM modality codes an imaging study may carry (DICOM PS3.16 CID 29 "Acquisition
+/// Modality", with ECG for electrocardiography).
+const MODALITIES: &[&str] = &[
+    "AR", "BMD", "CR", "CT", "DX", "ECG", "EPS", "ES", "GM", "IO", "IVOCT", "IVUS", "MG",
+    "MR", "NM", "OCT", "OP", "PT", "PX", "RF", "RG", "SM", "US", "XA", "XC",
+];
+
+/// An ImagingStudy as the core keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagingStudyInput {
+    pub resident_id: Id,
+    pub encounter_id: Id,
+    /// LOINC code of the procedure.
+    pub code: String,
+    pub modality: String,
+    pub started: NaiveDateTime,
+    pub uid: String,
+    /// `note[0].text`: the report's findings.
+    pub findings: String,
+}
+
+/// Is `uid` a DICOM UID in its `urn:oid:` form (digits and dots, at most 64 of them)?
+fn dicom_uid(uid: &str) -> bool {
+    uid.strip_prefix("urn:oid:").is_some_and(|oid| {
+        !oid.is_empty()
+            && oid.len() <= 64
+            && oid
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+pub fn imaging_study(v: &Value) -> Result<ImagingStudyInput, Vec<Issue>> {
+    let mut r = Reader::new("ImagingStudy", v);
+    if let Some(status) = r.code(
+        "status",
+        &["registered", "available", "cancelled", "entered-in-error", "unknown"],
+    ) {
+        if status != "available" {
+            r.fail(
+                IssueCode::Value,
+                "status",
+                format!("{status:?}: only studies made and available are recorded"),
+            );
+        }
+    }
+    let subject = r.reference("subject", &["Patient"], true);
+    let encounter = r.reference("encounter", &["Encounter"], true);
+    let started = r.datetime("started", true);
+    let modality = match r.text("modality[0].code", true) {
+        Some(code) if !MODALITIES.contains(&code) => {
+            r.fail(
+                IssueCode::Value,
+                "modality[0].code",
+                format!("{code:?} is not a DICOM acquisition modality code"),
+            );
+            None
+        }
+        code => code,
+    };
+    if modality.is_some()
+        && r.get("modality[0].system").and_then(Value::as_str) != Some(DICOM_SYSTEM)
+    {
+        r.fail(
+            IssueCode::Value,
+            "modality[0].system",
+            format!("must be {DICOM_SYSTEM}"),
+        );
+    }
+    let code = r
+        .coding("procedureCode[0]", Some("http://loinc.org"))
+        .map(|(_, c)| c.to_string());
+    let uid = r
+        .get("identifier")
+        .and_then(Value::as_array)
+        .and_then(|ids| {
+            ids.iter().position(|i| {
+                i.get("system").and_then(Value::as_str) == Some(DICOM_UID_SYSTEM)
+            })
+        });
+    let uid = match uid {
+        Some(i) => match r.text(&format!("identifier[{i}].value"), true) {
+            Some(u) if !dicom_uid(u) => {
+                r.fail(
+                    IssueCode::Value,
+                    &format!("identifier[{i}].value"),
+                    "a DICOM Study Instance UID is urn:oid: and up to 64 digits and dots",
+                );
+                None
+            }
+            u => u,
+        },
+        None => {
+            r.fail(
+                IssueCode::Required,
+                "identifier",
+                format!("the Study Instance UID (system {DICOM_UID_SYSTEM}) is required"),
+            );
+            None
+        }
+    };
+    let findings = r
+        .get("note[0].text")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if findings.chars().count() > 4000 {
+        r.fail(
+            IssueCode::Value,
+            "note[0].text",
+            "the findings are longer than 4,000 characters",
+        );
+    }
+    let value = (|| {
+        Some(ImagingStudyInput {
+            resident_id: subject?.1,
+            encounter_id: encounter?.1,
+            code: code?,
+            modality: modality?.to_string(),
+            started: started?,
+            uid: uid?.to_string(),
+            findings,
+        })
+    })();
+    r.finish(value)
+}

@@ -121,6 +121,19 @@ pub(super) const IMMUNIZATION_PARAMS: &[SearchParam] = &[
     param("performer", R("Organization"), Field::Org),
     STATUS,
 ];
+pub(super) const IMAGING_STUDY_PARAMS: &[SearchParam] = &[
+    ID,
+    PATIENT,
+    SUBJECT,
+    coded(
+        "modality",
+        Field::Code,
+        &[crate::input::DICOM_SYSTEM],
+    ),
+    param("started", D, Field::Date),
+    param("encounter", R("Encounter"), Field::Encounter),
+    STATUS,
+];
 pub(super) const CARE_TEAM_PARAMS: &[SearchParam] = &[
     ID,
     PATIENT,
@@ -192,6 +205,7 @@ pub fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
         "Condition" => CONDITION_PARAMS,
         "Observation" => OBSERVATION_PARAMS,
         "Immunization" => IMMUNIZATION_PARAMS,
+        "ImagingStudy" => IMAGING_STUDY_PARAMS,
         "CareTeam" => CARE_TEAM_PARAMS,
         "Organization" => ORGANIZATION_PARAMS,
         "Practitioner" => PRACTITIONER_PARAMS,

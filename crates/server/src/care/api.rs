@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dhp_store::{ReferralFilter, ReferralStep, SlotQuery};
+use dhp_store::{Finding, ReferralFilter, ReferralStep, SlotQuery};
 use serde_json::{json, Value};
 
 use crate::context::caller;
@@ -271,23 +271,34 @@ pub async fn order_test(
             Json(json!({ "id": id, "outcome": "recognised" })),
         )
             .into_response(),
-        Ok(OrderOutcome::Standing(p)) => (
+        Ok(OrderOutcome::Standing(p)) => {
+            let mut standing = json!({
+                "id": p.prior.result_id,
+                "code": p.prior.code,
+                "effective": p.prior.effective.to_string(),
+                "organisation": p.prior.org_id,
+            });
+            match &p.finding {
+                Finding::Value { value, unit } => {
+                    standing["value"] = json!(value);
+                    standing["unit"] = json!(unit);
+                }
+                Finding::Study { modality, findings } => {
+                    standing["modality"] = json!(modality);
+                    standing["findings"] = json!(findings);
+                }
+            }
+            (
             StatusCode::CONFLICT,
             Json(json!({
                 "error": "a recognised result stands: send use_standing=1 to use it, or an exception reason to repeat the test",
                 "field": "exception",
-                "standing": {
-                    "id": p.prior.observation_id,
-                    "code": p.prior.code,
-                    "value": p.value,
-                    "unit": p.unit,
-                    "effective": p.prior.effective.to_string(),
-                    "organisation": p.prior.org_id,
-                },
+                "standing": standing,
                 "exceptions": table().exceptions.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
             })),
         )
-            .into_response(),
+            .into_response()
+        }
         Err(r) => r.api(),
     })
 }

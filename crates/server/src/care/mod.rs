@@ -414,6 +414,15 @@ pub struct OrderRequest {
     pub note: Option<String>,
 }
 
+/// May `code` be ordered: a laboratory test of the observation code table, or an
+/// imaging examination of the recognition table?
+pub(crate) fn orderable(code: &str) -> bool {
+    dhp_core::codes::observation(code).is_some_and(|c| c.category == "laboratory" && c.code == code)
+        || table()
+            .item(code)
+            .is_some_and(|i| i.category == "imaging")
+}
+
 /// What an order came to.
 #[derive(Debug)]
 pub(crate) enum OrderOutcome {
@@ -454,19 +463,17 @@ pub(crate) async fn order(
         Err(r) => return Ok(Err(r)),
     };
     let code = req.code.trim();
-    let known = dhp_core::codes::observation(code)
-        .is_some_and(|c| c.category == "laboratory" && c.code == code);
-    if !known {
+    if !orderable(code) {
         return Ok(Err(Refusal::bad(
             "code",
-            format!("{code:?} is not a laboratory test code of the platform"),
+            format!("{code:?} is not a laboratory test or imaging examination code of the platform"),
         )));
     }
     let prior = state.store.prior_results(resident, code).await?;
     let plain: Vec<_> = prior.iter().map(|p| p.prior.clone()).collect();
     let standing = table()
         .standing(code, &plain, now.date())
-        .map(|p| p.observation_id);
+        .map(|p| p.result_id);
     let shown = match blank(&req.standing) {
         None => None,
         Some(s) => match s.parse::<Id>() {
@@ -495,7 +502,7 @@ pub(crate) async fn order(
         if shown != Some(s) && !use_standing && exception.is_none() {
             let p = prior
                 .into_iter()
-                .find(|p| p.prior.observation_id == s)
+                .find(|p| p.prior.result_id == s)
                 .ok_or_else(|| StoreError::Corrupt("standing result vanished".into()))?;
             note(
                 state,
@@ -515,7 +522,7 @@ pub(crate) async fn order(
             prior
                 .iter()
                 .map(|p| &p.prior)
-                .find(|p| Some(p.observation_id) == standing),
+                .find(|p| Some(p.result_id) == standing),
             exception.as_deref(),
             blank(&req.note),
         ) {

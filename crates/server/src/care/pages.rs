@@ -558,6 +558,9 @@ pub(crate) struct ResultView {
     pub(crate) unit: String,
     pub(crate) date: String,
     pub(crate) org: String,
+    /// An imaging study: `value` is the modality, `findings` the report's words.
+    pub(crate) imaging: bool,
+    pub(crate) findings: String,
     /// Recognised (HR): a recognised item standing today.
     pub(crate) recognised: bool,
 }
@@ -566,8 +569,8 @@ pub(crate) struct StandingView {
     pub(crate) id: Id,
     pub(crate) code: String,
     pub(crate) name: String,
-    pub(crate) value: String,
-    pub(crate) unit: String,
+    /// The value and unit, or the modality and the findings.
+    pub(crate) finding: String,
     pub(crate) date: String,
     pub(crate) org: String,
     pub(crate) window: u32,
@@ -594,6 +597,7 @@ pub(crate) struct PatientPage {
     pub(crate) referrals: Vec<RefRow>,
     pub(crate) orders: Vec<(String, String, String, String)>,
     pub(crate) tests: Vec<Choice>,
+    pub(crate) imaging_tests: Vec<Choice>,
     pub(crate) exceptions: Vec<Choice>,
     pub(crate) standing: Option<StandingView>,
     pub(crate) order_code: String,
@@ -672,7 +676,9 @@ async fn patient_page(
             )
         })
         .unwrap_or_else(|| t.get("care_no_contract").to_string());
-    // Results: laboratory observations, newest first, each marked HR where it stands.
+    // Results: laboratory observations and imaging studies, newest first, each marked
+    // HR where it stands.
+    let studies = state.store.imaging_of(id).await?;
     let mut labs: Vec<_> = rec
         .observations
         .iter()
@@ -683,6 +689,7 @@ async fn patient_page(
     for code in labs
         .iter()
         .map(|o| o.code.clone())
+        .chain(studies.iter().map(|m| m.code.clone()))
         .collect::<std::collections::BTreeSet<_>>()
     {
         let prior: Vec<_> = state
@@ -695,14 +702,37 @@ async fn patient_page(
         standing_ids.extend(
             table()
                 .standing(&code, &prior, on)
-                .map(|p| p.observation_id),
+                .map(|p| (p.code.clone(), p.result_id)),
         );
     }
-    let results = labs
-        .iter()
-        .take(60)
-        .map(|o| {
-            let c = observation(&o.code);
+    let item_name = |code: &str| {
+        table().item(code).map_or(code.to_string(), |i| {
+            if zh {
+                i.name_zh.clone()
+            } else {
+                i.name_en.clone()
+            }
+        })
+    };
+    let imaging_rows = studies.iter().map(|m| {
+        (
+            m.started,
+            ResultView {
+                name: item_name(&m.code),
+                value: m.modality.clone(),
+                unit: String::new(),
+                date: m.started.format("%Y-%m-%d").to_string(),
+                org: name_of(orgs, m.org_id, zh),
+                imaging: true,
+                findings: m.findings.clone(),
+                recognised: standing_ids.contains(&(m.code.clone(), m.id)),
+            },
+        )
+    });
+    let lab_rows = labs.iter().map(|o| {
+        let c = observation(&o.code);
+        (
+            o.effective,
             ResultView {
                 name: c.map_or(o.code.clone(), |c| {
                     if zh {
@@ -719,10 +749,15 @@ async fn patient_page(
                     .and_then(|e| encounter_org.get(&e))
                     .map(|org| name_of(orgs, *org, zh))
                     .unwrap_or_default(),
-                recognised: standing_ids.contains(&o.id),
-            }
-        })
-        .collect();
+                imaging: false,
+                findings: String::new(),
+                recognised: standing_ids.contains(&(o.code.clone(), o.id)),
+            },
+        )
+    });
+    let mut timeline: Vec<_> = lab_rows.chain(imaging_rows).collect();
+    timeline.sort_by(|a, b| b.0.cmp(&a.0));
+    let results = timeline.into_iter().take(60).map(|(_, r)| r).collect();
     let schedule = immunization_schedule();
     let mut immunizations: Vec<_> = rec
         .immunizations
@@ -747,14 +782,10 @@ async fn patient_page(
     for row in state.store.referrals_of(id).await? {
         referrals.push(ref_row(state, t, orgs, &row).await?);
     }
-    let test_name = |code: &str| {
-        observation(code).map_or(code.to_string(), |c| {
-            if zh {
-                c.name_zh.clone()
-            } else {
-                c.name_en.clone()
-            }
-        })
+    let test_name = |code: &str| match observation(code) {
+        Some(c) if zh => c.name_zh.clone(),
+        Some(c) => c.name_en.clone(),
+        None => item_name(code),
     };
     let exception_name = |code: &str| {
         table().exception(code).map_or(code.to_string(), |e| {
@@ -794,6 +825,15 @@ async fn patient_page(
             },
         })
         .collect();
+    let imaging_tests = table()
+        .items
+        .iter()
+        .filter(|i| i.category == "imaging")
+        .map(|i| Choice {
+            value: i.code.clone(),
+            label: item_name(&i.code),
+        })
+        .collect();
     let exceptions = table()
         .exceptions
         .iter()
@@ -807,11 +847,10 @@ async fn patient_page(
         })
         .collect();
     let standing = shown.standing.as_ref().map(|p| StandingView {
-        id: p.prior.observation_id,
+        id: p.prior.result_id,
         code: p.prior.code.clone(),
         name: test_name(&p.prior.code),
-        value: format!("{}", (p.value * 100.0).round() / 100.0),
-        unit: p.unit.clone(),
+        finding: p.finding.text(),
         date: p.prior.effective.format("%Y-%m-%d").to_string(),
         org: name_of(orgs, p.prior.org_id, zh),
         window: table()
@@ -927,6 +966,7 @@ async fn patient_page(
         referrals,
         orders,
         tests,
+        imaging_tests,
         exceptions,
         standing,
         order_code: shown.order_code,
@@ -1026,7 +1066,7 @@ pub async fn order_form(
                     .prior_results(id, form.code.trim())
                     .await?
                     .into_iter()
-                    .find(|p| p.prior.observation_id == sid),
+                    .find(|p| p.prior.result_id == sid),
                 None => None,
             };
             let shown = Shown {

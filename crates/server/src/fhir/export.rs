@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 use crate::AppState;
 
 /// The exported types, parents first, with their core tables.
-pub const EXPORT_TYPES: [(&str, Table); 5] = [
+pub const EXPORT_TYPES: [(&str, Table); 6] = [
     ("Patient", Table::Residents),
     ("Encounter", Table::Encounters),
     ("Condition", Table::Conditions),
     ("Observation", Table::Observations),
     ("Immunization", Table::Immunizations),
+    ("ImagingStudy", Table::ImagingStudies),
 ];
 
 /// What a bulk export (`$export`) can hold: the registry, then the residents' records,

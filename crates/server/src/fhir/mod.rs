@@ -413,6 +413,7 @@ pub(crate) fn owner(row: &Batch) -> Option<Id> {
         .or_else(|| row.conditions.first().map(|r| r.resident_id))
         .or_else(|| row.observations.first().map(|r| r.resident_id))
         .or_else(|| row.immunizations.first().map(|r| r.resident_id))
+        .or_else(|| row.imaging_studies.first().map(|r| r.resident_id))
         .or_else(|| row.contracts.first().map(|r| r.resident_id))
 }
 
@@ -455,6 +456,7 @@ pub(crate) async fn core_json(
                     .map(resources::observation_resource)
             })
             .or_else(|| row.immunizations.first().map(resources::immunization))
+            .or_else(|| row.imaging_studies.first().map(resources::imaging_study))
             .or_else(|| row.contracts.first().map(resources::care_team))
             .unwrap_or_default()
     };

@@ -113,6 +113,11 @@ fn row_keys(batch: &Batch, table: Table) -> Vec<(Id, Option<Id>)> {
             .iter()
             .map(|r| (r.id, Some(r.resident_id)))
             .collect(),
+        Table::ImagingStudies => batch
+            .imaging_studies
+            .iter()
+            .map(|r| (r.id, Some(r.resident_id)))
+            .collect(),
         Table::Contracts => batch
             .contracts
             .iter()
@@ -152,6 +157,11 @@ fn referenced(batch: &Batch, table: Table, field: Field) -> Vec<Id> {
         (Table::Immunizations, Field::Org) => {
             batch.immunizations.iter().map(|r| Some(r.org_id)).collect()
         }
+        (Table::ImagingStudies, Field::Encounter) => batch
+            .imaging_studies
+            .iter()
+            .map(|r| Some(r.encounter_id))
+            .collect(),
         (Table::Contracts, Field::Org) => batch
             .contracts
             .iter()
@@ -230,6 +240,7 @@ pub(crate) async fn render(
             Table::Conditions => resources::condition(&batch.conditions[i]),
             Table::Observations => resources::observation_resource(&batch.observations[i]),
             Table::Immunizations => resources::immunization(&batch.immunizations[i]),
+            Table::ImagingStudies => resources::imaging_study(&batch.imaging_studies[i]),
             Table::Contracts => resources::care_team(&batch.contracts[i]),
             Table::Organisations => resources::organization(&batch.organisations[i]),
             Table::Practitioners if kind == "PractitionerRole" => {

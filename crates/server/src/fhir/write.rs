@@ -103,13 +103,13 @@ pub struct Plan<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
     pub(crate) resources: usize,
-    pub(crate) core: [usize; 9],
+    pub(crate) core: [usize; 10],
     pub(crate) core_deletes: usize,
     pub(crate) audits: usize,
     pub(crate) meta: usize,
 }
 
-fn core_lens(b: &dhp_store::Batch) -> [usize; 9] {
+fn core_lens(b: &dhp_store::Batch) -> [usize; 10] {
     [
         b.organisations.len(),
         b.practitioners.len(),
@@ -120,6 +120,7 @@ fn core_lens(b: &dhp_store::Batch) -> [usize; 9] {
         b.conditions.len(),
         b.observations.len(),
         b.immunizations.len(),
+        b.imaging_studies.len(),
     ]
 }
 
@@ -200,6 +201,7 @@ impl<'a> Plan<'a> {
         c.conditions.truncate(m.core[6]);
         c.observations.truncate(m.core[7]);
         c.immunizations.truncate(m.core[8]);
+        c.imaging_studies.truncate(m.core[9]);
         self.set.core_deletes.truncate(m.core_deletes);
         self.set.audits.truncate(m.audits);
         self.set.meta.truncate(m.meta);

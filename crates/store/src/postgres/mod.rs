@@ -73,7 +73,7 @@ impl Backend for PostgresStore {
     }
 
     async fn clear_all(&self) -> Result<()> {
-        sqlx::query("TRUNCATE test_orders, waitlist, reminders, quality_assessments, referral_steps, referrals, appointments, slots, schedules, emergency_access, password_history, indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+        sqlx::query("TRUNCATE test_orders, waitlist, reminders, quality_assessments, referral_steps, referrals, appointments, slots, schedules, emergency_access, password_history, indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, imaging_studies, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)
             .await?;
         sqlx::query(crate::audit::chain::RESET)
@@ -204,6 +204,14 @@ async fn write_rows(conn: &mut PgConnection, b: &Batch, upsert: bool) -> Result<
                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::date[], $6::bigint[])"))
                 .bind(col(c, |i| i.id)).bind(col(c, |i| i.resident_id)).bind(col(c, |i| i.vaccine.clone()))
                 .bind(col(c, |i| i.dose_number as i64)).bind(col(c, |i| i.date)).bind(col(c, |i| i.org_id))
+                .execute(&mut *conn).await.map_err(shared::conflict)?;
+    }
+    for c in b.imaging_studies.chunks(CHUNK) {
+        sqlx::query(&statement(upsert, "INSERT INTO imaging_studies (id, resident_id, encounter_id, org_id, code, modality, started, uid, findings) \
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::timestamp[], $8::text[], $9::text[])"))
+                .bind(col(c, |m| m.id)).bind(col(c, |m| m.resident_id)).bind(col(c, |m| m.encounter_id))
+                .bind(col(c, |m| m.org_id)).bind(col(c, |m| m.code.clone())).bind(col(c, |m| m.modality.clone()))
+                .bind(col(c, |m| m.started)).bind(col(c, |m| m.uid.clone())).bind(col(c, |m| m.findings.clone()))
                 .execute(&mut *conn).await.map_err(shared::conflict)?;
     }
     Ok(())

@@ -289,6 +289,25 @@ async fn write_rows(c: &mut SqliteConnection, b: &Batch, upsert: bool) -> Result
             },
         )
         .await?;
+        insert_rows(
+            c,
+            upsert,
+            "INSERT INTO imaging_studies (id, resident_id, encounter_id, org_id, code, modality, started, uid, findings) ",
+            9,
+            &b.imaging_studies,
+            |q, m| {
+                q.push_bind(m.id)
+                    .push_bind(m.resident_id)
+                    .push_bind(m.encounter_id)
+                    .push_bind(m.org_id)
+                    .push_bind(m.code.as_str())
+                    .push_bind(m.modality.as_str())
+                    .push_bind(m.started)
+                    .push_bind(m.uid.as_str())
+                    .push_bind(m.findings.as_str());
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -301,7 +320,7 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 33] = [
+pub(crate) const CLEAR_SQL: [&str; 34] = [
     "DELETE FROM test_orders",
     "DELETE FROM waitlist",
     "DELETE FROM reminders",
@@ -325,6 +344,7 @@ pub(crate) const CLEAR_SQL: [&str; 33] = [
     crate::audit::chain::RESET,
     "DELETE FROM password_history",
     "DELETE FROM users",
+    "DELETE FROM imaging_studies",
     "DELETE FROM immunizations",
     "DELETE FROM observations",
     "DELETE FROM conditions",

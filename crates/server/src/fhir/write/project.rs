@@ -5,7 +5,9 @@ use crate::audit::{self};
 use chrono::NaiveDate;
 use dhp_core::access::{may_read_resident, ResidentFacts};
 use dhp_core::Id;
-use dhp_core::{Condition, Encounter, Household, Immunization, Observation, OrgKind, Resident};
+use dhp_core::{
+    Condition, Encounter, Household, ImagingStudy, Immunization, Observation, OrgKind, Resident,
+};
 use dhp_fhir::input::{self, DiagnosingOrg};
 use dhp_fhir::{patient, IssueCode};
 use dhp_store::{Prior, ResourceWrite, StoredResource, Table};
@@ -63,20 +65,10 @@ impl<'a> Plan<'a> {
                         self.org(o, "Condition.extension.valueReference").await?;
                         o
                     }
-                    DiagnosingOrg::OfEncounter(e) => match self.encounters.get(&e) {
-                        Some(o) => *o,
-                        None => match self.state.store.get(Table::Encounters, e).await {
-                            Ok(row) => row.encounters[0].org_id,
-                            Err(dhp_store::StoreError::NotFound(_)) => {
-                                return Err(refuse(
-                                    IssueCode::Value,
-                                    Some("Condition.encounter.reference"),
-                                    format!("Encounter/{e} does not exist"),
-                                ))
-                            }
-                            Err(err) => return Err(err.into()),
-                        },
-                    },
+                        DiagnosingOrg::OfEncounter(e) => {
+                        self.encounter_org(e, "Condition.encounter.reference")
+                            .await?
+                    }
                 };
                 event = Some((c.onset, "Condition.onsetDateTime"));
                 self.set.core.conditions.push(Condition {
@@ -105,6 +97,26 @@ impl<'a> Plan<'a> {
                     effective: o.effective,
                 });
                 o.resident_id
+            }
+            "ImagingStudy" => {
+                let m = input::imaging_study(&body).map_err(invalid)?;
+                // The issuing institution is the encounter's.
+                let org_id = self
+                    .encounter_org(m.encounter_id, "ImagingStudy.encounter.reference")
+                    .await?;
+                event = Some((m.started.date(), "ImagingStudy.started"));
+                self.set.core.imaging_studies.push(ImagingStudy {
+                    id,
+                    resident_id: m.resident_id,
+                    encounter_id: m.encounter_id,
+                    org_id,
+                    code: m.code,
+                    modality: m.modality,
+                    started: m.started,
+                    uid: m.uid,
+                    findings: m.findings,
+                });
+                m.resident_id
             }
             "Immunization" => {
                 let i = input::immunization(&body).map_err(invalid)?;
@@ -192,6 +204,23 @@ impl<'a> Plan<'a> {
             Some(resident),
             index,
         )
+    }
+
+    /// The organisation of an encounter written earlier in this unit or stored;
+    /// refused at `path` when there is no such encounter.
+    async fn encounter_org(&mut self, encounter: Id, path: &str) -> Result<Id, Refusal> {
+        if let Some(o) = self.encounters.get(&encounter) {
+            return Ok(*o);
+        }
+        match self.state.store.get(Table::Encounters, encounter).await {
+            Ok(row) => Ok(row.encounters[0].org_id),
+            Err(dhp_store::StoreError::NotFound(_)) => Err(refuse(
+                IssueCode::Value,
+                Some(path),
+                format!("Encounter/{encounter} does not exist"),
+            )),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Add the checked resource to the set, with its audit entry.

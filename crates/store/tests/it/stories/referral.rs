@@ -267,7 +267,7 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
     let prior = s.prior_results(204, "4548-4").await.unwrap();
     assert_eq!(prior.len(), 2);
     assert_eq!(
-        (prior[0].prior.observation_id, prior[0].prior.org_assessed),
+        (prior[0].prior.result_id, prior[0].prior.org_assessed),
         (621, false)
     );
     assert!(prior[1].prior.org_assessed);

@@ -1,0 +1,17 @@
+-- Imaging examinations (影像检查) from any institution: the study (procedure code,
+-- DICOM modality and Study Instance UID), the institution that made it (its
+-- encounter's) and the report's findings. The recognition check reads a resident's
+-- studies of one procedure, newest first.
+CREATE TABLE imaging_studies (
+    id           BIGINT PRIMARY KEY,
+    resident_id  BIGINT NOT NULL REFERENCES residents (id),
+    encounter_id BIGINT NOT NULL REFERENCES encounters (id),
+    org_id       BIGINT NOT NULL REFERENCES organisations (id),
+    code         TEXT NOT NULL,
+    modality     TEXT NOT NULL,
+    started      TIMESTAMP NOT NULL,
+    uid          TEXT NOT NULL,
+    findings     TEXT NOT NULL
+);
+CREATE INDEX imaging_studies_resident ON imaging_studies (resident_id, code, started);
+CREATE INDEX imaging_studies_encounter ON imaging_studies (encounter_id);
