@@ -30,8 +30,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveDateTime};
 use dhp_core::{
     Condition, Contract, Encounter, Household, Id, ImagingStudy, Immunization, Observation,
-    Organisation,
-    Practitioner, Resident,
+    Organisation, Practitioner, Resident,
 };
 use sha2::{Digest, Sha256};
 

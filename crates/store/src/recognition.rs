@@ -67,6 +67,7 @@ pub struct OrderRow {
     pub org_id: Id,
     pub ordered_by: String,
     pub at: NaiveDateTime,
+    /// The result that stood: an observation, or an imaging study for an imaging item.
     pub standing_result_id: Option<Id>,
     /// `ordered` or `recognised`.
     pub outcome: String,
@@ -271,8 +272,8 @@ impl<B: Backend> RecognitionStore for B {
         let id = crate::resources::reserve_ids(&tx, "ServiceRequest", 1).await?;
         tx.execute(
             "INSERT INTO test_orders (id, resident_id, code, org_id, ordered_by, at, \
-             standing_result_id, outcome, exception, note) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             standing_result_id, standing_study_id, outcome, exception, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             vec![
                 Param::I64(id),
                 Param::I64(o.resident_id),
@@ -280,7 +281,9 @@ impl<B: Backend> RecognitionStore for B {
                 Param::I64(o.org_id),
                 Param::Text(o.ordered_by.clone()),
                 Param::DateTime(o.at),
-                Param::OptI64(standing.map(|p| p.result_id)),
+                // The standing result is a laboratory result or an imaging study.
+                Param::OptI64(standing.filter(|_| !imaging(&o.code)).map(|p| p.result_id)),
+                Param::OptI64(standing.filter(|_| imaging(&o.code)).map(|p| p.result_id)),
                 Param::from(outcome),
                 Param::OptText(if o.use_standing {
                     None
@@ -305,7 +308,7 @@ impl<B: Backend> RecognitionStore for B {
         self.pool()
             .rows(
                 "SELECT org_id, at, outcome FROM test_orders \
-                 WHERE at >= $1 AND standing_result_id IS NOT NULL",
+                 WHERE at >= $1 AND (standing_result_id IS NOT NULL OR standing_study_id IS NOT NULL)",
                 vec![Param::DateTime(
                     since.and_hms_opt(0, 0, 0).unwrap_or_default(),
                 )],
@@ -325,7 +328,8 @@ impl<B: Backend> RecognitionStore for B {
     async fn orders_of(&self, resident: Id) -> Result<Vec<OrderRow>> {
         self.pool()
             .rows(
-                "SELECT id, resident_id, code, org_id, ordered_by, at, standing_result_id, \
+                "SELECT id, resident_id, code, org_id, ordered_by, at, \
+                 COALESCE(standing_result_id, standing_study_id), \
                  outcome, exception, note FROM test_orders WHERE resident_id = $1 \
                  ORDER BY at DESC, id DESC",
                 vec![Param::I64(resident)],
@@ -363,7 +367,7 @@ impl<B: Backend> RecognitionStore for B {
             .pool()
             .rows(
                 "SELECT outcome, exception, at FROM test_orders \
-                 WHERE at >= $1 AND at < $2 AND standing_result_id IS NOT NULL",
+                 WHERE at >= $1 AND at < $2 AND (standing_result_id IS NOT NULL OR standing_study_id IS NOT NULL)",
                 span(),
             )
             .await?;

@@ -51,9 +51,10 @@ fn column(table: Table, field: Field) -> Option<(&'static str, Option<When>)> {
     use Table::*;
     Some(match (table, field) {
         (_, Id) => ("t.id", None),
-        (Encounters | Conditions | Observations | Immunizations | ImagingStudies | Contracts, Resident) => {
-            ("t.resident_id", None)
-        }
+        (
+            Encounters | Conditions | Observations | Immunizations | ImagingStudies | Contracts,
+            Resident,
+        ) => ("t.resident_id", None),
         (Residents, Resident) => ("t.id", None),
         (Residents, Org) => ("t.street_org_id", None),
         (Residents, Date) => ("t.birth_date", Some(When::Day)),

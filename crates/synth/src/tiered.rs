@@ -69,7 +69,10 @@ const STUDIES: [(&str, &str, [&str; 2]); 3] = [
 ];
 
 /// A chest CT some respiratory patients had at a hospital months before.
-const CHEST_CT: (&str, &str) = ("24627-2", "右肺上叶见直径约4毫米磨玻璃结节，建议年度复查；余肺野清晰。");
+const CHEST_CT: (&str, &str) = (
+    "24627-2",
+    "右肺上叶见直径约4毫米磨玻璃结节，建议年度复查；余肺野清晰。",
+);
 
 /// Horizons of slots before the last day: a year of past clinics.
 const HISTORY_HORIZONS: i64 = 13;

@@ -361,8 +361,8 @@ pub const DICOM_UID_SYSTEM: &str = "urn:dicom:uid";
 /// DICOM modality codes an imaging study may carry (DICOM PS3.16 CID 29 "Acquisition
 /// Modality", with ECG for electrocardiography).
 const MODALITIES: &[&str] = &[
-    "AR", "BMD", "CR", "CT", "DX", "ECG", "EPS", "ES", "GM", "IO", "IVOCT", "IVUS", "MG",
-    "MR", "NM", "OCT", "OP", "PT", "PX", "RF", "RG", "SM", "US", "XA", "XC",
+    "AR", "BMD", "CR", "CT", "DX", "ECG", "EPS", "ES", "GM", "IO", "IVOCT", "IVUS", "MG", "MR",
+    "NM", "OCT", "OP", "PT", "PX", "RF", "RG", "SM", "US", "XA", "XC",
 ];
 
 /// An ImagingStudy as the core keeps it.
@@ -394,7 +394,13 @@ pub fn imaging_study(v: &Value) -> Result<ImagingStudyInput, Vec<Issue>> {
     let mut r = Reader::new("ImagingStudy", v);
     if let Some(status) = r.code(
         "status",
-        &["registered", "available", "cancelled", "entered-in-error", "unknown"],
+        &[
+            "registered",
+            "available",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
     ) {
         if status != "available" {
             r.fail(
@@ -434,9 +440,8 @@ pub fn imaging_study(v: &Value) -> Result<ImagingStudyInput, Vec<Issue>> {
         .get("identifier")
         .and_then(Value::as_array)
         .and_then(|ids| {
-            ids.iter().position(|i| {
-                i.get("system").and_then(Value::as_str) == Some(DICOM_UID_SYSTEM)
-            })
+            ids.iter()
+                .position(|i| i.get("system").and_then(Value::as_str) == Some(DICOM_UID_SYSTEM))
         });
     let uid = match uid {
         Some(i) => match r.text(&format!("identifier[{i}].value"), true) {

@@ -125,11 +125,7 @@ pub(super) const IMAGING_STUDY_PARAMS: &[SearchParam] = &[
     ID,
     PATIENT,
     SUBJECT,
-    coded(
-        "modality",
-        Field::Code,
-        &[crate::input::DICOM_SYSTEM],
-    ),
+    coded("modality", Field::Code, &[crate::input::DICOM_SYSTEM]),
     param("started", D, Field::Date),
     param("encounter", R("Encounter"), Field::Encounter),
     STATUS,

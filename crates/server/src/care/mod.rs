@@ -418,9 +418,7 @@ pub struct OrderRequest {
 /// imaging examination of the recognition table?
 pub(crate) fn orderable(code: &str) -> bool {
     dhp_core::codes::observation(code).is_some_and(|c| c.category == "laboratory" && c.code == code)
-        || table()
-            .item(code)
-            .is_some_and(|i| i.category == "imaging")
+        || table().item(code).is_some_and(|i| i.category == "imaging")
 }
 
 /// What an order came to.
@@ -466,7 +464,9 @@ pub(crate) async fn order(
     if !orderable(code) {
         return Ok(Err(Refusal::bad(
             "code",
-            format!("{code:?} is not a laboratory test or imaging examination code of the platform"),
+            format!(
+                "{code:?} is not a laboratory test or imaging examination code of the platform"
+            ),
         )));
     }
     let prior = state.store.prior_results(resident, code).await?;

@@ -756,7 +756,7 @@ async fn patient_page(
         )
     });
     let mut timeline: Vec<_> = lab_rows.chain(imaging_rows).collect();
-    timeline.sort_by(|a, b| b.0.cmp(&a.0));
+    timeline.sort_by_key(|r| std::cmp::Reverse(r.0));
     let results = timeline.into_iter().take(60).map(|(_, r)| r).collect();
     let schedule = immunization_schedule();
     let mut immunizations: Vec<_> = rec

@@ -588,3 +588,203 @@ async fn the_figures_count_the_records_and_a_flag_opens_the_referral_form() {
     let (_, plain) = get(&s, &format!("/care/patients/{patient}"), Some(&doctor)).await;
     assert!(plain.contains("<input name=\"reason\" maxlength=\"2000\" value=\"\">"));
 }
+
+/// An imaging examination made at the community centre, sent as a FHIR ImagingStudy,
+/// is part of the resident's shared record; the hospital that receives the referral
+/// sees it and an order for the same examination meets it (the images stand, with the
+/// report's findings shown). Bad studies and writers out of scope change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imaging_study_from_the_centre_meets_the_hospitals_order() {
+    let s = site(2_000).await;
+    let store = &s.state.store;
+    let doctor = token(&s, "doctor").await;
+    let clinician = token(&s, "clinician").await;
+    let doctor_user = store.user_by_username("doctor").await.unwrap();
+    let clinician_user = store.user_by_username("clinician").await.unwrap();
+    let orgs = store
+        .page(Table::Organisations, 0, 1_000)
+        .await
+        .unwrap()
+        .organisations;
+    let centre = orgs
+        .iter()
+        .find(|o| Some(o.id) == doctor_user.org_id)
+        .unwrap();
+    let hospital = orgs
+        .iter()
+        .find(|o| Some(o.id) == clinician_user.org_id)
+        .unwrap();
+    let on: chrono::NaiveDate = "2026-06-30".parse().unwrap();
+    let mut resident = None;
+    for r in store
+        .page(Table::Residents, 0, 5_000)
+        .await
+        .unwrap()
+        .residents
+    {
+        if Some(r.street_org_id) != centre.parent_id || r.age_on(on) < 40 {
+            continue;
+        }
+        let f = store.resident_access_facts(r.id, on).await.unwrap();
+        if !f.encounter_orgs.contains(&hospital.id)
+            && f.referred_or_booked.is_empty()
+            && store.imaging_of(r.id).await.unwrap().is_empty()
+        {
+            resident = Some(r);
+            break;
+        }
+    }
+    let resident = resident.expect("an adult of the area new to the hospital");
+    let rid = resident.id;
+    let when = on.and_hms_opt(10, 0, 0).unwrap() - Duration::days(5);
+    let stamp = |t: chrono::NaiveDateTime| format!("{}+08:00", t.format("%Y-%m-%dT%H:%M:%S"));
+    let (status, enc) = send(
+        &s,
+        &doctor,
+        "POST",
+        "/fhir/Encounter",
+        &json!({
+            "resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": format!("Patient/{rid}")},
+            "serviceProvider": {"reference": format!("Organization/{}", centre.id)},
+            "period": {"start": stamp(when)},
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{enc}");
+    let enc = enc["id"].as_str().unwrap().to_string();
+    let study = |encounter: &str, started: String| {
+        json!({
+            "resourceType": "ImagingStudy", "status": "available",
+            "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:2.25.31011820261201"}],
+            "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+            "subject": {"reference": format!("Patient/{rid}")},
+            "encounter": {"reference": format!("Encounter/{encounter}")},
+            "started": started,
+            "procedureCode": [{"coding": [{"system": "http://loinc.org", "code": "24627-2"}]}],
+            "note": [{"text": "右肺上叶见直径约4毫米磨玻璃结节"}],
+        })
+    };
+    // Bad studies name their element and write nothing; a hospital that has not seen
+    // the resident may not write one.
+    let born = resident.birth_date.and_hms_opt(0, 0, 0).unwrap() - Duration::days(1);
+    for (tok, body, status, path) in [
+        (
+            &doctor,
+            study("99999999", stamp(when)),
+            StatusCode::BAD_REQUEST,
+            "ImagingStudy.encounter.reference",
+        ),
+        (
+            &doctor,
+            study(&enc, stamp(born)),
+            StatusCode::BAD_REQUEST,
+            "ImagingStudy.started",
+        ),
+        (
+            &clinician,
+            study(&enc, stamp(when)),
+            StatusCode::FORBIDDEN,
+            "",
+        ),
+    ] {
+        let (got, v) = send(&s, tok, "POST", "/fhir/ImagingStudy", &body).await;
+        assert_eq!(got, status, "{v}");
+        if !path.is_empty() {
+            assert_eq!(v["issue"][0]["expression"][0], path, "{v}");
+        }
+    }
+    assert!(store.imaging_of(rid).await.unwrap().is_empty());
+    let (status, made) = send(
+        &s,
+        &doctor,
+        "POST",
+        "/fhir/ImagingStudy",
+        &study(&enc, stamp(when)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let sid = made["id"].as_str().unwrap().to_string();
+    let kept = store.imaging_of(rid).await.unwrap();
+    assert_eq!(
+        (kept.len(), kept[0].org_id, kept[0].modality.as_str()),
+        (1, centre.id, "CT")
+    );
+    // Searched by patient and modality; the hospital sees nothing yet.
+    let found = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/ImagingStudy?patient={rid}&modality=http://dicom.nema.org/resources/ontology/DCM|CT"),
+    )
+    .await;
+    assert_eq!(found.json["total"], 1, "{}", found.json);
+    assert_eq!(
+        found.json["entry"][0]["resource"]["note"][0]["text"],
+        "右肺上叶见直径约4毫米磨玻璃结节"
+    );
+    let none = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/ImagingStudy?patient={rid}&modality=MR"),
+    )
+    .await;
+    assert_eq!(none.json["total"], 0, "{}", none.json);
+    assert_eq!(
+        read(&s, Some(&clinician), &format!("/fhir/ImagingStudy/{sid}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Referred up, the hospital reads it and its order for a chest CT meets it.
+    let (status, v) = send(
+        &s,
+        &doctor,
+        "POST",
+        "/api/referrals",
+        &json!({"resident_id": rid, "direction": "up", "performer": hospital.code,
+                "reason": "肺结节待专科评估", "priority": "routine"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        read(&s, Some(&clinician), &format!("/fhir/ImagingStudy/{sid}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let order = json!({"resident_id": rid, "code": "24627-2"});
+    let (status, v) = send(&s, &clinician, "POST", "/api/orders", &order).await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::CONFLICT, Some("exception")),
+        "{v}"
+    );
+    assert_eq!(v["standing"]["id"].to_string(), sid);
+    assert_eq!(v["standing"]["modality"], "CT");
+    assert_eq!(v["standing"]["findings"], "右肺上叶见直径约4毫米磨玻璃结节");
+    let (status, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        "/api/orders",
+        &json!({"resident_id": rid, "code": "24627-2", "standing": sid, "use_standing": "1"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (StatusCode::CREATED, Some("recognised")),
+        "{v}"
+    );
+    // The shared record shows the study with its findings, marked HR.
+    let (_, cookie, _) = login(&s, "clinician", "clinician").await;
+    let (status, page) = get(&s, &format!("/care/patients/{rid}"), cookie.as_deref()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("胸部CT"), "the record lacks the study");
+    assert!(page.contains("右肺上叶见直径约4毫米磨玻璃结节"));
+    assert!(
+        page.contains("<optgroup"),
+        "imaging is not orderable on the page"
+    );
+}

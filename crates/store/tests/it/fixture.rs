@@ -273,5 +273,16 @@ pub fn district() -> Batch {
                 org_id: 4,
             },
         ],
+        imaging_studies: vec![dhp_core::ImagingStudy {
+            id: 800,
+            resident_id: 202,
+            encounter_id: 406,
+            org_id: 4,
+            code: "11524-6".into(),
+            modality: "ECG".into(),
+            started: at("2025-06-01 09:20"),
+            uid: "urn:oid:2.25.800".into(),
+            findings: "窦性心律".into(),
+        }],
     }
 }

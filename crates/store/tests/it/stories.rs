@@ -41,6 +41,7 @@ async fn read_all(s: &dyn Store, page_size: i64) -> Batch {
             all.conditions.extend(page.conditions);
             all.observations.extend(page.observations);
             all.immunizations.extend(page.immunizations);
+            all.imaging_studies.extend(page.imaging_studies);
         }
     }
     all
@@ -196,7 +197,7 @@ pub async fn digest_is_the_same_on_every_backend(s: &dyn Store) {
     let (counts, digest) = content_digest(s).await.unwrap();
     assert_eq!(
         counts.iter().map(|(_, n)| n).sum::<i64>(),
-        8 + 7 + 2 + 6 + 5 + 10 + 3 + 3 + 2
+        8 + 7 + 2 + 6 + 5 + 10 + 3 + 3 + 2 + 1
     );
     // The same rows on a fresh SQLite store give the same digest.
     let reference = crate::sqlite().await;

@@ -15,3 +15,6 @@ CREATE TABLE imaging_studies (
 );
 CREATE INDEX imaging_studies_resident ON imaging_studies (resident_id, code, started);
 CREATE INDEX imaging_studies_encounter ON imaging_studies (encounter_id);
+
+-- An order of an imaging examination meets a standing study, not a laboratory result.
+ALTER TABLE test_orders ADD COLUMN standing_study_id BIGINT REFERENCES imaging_studies (id);

@@ -1,11 +1,12 @@
 //! Stories of two-way referral and result recognition: a referral made with a reserved
 //! slot books it in the same transaction, brings the patient into the receiving
 //! hospital's scope, moves forward only (a stale step is refused), and a test order
-//! meets the recognised result that stands unless an exception reason is given.
+//! meets the recognised result that stands unless an exception reason is given — an
+//! imaging examination meets the resident's imaging studies, assessed as imaging.
 
 use dhp_core::booking::{Channel, Status};
 use dhp_core::referral::{Act, Direction, NewReferral, Priority, TaskStatus};
-use dhp_core::{EncounterType, Observation};
+use dhp_core::{EncounterType, ImagingStudy, Observation};
 use dhp_store::{Booking, NewOrder, ReferralFilter, SlotQuery};
 
 use super::*;
@@ -30,6 +31,19 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
         7,
         "2029-11-29 09:00",
     ));
+    // And a chest CT at the centre in the same encounter, under the same number as the
+    // HbA1c (studies and results keep their own numbers).
+    b.imaging_studies.push(ImagingStudy {
+        id: 620,
+        resident_id: 204,
+        encounter_id: 420,
+        org_id: 4,
+        code: "24627-2".into(),
+        modality: "CT".into(),
+        started: fixture::at("2029-11-21 09:30"),
+        uid: "urn:oid:2.25.620".into(),
+        findings: "右肺上叶磨玻璃结节".into(),
+    });
     for (id, enc, when) in [
         (620, 420, "2029-11-21 09:10"),
         (621, 421, "2029-11-29 09:10"),
@@ -307,4 +321,59 @@ pub async fn referrals_and_recognition_keep_their_rules(s: &dyn Store) {
     assert_eq!((f.met_standing, f.recognised), (2, 1));
     assert_eq!(f.exceptions, [("condition-changed".to_string(), 1)]);
     assert_eq!(f.by_month, [("2029-12".to_string(), 1)]);
+
+    // Imaging: the centre's laboratory assessment does not make its images recognised.
+    let ct = |p: &[dhp_store::PriorResult]| {
+        p.iter()
+            .map(|r| (r.prior.result_id, r.prior.org_assessed, r.finding.clone()))
+            .collect::<Vec<_>>()
+    };
+    let study = dhp_store::Finding::Study {
+        modality: "CT".into(),
+        findings: "右肺上叶磨玻璃结节".into(),
+    };
+    assert_eq!(
+        ct(&s.prior_results(204, "24627-2").await.unwrap()),
+        [(620, false, study.clone())]
+    );
+    s.record_assessment(
+        4,
+        "imaging",
+        fixture::date("2029-01-01"),
+        fixture::date("2029-12-31"),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ct(&s.prior_results(204, "24627-2").await.unwrap()),
+        [(620, true, study)]
+    );
+    let scan = NewOrder {
+        code: "24627-2".into(),
+        ..order.clone()
+    };
+    assert!(matches!(
+        s.order_test(&scan, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.order_test(&scan, Some(620)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.order_test(
+        &NewOrder {
+            use_standing: true,
+            ..scan.clone()
+        },
+        Some(620),
+    )
+    .await
+    .unwrap();
+    let f = s.recognition_figures(today, today).await.unwrap();
+    assert_eq!((f.met_standing, f.recognised), (3, 2));
+    let studies = s.imaging_of(204).await.unwrap();
+    assert_eq!(studies.len(), 1);
+    assert_eq!(studies[0].uid, "urn:oid:2.25.620");
+    assert!(s.imaging_of(205).await.unwrap().is_empty());
 }
