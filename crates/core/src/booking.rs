@@ -272,18 +272,53 @@ pub fn next(from: Status, step: Step) -> Result<Status, String> {
     Ok(to)
 }
 
-/// How long a place offered from the waitlist stays held for the resident (the issue:
-/// "offer, accept within a time limit, else the next"; domain-rules §8 names no limit,
-/// so this is the platform's): two hours, and never past an hour before the slot.
-pub const OFFER_MINUTES: i64 = 120;
+/// The slot pool's time limits (`data/booking.toml`; every figure is the platform's
+/// choice, domain-rules §8 names none).
+#[derive(Debug, serde::Deserialize)]
+pub struct Limits {
+    /// Minutes a place offered from the waitlist is held for the resident to accept.
+    pub offer_minutes: i64,
+    /// An offer closes at the latest this many minutes before the slot begins.
+    pub offer_closes_before_start_minutes: i64,
+    /// Minutes a hold (`Appointment/$hold`) keeps its place.
+    pub hold_minutes: i64,
+    /// Longest stretch of days one waitlist entry may wait for.
+    pub wait_days: i64,
+    /// Delivery attempts before a reminder is given up as failed.
+    pub delivery_attempts: i64,
+    #[serde(rename = "reminder")]
+    pub reminders: Vec<ReminderRule>,
+}
+
+/// A reminder queued with every booking.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReminderRule {
+    /// `day-before`, `two-hours`: the message's kind.
+    pub kind: String,
+    /// Due this many minutes before the slot's start.
+    pub minutes_before: i64,
+}
+
+/// The limits compiled from `data/booking.toml`.
+pub fn limits() -> &'static Limits {
+    static LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(|| {
+        toml::from_str(include_str!("../../../data/booking.toml"))
+            .expect("data/booking.toml is valid")
+    })
+}
 
 /// Until when an offer made at `at` of a slot starting at `start` may be accepted.
 pub fn offer_until(at: NaiveDateTime, start: NaiveDateTime) -> NaiveDateTime {
-    (at + Duration::minutes(OFFER_MINUTES)).min(start - Duration::hours(1))
+    let l = limits();
+    (at + Duration::minutes(l.offer_minutes))
+        .min(start - Duration::minutes(l.offer_closes_before_start_minutes))
 }
 
-/// Longest stretch of days one waitlist entry may wait for (the slots' horizon).
-pub const WAIT_DAYS: i64 = 28;
+/// Until when a hold made at `at` of a slot starting at `start` keeps its place.
+pub fn hold_until(at: NaiveDateTime, start: NaiveDateTime) -> NaiveDateTime {
+    (at + Duration::minutes(limits().hold_minutes)).min(start)
+}
 
 /// A resident asking to wait for a place in a schedule on a day from `from` to `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,10 +339,11 @@ impl Wait {
         if self.from < today {
             return Err(invalid("from", "the first day has passed"));
         }
-        if (self.to - self.from).num_days() >= WAIT_DAYS {
+        let most = limits().wait_days;
+        if (self.to - self.from).num_days() >= most {
             return Err(invalid(
                 "to",
-                "a waitlist entry covers at most 28 days (the slots' horizon)",
+                format!("a waitlist entry covers at most {most} days (the slots' horizon)"),
             ));
         }
         Ok(())

@@ -105,12 +105,18 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
         "report",
         "https://fhir.dhp.example/OperationDefinition/Condition-report",
     ),
-    // The Argonaut scheduling operations: free slots as proposed appointments, and
-    // booking one (the same as a create with status booked).
+    // The Argonaut scheduling operations: free slots as proposed appointments, holding
+    // one (a create with status pending, kept for data/booking.toml's hold_minutes)
+    // and booking one (a create with status booked, or an update of a hold to booked).
     (
         "Appointment",
         "find",
         "http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-find",
+    ),
+    (
+        "Appointment",
+        "hold",
+        "http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-hold",
     ),
     (
         "Appointment",

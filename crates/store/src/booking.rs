@@ -8,7 +8,9 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use dhp_core::booking::{conflict, next, Channel, Held, Schedule, Slot, Status, Step, Wait};
+use dhp_core::booking::{
+    conflict, hold_until, next, Channel, Held, Schedule, Slot, Status, Step, Wait,
+};
 use dhp_core::Id;
 
 use crate::rows::Col;
@@ -20,7 +22,7 @@ mod reminders;
 mod waitlist;
 pub(crate) use pool::apply as apply_in_set;
 pub use pool::{AppointmentFilter, AppointmentStep, AppointmentView, ScheduleFilter, SlotFilter};
-pub use reminders::{Delivery, DueReminder, Reminder, REMINDERS};
+pub use reminders::{Delivery, DueReminder, Reminder};
 pub use waitlist::WaitEntry;
 
 /// A booking to make.
@@ -151,6 +153,29 @@ async fn held<E: Exec>(e: &E, resident: Id) -> Result<Vec<Held>> {
 
 /// Book `b` inside the open transaction `tx`.
 pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
+    let s = open_slot(tx, postgres, b).await?;
+    claim(tx, &s, b, Status::Booked).await?;
+    reminders::queue(tx, b.appointment_id, s.slot.start, b.at).await
+}
+
+/// Hold a place of `b`'s slot inside `tx`: a pending appointment that keeps it until
+/// [`hold_until`]; no reminders until it is booked.
+pub(crate) async fn hold_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
+    let s = open_slot(tx, postgres, b).await?;
+    claim(tx, &s, b, Status::Pending).await?;
+    tx.execute(
+        "UPDATE appointments SET hold_until = $1 WHERE id = $2",
+        vec![
+            Param::DateTime(hold_until(b.at, s.slot.start)),
+            Param::I64(b.appointment_id),
+        ],
+    )
+    .await
+}
+
+/// The slot `b` asks for, if it is open and has not begun (on PostgreSQL with the
+/// resident's row locked, so one resident's bookings are checked one at a time).
+async fn open_slot<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<SlotState> {
     if postgres {
         // One resident's bookings one at a time: the conflict check below reads
         // what the others wrote.
@@ -173,8 +198,7 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
             b.slot_id, s.slot.start
         )));
     }
-    claim(tx, &s, b, Status::Booked).await?;
-    reminders::queue(tx, b.appointment_id, s.slot.start, b.at).await
+    Ok(s)
 }
 
 /// Take a place of slot `s` for `b` as an appointment in `status` (booked, or pending
@@ -235,14 +259,20 @@ pub(crate) async fn step_in<E: Exec>(
 ) -> Result<Status> {
     let rows = tx
         .rows(
-            "SELECT slot_id, status FROM appointments WHERE id = $1",
+            "SELECT slot_id, status, hold_until FROM appointments WHERE id = $1",
             vec![Param::I64(id)],
         )
         .await?;
     let r = rows
         .first()
         .ok_or_else(|| StoreError::NotFound(format!("appointment {id}")))?;
-    let (slot, text) = (r.i64(0)?, r.text(1)?);
+    let (slot, text, hold) = (r.i64(0)?, r.text(1)?, r.odatetime(2)?);
+    if let Some(until) = hold.filter(|u| step == Step::Accept && *u <= at) {
+        return Err(StoreError::Conflict(format!(
+            "the hold of appointment {id} lapsed at {}",
+            until.format("%Y-%m-%d %H:%M")
+        )));
+    }
     let from = Status::parse(&text)
         .ok_or_else(|| StoreError::Corrupt(format!("appointment {id} status {text:?}")))?;
     let to = next(from, step).map_err(StoreError::Conflict)?;
@@ -266,8 +296,12 @@ pub(crate) async fn step_in<E: Exec>(
         )));
     }
     if step == Step::Accept {
-        // The offer must still stand; the accepted booking is reminded like any other.
-        let start = waitlist::accept_in(tx, id, at).await?;
+        // A hold still standing (checked above), or a waitlist offer that must still
+        // stand; the booking is reminded like any other.
+        let start = match hold {
+            Some(_) => read_slot(tx, slot).await?.slot.start,
+            None => waitlist::accept_in(tx, id, at).await?,
+        };
         reminders::queue(tx, id, start, at).await?;
     }
     if from.holds_place() && !to.holds_place() {
@@ -360,6 +394,9 @@ pub trait BookingStore: Send + Sync {
     /// its own transaction), and let entries whose days have passed leave the line:
     /// (offers expired, entries lapsed).
     async fn expire_offers(&self, now: NaiveDateTime) -> Result<(u64, u64)>;
+    /// Let go the places of holds not booked by `now` (cancelled, the place offered
+    /// down the waitlist); how many.
+    async fn release_holds(&self, now: NaiveDateTime) -> Result<u64>;
     /// A resident's waitlist entries, newest first.
     async fn waitlist_of(&self, resident: Id) -> Result<Vec<WaitEntry>>;
     /// One waitlist entry.
@@ -687,6 +724,46 @@ impl<B: Backend> BookingStore for B {
         }
         let lapsed = waitlist::lapse(self.pool(), now.date(), now).await?;
         Ok((expired, lapsed))
+    }
+
+    async fn release_holds(&self, now: NaiveDateTime) -> Result<u64> {
+        let lapsed: Vec<Id> = self
+            .pool()
+            .rows(
+                "SELECT id FROM appointments WHERE hold_until <= $1 \
+                 AND status = 'pending' ORDER BY hold_until, id",
+                vec![Param::DateTime(now)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.i64(0))
+            .collect::<Result<_>>()?;
+        let mut released = 0;
+        for id in lapsed {
+            let tx = self.begin_write().await?;
+            // Still held (not booked meanwhile), now inside the transaction.
+            let still = tx
+                .rows(
+                    "SELECT id FROM appointments WHERE id = $1 AND hold_until <= $2 \
+                     AND status = 'pending'",
+                    vec![Param::I64(id), Param::DateTime(now)],
+                )
+                .await?;
+            if !still.is_empty() {
+                step_in(
+                    &tx,
+                    self.name() == "postgres",
+                    id,
+                    Step::Cancel,
+                    Some("other"),
+                    now,
+                )
+                .await?;
+                released += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(released)
     }
 
     async fn waitlist_of(&self, resident: Id) -> Result<Vec<WaitEntry>> {

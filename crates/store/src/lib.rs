@@ -47,7 +47,7 @@ pub use audit::AuditStore;
 pub use booking::{
     AppointmentFilter, AppointmentRow, AppointmentStep, AppointmentView, Booking, BookingStore,
     ClinicAppointment, Delivery, DueReminder, Reminder, ScheduleFilter, SlotFilter, SlotQuery,
-    SlotState, WaitEntry, REMINDERS,
+    SlotState, WaitEntry,
 };
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;

@@ -50,6 +50,9 @@ pub struct WriteSet {
     /// Bookings into the slot pool (FHIR Appointments created `booked`), taken with
     /// the pool's capacity guard after the rows above are written.
     pub bookings: Vec<crate::Booking>,
+    /// Holds on places of the pool (FHIR Appointments created `pending`, `$hold`):
+    /// taken with the same guard, kept until `dhp_core::booking::hold_until`.
+    pub holds: Vec<crate::Booking>,
     /// Steps on appointments (an Appointment updated to cancelled, checked in …).
     pub appointment_steps: Vec<crate::AppointmentStep>,
 }
@@ -153,6 +156,7 @@ impl WriteSet {
             && self.audits.is_empty()
             && self.meta.is_empty()
             && self.bookings.is_empty()
+            && self.holds.is_empty()
             && self.appointment_steps.is_empty()
     }
 }

@@ -171,6 +171,8 @@ pub struct Round {
     /// Waitlist offers expired, and entries whose days passed.
     pub offers_expired: u64,
     pub waits_lapsed: u64,
+    /// Holds (`Appointment/$hold`) not booked in time, their places let go.
+    pub holds_released: u64,
     pub sent: u64,
     pub failed: u64,
     pub void: u64,
@@ -202,6 +204,7 @@ pub async fn round(
         ..Round::default()
     };
     (done.offers_expired, done.waits_lapsed) = state.store.expire_offers(now).await?;
+    done.holds_released = state.store.release_holds(now).await?;
     done.void = state.store.void_stale_reminders(now).await?;
     let due = state.store.due_reminders(now, ROUND).await?;
     if due.is_empty() {
@@ -265,6 +268,7 @@ pub(crate) async fn run(state: std::sync::Arc<AppState>) {
                 no_shows = r.no_shows,
                 offers_expired = r.offers_expired,
                 waits_lapsed = r.waits_lapsed,
+                holds_released = r.holds_released,
                 sent = r.sent,
                 failed = r.failed,
                 void = r.void,

@@ -199,6 +199,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/Condition/$report", post(case_report))
         .route("/Appointment/$find", get(scheduling::find_op))
         .route("/Appointment/$book", post(scheduling::book_op))
+        .route("/Appointment/$hold", post(scheduling::hold_op))
         .route("/Task/{id}", get(read::read_task).put(referral::update))
         .route(
             "/$export-status/{id}",

@@ -259,13 +259,15 @@ impl<'a> Plan<'a> {
         };
         let view = match existing {
             None => {
-                if a.status != Status::Booked {
+                // A new appointment books its place, or holds it (pending) for a
+                // booking to follow.
+                if !matches!(a.status, Status::Booked | Status::Pending) {
                     return Err(Refusal::Outcome(
                         OperationOutcome::one(Issue::at(
                             IssueCode::NotSupported,
                             "Appointment.status",
                             format!(
-                                "a new appointment is booked (status booked), not {}: free slots are offered by Appointment/$find, holds and the waitlist are not offered through FHIR",
+                                "a new appointment is booked (status booked) or held (status pending, as Appointment/$hold does), not {}; free slots are offered by Appointment/$find",
                                 a.status.as_str()
                             ),
                         ))
@@ -309,19 +311,24 @@ impl<'a> Plan<'a> {
                         why,
                     ));
                 }
-                self.set.bookings.push(Booking {
+                let booking = Booking {
                     appointment_id: id,
                     slot_id: a.slot_id,
                     resident_id: a.resident_id,
                     channel,
                     at: now,
-                });
+                };
+                if a.status == Status::Pending {
+                    self.set.holds.push(booking);
+                } else {
+                    self.set.bookings.push(booking);
+                }
                 AppointmentView {
                     row: dhp_store::AppointmentRow {
                         id,
                         slot_id: a.slot_id,
                         resident_id: a.resident_id,
-                        status: Status::Booked,
+                        status: a.status,
                         cancel_reason: None,
                     },
                     practitioner_id: None,
@@ -579,12 +586,37 @@ pub(crate) async fn find_op(
 }
 
 /// `POST /fhir/Appointment/$book`: a proposed appointment (from `$find`) booked, sent
-/// as the Appointment itself or as `Parameters` with an `appt-resource` part. The same
-/// as a create with status `booked`.
+/// as the Appointment itself or as `Parameters` with an `appt-resource` part — the
+/// same as a create with status `booked`; or a held one (from `$hold`, with its id)
+/// booked — the same as an update of it to `booked`.
 pub(crate) async fn book_op(
     state: State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
+) -> Result<Response, AppError> {
+    scheduling_op(state, headers, body, "booked").await
+}
+
+/// `POST /fhir/Appointment/$hold`: a proposed appointment (from `$find`) held — a
+/// pending appointment keeping its place for `data/booking.toml`'s `hold_minutes`
+/// (never past the slot's start) for `$book` to follow; the minute round lets an
+/// unbooked hold go. The same as a create with status `pending`.
+pub(crate) async fn hold_op(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    scheduling_op(state, headers, body, "pending").await
+}
+
+/// `$book` and `$hold`: the Appointment sent (itself or as the `appt-resource` part of
+/// `Parameters`) written with status `to` — created, or, when it names a stored
+/// appointment by id, updated.
+async fn scheduling_op(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+    to: &str,
 ) -> Result<Response, AppError> {
     let sent: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -624,8 +656,26 @@ pub(crate) async fn book_op(
     } else {
         sent
     };
-    if appointment.get("status").and_then(Value::as_str) == Some("proposed") {
-        appointment["status"] = json!("booked");
+    if matches!(
+        appointment.get("status").and_then(Value::as_str),
+        None | Some("proposed") | Some("pending")
+    ) {
+        appointment["status"] = json!(to);
+    }
+    // A held appointment named by its id is booked by updating it.
+    if let Some(id) = appointment.get("id").and_then(Value::as_str) {
+        if let Ok(n) = id.parse::<i64>() {
+            if state.store.appointment(n).await?.is_some() {
+                let body = Bytes::from(appointment.to_string());
+                return super::rest::update(
+                    state,
+                    axum::extract::Path(("Appointment".to_string(), id.to_string())),
+                    headers,
+                    body,
+                )
+                .await;
+            }
+        }
     }
     let body = Bytes::from(appointment.to_string());
     let uri: axum::http::Uri = "/fhir/Appointment"

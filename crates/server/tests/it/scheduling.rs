@@ -451,7 +451,109 @@ async fn appointments_through_fhir_book_under_the_pools_guard() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(ops, ["find", "book"]);
+    assert_eq!(ops, ["find", "hold", "book"]);
+}
+
+/// `$hold` keeps a place as a pending appointment under the same guard as a booking;
+/// `$book` of the held appointment (by its id) books it with its reminders; a hold not
+/// booked in time is let go by the minute round and its place is free again; a hold
+/// that lapsed cannot be booked. Each answer is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_keeps_a_place_until_it_is_booked_or_lapses() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let view = doctor_view(store).await;
+    let today = dhp_store::as_of(store).await.unwrap();
+    let doctor = token(&s, "doctor").await;
+    let mine: Vec<i64> = view.in_scope(today);
+    let from = (today + Duration::days(2)).and_hms_opt(0, 0, 0).unwrap();
+    let slot = empty_slots(&s.state, from)
+        .await
+        .into_iter()
+        .find(|s| s.slot.capacity == 1 || (s.slot.capacity <= 4 && s.slot.reserved == 0))
+        .expect("a small open slot")
+        .clone();
+    let cap = slot.slot.capacity as usize;
+    let hold = |resident: i64| {
+        let mut a = booking(slot.slot.id, resident);
+        a["status"] = json!("proposed");
+        a
+    };
+    // Holds take every place; one more is refused, naming the slot.
+    let mut held = Vec::new();
+    for r in &mine[..cap] {
+        let (st, out) = post(
+            s.state.clone(),
+            doctor.clone(),
+            "/fhir/Appointment/$hold".into(),
+            hold(*r),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{out}");
+        assert_eq!(out["status"], "pending");
+        held.push(out);
+    }
+    assert_eq!(
+        store.slot_state(slot.slot.id).await.unwrap().booked as usize,
+        cap
+    );
+    let (st, out) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment/$hold".into(),
+        hold(mine[cap]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{out}");
+    assert_eq!(
+        out["issue"][0]["expression"][0],
+        "Appointment.slot[0].reference"
+    );
+    // A held place sends no reminders until it is booked.
+    let first: i64 = held[0]["id"].as_str().unwrap().parse().unwrap();
+    assert!(store.reminders_of(first).await.unwrap().is_empty());
+    let mut book = held[0].clone();
+    book["status"] = json!("booked");
+    let (st, out) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment/$book".into(),
+        book,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    assert_eq!(out["status"], "booked");
+    assert_eq!(out["id"], held[0]["id"]);
+    assert_eq!(store.reminders_of(first).await.unwrap().len(), 2);
+    // The round lets the other holds go once their time is up; the booked one stays.
+    let now = today.and_time(chrono::Local::now().time());
+    let minutes = dhp_core::booking::limits().hold_minutes;
+    assert_eq!(store.release_holds(now).await.unwrap(), 0);
+    let later = now + Duration::minutes(minutes + 1);
+    assert_eq!(store.release_holds(later).await.unwrap() as usize, cap - 1);
+    assert_eq!(store.slot_state(slot.slot.id).await.unwrap().booked, 1);
+    assert_eq!(store.pool_faults().await.unwrap(), (0, 0));
+    if cap > 1 {
+        let gone: i64 = held[1]["id"].as_str().unwrap().parse().unwrap();
+        let view = store.appointment(gone).await.unwrap().unwrap();
+        assert_eq!(view.row.status.as_str(), "cancelled");
+        // A lapsed hold is not booked.
+        let mut late = held[1].clone();
+        late["status"] = json!("booked");
+        let (st, out) = post(
+            s.state.clone(),
+            doctor.clone(),
+            "/fhir/Appointment/$book".into(),
+            late,
+        )
+        .await;
+        assert!(st.is_client_error(), "{st} {out}");
+        assert_eq!(store.slot_state(slot.slot.id).await.unwrap().booked, 1);
+    }
+    let audit = store.audit_events(None, 100_000).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.resource == format!("Appointment/{first}") && e.outcome == "success"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -353,13 +353,14 @@ pub(crate) async fn appointment<E: Exec>(e: &E, id: Id) -> Result<Option<Appoint
     rows.first().map(appointment_view).transpose()
 }
 
-/// The bookings and steps of a FHIR write set, inside its open transaction. A booking
-/// refused (no place left, a conflict, a slot begun) fails the whole set with
+/// The bookings, holds and steps of a FHIR write set, inside its open transaction. A
+/// booking or hold refused (no place left, a conflict, a slot begun) fails the whole set with
 /// `Conflict`, so nothing of it is written.
 pub(crate) async fn apply<E: Exec>(
     tx: &E,
     postgres: bool,
     bookings: &[Booking],
+    holds: &[Booking],
     steps: &[AppointmentStep],
 ) -> Result<()> {
     for s in steps {
@@ -386,11 +387,15 @@ pub(crate) async fn apply<E: Exec>(
         )
         .await?;
     }
+    let as_conflict = |e| match e {
+        StoreError::Invalid(why) => StoreError::Conflict(why),
+        other => other,
+    };
     for b in bookings {
-        super::book_in(tx, postgres, b).await.map_err(|e| match e {
-            StoreError::Invalid(why) => StoreError::Conflict(why),
-            other => other,
-        })?;
+        super::book_in(tx, postgres, b).await.map_err(as_conflict)?;
+    }
+    for b in holds {
+        super::hold_in(tx, postgres, b).await.map_err(as_conflict)?;
     }
     Ok(())
 }

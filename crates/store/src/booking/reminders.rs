@@ -11,12 +11,6 @@ use crate::rows::Col;
 use crate::shared::{Exec, Param};
 use crate::{Result, StoreError};
 
-/// When each reminder is due, before the slot's start.
-pub const REMINDERS: [(&str, i64); 2] = [("day-before", 24 * 60), ("two-hours", 2 * 60)];
-
-/// Delivery attempts before a reminder is given up as failed.
-pub const ATTEMPTS: i64 = 3;
-
 /// A reminder that is due, with what its message says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueReminder {
@@ -62,7 +56,8 @@ pub(crate) async fn queue<E: Exec>(
     start: NaiveDateTime,
     at: NaiveDateTime,
 ) -> Result<()> {
-    for (kind, minutes) in REMINDERS {
+    for rule in &dhp_core::booking::limits().reminders {
+        let (kind, minutes) = (rule.kind.as_str(), rule.minutes_before);
         let due = start - Duration::minutes(minutes);
         if due > at {
             tx.execute(
@@ -134,7 +129,7 @@ pub(crate) async fn record<E: Exec>(
             Param::DateTime(at),
             Param::OptText(detail),
             Param::from(status),
-            Param::I64(ATTEMPTS),
+            Param::I64(dhp_core::booking::limits().delivery_attempts),
             Param::I64(appointment),
             Param::from(kind),
         ],

@@ -104,7 +104,8 @@ impl crate::resources::WriteSets for PostgresStore {
             let mut g = tx.0.lock().await;
             crate::resources::run_write_set!((*g), w, upsert_rows, true)?;
         }
-        crate::booking::apply_in_set(&tx, true, &w.bookings, &w.appointment_steps).await?;
+        crate::booking::apply_in_set(&tx, true, &w.bookings, &w.holds, &w.appointment_steps)
+            .await?;
         if let Some(t) = tracking {
             t.after(&tx, w).await?;
         }

@@ -169,7 +169,8 @@ impl crate::resources::WriteSets for SqliteStore {
             let mut g = tx.0.lock().await;
             crate::resources::run_write_set!((*g), w, upsert_rows, false)?;
         }
-        crate::booking::apply_in_set(&tx, false, &w.bookings, &w.appointment_steps).await?;
+        crate::booking::apply_in_set(&tx, false, &w.bookings, &w.holds, &w.appointment_steps)
+            .await?;
         if let Some(t) = tracking {
             t.after(&tx, w).await?;
         }

@@ -461,6 +461,56 @@ pub async fn write_sets_book_through_the_pools_guard(s: &dyn Store) {
         0,
         "nothing pending is left to void"
     );
+
+    // Holds: a pending appointment keeps the place under the same guard, books with
+    // its reminders while it stands, and is let go once its time is up.
+    let hold = |appointment: i64, resident: i64, slot: i64| WriteSet {
+        holds: vec![Booking {
+            slot_id: slot,
+            ..booking(appointment, resident)
+        }],
+        ..WriteSet::default()
+    };
+    s.write_resources(&hold(60, 2002, 2)).await.unwrap();
+    assert_eq!(s.slot_state(2).await.unwrap().booked, 1);
+    assert_eq!(
+        s.appointment(60).await.unwrap().unwrap().row.status,
+        Status::Pending
+    );
+    assert!(s.reminders_of(60).await.unwrap().is_empty());
+    assert!(matches!(
+        s.write_resources(&hold(61, 2000, 2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let minutes = dhp_core::booking::limits().hold_minutes;
+    let inside = now + chrono::Duration::minutes(minutes - 1);
+    assert_eq!(s.release_holds(inside).await.unwrap(), 0);
+    assert_eq!(
+        s.appointment_step(60, Step::Accept, None, inside)
+            .await
+            .unwrap(),
+        Status::Booked
+    );
+    assert_eq!(s.reminders_of(60).await.unwrap().len(), 2);
+    s.write_resources(&hold(61, 202, 3)).await.unwrap();
+    s.write_resources(&hold(62, 204, 4)).await.unwrap();
+    let after = now + chrono::Duration::minutes(minutes + 1);
+    // Past its time and not yet let go, a hold is not booked.
+    assert!(matches!(
+        s.appointment_step(62, Step::Accept, None, after).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.release_holds(after).await.unwrap(), 2);
+    assert_eq!(s.release_holds(after).await.unwrap(), 0);
+    for slot in [3, 4] {
+        assert_eq!(s.slot_state(slot).await.unwrap().booked, 0);
+    }
+    assert_eq!(
+        s.appointment(60).await.unwrap().unwrap().row.status,
+        Status::Booked,
+        "the booked hold stays"
+    );
+    assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
 }
 
 /// The waitlist: a freed place goes to the first in line whose days cover it, as a
