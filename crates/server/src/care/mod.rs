@@ -140,28 +140,39 @@ async fn in_scope(
     )
 }
 
+/// The organisation `who` gives care at, or — for any other role — a refusal naming
+/// the role, the attempt (`what`, a ServiceRequest for `resident`) audited as denied.
+async fn carer_org(
+    state: &AppState,
+    who: &Principal,
+    resident: Option<Id>,
+    what: &str,
+    why: &str,
+) -> Result<Result<Id, Refusal>, AppError> {
+    if let Some(org) = carer(who) {
+        return Ok(Ok(org));
+    }
+    note(state, who, "create", "ServiceRequest", resident, "denied", what).await?;
+    Ok(Err(Refusal::new(StatusCode::FORBIDDEN, "role", why)))
+}
+
 /// Make the referral `req` for `who`: the new referral's id.
 pub(crate) async fn refer(
     state: &AppState,
     who: &Principal,
     req: &ReferRequest,
 ) -> Result<Result<Id, Refusal>, AppError> {
-    let Some(from_org) = carer(who) else {
-        note(
-            state,
-            who,
-            "create",
-            "ServiceRequest",
-            req.resident_id,
-            "denied",
-            "referral",
-        )
-        .await?;
-        return Ok(Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "role",
-            "referrals are made by family doctors and hospital clinicians at their organisation",
-        )));
+    let from_org = match carer_org(
+        state,
+        who,
+        req.resident_id,
+        "referral",
+        "referrals are made by family doctors and hospital clinicians at their organisation",
+    )
+    .await?
+    {
+        Ok(org) => org,
+        Err(r) => return Ok(Err(r)),
     };
     let now = district_now(state).await?;
     let today = now.date();
@@ -438,22 +449,17 @@ pub(crate) async fn order(
     who: &Principal,
     req: &OrderRequest,
 ) -> Result<Result<OrderOutcome, Refusal>, AppError> {
-    let Some(org) = carer(who) else {
-        note(
-            state,
-            who,
-            "create",
-            "ServiceRequest",
-            req.resident_id,
-            "denied",
-            "test order",
-        )
-        .await?;
-        return Ok(Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "role",
-            "tests are ordered by family doctors and hospital clinicians",
-        )));
+    let org = match carer_org(
+        state,
+        who,
+        req.resident_id,
+        "test order",
+        "tests are ordered by family doctors and hospital clinicians",
+    )
+    .await?
+    {
+        Ok(org) => org,
+        Err(r) => return Ok(Err(r)),
     };
     let now = district_now(state).await?;
     let resident = match in_scope(state, who, req.resident_id, "create", now.date()).await? {
