@@ -10,8 +10,10 @@ use crate::outcome::{Issue, IssueCode};
 use crate::resources::{PROGRAMME_SYSTEM, VACCINE_SYSTEM};
 
 mod records;
+mod referral;
 mod scheduling;
 pub use records::*;
+pub use referral::*;
 pub use scheduling::*;
 
 /// Extension naming the organisation that made a diagnosis (Condition has no element
@@ -46,7 +48,7 @@ pub struct StoredSpec {
     pub reference: Option<(&'static str, &'static [&'static str], bool)>,
 }
 
-const REQUEST_INTENTS: &[&str] = &[
+pub(crate) const REQUEST_INTENTS: &[&str] = &[
     "proposal",
     "plan",
     "directive",

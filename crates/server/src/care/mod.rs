@@ -152,7 +152,16 @@ async fn carer_org(
     if let Some(org) = carer(who) {
         return Ok(Ok(org));
     }
-    note(state, who, "create", "ServiceRequest", resident, "denied", what).await?;
+    note(
+        state,
+        who,
+        "create",
+        "ServiceRequest",
+        resident,
+        "denied",
+        what,
+    )
+    .await?;
     Ok(Err(Refusal::new(StatusCode::FORBIDDEN, "role", why)))
 }
 

@@ -234,3 +234,89 @@ pub(crate) async fn update(
         }
     }
 }
+
+/// The element of a referral's ServiceRequest that a field of the referral service
+/// reads.
+fn element(field: &str) -> &'static str {
+    match field {
+        "resident_id" => "ServiceRequest.subject.reference",
+        "performer" => "ServiceRequest.performer[0].reference",
+        "reason" => "ServiceRequest.note[0].text",
+        "priority" => "ServiceRequest.priority",
+        "diagnosis" => "ServiceRequest.reasonCode[0].coding[0].code",
+        "slot" => "ServiceRequest.supportingInfo",
+        "direction" | "summary" | "follow_up" => "ServiceRequest.extension",
+        _ => "ServiceRequest",
+    }
+}
+
+/// `POST /fhir/ServiceRequest` with the referral category: a referral made through the
+/// same service as the pages and `/api/referrals` (who may refer, the resident in
+/// scope, the organisation taking referrals, a reserved slot booked with it, the
+/// audit entry); answered `201` with the ServiceRequest read back from the referral
+/// (its Task at the same id).
+pub(crate) async fn create(
+    at: &super::rest::Attempt<'_>,
+    body: &Value,
+) -> Result<Response, AppError> {
+    let state = at.state;
+    let input = match dhp_fhir::input::referral(body) {
+        Ok(i) => i,
+        Err(issues) => {
+            return at
+                .refuse(OperationOutcome::new(issues).with_status(400))
+                .await
+        }
+    };
+    let orgs = state.orgs().await?;
+    let Some(performer) = orgs.get(&input.performer) else {
+        return at
+            .refuse(
+                OperationOutcome::one(Issue::at(
+                    IssueCode::Value,
+                    "ServiceRequest.performer[0].reference",
+                    format!("Organization/{} does not exist", input.performer),
+                ))
+                .with_status(400),
+            )
+            .await;
+    };
+    let req = crate::care::ReferRequest {
+        resident_id: Some(input.resident_id),
+        direction: input.direction,
+        performer: Some(performer.code.clone()),
+        reason: input.reason,
+        priority: input.priority,
+        diagnosis: input.diagnosis,
+        slot: input.slot.map(|s| s.to_string()),
+        summary: input.summary,
+        follow_up: input.follow_up,
+    };
+    let id = match crate::care::refer(state, &at.who, &req).await? {
+        Ok(id) => id,
+        Err(r) => {
+            // Refused by the service (and audited there where it decides scope).
+            let o = crate::context::Refusal {
+                field: r.field.as_deref().map(|f| element(f).to_string()),
+                ..r
+            }
+            .outcome();
+            return Ok(outcome(o));
+        }
+    };
+    let Some((made, _)) = find(state, id, true).await? else {
+        return Err(AppError::Internal(format!(
+            "referral {id} was made but not found"
+        )));
+    };
+    let mut res = fhir_json(StatusCode::CREATED, &made);
+    let location = format!(
+        "{}/ServiceRequest/{id}/_history/{}",
+        super::fhir_base(state),
+        made["meta"]["versionId"].as_str().unwrap_or("1")
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+        res.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(res)
+}

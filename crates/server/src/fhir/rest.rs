@@ -233,6 +233,10 @@ pub async fn create(
         Ok(v) => v,
         Err(o) => return at.refuse(o).await,
     };
+    // A referral is made by the referral service, not kept as received.
+    if kind == "ServiceRequest" && dhp_fhir::input::is_referral(&body) {
+        return super::referral::create(&at, &body).await;
+    }
     let base = fhir_base(&state);
     // The condition as sent (UTF-8 too: a name in Chinese need not be percent-encoded);
     // a condition that cannot be read is refused, never ignored.

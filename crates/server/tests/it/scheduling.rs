@@ -609,6 +609,59 @@ async fn referrals_through_fhir_are_tasks_moved_on_by_their_status() {
         format!("Organization/{hospital}")
     );
 
+    // The same request, sent as a FHIR ServiceRequest for another resident, makes a
+    // referral with its Task; a faulty one names its element and makes nothing; a
+    // referral is not kept as received inside a Bundle.
+    let other = view.in_scope(today)[4];
+    let mut sent = request.json.clone();
+    sent.as_object_mut().unwrap().remove("id");
+    sent.as_object_mut().unwrap().remove("meta");
+    sent["subject"] = json!({ "reference": format!("Patient/{other}") });
+    let before = store.referrals_of(other).await.unwrap().len();
+    for (change, path) in [
+        (
+            json!({ "performer": [{ "reference": "Organization/987654321" }] }),
+            "ServiceRequest.performer[0].reference",
+        ),
+        (json!({ "note": [] }), "ServiceRequest.note[0].text"),
+        (json!({ "priority": "whenever" }), "ServiceRequest.priority"),
+        (json!({ "extension": [] }), "ServiceRequest.extension"),
+    ] {
+        let mut bad = sent.clone();
+        for (k, v) in change.as_object().unwrap() {
+            bad[k] = v.clone();
+        }
+        let (st, out) = post(
+            s.state.clone(),
+            doctor.clone(),
+            "/fhir/ServiceRequest".into(),
+            bad,
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+        assert_eq!(out["issue"][0]["expression"][0], path, "{out}");
+    }
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        { "resource": sent.clone(), "request": { "method": "POST", "url": "ServiceRequest" } } ] });
+    let (st, out) = post(s.state.clone(), doctor.clone(), "/fhir".into(), bundle).await;
+    assert!(st.is_client_error(), "{st} {out}");
+    assert!(out.to_string().contains("ServiceRequest.category"), "{out}");
+    assert_eq!(store.referrals_of(other).await.unwrap().len(), before);
+    let (st, made) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/ServiceRequest".into(),
+        sent,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_eq!(made["subject"]["reference"], format!("Patient/{other}"));
+    let new_id = made["id"].as_str().unwrap();
+    let new_task = read(&s, Some(&clinician), &format!("/fhir/Task/{new_id}")).await;
+    assert_eq!(new_task.status, StatusCode::OK, "{}", new_task.json);
+    assert_eq!(new_task.json["status"], "requested");
+    assert_eq!(store.referrals_of(other).await.unwrap().len(), before + 1);
+
     // Only the organisation referred to accepts; a rejection says why; the workflow
     // never goes back; a stale version is refused.
     let path = format!("/fhir/Task/{id}");

@@ -132,6 +132,15 @@ impl<'a> Plan<'a> {
                 });
                 i.resident_id
             }
+            // A referral is made alone, by `POST /fhir/ServiceRequest`, and moved on by
+            // its Task: never kept as received.
+            "ServiceRequest" if input::is_referral(&body) => {
+                return Err(refuse(
+                    IssueCode::NotSupported,
+                    Some("ServiceRequest.category"),
+                    "a referral is made by POST /fhir/ServiceRequest on its own (not in a Bundle, not by update) and moved on by updating its Task",
+                ))
+            }
             other => match input::stored_spec(other) {
                 Some(spec) => {
                     let s = input::stored(spec, &body).map_err(invalid)?;
