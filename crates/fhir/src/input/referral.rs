@@ -103,13 +103,10 @@ pub fn referral(v: &Value) -> Result<ReferralInput, Vec<Issue>> {
     };
     let reason = r.text("note[0].text", true);
     let priority = r.get("priority").map(|_| r.text("priority", true));
-    let diagnosis = match r.get("reasonCode") {
-        Some(_) => Some(
-            r.coding("reasonCode[0]", Some(ICD10_SYSTEM))
-                .map(|(_, c)| c.to_string()),
-        ),
-        None => None,
-    };
+    let diagnosis = r.get("reasonCode").map(|_| {
+        r.coding("reasonCode[0]", Some(ICD10_SYSTEM))
+            .map(|(_, c)| c.to_string())
+    });
     let slot = r
         .get("supportingInfo")
         .and_then(Value::as_array)
