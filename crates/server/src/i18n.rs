@@ -12,6 +12,14 @@ impl Messages {
         self.0.get(key).map(String::as_str).unwrap_or(key)
     }
 
+    /// A DICOM modality's name in the page's language (`US` → 超声), else its code.
+    pub fn modality<'a>(&'a self, code: &'a str) -> &'a str {
+        self.0
+            .get(&format!("modality_{code}"))
+            .map(String::as_str)
+            .unwrap_or(code)
+    }
+
     /// A role's name in the page's language (`manager` → 管理人员).
     pub fn role<'a>(&'a self, role: &'a str) -> &'a str {
         self.0

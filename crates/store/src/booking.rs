@@ -374,6 +374,10 @@ pub trait BookingStore: Send + Sync {
     /// Void the pending reminders due by `now` whose appointment is no longer booked or
     /// has begun; how many.
     async fn void_stale_reminders(&self, now: NaiveDateTime) -> Result<u64>;
+    /// Record as delivered (sent at their due time, with `detail`) the pending
+    /// reminders of each appointment that fell due before its time: a history loaded
+    /// from elsewhere, whose deliveries happened there. How many, in one transaction.
+    async fn settle_reminders(&self, settled: &[(Id, NaiveDateTime)], detail: &str) -> Result<u64>;
     /// Reminders due by `now` and not yet sent, oldest first.
     async fn due_reminders(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<DueReminder>>;
     /// What became of one reminder's delivery at `at`.
@@ -680,6 +684,28 @@ impl<B: Backend> BookingStore for B {
 
     async fn void_stale_reminders(&self, now: NaiveDateTime) -> Result<u64> {
         reminders::void_stale(self.pool(), now).await
+    }
+
+    async fn settle_reminders(&self, settled: &[(Id, NaiveDateTime)], detail: &str) -> Result<u64> {
+        let tx = self.begin_write().await?;
+        let mut n = 0;
+        for (appointment, before) in settled {
+            n += tx
+                .rows(
+                    "UPDATE reminders SET status = 'sent', attempts = 1, done_at = due, \
+                     detail = $3 WHERE appointment_id = $1 AND status = 'pending' \
+                     AND due < $2 RETURNING appointment_id",
+                    vec![
+                        Param::I64(*appointment),
+                        Param::DateTime(*before),
+                        Param::from(detail),
+                    ],
+                )
+                .await?
+                .len() as u64;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn due_reminders(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<DueReminder>> {

@@ -144,19 +144,27 @@ async fn history(
         };
         store.write_resources(&set).await?;
         let mut steps = Vec::new();
+        // The reminders that fell due before a cancellation, or before the slot, went
+        // out then.
+        let mut delivered = Vec::new();
         for (k, (_, _, at, start)) in chunk.iter().enumerate() {
             let appointment_id = base + k as i64;
             let roll = rng.random_range(0..1000);
             if roll < 100 {
                 let lead = (*start - *at).num_minutes().max(2);
+                let cancelled = *at + Duration::minutes(rng.random_range(1..lead));
                 steps.push(AppointmentStep {
                     appointment_id,
                     step: Step::Cancel,
                     reason: Some(CANCEL_REASONS[rng.random_range(0..CANCEL_REASONS.len())].into()),
-                    at: *at + Duration::minutes(rng.random_range(1..lead)),
+                    at: cancelled,
                     from: Status::Booked,
                 });
-            } else if roll >= 165 {
+                delivered.push((appointment_id, cancelled));
+                continue;
+            }
+            delivered.push((appointment_id, *start));
+            if roll >= 165 {
                 steps.push(AppointmentStep {
                     appointment_id,
                     step: Step::Complete,
@@ -166,6 +174,9 @@ async fn history(
                 });
             }
         }
+        store
+            .settle_reminders(&delivered, "sent (generated history)")
+            .await?;
         store
             .write_resources(&WriteSet {
                 appointment_steps: steps,

@@ -6,7 +6,7 @@
 //! Chinese and English land in target/tmp/screenshots/ for a person to look at.
 
 use chrono::Duration;
-use dhp_core::{Encounter, EncounterType, Observation};
+use dhp_core::{Encounter, EncounterType, ImagingStudy, Observation};
 use dhp_store::{Batch, Table};
 
 use crate::browser::{chromium_or_skip, start_server, Walk};
@@ -20,8 +20,8 @@ struct Cast {
     centre: String,
 }
 
-/// An adult of the doctor's area with nothing booked, given an HbA1c at the centre five
-/// days ago (the result the clinician will be shown).
+/// An adult of the doctor's area with nothing booked, given an HbA1c and an ECG at the
+/// centre five days ago (the results the clinician will be shown).
 fn cast(url: &str) -> Cast {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = dhp_store::connect(url).await.unwrap();
@@ -57,6 +57,7 @@ fn cast(url: &str) -> Cast {
         let r = chosen.expect("an adult of the doctor's area");
         let e = store.reserve_ids("Encounter", 1).await.unwrap();
         let o = store.reserve_ids("Observation", 1).await.unwrap();
+        let m = store.reserve_ids("ImagingStudy", 1).await.unwrap();
         let when = on.and_hms_opt(9, 30, 0).unwrap() - Duration::days(5);
         store
             .insert_batch(&Batch {
@@ -77,6 +78,17 @@ fn cast(url: &str) -> Cast {
                     value: 8.4,
                     unit: "%".into(),
                     effective: when,
+                }],
+                imaging_studies: vec![ImagingStudy {
+                    id: m,
+                    resident_id: r.id,
+                    encounter_id: e,
+                    org_id: centre.id,
+                    code: "11524-6".into(),
+                    modality: "ECG".into(),
+                    started: when + Duration::minutes(15),
+                    uid: format!("urn:oid:2.25.{m}"),
+                    findings: "窦性心律，左心室高电压".into(),
                 }],
                 ..Batch::default()
             })
@@ -196,6 +208,8 @@ fn a_referral_walks_up_to_the_hospital_and_back_down_in_chromium() {
     for text in [
         "共享健康档案",
         "糖化血红蛋白",
+        "心电图",
+        "窦性心律，左心室高电压",
         "HR",
         &cast.centre,
         "家庭医生签约",

@@ -719,7 +719,7 @@ async fn patient_page(
             m.started,
             ResultView {
                 name: item_name(&m.code),
-                value: m.modality.clone(),
+                value: t.modality(&m.modality).to_string(),
                 unit: String::new(),
                 date: m.started.format("%Y-%m-%d").to_string(),
                 org: name_of(orgs, m.org_id, zh),
@@ -850,7 +850,13 @@ async fn patient_page(
         id: p.prior.result_id,
         code: p.prior.code.clone(),
         name: test_name(&p.prior.code),
-        finding: p.finding.text(),
+        finding: match &p.finding {
+            dhp_store::Finding::Study { modality, findings } if !findings.is_empty() => {
+                format!("{} · {findings}", t.modality(modality))
+            }
+            dhp_store::Finding::Study { modality, .. } => t.modality(modality).to_string(),
+            value => value.text(),
+        },
         date: p.prior.effective.format("%Y-%m-%d").to_string(),
         org: name_of(orgs, p.prior.org_id, zh),
         window: table()

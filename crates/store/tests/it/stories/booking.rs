@@ -511,6 +511,36 @@ pub async fn write_sets_book_through_the_pools_guard(s: &dyn Store) {
         "the booked hold stays"
     );
     assert_eq!(s.pool_faults().await.unwrap(), (0, 0));
+
+    // A history loaded from elsewhere: the reminders that fell due before the slot
+    // were delivered there; one before a cancellation only those due before it.
+    s.write_resources(&WriteSet {
+        bookings: vec![Booking {
+            slot_id: 5,
+            ..booking(63, 200)
+        }],
+        ..WriteSet::default()
+    })
+    .await
+    .unwrap();
+    let start = s.slot_state(5).await.unwrap().slot.start;
+    let day_before = start - chrono::Duration::hours(23);
+    assert_eq!(
+        s.settle_reminders(&[(63, day_before)], "sent elsewhere")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.settle_reminders(&[(63, start)], "sent elsewhere")
+            .await
+            .unwrap(),
+        1
+    );
+    let settled = s.reminders_of(63).await.unwrap();
+    assert!(settled
+        .iter()
+        .all(|r| r.status == "sent" && r.detail.as_deref() == Some("sent elsewhere")));
 }
 
 /// The waitlist: a freed place goes to the first in line whose days cover it, as a
