@@ -80,9 +80,9 @@ pub struct Plan<'a> {
     pub(crate) set: WriteSet,
     /// Residents' access facts, read once per unit and grown by its own writes.
     pub(crate) facts: HashMap<Id, ResidentFacts>,
-    /// Encounters written in this unit: id → organisation (for Conditions that name
-    /// their encounter).
-    pub(crate) encounters: HashMap<Id, Id>,
+    /// Encounters written in this unit: id → (organisation, resident), for the records
+    /// that name their encounter.
+    pub(crate) encounters: HashMap<Id, (Id, Id)>,
     /// Ids reserved ahead, per kind: (next, end exclusive).
     pub(crate) ids: HashMap<String, (Id, Id)>,
     /// Residents' birth dates, read once per unit.

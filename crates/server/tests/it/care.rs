@@ -669,7 +669,23 @@ async fn an_imaging_study_from_the_centre_meets_the_hospitals_order() {
     // Bad studies name their element and write nothing; a hospital that has not seen
     // the resident may not write one.
     let born = resident.birth_date.and_hms_opt(0, 0, 0).unwrap() - Duration::days(1);
+    let theirs = store
+        .page(Table::Encounters, 0, 100)
+        .await
+        .unwrap()
+        .encounters
+        .into_iter()
+        .find(|e| e.resident_id != rid)
+        .unwrap()
+        .id
+        .to_string();
     for (tok, body, status, path) in [
+        (
+            &doctor,
+            study(&theirs, stamp(when)),
+            StatusCode::BAD_REQUEST,
+            "ImagingStudy.encounter.reference",
+        ),
         (
             &doctor,
             study("99999999", stamp(when)),

@@ -46,7 +46,7 @@ impl<'a> Plan<'a> {
                 }
                 event = Some((e.start.date(), "Encounter.period.start"));
                 encounter_org = Some(e.org_id);
-                self.encounters.insert(id, e.org_id);
+                self.encounters.insert(id, (e.org_id, e.resident_id));
                 self.set.core.encounters.push(Encounter {
                     id,
                     resident_id: e.resident_id,
@@ -66,7 +66,7 @@ impl<'a> Plan<'a> {
                         o
                     }
                         DiagnosingOrg::OfEncounter(e) => {
-                        self.encounter_org(e, "Condition.encounter.reference")
+                        self.encounter_of(e, c.resident_id, "Condition.encounter.reference")
                             .await?
                     }
                 };
@@ -83,7 +83,7 @@ impl<'a> Plan<'a> {
             "Observation" => {
                 let o = input::observation(&body).map_err(invalid)?;
                 if let Some(e) = o.encounter_id {
-                    self.exists("Encounter", e, "Observation.encounter.reference")
+                    self.encounter_of(e, o.resident_id, "Observation.encounter.reference")
                         .await?;
                 }
                 event = Some((o.effective.date(), "Observation.effectiveDateTime"));
@@ -102,7 +102,11 @@ impl<'a> Plan<'a> {
                 let m = input::imaging_study(&body).map_err(invalid)?;
                 // The issuing institution is the encounter's.
                 let org_id = self
-                    .encounter_org(m.encounter_id, "ImagingStudy.encounter.reference")
+                    .encounter_of(
+                        m.encounter_id,
+                        m.resident_id,
+                        "ImagingStudy.encounter.reference",
+                    )
                     .await?;
                 event = Some((m.started.date(), "ImagingStudy.started"));
                 self.set.core.imaging_studies.push(ImagingStudy {
@@ -215,21 +219,37 @@ impl<'a> Plan<'a> {
         )
     }
 
-    /// The organisation of an encounter written earlier in this unit or stored;
-    /// refused at `path` when there is no such encounter.
-    async fn encounter_org(&mut self, encounter: Id, path: &str) -> Result<Id, Refusal> {
-        if let Some(o) = self.encounters.get(&encounter) {
-            return Ok(*o);
-        }
-        match self.state.store.get(Table::Encounters, encounter).await {
-            Ok(row) => Ok(row.encounters[0].org_id),
-            Err(dhp_store::StoreError::NotFound(_)) => Err(refuse(
+    /// The organisation of an encounter of `resident` written earlier in this unit or
+    /// stored; refused at `path` when there is no such encounter or it is another
+    /// resident's.
+    async fn encounter_of(
+        &mut self,
+        encounter: Id,
+        resident: Id,
+        path: &str,
+    ) -> Result<Id, Refusal> {
+        let (org, whose) = match self.encounters.get(&encounter) {
+            Some(found) => *found,
+            None => match self.state.store.get(Table::Encounters, encounter).await {
+                Ok(row) => (row.encounters[0].org_id, row.encounters[0].resident_id),
+                Err(dhp_store::StoreError::NotFound(_)) => {
+                    return Err(refuse(
+                        IssueCode::Value,
+                        Some(path),
+                        format!("Encounter/{encounter} does not exist"),
+                    ))
+                }
+                Err(err) => return Err(err.into()),
+            },
+        };
+        if whose != resident {
+            return Err(refuse(
                 IssueCode::Value,
                 Some(path),
-                format!("Encounter/{encounter} does not exist"),
-            )),
-            Err(err) => Err(err.into()),
+                format!("Encounter/{encounter} is another patient's encounter"),
+            ));
         }
+        Ok(org)
     }
 
     /// Add the checked resource to the set, with its audit entry.
