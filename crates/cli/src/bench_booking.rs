@@ -71,7 +71,7 @@ fn percentiles(mut samples: Vec<u64>) -> (f64, f64) {
 }
 
 /// Time `n` runs of `f` (each given its index), one after another.
-async fn timed<F, Fut>(n: usize, mut f: F) -> Result<(f64, f64)>
+pub(crate) async fn timed<F, Fut>(n: usize, mut f: F) -> Result<(f64, f64)>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,

@@ -307,6 +307,16 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Bench {
             command:
+                BenchCommand::Recognition {
+                    residents,
+                    postgres,
+                },
+        } => {
+            crate::bench_recognition::bench(residents, postgres.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Fhir {
                     database,
                     connections,

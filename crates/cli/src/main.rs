@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod bench_booking;
 mod bench_fhir;
+mod bench_recognition;
 mod commands;
 mod due;
 mod indicators;
@@ -434,6 +435,17 @@ enum BenchCommand {
         connections: usize,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// The recognition check on order at large-district scale: a generated district
+    /// grown to --residents (copies under new identity numbers, each with an encounter
+    /// and two laboratory results), p50/p99 of 1,000 checks (SQLite, and PostgreSQL if
+    /// given).
+    Recognition {
+        #[arg(long, default_value_t = 1_300_000)]
+        residents: u64,
         /// Also measure PostgreSQL: an admin URL; a scratch database is made and dropped.
         #[arg(long)]
         postgres: Option<String>,
