@@ -90,7 +90,13 @@ pub(crate) use bind_all;
 /// An open transaction used through [`Exec`]: statements run one after another on it,
 /// and none is seen by others until [`Commit::commit`]. Dropped uncommitted, it rolls
 /// back.
-pub struct Tx<DB: sqlx::Database>(pub(crate) tokio::sync::Mutex<sqlx::Transaction<'static, DB>>);
+pub struct Tx<DB: sqlx::Database>(
+    pub(crate) tokio::sync::Mutex<sqlx::Transaction<'static, DB>>,
+    /// This process's turn to write, held until the transaction ends (SQLite: writers
+    /// wait their turn here, in order, instead of in SQLite's busy handler, which
+    /// sleeps and retries; `None` where the database orders writers itself).
+    pub(crate) Option<tokio::sync::OwnedMutexGuard<()>>,
+);
 
 impl<DB: sqlx::Database> std::fmt::Debug for Tx<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,7 +113,10 @@ pub trait Commit {
 #[async_trait]
 impl<DB: sqlx::Database> Commit for Tx<DB> {
     async fn commit(self) -> Result<()> {
-        self.0.into_inner().commit().await?;
+        let Tx(tx, turn) = self;
+        tx.into_inner().commit().await?;
+        // The next writer's turn only once this one's writes are committed.
+        drop(turn);
         Ok(())
     }
 }

@@ -50,7 +50,7 @@ impl Backend for PostgresStore {
     type Tx = Tx<sqlx::Postgres>;
 
     async fn begin_write(&self) -> Result<Self::Tx> {
-        Ok(Tx(tokio::sync::Mutex::new(self.pool.begin().await?)))
+        Ok(Tx(tokio::sync::Mutex::new(self.pool.begin().await?), None))
     }
 
     fn pool(&self) -> &PgPool {

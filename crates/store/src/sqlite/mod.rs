@@ -31,6 +31,8 @@ const MAX_PARAMS: usize = 32_766;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Write transactions of this process take turns here (see [`Tx`]).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The database file, for bulk scans on connections of their own.
     path: std::path::PathBuf,
 }
@@ -64,6 +66,7 @@ impl SqliteStore {
         sqlx::migrate!("src/sqlite/migrations").run(&pool).await?;
         Ok(Self {
             pool,
+            writer: Default::default(),
             path: path.as_ref().to_path_buf(),
         })
     }
@@ -106,9 +109,14 @@ impl Backend for SqliteStore {
     type Tx = Tx<sqlx::Sqlite>;
 
     async fn begin_write(&self) -> Result<Self::Tx> {
-        Ok(Tx(tokio::sync::Mutex::new(
-            self.pool.begin_with("BEGIN IMMEDIATE").await?,
-        )))
+        // One writer at a time in this process, in arrival order: the write lock is
+        // then free when BEGIN IMMEDIATE asks (other processes still meet the busy
+        // timeout).
+        let turn = self.writer.clone().lock_owned().await;
+        Ok(Tx(
+            tokio::sync::Mutex::new(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Some(turn),
+        ))
     }
 
     fn pool(&self) -> &SqlitePool {
