@@ -282,6 +282,8 @@ pub struct Limits {
     pub offer_closes_before_start_minutes: i64,
     /// Minutes a hold (`Appointment/$hold`) keeps its place.
     pub hold_minutes: i64,
+    /// Places one resident may hold at once.
+    pub holds_per_resident: i64,
     /// Longest stretch of days one waitlist entry may wait for.
     pub wait_days: i64,
     /// Delivery attempts before a reminder is given up as failed.

@@ -162,6 +162,19 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
 /// [`hold_until`]; no reminders until it is booked.
 pub(crate) async fn hold_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
     let s = open_slot(tx, postgres, b).await?;
+    let most = dhp_core::booking::limits().holds_per_resident;
+    let held = tx
+        .rows(
+            "SELECT COUNT(*) FROM appointments WHERE resident_id = $1 AND status = 'pending' \
+             AND hold_until > $2",
+            vec![Param::I64(b.resident_id), Param::DateTime(b.at)],
+        )
+        .await?;
+    if held.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) >= most {
+        return Err(StoreError::Conflict(format!(
+            "the resident already holds {most} places: book or let one go first"
+        )));
+    }
     claim(tx, &s, b, Status::Pending).await?;
     tx.execute(
         "UPDATE appointments SET hold_until = $1 WHERE id = $2",

@@ -243,7 +243,8 @@ pub(crate) fn placeholders(base: usize, n: usize, numbered: bool) -> String {
 
 /// Residents (alias `r`) referred to organisation `org` (a bound parameter) by a
 /// referral that engages it (`TaskStatus::engages_receiver`), or holding a booking
-/// there (`Status::holds_place`).
+/// there (`Status::holds_place`; a `$hold` not yet booked does not count, see
+/// [`NOT_A_HOLD`]).
 fn referred(org: &str) -> String {
     let idle: Vec<String> = dhp_core::referral::TaskStatus::ALL
         .into_iter()
@@ -260,11 +261,16 @@ fn referred(org: &str) -> String {
          AND rf.status NOT IN ({})) \
          OR EXISTS (SELECT 1 FROM appointments ap JOIN slots sl ON sl.id = ap.slot_id \
          JOIN schedules sc ON sc.id = sl.schedule_id \
-         WHERE ap.resident_id = r.id AND sc.org_id = {org} AND ap.status IN ({})))",
+         WHERE ap.resident_id = r.id AND sc.org_id = {org} AND ap.status IN ({}) \
+         AND {NOT_A_HOLD}))",
         idle.join(", "),
         holding.join(", ")
     )
 }
+
+/// An appointment (alias `ap`) that is not a `$hold` waiting for its booking: a hold
+/// keeps a place for a few minutes but opens nobody's record.
+pub(crate) const NOT_A_HOLD: &str = "NOT (ap.status = 'pending' AND ap.hold_until IS NOT NULL)";
 
 /// The condition on residents (alias `r`) of an access scope; `None` for no limit.
 pub(crate) fn scope_clause(

@@ -30,6 +30,13 @@ pub fn is_referral(v: &Value) -> bool {
         })
 }
 
+/// Does `v` say it is a referral some other way (the referral-direction extension)?
+/// Such a ServiceRequest is read as a referral, so a wrong category is refused rather
+/// than kept as an ordinary request nobody receives.
+pub fn claims_referral(v: &Value) -> bool {
+    is_referral(v) || extension(v, DIRECTION_EXT).is_some()
+}
+
 /// A referral as the referral service takes it (its own checks — direction, reason,
 /// priority, diagnosis, slot, summary, follow-up day — come after).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +64,16 @@ fn extension(v: &Value, url: &str) -> Option<usize> {
 
 pub fn referral(v: &Value) -> Result<ReferralInput, Vec<Issue>> {
     let mut r = Reader::new("ServiceRequest", v);
+    if !is_referral(v) {
+        r.fail(
+            IssueCode::Value,
+            "category",
+            format!(
+                "a referral has the category {}|{} (Patient referral)",
+                REFERRAL_CATEGORY.0, REFERRAL_CATEGORY.1
+            ),
+        );
+    }
     if let Some(status) = r.code(
         "status",
         &[
@@ -217,5 +234,15 @@ mod tests {
         assert!(!is_referral(
             &serde_json::json!({ "resourceType": "ServiceRequest" })
         ));
+        // The direction without the category: read as a referral, refused at category.
+        let lookalike = serde_json::json!({ "resourceType": "ServiceRequest",
+            "extension": [{ "url": DIRECTION_EXT, "valueCode": "up" }],
+            "category": [{ "coding": [{ "system": REFERRAL_CATEGORY.0, "code": "3457005 " }] }] });
+        assert!(claims_referral(&lookalike) && !is_referral(&lookalike));
+        let issues = referral(&lookalike).unwrap_err();
+        assert_eq!(
+            issues[0].expression.as_deref(),
+            Some("ServiceRequest.category")
+        );
     }
 }

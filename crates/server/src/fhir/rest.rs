@@ -234,7 +234,7 @@ pub async fn create(
         Err(o) => return at.refuse(o).await,
     };
     // A referral is made by the referral service, not kept as received.
-    if kind == "ServiceRequest" && dhp_fhir::input::is_referral(&body) {
+    if kind == "ServiceRequest" && dhp_fhir::input::claims_referral(&body) {
         return super::referral::create(&at, &body).await;
     }
     let base = fhir_base(&state);

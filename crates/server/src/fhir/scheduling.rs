@@ -618,6 +618,15 @@ async fn scheduling_op(
     body: Bytes,
     to: &str,
 ) -> Result<Response, AppError> {
+    // Who asks, before anything of the body is looked at or looked up.
+    let op = if to == "pending" {
+        "Appointment/$hold"
+    } else {
+        "Appointment/$book"
+    };
+    if let Err(res) = signed_in(&state, &headers, "create", op).await? {
+        return Ok(res);
+    }
     let sent: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -656,26 +665,52 @@ async fn scheduling_op(
     } else {
         sent
     };
-    if matches!(
-        appointment.get("status").and_then(Value::as_str),
-        None | Some("proposed") | Some("pending")
-    ) {
+    if !appointment.is_object() {
+        return Ok(outcome(
+            OperationOutcome::one(Issue::at(
+                IssueCode::Structure,
+                "Appointment",
+                "the body is an Appointment (or Parameters carrying one)",
+            ))
+            .with_status(400),
+        ));
+    }
+    // $hold holds whatever the status sent; $book books a proposed or held one.
+    if to == "pending"
+        || matches!(
+            appointment.get("status").and_then(Value::as_str),
+            None | Some("proposed") | Some("pending")
+        )
+    {
         appointment["status"] = json!(to);
     }
-    // A held appointment named by its id is booked by updating it.
-    if let Some(id) = appointment.get("id").and_then(Value::as_str) {
-        if let Ok(n) = id.parse::<i64>() {
-            if state.store.appointment(n).await?.is_some() {
-                let body = Bytes::from(appointment.to_string());
-                return super::rest::update(
-                    state,
-                    axum::extract::Path(("Appointment".to_string(), id.to_string())),
-                    headers,
-                    body,
-                )
-                .await;
-            }
-        }
+    // A held appointment named by its id is booked by updating it; an id the pool
+    // does not hold is refused rather than booked afresh.
+    if let Some(id) = appointment.get("id") {
+        let held = match id.as_str().and_then(|t| t.parse::<i64>().ok()) {
+            Some(n) if to == "booked" => state.store.appointment(n).await?.map(|_| n),
+            _ => None,
+        };
+        let Some(n) = held else {
+            return Ok(outcome(
+                OperationOutcome::one(Issue::at(
+                    IssueCode::NotFound,
+                    "Appointment.id",
+                    format!(
+                        "{id} is not an appointment held here: $hold and $book take a proposed appointment (from $find) without an id, $book also a held one by its id"
+                    ),
+                ))
+                .with_status(404),
+            ));
+        };
+        let body = Bytes::from(appointment.to_string());
+        return super::rest::update(
+            state,
+            axum::extract::Path(("Appointment".to_string(), n.to_string())),
+            headers,
+            body,
+        )
+        .await;
     }
     let body = Bytes::from(appointment.to_string());
     let uri: axum::http::Uri = "/fhir/Appointment"

@@ -554,6 +554,110 @@ async fn a_hold_keeps_a_place_until_it_is_booked_or_lapses() {
     assert!(audit
         .iter()
         .any(|e| e.resource == format!("Appointment/{first}") && e.outcome == "success"));
+
+    // A body that is not an Appointment is refused, not a crash; an id the pool does
+    // not hold is not booked afresh; $hold holds whatever status it is sent.
+    let (st, _) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment/$hold".into(),
+        json!([]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let mut ghost = booking(slot.slot.id, mine[0]);
+    ghost["id"] = json!("99999999");
+    let (st, out) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment/$book".into(),
+        ghost,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{out}");
+    assert_eq!(out["issue"][0]["expression"][0], "Appointment.id");
+    // One resident holds at most data/booking.toml's holds_per_resident places, and a
+    // hold opens no hospital's access to the resident.
+    let clinician = token(&s, "clinician").await;
+    let hospital = store
+        .user_by_username("clinician")
+        .await
+        .unwrap()
+        .org_id
+        .unwrap();
+    let mut who = None;
+    for r in &mine[cap + 1..] {
+        let seen = read(&s, Some(&clinician), &format!("/fhir/Patient/{r}")).await;
+        if seen.status == StatusCode::FORBIDDEN {
+            who = Some(*r);
+            break;
+        }
+    }
+    let who = who.expect("a resident of the panel the hospital has not seen");
+    let most = dhp_core::booking::limits().holds_per_resident as usize;
+    let mut days = std::collections::HashSet::new();
+    let spots: Vec<_> = empty_slots(&s.state, from)
+        .await
+        .into_iter()
+        .filter(|x| x.slot.capacity > x.slot.reserved && x.slot.id != slot.slot.id)
+        .filter(|x| days.insert(x.slot.start.date()))
+        .take(most + 1)
+        .collect();
+    let at_hospital = empty_slots(&s.state, from)
+        .await
+        .into_iter()
+        .find(|x| {
+            x.org_id == hospital
+                && x.slot.capacity > x.slot.reserved
+                && !days.contains(&x.slot.start.date())
+        })
+        .expect("an open slot at the clinician's hospital");
+    let mut holding = vec![at_hospital];
+    holding.extend(spots.into_iter().take(most - 1));
+    for x in &holding {
+        let mut a = booking(x.slot.id, who);
+        a["status"] = json!("booked");
+        let (st, out) = post(
+            s.state.clone(),
+            doctor.clone(),
+            "/fhir/Appointment/$hold".into(),
+            a,
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{out}");
+        assert_eq!(out["status"], "pending", "$hold holds");
+    }
+    assert_eq!(
+        read(&s, Some(&clinician), &format!("/fhir/Patient/{who}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN,
+        "a hold opened the hospital's access"
+    );
+    let extra = empty_slots(&s.state, from)
+        .await
+        .into_iter()
+        .find(|x| {
+            x.slot.capacity > x.slot.reserved
+                && !holding
+                    .iter()
+                    .any(|h| h.slot.start.date() == x.slot.start.date())
+        })
+        .unwrap();
+    let (st, out) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/fhir/Appointment/$hold".into(),
+        hold_for(extra.slot.id, who),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{out}");
+}
+
+fn hold_for(slot: i64, resident: i64) -> Value {
+    let mut a = booking(slot, resident);
+    a["status"] = json!("proposed");
+    a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,8 @@ pub(crate) async fn resident_access_facts<E: Exec>(
             referred_or_booked.push(r.i64(0)?);
         }
     }
-    // A booking holding its place at an organisation (the life cycle says which).
+    // A booking holding its place at an organisation (the life cycle says which; a
+    // `$hold` not yet booked opens nothing).
     let holding: Vec<Param> = dhp_core::booking::Status::ALL
         .into_iter()
         .filter(|s| s.holds_place())
@@ -64,9 +65,10 @@ pub(crate) async fn resident_access_facts<E: Exec>(
     for r in e
         .rows(
             &format!(
-                "SELECT DISTINCT sc.org_id FROM appointments a JOIN slots s ON s.id = a.slot_id \
+                "SELECT DISTINCT sc.org_id FROM appointments ap JOIN slots s ON s.id = ap.slot_id \
                  JOIN schedules sc ON sc.id = s.schedule_id \
-                 WHERE a.resident_id = $1 AND a.status IN {marks}"
+                 WHERE ap.resident_id = $1 AND ap.status IN {marks} AND {}",
+                crate::shared::NOT_A_HOLD
             ),
             params,
         )

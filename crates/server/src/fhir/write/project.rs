@@ -138,7 +138,7 @@ impl<'a> Plan<'a> {
             }
             // A referral is made alone, by `POST /fhir/ServiceRequest`, and moved on by
             // its Task: never kept as received.
-            "ServiceRequest" if input::is_referral(&body) => {
+            "ServiceRequest" if input::claims_referral(&body) => {
                 return Err(refuse(
                     IssueCode::NotSupported,
                     Some("ServiceRequest.category"),
