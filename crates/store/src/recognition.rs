@@ -93,6 +93,18 @@ fn imaging(code: &str) -> bool {
     table().item(code).is_some_and(|i| i.category == "imaging")
 }
 
+/// The earlier result a row of either query below reads: id, code, when, issuer in
+/// columns 0–3, the issuer's assessment in column 6.
+fn prior_of(r: &impl Col) -> Result<Prior> {
+    Ok(Prior {
+        result_id: r.i64(0)?,
+        code: r.text(1)?,
+        effective: r.datetime(2)?,
+        org_id: r.i64(3)?,
+        org_assessed: r.bool(6)?,
+    })
+}
+
 async fn prior_in<E: Exec>(e: &E, resident: Id, code: &str) -> Result<Vec<PriorResult>> {
     if imaging(code) {
         return studies_in(e, resident, code).await;
@@ -120,13 +132,7 @@ async fn prior_in<E: Exec>(e: &E, resident: Id, code: &str) -> Result<Vec<PriorR
     rows.iter()
         .map(|r| {
             Ok(PriorResult {
-                prior: Prior {
-                    result_id: r.i64(0)?,
-                    code: r.text(1)?,
-                    effective: r.datetime(2)?,
-                    org_id: r.i64(3)?,
-                    org_assessed: r.bool(6)?,
-                },
+                prior: prior_of(r)?,
                 finding: Finding::Value {
                     value: r.f64(4)?,
                     unit: r.text(5)?,
@@ -152,13 +158,7 @@ async fn studies_in<E: Exec>(e: &E, resident: Id, code: &str) -> Result<Vec<Prio
     rows.iter()
         .map(|r| {
             Ok(PriorResult {
-                prior: Prior {
-                    result_id: r.i64(0)?,
-                    code: r.text(1)?,
-                    effective: r.datetime(2)?,
-                    org_id: r.i64(3)?,
-                    org_assessed: r.bool(6)?,
-                },
+                prior: prior_of(r)?,
                 finding: Finding::Study {
                     modality: r.text(4)?,
                     findings: r.text(5)?,

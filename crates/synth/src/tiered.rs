@@ -512,17 +512,8 @@ pub(crate) async fn write(
         }
         let studied = !studies.is_empty();
         for (org, when, code, words) in studies {
-            let e = store.reserve_ids("Encounter", 1).await?;
+            let e = outpatient(store, &mut extra, id, org, when).await?;
             let m = store.reserve_ids("ImagingStudy", 1).await?;
-            extra.encounters.push(Encounter {
-                id: e,
-                resident_id: id,
-                kind: EncounterType::Outpatient,
-                programme: None,
-                org_id: org,
-                practitioner_id: None,
-                start: when,
-            });
             let modality = dhp_core::recognition::table()
                 .item(code)
                 .and_then(|i| i.modality.clone())
@@ -540,17 +531,8 @@ pub(crate) async fn write(
             });
         }
         for (org, when, value) in labs {
-            let e = store.reserve_ids("Encounter", 1).await?;
+            let e = outpatient(store, &mut extra, id, org, when).await?;
             let o = store.reserve_ids("Observation", 1).await?;
-            extra.encounters.push(Encounter {
-                id: e,
-                resident_id: id,
-                kind: EncounterType::Outpatient,
-                programme: None,
-                org_id: org,
-                practitioner_id: None,
-                start: when,
-            });
             extra.observations.push(Observation {
                 id: o,
                 resident_id: id,
@@ -659,6 +641,27 @@ pub(crate) async fn write(
     store.insert_batch(&extra).await?;
     rows += orders_at_hospital(store, &orders, rng).await?;
     Ok(rows)
+}
+
+/// An outpatient visit of `resident` at `org` added to `extra`; its id.
+async fn outpatient(
+    store: &dyn Store,
+    extra: &mut Batch,
+    resident: Id,
+    org: Id,
+    when: NaiveDateTime,
+) -> Result<Id, GenerateError> {
+    let id = store.reserve_ids("Encounter", 1).await?;
+    extra.encounters.push(Encounter {
+        id,
+        resident_id: resident,
+        kind: EncounterType::Outpatient,
+        programme: None,
+        org_id: org,
+        practitioner_id: None,
+        start: when,
+    });
+    Ok(id)
 }
 
 /// Exception reasons a clinician gives for repeating a test whose recognised result
