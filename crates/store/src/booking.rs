@@ -223,6 +223,13 @@ pub(crate) async fn claim<E: Exec>(
     b: &Booking,
     status: Status,
 ) -> Result<()> {
+    let limit = s.slot.limit(b.channel, b.at);
+    let full = || StoreError::Conflict(format!("slot {} has no place left", b.slot_id));
+    // Full as read: refused without reading the resident's bookings (a popular slot
+    // meets many more askers than places). The guarded update below still decides.
+    if s.booked >= limit {
+        return Err(full());
+    }
     let new = Held {
         service: s.service.clone(),
         start: s.slot.start,
@@ -231,7 +238,6 @@ pub(crate) async fn claim<E: Exec>(
     if let Some(why) = conflict(&held(tx, b.resident_id).await?, &new) {
         return Err(StoreError::Conflict(why));
     }
-    let limit = s.slot.limit(b.channel, b.at);
     let taken = tx
         .rows(
             "UPDATE slots SET booked = booked + 1 \
@@ -240,10 +246,7 @@ pub(crate) async fn claim<E: Exec>(
         )
         .await?;
     if taken.is_empty() {
-        return Err(StoreError::Conflict(format!(
-            "slot {} has no place left",
-            b.slot_id
-        )));
+        return Err(full());
     }
     tx.execute(
         "INSERT INTO appointments (id, slot_id, resident_id, status, channel, created, updated) \

@@ -89,14 +89,8 @@ pub(crate) use bind_all;
 
 /// An open transaction used through [`Exec`]: statements run one after another on it,
 /// and none is seen by others until [`Commit::commit`]. Dropped uncommitted, it rolls
-/// back.
-pub struct Tx<DB: sqlx::Database>(
-    pub(crate) tokio::sync::Mutex<sqlx::Transaction<'static, DB>>,
-    /// This process's turn to write, held until the transaction ends (SQLite: writers
-    /// wait their turn here, in order, instead of in SQLite's busy handler, which
-    /// sleeps and retries; `None` where the database orders writers itself).
-    pub(crate) Option<tokio::sync::OwnedMutexGuard<()>>,
-);
+/// back. (PostgreSQL's; SQLite's writers share one transaction: `sqlite::SqliteTx`.)
+pub struct Tx<DB: sqlx::Database>(pub(crate) tokio::sync::Mutex<sqlx::Transaction<'static, DB>>);
 
 impl<DB: sqlx::Database> std::fmt::Debug for Tx<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,18 +107,16 @@ pub trait Commit {
 #[async_trait]
 impl<DB: sqlx::Database> Commit for Tx<DB> {
     async fn commit(self) -> Result<()> {
-        let Tx(tx, turn) = self;
-        tx.into_inner().commit().await?;
-        // The next writer's turn only once this one's writes are committed.
-        drop(turn);
+        self.0.into_inner().commit().await?;
         Ok(())
     }
 }
 
 /// Implement [`Exec`] for a pool or an open transaction: the bodies differ only in the
-/// types and in how the executor is reached from `$this` (the value itself).
+/// types and in how the executor is reached from `$this` (the value itself) for
+/// statement `$sql`.
 macro_rules! impl_exec {
-    ($target:ty, $row:ty, |$this:ident| $executor:expr) => {
+    ($target:ty, $row:ty, |$this:ident, $sql:ident| $executor:expr) => {
         #[async_trait::async_trait]
         impl $crate::shared::Exec for $target {
             type Row = $row;
@@ -134,7 +126,7 @@ macro_rules! impl_exec {
                 sql: &str,
                 params: Vec<$crate::shared::Param>,
             ) -> $crate::Result<Vec<$row>> {
-                let $this = self;
+                let ($this, $sql) = (self, sql);
                 let q = $crate::shared::bind_all!(sqlx::query(sql), params);
                 Ok(q.fetch_all($executor).await?)
             }
@@ -144,7 +136,7 @@ macro_rules! impl_exec {
                 sql: &str,
                 params: Vec<$crate::shared::Param>,
             ) -> $crate::Result<()> {
-                let $this = self;
+                let ($this, $sql) = (self, sql);
                 let q = $crate::shared::bind_all!(sqlx::query(sql), params);
                 q.execute($executor)
                     .await

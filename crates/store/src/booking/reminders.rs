@@ -56,20 +56,29 @@ pub(crate) async fn queue<E: Exec>(
     start: NaiveDateTime,
     at: NaiveDateTime,
 ) -> Result<()> {
+    // One statement for all of the booking's reminders.
+    let (mut values, mut params) = (Vec::new(), Vec::new());
     for rule in &dhp_core::booking::limits().reminders {
-        let (kind, minutes) = (rule.kind.as_str(), rule.minutes_before);
-        let due = start - Duration::minutes(minutes);
+        let due = start - Duration::minutes(rule.minutes_before);
         if due > at {
-            tx.execute(
-                "INSERT INTO reminders (appointment_id, kind, due) VALUES ($1, $2, $3)",
-                vec![
-                    Param::I64(appointment),
-                    Param::from(kind),
-                    Param::DateTime(due),
-                ],
-            )
-            .await?;
+            let n = params.len();
+            values.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+            params.extend([
+                Param::I64(appointment),
+                Param::from(rule.kind.as_str()),
+                Param::DateTime(due),
+            ]);
         }
+    }
+    if !values.is_empty() {
+        tx.execute(
+            &format!(
+                "INSERT INTO reminders (appointment_id, kind, due) VALUES {}",
+                values.join(", ")
+            ),
+            params,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -10,11 +10,10 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use crate::shared::{self, impl_exec, Backend, Commit, Tx};
 use crate::{Batch, Result, WriteSet};
 
-impl_exec!(PgPool, sqlx::postgres::PgRow, |pool| pool);
-impl_exec!(Tx<sqlx::Postgres>, sqlx::postgres::PgRow, |tx| &mut **tx
-    .0
-    .lock()
-    .await);
+impl_exec!(PgPool, sqlx::postgres::PgRow, |pool, _sql| pool);
+impl_exec!(Tx<sqlx::Postgres>, sqlx::postgres::PgRow, |tx, _sql| {
+    &mut **tx.0.lock().await
+});
 
 /// Rows per UNNEST statement: large enough to amortise the round trip, small enough to
 /// keep the bound arrays modest.
@@ -50,7 +49,7 @@ impl Backend for PostgresStore {
     type Tx = Tx<sqlx::Postgres>;
 
     async fn begin_write(&self) -> Result<Self::Tx> {
-        Ok(Tx(tokio::sync::Mutex::new(self.pool.begin().await?), None))
+        Ok(Tx(tokio::sync::Mutex::new(self.pool.begin().await?)))
     }
 
     fn pool(&self) -> &PgPool {

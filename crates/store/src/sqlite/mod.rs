@@ -13,16 +13,18 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::shared::{self, impl_exec, Backend, Commit, Tx};
+use crate::shared::{self, impl_exec, Backend, Commit};
 use crate::{Batch, Result, WriteSet};
 
+mod group;
 mod scan;
 
-impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow, |pool| pool);
-impl_exec!(Tx<sqlx::Sqlite>, sqlx::sqlite::SqliteRow, |tx| &mut **tx
-    .0
-    .lock()
-    .await);
+pub use group::SqliteTx;
+
+impl_exec!(SqlitePool, sqlx::sqlite::SqliteRow, |pool, _sql| pool);
+impl_exec!(SqliteTx, sqlx::sqlite::SqliteRow, |tx, sql| &mut *tx
+    .conn(Some(sql))
+    .await?);
 
 /// SQLite allows 32,766 bound parameters per statement since 3.32.
 const MAX_PARAMS: usize = 32_766;
@@ -31,8 +33,8 @@ const MAX_PARAMS: usize = 32_766;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Write transactions of this process take turns here (see [`Tx`]).
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Write transactions of this process: turns and group commit (see [`group`]).
+    writers: group::Writers,
     /// The database file, for bulk scans on connections of their own.
     path: std::path::PathBuf,
 }
@@ -58,18 +60,46 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints are the checkpointer's (below), not a committing writer's.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(16)
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/sqlite/migrations").run(&pool).await?;
+        checkpoints(pool.clone());
         Ok(Self {
+            writers: group::Writers::new(pool.clone()),
             pool,
-            writer: Default::default(),
             path: path.as_ref().to_path_buf(),
         })
     }
+}
+
+/// Copy the log into the database file twice a second, beside the writers: a commit
+/// that had to do it (SQLite's automatic checkpoint, every 1,000 pages) held every
+/// writer of its group for the copy and its fsync. Ends when the pool is closed.
+fn checkpoints(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            // PASSIVE: copies what no reader still needs, never waits for anyone.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if !pool.is_closed() {
+                    tracing::warn!(error = %e, "wal checkpoint failed");
+                }
+            }
+        }
+    });
 }
 
 /// Multi-row INSERT of `rows`, as many rows per statement as the parameter limit allows.
@@ -106,17 +136,13 @@ async fn insert_rows<'a, T: 'a>(
 #[async_trait]
 impl Backend for SqliteStore {
     type Pool = SqlitePool;
-    type Tx = Tx<sqlx::Sqlite>;
+    type Tx = SqliteTx;
 
     async fn begin_write(&self) -> Result<Self::Tx> {
-        // One writer at a time in this process, in arrival order: the write lock is
-        // then free when BEGIN IMMEDIATE asks (other processes still meet the busy
+        // One writer at a time in this process, in arrival order, inside the shared
+        // transaction (BEGIN IMMEDIATE when it opens; other processes meet the busy
         // timeout).
-        let turn = self.writer.clone().lock_owned().await;
-        Ok(Tx(
-            tokio::sync::Mutex::new(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Some(turn),
-        ))
+        self.writers.begin().await
     }
 
     fn pool(&self) -> &SqlitePool {
@@ -174,8 +200,8 @@ impl crate::resources::WriteSets for SqliteStore {
         // Indicator counts move in the same transaction (before/after tallies).
         let tracking = crate::indicators::Tracking::before(&tx, w).await?;
         {
-            let mut g = tx.0.lock().await;
-            crate::resources::run_write_set!((*g), w, upsert_rows, false)?;
+            let mut g = tx.conn(None).await?;
+            crate::resources::run_write_set!((g), w, upsert_rows, false)?;
         }
         crate::booking::apply_in_set(&tx, false, &w.bookings, &w.holds, &w.appointment_steps)
             .await?;
