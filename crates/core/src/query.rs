@@ -29,6 +29,8 @@ pub enum Field {
     Name,
     /// When the record was last written (UTC).
     LastUpdated,
+    /// An identifier's value (an imaging study's Study Instance UID).
+    Identifier,
     /// The main reference of a resource kept as received (a Slot's schedule, an
     /// appointment's slot, a referral's performer), as `Type/id` text.
     Reference,

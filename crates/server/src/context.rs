@@ -117,6 +117,38 @@ pub(crate) async fn readable(
     )
 }
 
+/// A JSON request body for `/api`: one that cannot be read as `T` is refused with
+/// `400 {"error", "field"}` naming the field at fault (its path in the body), not
+/// the framework's plain-text answer.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(axum::response::IntoResponse::into_response)?;
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de)
+            .map(ApiJson)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let why = if inner.is_syntax() || inner.is_eof() {
+                    format!("the body is not JSON: {inner}")
+                } else {
+                    inner.to_string()
+                };
+                match field.as_str() {
+                    "" | "." => Refusal::bare(StatusCode::BAD_REQUEST, why),
+                    f => Refusal::bad(f, why),
+                }
+                .api()
+            })
+    }
+}
+
 /// A request refused: its status, the field at fault (in the request's words, when one
 /// is) and why. One type for every surface: [`Refusal::api`] for `/api`,
 /// [`Refusal::outcome`] for `/fhir`, [`Refusal::page`] for pages.

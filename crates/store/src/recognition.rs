@@ -185,6 +185,8 @@ pub trait RecognitionStore: Send + Sync {
     async fn prior_results(&self, resident: Id, code: &str) -> Result<Vec<PriorResult>>;
     /// A resident's imaging studies from every institution, newest first.
     async fn imaging_of(&self, resident: Id) -> Result<Vec<dhp_core::ImagingStudy>>;
+    /// The imaging study held under a Study Instance UID, if any.
+    async fn study_by_uid(&self, uid: &str) -> Result<Option<Id>>;
     /// Record an order: the check against the standing result is made again in the
     /// transaction; `standing` is the result the clinician was shown (`None`: none).
     /// `Conflict` when what stands changed meanwhile, `Invalid` when the order is not
@@ -241,6 +243,17 @@ impl<B: Backend> RecognitionStore for B {
             crate::rows::push(&mut batch, crate::Table::ImagingStudies, &r)?;
         }
         Ok(batch.imaging_studies)
+    }
+
+    async fn study_by_uid(&self, uid: &str) -> Result<Option<Id>> {
+        let rows = self
+            .pool()
+            .rows(
+                "SELECT id FROM imaging_studies WHERE uid = $1",
+                vec![Param::from(uid)],
+            )
+            .await?;
+        rows.first().map(|r| r.i64(0)).transpose()
     }
 
     async fn order_test(&self, o: &NewOrder, shown: Option<Id>) -> Result<Id> {

@@ -80,6 +80,7 @@ fn column(table: Table, field: Field) -> Option<(&'static str, Option<When>)> {
         (ImagingStudies, Encounter) => ("t.encounter_id", None),
         (ImagingStudies, Org) => ("t.org_id", None),
         (ImagingStudies, Status) => ("COALESCE(s.status, 'available')", None),
+        (ImagingStudies, Identifier) => ("t.uid", None),
         (Contracts, Date) => ("t.start_date", Some(When::Day)),
         (Contracts, Org) => ("t.centre_org_id", None),
         (Contracts, Practitioner) => ("t.doctor_id", None),

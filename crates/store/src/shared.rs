@@ -190,6 +190,14 @@ pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Conflict(
             "a record it refers to does not exist (or was deleted meanwhile)".into(),
         ),
+        // Two writers of one Study Instance UID at once (the write checks it first).
+        sqlx::Error::Database(d)
+            if d.is_unique_violation()
+                && (d.constraint() == Some("imaging_studies_uid")
+                    || d.message().contains("imaging_studies.uid")) =>
+        {
+            StoreError::Conflict("another imaging study already has this Study Instance UID".into())
+        }
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict("another record already has the same id or identity number".into())
         }

@@ -126,6 +126,11 @@ pub(super) const IMAGING_STUDY_PARAMS: &[SearchParam] = &[
     PATIENT,
     SUBJECT,
     coded("modality", Field::Code, &[crate::input::DICOM_SYSTEM]),
+    coded(
+        "identifier",
+        Field::Identifier,
+        &[crate::input::DICOM_UID_SYSTEM],
+    ),
     param("started", D, Field::Date),
     param("encounter", R("Encounter"), Field::Encounter),
     STATUS,

@@ -59,7 +59,7 @@ pub(crate) fn referral_json(r: &ReferralRow, steps: Option<&[ReferralStep]>) -> 
 pub async fn create(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(req): Json<ReferRequest>,
+    crate::context::ApiJson(req): crate::context::ApiJson<ReferRequest>,
 ) -> Result<Response, AppError> {
     let who = match signed_in(&state, &headers) {
         Ok(w) => w,
@@ -234,7 +234,7 @@ pub async fn take_step(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(req): Json<StepRequest>,
+    crate::context::ApiJson(req): crate::context::ApiJson<StepRequest>,
 ) -> Result<Response, AppError> {
     let who = match signed_in(&state, &headers) {
         Ok(w) => w,
@@ -254,7 +254,7 @@ pub async fn take_step(
 pub async fn order_test(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(req): Json<OrderRequest>,
+    crate::context::ApiJson(req): crate::context::ApiJson<OrderRequest>,
 ) -> Result<Response, AppError> {
     let who = match signed_in(&state, &headers) {
         Ok(w) => w,

@@ -110,7 +110,7 @@ fn refused(e: StoreError, field: &'static str) -> Result<Refusal, AppError> {
 pub async fn join(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(req): Json<WaitRequest>,
+    crate::context::ApiJson(req): crate::context::ApiJson<WaitRequest>,
 ) -> Result<Response, AppError> {
     let who = match booker(&state, &headers, req.resident_id).await? {
         Ok(w) => w,

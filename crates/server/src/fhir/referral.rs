@@ -55,24 +55,70 @@ fn ids(q: &RecordQuery, field: Field) -> Vec<Id> {
         .collect()
 }
 
+/// The Task statuses a ServiceRequest status stands for (the inverse of
+/// `dhp_fhir::referral`'s `request_status`): `active` while the referral is open.
+fn task_statuses(request_status: &str) -> Vec<TaskStatus> {
+    match request_status {
+        "completed" => vec![TaskStatus::Completed],
+        "revoked" => vec![
+            TaskStatus::Rejected,
+            TaskStatus::Cancelled,
+            TaskStatus::Failed,
+        ],
+        "active" => vec![
+            TaskStatus::Requested,
+            TaskStatus::Received,
+            TaskStatus::Accepted,
+            TaskStatus::InProgress,
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Referrals matching `q` within `scope`, as Tasks (or, `requests`, as the
-/// ServiceRequests they focus on), with the total.
+/// ServiceRequests they focus on), with the total. As requests, `status` is the
+/// ServiceRequest's and the organisation reference is the `performer` (the Task's
+/// owner); a filter a referral's request cannot meet (a `code`: a referral carries no
+/// test code, or a status it never has) finds none.
 pub(crate) async fn fetch(
     state: &AppState,
     q: &RecordQuery,
     scope: &dhp_core::access::Scope,
     requests: bool,
 ) -> Result<(Vec<Rendered>, i64), StoreError> {
-    let statuses = q
-        .filters
-        .iter()
-        .filter_map(|f| match f {
-            Filter::Tokens(Field::Status, v) => Some(v.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|s| TaskStatus::parse(&s))
-        .collect();
+    let (mut statuses, mut performers) = (Vec::new(), Vec::new());
+    for f in &q.filters {
+        match f {
+            Filter::Tokens(Field::Status, v) => {
+                let wanted: Vec<TaskStatus> = if requests {
+                    v.iter().flat_map(|s| task_statuses(s)).collect()
+                } else {
+                    v.iter().filter_map(|s| TaskStatus::parse(s)).collect()
+                };
+                // Only statuses a referral never has: nothing matches (an empty list
+                // would mean any status).
+                if wanted.is_empty() {
+                    return Ok((Vec::new(), 0));
+                }
+                statuses.extend(wanted);
+            }
+            // A request's performer as stored requests keep it (`Organization/id`).
+            Filter::Tokens(Field::Reference, v) if requests => {
+                let orgs: Vec<Id> = v
+                    .iter()
+                    .filter_map(|r| r.strip_prefix("Organization/")?.parse().ok())
+                    .collect();
+                if orgs.is_empty() {
+                    return Ok((Vec::new(), 0));
+                }
+                performers.extend(orgs);
+            }
+            Filter::Ids(Field::Id | Field::Resident | Field::Org | Field::Reference, _)
+            | Filter::Date(Field::Date, _) => {}
+            _ if requests => return Ok((Vec::new(), 0)),
+            _ => {}
+        }
+    }
     let authored: Vec<DateCond> = q
         .filters
         .iter()
@@ -81,13 +127,22 @@ pub(crate) async fn fetch(
             _ => None,
         })
         .collect();
+    // A request's organisation reference is its performer, the Task's owner.
+    let (owners, requesters) = if requests {
+        let mut o = ids(q, Field::Org);
+        o.extend(ids(q, Field::Reference));
+        o.extend(performers);
+        (o, Vec::new())
+    } else {
+        (ids(q, Field::Org), ids(q, Field::Reference))
+    };
     let (found, total) = state
         .store
         .search_referrals(&ReferralSearch {
             ids: ids(q, Field::Id),
             residents: ids(q, Field::Resident),
-            owners: ids(q, Field::Org),
-            requesters: ids(q, Field::Reference),
+            owners,
+            requesters,
             statuses,
             authored,
             scope: scope.clone(),

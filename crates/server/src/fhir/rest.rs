@@ -522,7 +522,8 @@ pub async fn history(
     let resident = match &found {
         Found::Stored(s) => s.resident_id,
         Found::Core(row) => owner(row),
-        // Not reached: the pool keeps no history (the statement says so).
+        // A referral's request (the pool's own types keep no history: the statement
+        // says so).
         Found::Pool(_, r) => *r,
         Found::Nothing => {
             audit::record(
@@ -592,7 +593,25 @@ pub async fn history(
                 ));
             }
         }
-        Found::Pool(..) | Found::Nothing => {}
+        // A referral's request: its current version (the referral keeps its steps,
+        // not earlier renderings).
+        Found::Pool(body, _) => {
+            let version = body["meta"]["versionId"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let updated = body["meta"]["lastUpdated"].as_str().unwrap_or_default();
+            entries.push(history_entry(
+                &base,
+                &kind,
+                &id,
+                version,
+                updated,
+                Some(body.clone()),
+                version == 1,
+            ));
+        }
+        Found::Nothing => {}
     }
     if resident.is_some() {
         audit::record(

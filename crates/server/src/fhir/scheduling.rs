@@ -519,7 +519,7 @@ pub(crate) async fn find_op(
         issues.push(Issue::at(
             IssueCode::Invalid,
             "Appointment/$find?end",
-            "the end comes after the start",
+            "end must be after start",
         ));
     } else if q.to - q.from > chrono::Duration::days(92) {
         issues.push(Issue::at(

@@ -294,21 +294,29 @@ pub(crate) async fn fetch(
         let rows = render(state, kind, &batch, masked).await?;
         return Ok((rows, total, batch));
     }
+    // Referrals' requests (the referral table's) first, then those kept as received.
+    let (mut rows, before) = if kind == "ServiceRequest" {
+        super::referral::fetch(state, q, scope, true).await?
+    } else {
+        (Vec::new(), 0)
+    };
+    let rest = RecordQuery {
+        limit: (q.limit - rows.len() as i64).max(0),
+        offset: (q.offset - before).max(0),
+        ..q.clone()
+    };
     let resident_owned = super::resident_data(kind);
     let (found, total) = store
-        .search_stored(kind, resident_owned, q, scope, today)
+        .search_stored(kind, resident_owned, &rest, scope, today)
         .await?;
-    let rows = found
-        .iter()
-        .filter_map(|s| {
-            Some(Rendered {
-                id: s.id,
-                resident: s.resident_id,
-                body: stored_json(s, masked)?,
-            })
+    rows.extend(found.iter().filter_map(|s| {
+        Some(Rendered {
+            id: s.id,
+            resident: s.resident_id,
+            body: stored_json(s, masked)?,
         })
-        .collect();
-    Ok((rows, total, Batch::default()))
+    }));
+    Ok((rows, before + total, Batch::default()))
 }
 
 /// The request's `Prefer: handling=lenient`.

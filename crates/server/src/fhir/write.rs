@@ -433,6 +433,7 @@ impl<'a> Plan<'a> {
                 ))
             }
         }
+        self.not_a_referral(kind, id).await?;
         let (prior, current) = self.current(kind, id).await?;
         let Some(current) = current else {
             return Err(Refusal::Outcome(
@@ -464,9 +465,27 @@ impl<'a> Plan<'a> {
         self.put(kind, id, body, prior, current + 1, "update").await
     }
 
+    /// A referral's request (a ServiceRequest read from the referral at its Task's id)
+    /// is not replaced or deleted as a resource: the referral moves on through its Task.
+    async fn not_a_referral(&self, kind: &str, id: Id) -> Result<(), Refusal> {
+        if kind != "ServiceRequest" || super::referral::find(self.state, id, true).await?.is_none()
+        {
+            return Ok(());
+        }
+        Err(Refusal::Outcome(
+            OperationOutcome::one(Issue::at(
+                IssueCode::NotSupported,
+                "ServiceRequest.status",
+                format!("ServiceRequest/{id} is a referral's request: it moves on through its Task (PUT /fhir/Task/{id} with the new status; cancelled withdraws the referral)"),
+            ))
+            .with_status(405),
+        ))
+    }
+
     /// Delete resource `kind/id`. Deleting what is already deleted succeeds.
     pub async fn delete(&mut self, kind: &str, id: Id) -> Result<Written, Refusal> {
         self.check_role()?;
+        self.not_a_referral(kind, id).await?;
         if dhp_fhir::types::care_tables(kind) {
             return Err(Refusal::Outcome(
                 OperationOutcome::one(Issue::new(

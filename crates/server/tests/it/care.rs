@@ -746,6 +746,33 @@ async fn an_imaging_study_from_the_centre_meets_the_hospitals_order() {
     )
     .await;
     assert_eq!(none.json["total"], 0, "{}", none.json);
+    // Found by its Study Instance UID; a second study under the same UID is refused at
+    // its identifier and writes nothing.
+    let by_uid = read(
+        &s,
+        Some(&doctor),
+        "/fhir/ImagingStudy?identifier=urn:dicom:uid|urn:oid:2.25.31011820261201",
+    )
+    .await;
+    assert_eq!(by_uid.json["total"], 1, "{}", by_uid.json);
+    assert_eq!(
+        by_uid.json["entry"][0]["resource"]["id"].as_str(),
+        Some(sid.as_str())
+    );
+    let (status, v) = send(
+        &s,
+        &doctor,
+        "POST",
+        "/fhir/ImagingStudy",
+        &study(&enc, stamp(when)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        v["issue"][0]["expression"][0], "ImagingStudy.identifier",
+        "{v}"
+    );
+    assert_eq!(store.imaging_of(rid).await.unwrap().len(), 1);
     assert_eq!(
         read(&s, Some(&clinician), &format!("/fhir/ImagingStudy/{sid}"))
             .await
@@ -769,6 +796,20 @@ async fn an_imaging_study_from_the_centre_meets_the_hospitals_order() {
             .await
             .status,
         StatusCode::OK
+    );
+    // A body of the wrong shape is refused naming its field, as JSON.
+    let (status, v) = send(
+        &s,
+        &clinician,
+        "POST",
+        "/api/orders",
+        &json!({"resident_id": rid, "code": "24627-2", "use_standing": 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("use_standing")),
+        "{v}"
     );
     let order = json!({"resident_id": rid, "code": "24627-2"});
     let (status, v) = send(&s, &clinician, "POST", "/api/orders", &order).await;

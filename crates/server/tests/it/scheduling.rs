@@ -766,6 +766,69 @@ async fn referrals_through_fhir_are_tasks_moved_on_by_their_status() {
     assert_eq!(new_task.json["status"], "requested");
     assert_eq!(store.referrals_of(other).await.unwrap().len(), before + 1);
 
+    // A referral's request is a ServiceRequest like any other: found by search (its
+    // status read as the request's), in the patient's $everything and with its
+    // history; it is moved on through its Task, not replaced or deleted.
+    let ids_of = |b: &serde_json::Value| -> Vec<String> {
+        b["entry"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["resource"]["resourceType"] == "ServiceRequest")
+                    .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (query, found) in [
+        (format!("patient={other}"), true),
+        (format!("patient={other}&status=active"), true),
+        (format!("patient={other}&status=completed"), false),
+        (
+            format!("patient={other}&performer=Organization/{hospital}"),
+            true,
+        ),
+        (format!("patient={other}&code=4548-4"), false),
+    ] {
+        let r = read(&s, Some(&doctor), &format!("/fhir/ServiceRequest?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.json);
+        assert_eq!(
+            ids_of(&r.json).contains(&new_id.to_string()),
+            found,
+            "{query}: {}",
+            r.json
+        );
+    }
+    let all = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/Patient/{other}/$everything"),
+    )
+    .await;
+    assert!(
+        ids_of(&all.json).contains(&new_id.to_string()),
+        "{}",
+        all.json
+    );
+    let h = read(
+        &s,
+        Some(&doctor),
+        &format!("/fhir/ServiceRequest/{new_id}/_history"),
+    )
+    .await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.json);
+    assert_eq!(h.json["total"], 1, "{}", h.json);
+    let mut replaced = made.clone();
+    replaced["priority"] = json!("routine");
+    let sr = format!("/fhir/ServiceRequest/{new_id}");
+    let r = send(&s, "PUT", &sr, &doctor, Some(&replaced), &[]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
+    assert!(r.json.to_string().contains("/fhir/Task/"), "{}", r.json);
+    let r = send(&s, "DELETE", &sr, &doctor, None, &[]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
+    let still = read(&s, Some(&doctor), &sr).await;
+    assert_eq!(still.json["priority"], made["priority"], "{}", still.json);
+
     // Only the organisation referred to accepts; a rejection says why; the workflow
     // never goes back; a stale version is refused.
     let path = format!("/fhir/Task/{id}");

@@ -108,6 +108,19 @@ impl<'a> Plan<'a> {
                         "ImagingStudy.encounter.reference",
                     )
                     .await?;
+                // A Study Instance UID names one study: not a second one here.
+                let held = self.state.store.study_by_uid(&m.uid).await?;
+                let here = self.set.core.imaging_studies.iter().find(|s| s.uid == m.uid);
+                if let Some(other) = held.or(here.map(|s| s.id)).filter(|o| *o != id) {
+                    return Err(Refusal::Outcome(
+                        OperationOutcome::one(Issue::at(
+                            IssueCode::Conflict,
+                            "ImagingStudy.identifier",
+                            format!("ImagingStudy/{other} already has the Study Instance UID {}", m.uid),
+                        ))
+                        .with_status(409),
+                    ));
+                }
                 event = Some((m.started.date(), "ImagingStudy.started"));
                 self.set.core.imaging_studies.push(ImagingStudy {
                     id,
