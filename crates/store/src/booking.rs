@@ -158,9 +158,14 @@ pub(crate) async fn book_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
     reminders::queue(tx, b.appointment_id, s.slot.start, b.at).await
 }
 
-/// Hold a place of `b`'s slot inside `tx`: a pending appointment that keeps it until
-/// [`hold_until`]; no reminders until it is booked.
-pub(crate) async fn hold_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Result<()> {
+/// Hold a place of `b`'s slot inside `tx` for organisation `by`: a pending appointment
+/// that keeps it until [`hold_until`]; no reminders until it is booked.
+pub(crate) async fn hold_in<E: Exec>(
+    tx: &E,
+    postgres: bool,
+    b: &Booking,
+    by: Option<Id>,
+) -> Result<()> {
     let s = open_slot(tx, postgres, b).await?;
     let most = dhp_core::booking::limits().holds_per_resident;
     let held = tx
@@ -177,9 +182,10 @@ pub(crate) async fn hold_in<E: Exec>(tx: &E, postgres: bool, b: &Booking) -> Res
     }
     claim(tx, &s, b, Status::Pending).await?;
     tx.execute(
-        "UPDATE appointments SET hold_until = $1 WHERE id = $2",
+        "UPDATE appointments SET hold_until = $1, held_by = $2 WHERE id = $3",
         vec![
             Param::DateTime(hold_until(b.at, s.slot.start)),
+            Param::OptI64(by),
             Param::I64(b.appointment_id),
         ],
     )

@@ -51,8 +51,9 @@ pub struct WriteSet {
     /// the pool's capacity guard after the rows above are written.
     pub bookings: Vec<crate::Booking>,
     /// Holds on places of the pool (FHIR Appointments created `pending`, `$hold`):
-    /// taken with the same guard, kept until `dhp_core::booking::hold_until`.
-    pub holds: Vec<crate::Booking>,
+    /// taken with the same guard, kept until `dhp_core::booking::hold_until`, each with
+    /// the organisation holding it.
+    pub holds: Vec<(crate::Booking, Option<dhp_core::Id>)>,
     /// Steps on appointments (an Appointment updated to cancelled, checked in …).
     pub appointment_steps: Vec<crate::AppointmentStep>,
 }

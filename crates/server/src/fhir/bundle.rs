@@ -254,6 +254,7 @@ pub async fn bundle(
         who: who.clone(),
         action: "transaction",
         resource: "Bundle".to_string(),
+        resident: None,
     };
     let body = match body_json(&body) {
         Ok(v) => v,
@@ -278,7 +279,7 @@ pub async fn process_bundle(
         Ok(a) => a,
         Err(o) => {
             if !plan.take_refusal_audited() {
-                audit_refused(state, who, "transaction", "Bundle", &o).await?;
+                audit_refused(state, who, "transaction", "Bundle", None, &o).await?;
             }
             return Ok(Err(o));
         }
@@ -286,7 +287,7 @@ pub async fn process_bundle(
     if let Err(e) = plan.commit().await {
         return match commit_refusal(e) {
             Refusal::Outcome(o) => {
-                audit_refused(state, who, "transaction", "Bundle", &o).await?;
+                audit_refused(state, who, "transaction", "Bundle", None, &o).await?;
                 Ok(Err(o))
             }
             Refusal::Failed(e) => Err(e),
@@ -447,7 +448,11 @@ pub async fn run_bundle<'a>(
                         "DELETE" => "delete",
                         _ => "read",
                     };
-                    audit_refused(state, who, action, &e.kind, &o).await?;
+                    let resident = e
+                        .resource
+                        .as_ref()
+                        .and_then(|r| super::rest::named_resident(&e.kind, r));
+                    audit_refused(state, who, action, &e.kind, resident, &o).await?;
                 }
                 results[i] = Some(failed_entry(&o));
             }

@@ -60,7 +60,7 @@ pub(crate) async fn import_bundles(
                 (Err(o), _) => {
                     plan.rollback(mark);
                     if !plan.take_refusal_audited() {
-                        rest::audit_refused(state, &who, "import", "Bundle", o).await?;
+                        rest::audit_refused(state, &who, "import", "Bundle", None, o).await?;
                     }
                 }
                 // The mark lands in the transaction that writes the Bundle's data.

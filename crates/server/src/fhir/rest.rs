@@ -75,12 +75,23 @@ pub(crate) struct Attempt<'a> {
     pub(crate) who: dhp_core::access::Principal,
     pub(crate) action: &'static str,
     pub(crate) resource: String,
+    /// The resident the write names, once its body is read: a refused attempt on a
+    /// resident's record is logged against them.
+    pub(crate) resident: Option<Id>,
 }
 
 impl Attempt<'_> {
     /// Audit the refusal and answer it.
     pub(crate) async fn refuse(&self, o: OperationOutcome) -> Result<Response, AppError> {
-        audit_refused(self.state, &self.who, self.action, &self.resource, &o).await?;
+        audit_refused(
+            self.state,
+            &self.who,
+            self.action,
+            &self.resource,
+            self.resident,
+            &o,
+        )
+        .await?;
         Ok(outcome(o))
     }
 
@@ -106,6 +117,7 @@ pub(crate) async fn audit_refused(
     who: &dhp_core::access::Principal,
     action: &str,
     resource: &str,
+    resident: Option<Id>,
     o: &OperationOutcome,
 ) -> Result<(), AppError> {
     let status = o.http_status();
@@ -129,12 +141,36 @@ pub(crate) async fn audit_refused(
         &Actor::from(who),
         action,
         resource,
-        None,
+        resident,
         word,
         &detail,
     )
     .await?;
     Ok(())
+}
+
+/// The resident a written resource names (its subject, patient, `for` or a
+/// participant; a Patient its own id), for the audit row of a refused write.
+pub(crate) fn named_resident(kind: &str, body: &Value) -> Option<Id> {
+    let patient = |r: &Value| -> Option<Id> {
+        r.get("reference")?
+            .as_str()?
+            .strip_prefix("Patient/")?
+            .parse()
+            .ok()
+    };
+    if kind == "Patient" {
+        return body.get("id")?.as_str()?.parse().ok();
+    }
+    ["subject", "patient", "for"]
+        .iter()
+        .find_map(|k| patient(body.get(*k)?))
+        .or_else(|| {
+            body.get("participant")?
+                .as_array()?
+                .iter()
+                .find_map(|p| patient(p.get("actor")?))
+        })
 }
 
 /// A store conflict at commit (a version moved, an id taken, a record still referred
@@ -223,16 +259,18 @@ pub async fn create(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
-    let at = Attempt {
+    let mut at = Attempt {
         state: &state,
         who: who.clone(),
         action: "create",
         resource: kind.clone(),
+        resident: None,
     };
     let body = match body_json(&body) {
         Ok(v) => v,
         Err(o) => return at.refuse(o).await,
     };
+    at.resident = named_resident(&kind, &body);
     // A referral is made by the referral service, not kept as received.
     if kind == "ServiceRequest" && dhp_fhir::input::claims_referral(&body) {
         return super::referral::create(&at, &body).await;
@@ -348,16 +386,18 @@ pub async fn update(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
-    let at = Attempt {
+    let mut at = Attempt {
         state: &state,
         who: who.clone(),
         action: "update",
         resource: resource.clone(),
+        resident: None,
     };
     let body = match body_json(&body) {
         Ok(v) => v,
         Err(o) => return at.refuse(o).await,
     };
+    at.resident = named_resident(&kind, &body);
     let Ok(n) = id.parse::<Id>() else {
         return at
             .refuse(OperationOutcome::one(Issue::new(
@@ -410,16 +450,18 @@ pub async fn conditional_update(
         Ok(p) => p,
         Err(res) => return Ok(res),
     };
-    let at = Attempt {
+    let mut at = Attempt {
         state: &state,
         who: who.clone(),
         action: "update",
         resource: kind.clone(),
+        resident: None,
     };
     let mut body = match body_json(&body) {
         Ok(v) => v,
         Err(o) => return at.refuse(o).await,
     };
+    at.resident = named_resident(&kind, &body);
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)
         .finish();
@@ -478,6 +520,7 @@ pub async fn delete(
         who: who.clone(),
         action: "delete",
         resource: resource.clone(),
+        resident: None,
     };
     let Ok(n) = id.parse::<Id>() else {
         return at

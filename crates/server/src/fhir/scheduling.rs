@@ -319,7 +319,7 @@ impl<'a> Plan<'a> {
                     at: now,
                 };
                 if a.status == Status::Pending {
-                    self.set.holds.push(booking);
+                    self.set.holds.push((booking, self.who().org_id));
                 } else {
                     self.set.bookings.push(booking);
                 }
@@ -343,6 +343,7 @@ impl<'a> Plan<'a> {
                     created: now,
                     updated: now,
                     version: 1,
+                    held_by: self.who().org_id.filter(|_| a.status == Status::Pending),
                 }
             }
             Some(old) => {
@@ -379,6 +380,19 @@ impl<'a> Plan<'a> {
                         resource: Some(v),
                         status: 200,
                     });
+                }
+                // A hold is booked by the institution that holds it.
+                if let Some(holder) = old.held_by.filter(|_| {
+                    old.row.status == Status::Pending && self.who().org_id != old.held_by
+                }) {
+                    return Err(Refusal::Outcome(
+                        OperationOutcome::one(Issue::at(
+                            IssueCode::Forbidden,
+                            "Appointment.id",
+                            format!("Appointment/{id} is held by Organization/{holder}: only it books or lets go of its hold"),
+                        ))
+                        .with_status(403),
+                    ));
                 }
                 let step = step_for(a.status).ok_or_else(|| {
                     refuse(

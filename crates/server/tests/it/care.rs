@@ -712,6 +712,18 @@ async fn an_imaging_study_from_the_centre_meets_the_hospitals_order() {
         }
     }
     assert!(store.imaging_of(rid).await.unwrap().is_empty());
+    // Each refused attempt is audited against the resident it named, without values.
+    let refused: Vec<_> = store
+        .audit_events(Some(rid), 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.resource == "ImagingStudy" && e.outcome == "invalid")
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused
+        .iter()
+        .all(|e| e.detail.starts_with("400: ImagingStudy.")));
     let (status, made) = send(
         &s,
         &doctor,

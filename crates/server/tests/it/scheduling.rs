@@ -514,6 +514,52 @@ async fn a_hold_keeps_a_place_until_it_is_booked_or_lapses() {
     assert!(store.reminders_of(first).await.unwrap().is_empty());
     let mut book = held[0].clone();
     book["status"] = json!("booked");
+    // Another institution that may see the resident (referred there) does not book
+    // or let go of the centre's hold.
+    let clinician = token(&s, "clinician").await;
+    let hospital = store
+        .user_by_username("clinician")
+        .await
+        .unwrap()
+        .org_id
+        .unwrap();
+    let code = store.organisation(hospital).await.unwrap().code;
+    let (st, out) = post(
+        s.state.clone(),
+        doctor.clone(),
+        "/api/referrals".into(),
+        json!({ "resident_id": mine[0], "direction": "up", "performer": code,
+                "reason": "血压控制不满意", "priority": "routine" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{out}");
+    let mut letgo = held[0].clone();
+    letgo["status"] = json!("cancelled");
+    letgo["cancelationReason"] = json!({ "coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
+        "code": "prov" }] });
+    for body in [book.clone(), letgo] {
+        let (st, out) = post(
+            s.state.clone(),
+            clinician.clone(),
+            "/fhir/Appointment/$book".into(),
+            body,
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{out}");
+        assert_eq!(out["issue"][0]["expression"][0], "Appointment.id", "{out}");
+    }
+    assert_eq!(
+        store
+            .appointment(first)
+            .await
+            .unwrap()
+            .unwrap()
+            .row
+            .status
+            .as_str(),
+        "pending"
+    );
     let (st, out) = post(
         s.state.clone(),
         doctor.clone(),

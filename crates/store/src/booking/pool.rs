@@ -72,6 +72,9 @@ pub struct AppointmentView {
     pub updated: NaiveDateTime,
     /// 1 when booked, one more for every step since.
     pub version: i64,
+    /// The institution that held the place (`$hold`), if it was held: only it books
+    /// the hold.
+    pub held_by: Option<Id>,
 }
 
 /// A step a write set takes on an appointment (cancel, check in, complete, no-show).
@@ -244,7 +247,7 @@ pub(crate) async fn slots<E: Exec>(e: &E, f: &SlotFilter) -> Result<(Vec<SlotSta
 const APPOINTMENT_COLUMNS: &str = "a.id, a.slot_id, a.resident_id, a.status, a.cancel_reason, \
     s.id, s.schedule_id, s.start, s.\"end\", s.capacity, s.reserved, s.release, s.booked, \
     s.status, sc.service, sc.org_id, sc.practitioner_id, a.channel, a.created, a.updated, \
-    a.version";
+    a.version, a.held_by";
 
 const APPOINTMENT_FROM: &str = "FROM appointments a JOIN slots s ON s.id = a.slot_id \
     JOIN schedules sc ON sc.id = s.schedule_id JOIN residents r ON r.id = a.resident_id";
@@ -302,6 +305,7 @@ fn appointment_view<R: Col>(r: &R) -> Result<AppointmentView> {
         created: r.datetime(18)?,
         updated: r.datetime(19)?,
         version: r.i64(20)?,
+        held_by: r.oi64(21)?,
     })
 }
 
@@ -360,7 +364,7 @@ pub(crate) async fn apply<E: Exec>(
     tx: &E,
     postgres: bool,
     bookings: &[Booking],
-    holds: &[Booking],
+    holds: &[(Booking, Option<Id>)],
     steps: &[AppointmentStep],
 ) -> Result<()> {
     for s in steps {
@@ -394,8 +398,10 @@ pub(crate) async fn apply<E: Exec>(
     for b in bookings {
         super::book_in(tx, postgres, b).await.map_err(as_conflict)?;
     }
-    for b in holds {
-        super::hold_in(tx, postgres, b).await.map_err(as_conflict)?;
+    for (b, by) in holds {
+        super::hold_in(tx, postgres, b, *by)
+            .await
+            .map_err(as_conflict)?;
     }
     Ok(())
 }

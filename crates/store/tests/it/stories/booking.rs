@@ -464,18 +464,24 @@ pub async fn write_sets_book_through_the_pools_guard(s: &dyn Store) {
 
     // Holds: a pending appointment keeps the place under the same guard, books with
     // its reminders while it stands, and is let go once its time is up.
+    // Held by the slot's own organisation (one the fixture has).
+    let holder = s.slot_state(2).await.unwrap().org_id;
     let hold = |appointment: i64, resident: i64, slot: i64| WriteSet {
-        holds: vec![Booking {
-            slot_id: slot,
-            ..booking(appointment, resident)
-        }],
+        holds: vec![(
+            Booking {
+                slot_id: slot,
+                ..booking(appointment, resident)
+            },
+            Some(holder),
+        )],
         ..WriteSet::default()
     };
     s.write_resources(&hold(60, 2002, 2)).await.unwrap();
     assert_eq!(s.slot_state(2).await.unwrap().booked, 1);
+    let held = s.appointment(60).await.unwrap().unwrap();
     assert_eq!(
-        s.appointment(60).await.unwrap().unwrap().row.status,
-        Status::Pending
+        (held.row.status, held.held_by),
+        (Status::Pending, Some(holder))
     );
     assert!(s.reminders_of(60).await.unwrap().is_empty());
     assert!(matches!(
