@@ -116,11 +116,12 @@ fn the_server_speaks_tls_with_its_certificate_and_sets_secure_cookies() {
     plain
         .set_read_timeout(Some(std::time::Duration::from_secs(15)))
         .unwrap();
-    write!(
+    // The server may close the connection before the request is even written (a
+    // broken pipe): that too is no page.
+    let _ = write!(
         plain,
         "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    );
     let mut text = Vec::new();
     let _ = plain.read_to_end(&mut text);
     assert!(!String::from_utf8_lossy(&text).contains("\"status\""));
