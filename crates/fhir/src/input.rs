@@ -650,6 +650,35 @@ mod tests {
                 "ImagingStudy.note[0].text",
             ]
         );
+        // DICOM PS3.5 §9.1: no component with a leading zero; one UID per study.
+        let study = |ids: serde_json::Value| {
+            serde_json::json!({ "resourceType": "ImagingStudy", "status": "available",
+                "subject": { "reference": "Patient/1" }, "encounter": { "reference": "Encounter/2" },
+                "started": "2026-11-02T09:00:00+08:00",
+                "modality": [{ "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT" }],
+                "procedureCode": [{ "coding": [{ "system": "http://loinc.org", "code": "24627-2" }] }],
+                "identifier": ids })
+        };
+        let uid = |v: &str| serde_json::json!({ "system": "urn:dicom:uid", "value": v });
+        assert_eq!(
+            imaging_study(&study(serde_json::json!([uid("urn:oid:1.2.0.40")])))
+                .unwrap()
+                .uid,
+            "urn:oid:1.2.0.40"
+        );
+        assert_eq!(
+            paths(&imaging_study(&study(serde_json::json!([uid("urn:oid:1.02.3")]))).unwrap_err()),
+            ["ImagingStudy.identifier[0].value"]
+        );
+        let two = serde_json::json!([
+            { "system": "urn:other", "value": "x" },
+            uid("urn:oid:1.2.3"),
+            uid("urn:oid:1.2.4")
+        ]);
+        assert_eq!(
+            paths(&imaging_study(&study(two)).unwrap_err()),
+            ["ImagingStudy.identifier[2]"]
+        );
         let wrong = serde_json::json!({ "resourceType": "Patient" });
         assert_eq!(
             paths(&encounter(&wrong).unwrap_err())[0],

@@ -118,34 +118,154 @@ pub(crate) async fn readable(
 }
 
 /// A JSON request body for `/api`: one that cannot be read as `T` is refused with
-/// `400 {"error", "field"}` naming the field at fault (its path in the body), not
-/// the framework's plain-text answer.
+/// `400 {"error", "field"}` naming the field at fault (its path in the body; `body`
+/// when the body as a whole is wrong: empty, not JSON, not an object, too large),
+/// never the framework's plain-text answer. Only an object is read: serde would take
+/// an array as the fields in order, which no client means.
 pub(crate) struct ApiJson<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
-        let body = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(axum::response::IntoResponse::into_response)?;
-        let mut de = serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(&mut de)
-            .map(ApiJson)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let inner = e.into_inner();
-                let why = if inner.is_syntax() || inner.is_eof() {
-                    format!("the body is not JSON: {inner}")
+        let body = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) => {
+                let status = e.status();
+                let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "the body is too large".to_string()
                 } else {
-                    inner.to_string()
+                    format!("the body could not be read: {e}")
                 };
-                match field.as_str() {
-                    "" | "." => Refusal::bare(StatusCode::BAD_REQUEST, why),
-                    f => Refusal::bad(f, why),
-                }
-                .api()
-            })
+                return Err(Refusal::new(status, "body", why).api());
+            }
+        };
+        read_object(&body).map(ApiJson).map_err(|r| r.api())
+    }
+}
+
+/// `body` read as the object `T`, or the refusal naming what is wrong.
+fn read_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => {
+            return Err(Refusal::bad(
+                "body",
+                "the body is empty: a JSON object is expected",
+            ))
+        }
+        Some(b'{') => {}
+        Some(_) if serde_json::from_slice::<serde_json::Value>(body).is_err() => {
+            return Err(Refusal::bad(
+                "body",
+                "the body is not JSON: a JSON object is expected",
+            ))
+        }
+        Some(_) => return Err(Refusal::bad("body", "the body must be a JSON object")),
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        // serde's own words name a missing or repeated field at its object's path.
+        let named = ["missing field `", "duplicate field `"]
+            .iter()
+            .find_map(|p| text.strip_prefix(p)?.split('`').next());
+        let field = match (path.as_str(), named) {
+            _ if inner.is_syntax() || inner.is_eof() => "body".to_string(),
+            ("" | "." | "?", Some(f)) => f.to_string(),
+            (p, Some(f)) => format!("{p}.{f}"),
+            ("" | "." | "?", None) => "body".to_string(),
+            (p, None) => p.to_string(),
+        };
+        let why = if inner.is_syntax() || inner.is_eof() {
+            format!("the body is not JSON: {inner}")
+        } else if let Some(f) = named {
+            if text.starts_with("missing") {
+                format!("{f} is required")
+            } else {
+                format!("{f} is given twice")
+            }
+        } else {
+            // "invalid type: null, expected a string at line 1 column 9": the
+            // position says nothing the field does not.
+            text.split(" at line ").next().unwrap_or(&text).to_string()
+        };
+        Refusal::bad(&field, why)
+    })?;
+    de.end()
+        .map_err(|_| Refusal::bad("body", "the body goes on after its JSON object"))?;
+    Ok(value)
+}
+
+/// An id a client may send as a number (as `/api` lists give it) or as text.
+pub(crate) fn number_or_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(i64),
+        Text(String),
+    }
+    Ok(Option::<Given>::deserialize(d)?.map(|g| match g {
+        Given::Number(n) => n.to_string(),
+        Given::Text(t) => t,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Order {
+        resident_id: i64,
+        code: String,
+        #[serde(default, deserialize_with = "number_or_text")]
+        slot: Option<String>,
+    }
+
+    fn refused(body: &str) -> (String, String) {
+        let r = read_object::<Order>(body.as_bytes()).unwrap_err();
+        (r.field.unwrap_or_default(), r.message)
+    }
+
+    #[test]
+    fn a_body_is_read_as_an_object_and_faults_name_their_field() {
+        let o: Order = read_object(br#"{"resident_id": 4, "code": "24627-2", "slot": 7}"#).unwrap();
+        assert_eq!((o.resident_id, o.slot.as_deref()), (4, Some("7")));
+        let o: Order = read_object(br#"{"resident_id": 4, "code": "x", "slot": "8"}"#).unwrap();
+        assert_eq!(o.slot.as_deref(), Some("8"));
+        assert_eq!(refused(r#"[4, "24627-2"]"#).0, "body");
+        assert_eq!(refused("null").0, "body");
+        assert_eq!(refused("").0, "body");
+        assert_eq!(refused("   ").0, "body");
+        assert_eq!(refused("resident=4").0, "body");
+        assert_eq!(refused(r#"{"resident_id": 4"#).0, "body");
+        assert_eq!(
+            refused(r#"{"code": "x"}"#),
+            (
+                "resident_id".to_string(),
+                "resident_id is required".to_string()
+            )
+        );
+        assert_eq!(
+            refused(r#"{"resident_id": 4, "resident_id": 5, "code": "x"}"#).0,
+            "resident_id"
+        );
+        assert_eq!(
+            refused(r#"{"resident_id": null, "code": "x"}"#).0,
+            "resident_id"
+        );
+        assert_eq!(refused(r#"{"resident_id": 4, "code": 3}"#).0, "code");
+        assert!(!refused(r#"{"resident_id": 4, "code": 3}"#)
+            .1
+            .contains("line"));
+        assert_eq!(refused(r#"{"resident_id": 4, "code": "x"} {}"#).0, "body");
     }
 }
 

@@ -68,6 +68,10 @@ pub use sqlite::SqliteStore;
 pub use surveillance::SurveillanceStore;
 pub use tables::TableStore;
 
+/// The conflict of a second imaging study with a Study Instance UID already held
+/// (a write checks first; two writers at once meet the unique index).
+pub const STUDY_UID_TAKEN: &str = "another imaging study already has this Study Instance UID";
+
 /// Errors of the store. `NotFound` and `Conflict` are answers, the rest are failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -196,7 +196,7 @@ pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
                 && (d.constraint() == Some("imaging_studies_uid")
                     || d.message().contains("imaging_studies.uid")) =>
         {
-            StoreError::Conflict("another imaging study already has this Study Instance UID".into())
+            StoreError::Conflict(crate::STUDY_UID_TAKEN.into())
         }
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict("another record already has the same id or identity number".into())

@@ -379,14 +379,18 @@ pub struct ImagingStudyInput {
     pub findings: String,
 }
 
-/// Is `uid` a DICOM UID in its `urn:oid:` form (digits and dots, at most 64 of them)?
+/// Is `uid` a DICOM UID in its `urn:oid:` form? DICOM PS3.5 §9.1: digits and dots, at
+/// most 64 characters, no empty component, and no component with a leading zero
+/// (a component that is zero is the single digit "0").
 fn dicom_uid(uid: &str) -> bool {
     uid.strip_prefix("urn:oid:").is_some_and(|oid| {
         !oid.is_empty()
             && oid.len() <= 64
-            && oid
-                .split('.')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            && oid.split('.').all(|part| {
+                !part.is_empty()
+                    && part.bytes().all(|b| b.is_ascii_digit())
+                    && (part == "0" || !part.starts_with('0'))
+            })
     })
 }
 
@@ -436,20 +440,33 @@ pub fn imaging_study(v: &Value) -> Result<ImagingStudyInput, Vec<Issue>> {
     let code = r
         .coding("procedureCode[0]", Some("http://loinc.org"))
         .map(|(_, c)| c.to_string());
-    let uid = r
+    // A study has one Study Instance UID: a second one would be kept nowhere and
+    // never checked against the others, so it is refused, not dropped.
+    let uids: Vec<usize> = r
         .get("identifier")
         .and_then(Value::as_array)
-        .and_then(|ids| {
+        .map(|ids| {
             ids.iter()
-                .position(|i| i.get("system").and_then(Value::as_str) == Some(DICOM_UID_SYSTEM))
-        });
-    let uid = match uid {
+                .enumerate()
+                .filter(|(_, i)| i.get("system").and_then(Value::as_str) == Some(DICOM_UID_SYSTEM))
+                .map(|(n, _)| n)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(second) = uids.get(1) {
+        r.fail(
+            IssueCode::Value,
+            &format!("identifier[{second}]"),
+            "a study has one Study Instance UID: this is a second one",
+        );
+    }
+    let uid = match uids.first() {
         Some(i) => match r.text(&format!("identifier[{i}].value"), true) {
             Some(u) if !dicom_uid(u) => {
                 r.fail(
                     IssueCode::Value,
                     &format!("identifier[{i}].value"),
-                    "a DICOM Study Instance UID is urn:oid: and up to 64 digits and dots",
+                    "a DICOM Study Instance UID is urn:oid: and up to 64 digits and dots, each part without a leading zero",
                 );
                 None
             }

@@ -75,8 +75,8 @@ pub struct ReferRequest {
     pub priority: Option<String>,
     #[serde(default)]
     pub diagnosis: Option<String>,
-    /// A reserved slot to book with an up-referral.
-    #[serde(default)]
+    /// A reserved slot to book with an up-referral (its id, as a number or text).
+    #[serde(default, deserialize_with = "crate::context::number_or_text")]
     pub slot: Option<String>,
     #[serde(default)]
     pub summary: Option<String>,

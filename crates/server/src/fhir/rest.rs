@@ -177,6 +177,14 @@ pub(crate) fn named_resident(kind: &str, body: &Value) -> Option<Id> {
 /// to) answers 409 and changes nothing.
 pub(crate) fn commit_refusal(e: StoreError) -> Refusal {
     match e {
+        // The one conflict at commit that names a field: two writers of one UID.
+        StoreError::Conflict(why) if why == dhp_store::STUDY_UID_TAKEN => {
+            Refusal::Outcome(OperationOutcome::one(Issue::at(
+                IssueCode::Conflict,
+                "ImagingStudy.identifier",
+                format!("nothing was written: {why}"),
+            )))
+        }
         StoreError::Conflict(why) => Refusal::Outcome(OperationOutcome::one(Issue::new(
             IssueCode::Conflict,
             format!("nothing was written: {why}"),

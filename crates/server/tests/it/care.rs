@@ -784,6 +784,28 @@ async fn an_imaging_study_from_the_centre_meets_the_hospitals_order() {
         v["issue"][0]["expression"][0], "ImagingStudy.identifier",
         "{v}"
     );
+    // The study that holds it is not named (the writer may not be allowed to see it).
+    assert!(
+        !v.to_string().contains(&format!("ImagingStudy/{sid}")),
+        "{v}"
+    );
+    // Two entries of one transaction under one new UID: refused at the second, which
+    // names no id the rolled-back transaction never kept.
+    let mut twice = study(&enc, stamp(when));
+    twice["identifier"][0]["value"] = json!("urn:oid:2.25.31011820261202");
+    let entry = json!({"resource": twice, "request": {"method": "POST", "url": "ImagingStudy"}});
+    let (status, v) = send(
+        &s,
+        &doctor,
+        "POST",
+        "/fhir",
+        &json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry, entry]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let said = v["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+    assert!(said.starts_with("Bundle.entry[1]"), "{v}");
+    assert!(said.contains("another entry of this Bundle"), "{v}");
     assert_eq!(store.imaging_of(rid).await.unwrap().len(), 1);
     assert_eq!(
         read(&s, Some(&clinician), &format!("/fhir/ImagingStudy/{sid}"))

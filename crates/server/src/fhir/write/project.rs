@@ -108,15 +108,32 @@ impl<'a> Plan<'a> {
                         "ImagingStudy.encounter.reference",
                     )
                     .await?;
-                // A Study Instance UID names one study: not a second one here.
-                let held = self.state.store.study_by_uid(&m.uid).await?;
-                let here = self.set.core.imaging_studies.iter().find(|s| s.uid == m.uid);
-                if let Some(other) = held.or(here.map(|s| s.id)).filter(|o| *o != id) {
+                // A Study Instance UID names one study: not a second one here. The
+                // other study is not named: it may be a resident the writer may not
+                // see (a search by identifier finds it for one who may).
+                let held = self
+                    .state
+                    .store
+                    .study_by_uid(&m.uid)
+                    .await?
+                    .filter(|o| *o != id);
+                let here = self
+                    .set
+                    .core
+                    .imaging_studies
+                    .iter()
+                    .any(|s| s.uid == m.uid && s.id != id);
+                if held.is_some() || here {
+                    let why = if here {
+                        format!("another entry of this Bundle has the Study Instance UID {}", m.uid)
+                    } else {
+                        format!("{}: {}", dhp_store::STUDY_UID_TAKEN, m.uid)
+                    };
                     return Err(Refusal::Outcome(
                         OperationOutcome::one(Issue::at(
                             IssueCode::Conflict,
                             "ImagingStudy.identifier",
-                            format!("ImagingStudy/{other} already has the Study Instance UID {}", m.uid),
+                            why,
                         ))
                         .with_status(409),
                     ));
