@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use chrono::Local;
 use dhp_core::IdentityNumber;
 use dhp_server::DemoAccount;
 use dhp_store::{redact_url, sqlite_path, Store};
@@ -380,7 +379,7 @@ fn secret(env: &str, what: &str) -> Result<String> {
 
 /// `dhp id check`: JSON on stdout; exit 1 with the reason when invalid.
 fn id_check(number: &str) -> ExitCode {
-    let today = Local::now().date_naive();
+    let today = dhp_core::clock::today();
     match IdentityNumber::parse(number, today) {
         Ok(id) => {
             #[derive(serde::Serialize)]

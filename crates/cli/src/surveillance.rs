@@ -60,7 +60,7 @@ pub async fn run(store: &dyn dhp_store::Store, from: NaiveDate, to: NaiveDate) -
     if from > to {
         bail!("--from {from} is after --date {to}");
     }
-    let now = chrono::Local::now().naive_local();
+    let now = dhp_core::clock::now();
     let r = dhp_analytics::surveillance::run(store, from, to, now).await?;
     println!(
         "surveillance run {}{}: {} series, {} case alarms, {} sentinel alarms → {} new signals, {} updated ({:.2} s)",

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod booking;
+pub mod clock;
 pub mod codes;
 pub mod contract;
 pub mod csv;

@@ -315,7 +315,7 @@ impl<'a> Reader<'a> {
                 self.fail(IssueCode::Value, rel, format!("{text:?} is before 1900"));
                 None
             }
-            Ok(t) if t > chrono::Local::now().naive_local() + chrono::Duration::days(1) => {
+            Ok(t) if t > dhp_core::clock::now() + chrono::Duration::days(1) => {
                 self.fail(IssueCode::Value, rel, format!("{text:?} is in the future"));
                 None
             }

@@ -15,6 +15,7 @@ pub enum IssueCode {
     Forbidden,
     Login,
     Conflict,
+    Throttled,
     Exception,
 }
 
@@ -30,6 +31,7 @@ impl IssueCode {
             IssueCode::Forbidden => "forbidden",
             IssueCode::Login => "login",
             IssueCode::Conflict => "conflict",
+            IssueCode::Throttled => "throttled",
             IssueCode::Exception => "exception",
         }
     }
@@ -44,6 +46,7 @@ impl IssueCode {
             IssueCode::Forbidden => 403,
             IssueCode::NotFound | IssueCode::NotSupported => 404,
             IssueCode::Conflict => 409,
+            IssueCode::Throttled => 429,
             IssueCode::Exception => 500,
         }
     }

@@ -5,7 +5,7 @@
 //! row, the Task's version counting its steps. A Task is moved on by updating its
 //! status (a rejection, cancellation or failure says why in `statusReason`).
 
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime};
 use dhp_core::query::DateCond;
 use dhp_core::referral::{Act, Direction, Priority, TaskStatus};
 use dhp_core::Id;
@@ -49,18 +49,10 @@ fn reference(kind: &str, id: Id) -> Value {
     json!({ "reference": format!("{kind}/{id}") })
 }
 
-fn shanghai(t: NaiveDateTime) -> String {
-    format!("{}+08:00", t.format("%Y-%m-%dT%H:%M:%S"))
-}
-
-fn instant(local: NaiveDateTime) -> String {
-    (local - Duration::hours(8))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
+use crate::resources::{instant, shanghai};
 
 /// The ServiceRequest's status for the Task's.
-fn request_status(s: TaskStatus) -> &'static str {
+pub fn request_status(s: TaskStatus) -> &'static str {
     match s {
         TaskStatus::Completed => "completed",
         TaskStatus::Rejected | TaskStatus::Cancelled | TaskStatus::Failed => "revoked",
@@ -372,7 +364,7 @@ mod tests {
             status,
             last_reason: Some("no cardiologist this week"),
             created: t,
-            updated: t + Duration::hours(2),
+            updated: t + chrono::Duration::hours(2),
         }
     }
 

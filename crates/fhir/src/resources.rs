@@ -27,8 +27,16 @@ fn reference(kind: &str, id: i64) -> Value {
 }
 
 /// Local date-time in Shanghai as a FHIR dateTime (records are kept in local time).
-fn shanghai(t: NaiveDateTime) -> String {
+/// A district-local time as a FHIR dateTime with its offset (China Standard Time).
+pub(crate) fn shanghai(t: NaiveDateTime) -> String {
     format!("{}+08:00", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// A district-local time as a FHIR instant in UTC, as `meta.lastUpdated` is written.
+pub fn instant(local: NaiveDateTime) -> String {
+    (local - chrono::Duration::hours(dhp_core::clock::UTC_OFFSET_HOURS))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 pub fn organization(o: &Organisation) -> Value {

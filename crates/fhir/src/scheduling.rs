@@ -5,7 +5,7 @@
 //! places still open) with the platform's `slot-pool` extension beside it (capacity,
 //! places reserved for referrals, when they are released).
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use dhp_core::booking::{Schedule, Slot, Status};
 use dhp_core::query::DateCond;
 use dhp_core::Id;
@@ -40,16 +40,8 @@ fn reference(kind: &str, id: Id) -> Value {
     json!({ "reference": format!("{kind}/{id}") })
 }
 
-fn shanghai(t: NaiveDateTime) -> String {
-    format!("{}+08:00", t.format("%Y-%m-%dT%H:%M:%S"))
-}
-
-/// A local (Shanghai) time as a FHIR instant in UTC, as `meta.lastUpdated` is written.
-pub fn instant(local: NaiveDateTime) -> String {
-    (local - Duration::hours(8))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
+pub use crate::resources::instant;
+use crate::resources::shanghai;
 
 fn service_type(service: &str) -> Value {
     json!([{ "coding": [{ "system": SERVICE_SYSTEM, "code": service }] }])
@@ -475,10 +467,10 @@ mod tests {
             id: 5,
             schedule_id: 2,
             start,
-            end: start + Duration::minutes(30),
+            end: start + chrono::Duration::minutes(30),
             capacity: 4,
             reserved: 2,
-            release: start - Duration::hours(24),
+            release: start - chrono::Duration::hours(24),
         }
     }
 

@@ -408,6 +408,12 @@ pub(crate) fn date_conds(raw: &str, utc: bool) -> Result<Vec<DateCond>, String> 
     })
 }
 
+/// A date search value with its prefix as conditions on an instant kept in UTC (an
+/// audit entry's `recorded`), the value read in Shanghai time unless it names a zone.
+pub fn instant_conditions(raw: &str) -> Result<Vec<DateCond>, String> {
+    date_conds(raw, true)
+}
+
 /// The parameters every search takes.
 #[derive(Debug, Clone, PartialEq)]
 struct Common {

@@ -226,6 +226,29 @@ pub const BULK: [&str; count(Column::Bulk)] = names(Column::Bulk);
 /// The types of the Patient compartment (`Patient/$export`, `$everything`).
 pub const PATIENT_COMPARTMENT: [&str; count(Column::Compartment)] = names(Column::Compartment);
 
+/// The resident id a relative reference `Patient/{id}` names.
+pub fn patient_reference(reference: &str) -> Option<dhp_core::Id> {
+    reference.strip_prefix("Patient/")?.parse().ok()
+}
+
+/// The resident a resource is about: a Patient itself, else the Patient its `subject`,
+/// `patient` or `for` names, or one of its participants' actors (an Appointment).
+pub fn resident_named(kind: &str, body: &serde_json::Value) -> Option<dhp_core::Id> {
+    let patient = |r: &serde_json::Value| patient_reference(r.get("reference")?.as_str()?);
+    if kind == "Patient" {
+        return body.get("id")?.as_str()?.parse().ok();
+    }
+    ["subject", "patient", "for"]
+        .iter()
+        .find_map(|k| patient(body.get(*k)?))
+        .or_else(|| {
+            body.get("participant")?
+                .as_array()?
+                .iter()
+                .find_map(|p| patient(p.get("actor")?))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +272,19 @@ mod tests {
         assert_eq!(BULK.len(), 17);
         assert_eq!(PATIENT_COMPARTMENT[0], "Patient");
         assert!(!PATIENT_COMPARTMENT.contains(&"Slot"));
+    }
+
+    #[test]
+    fn the_resident_a_resource_names() {
+        let v = serde_json::json!({ "subject": { "reference": "Patient/7" } });
+        assert_eq!(super::resident_named("Observation", &v), Some(7));
+        let v = serde_json::json!({ "participant": [
+            { "actor": { "reference": "Practitioner/2" } },
+            { "actor": { "reference": "Patient/9" } } ] });
+        assert_eq!(super::resident_named("Appointment", &v), Some(9));
+        let v = serde_json::json!({ "id": "12" });
+        assert_eq!(super::resident_named("Patient", &v), Some(12));
+        assert_eq!(super::patient_reference("Patient/x"), None);
+        assert_eq!(super::patient_reference("Group/3"), None);
     }
 }

@@ -40,7 +40,7 @@ pub async fn as_of(state: &AppState) -> Result<NaiveDate, StoreError> {
 /// The district's present moment: its "today" (the last day of a generated district's
 /// records, else the calendar's) at the clock's time of day.
 pub async fn district_now(state: &AppState) -> Result<chrono::NaiveDateTime, StoreError> {
-    Ok(as_of(state).await?.and_time(chrono::Local::now().time()))
+    Ok(as_of(state).await?.and_time(dhp_core::clock::now().time()))
 }
 
 /// What a read of one resident's record came to.

@@ -60,6 +60,8 @@ pub struct AppState {
     place: OnceCell<Place>,
     /// Bulk export jobs.
     pub(crate) jobs: fhir::bulk::Jobs,
+    /// The bound on refused FHIR writes per account.
+    pub(crate) refusals: security::refusals::RefusalGuard,
 }
 
 /// Largest request body the server reads (1 MiB).
@@ -81,6 +83,8 @@ pub struct ServerConfig {
     pub passwords: dhp_core::password::Lifecycle,
     /// Where appointment reminders go.
     pub reminders: care::outbox::Reminders,
+    /// Refused FHIR writes an account may meet per minute before it is held back.
+    pub refused_writes_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             sessions: Default::default(),
             passwords: Default::default(),
             reminders: Default::default(),
+            refused_writes_per_minute: security::refusals::REFUSED_WRITES_PER_MINUTE,
         }
     }
 }
@@ -140,10 +145,11 @@ impl AppState {
             store,
             sessions: security::session::Sessions::new(config.sessions.clone()),
             login: security::login::LoginGuard::new(config.login.clone()),
-            config,
             token_key,
             orgs: OnceCell::new(),
             place: OnceCell::new(),
+            refusals: security::refusals::RefusalGuard::new(config.refused_writes_per_minute),
+            config,
             jobs: fhir::bulk::Jobs::default(),
         }))
     }
@@ -201,7 +207,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(surveillance::routes())
         .merge(indicators::routes())
         .merge(care::routes())
-        .nest("/fhir", fhir::router())
+        .nest(
+            "/fhir",
+            fhir::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                fhir::write_gate,
+            )),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::password::gate,

@@ -43,7 +43,7 @@ pub use audit::chain::{
     entry_hash as audit_entry_hash, ChainBreak, ChainHead, ChainReport, SealedAudit,
     GENESIS as AUDIT_GENESIS,
 };
-pub use audit::AuditStore;
+pub use audit::{AuditQuery, AuditStore};
 pub use booking::{
     AppointmentFilter, AppointmentRow, AppointmentStep, AppointmentView, Booking, BookingStore,
     ClinicAppointment, Delivery, DueReminder, Reminder, ScheduleFilter, SlotFilter, SlotQuery,
@@ -523,7 +523,7 @@ pub async fn as_of(store: &dyn Store) -> Result<chrono::NaiveDate> {
         .meta("end_date")
         .await?
         .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| chrono::Local::now().date_naive()))
+        .unwrap_or_else(dhp_core::clock::today))
 }
 
 /// The periods the stored indicator counts cover (empty before the first rebuild).

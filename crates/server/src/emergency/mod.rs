@@ -19,7 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
-use chrono::{Duration, Local, Utc};
+use chrono::{Duration, Utc};
 use dhp_core::access::{
     may_break_glass, may_read_audit_log, may_read_resident, Principal, EMERGENCY_HOURS,
     EMERGENCY_REASON_MIN,
@@ -156,7 +156,7 @@ pub async fn open(
         )
         .await;
     }
-    let today = Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let number = match IdentityNumber::parse(
         req.identity_number.as_deref().unwrap_or_default().trim(),
         today,

@@ -152,15 +152,7 @@ pub async fn export_bundles(
     let mut per_resident: BTreeMap<Id, Vec<Value>> = BTreeMap::new();
     for (kind, _) in EXPORT_TYPES {
         export_type(state, kind, None, |v| {
-            let owner = if kind == "Patient" {
-                v["id"].as_str().and_then(|s| s.parse().ok())
-            } else {
-                v.pointer("/subject/reference")
-                    .or_else(|| v.pointer("/patient/reference"))
-                    .and_then(Value::as_str)
-                    .and_then(|r| r.strip_prefix("Patient/"))
-                    .and_then(|s| s.parse().ok())
-            };
+            let owner = dhp_fhir::types::resident_named(kind, &v);
             if let Some(o) = owner {
                 per_resident.entry(o).or_default().push(v);
             }

@@ -8,7 +8,6 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::Local;
 use dhp_core::access::{may_read_audit_log, may_read_resident, Principal};
 use dhp_core::Id;
 use dhp_fhir::{capability, patient, resources, Issue, IssueCode, OperationOutcome, FHIR_JSON};
@@ -223,6 +222,84 @@ pub fn router() -> Router<Arc<AppState>> {
         .fallback(not_supported)
 }
 
+/// The bound on refused writes (see [`crate::security::refusals`]): an account past
+/// it is answered `429` before its write is read, audited without a resident; every
+/// write of a signed-in account answered as refused counts.
+pub(crate) async fn write_gate(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) && !req.uri().path().ends_with("/_search");
+    let Some(who) = writes
+        .then(|| authenticate(&state, req.headers()).ok())
+        .flatten()
+    else {
+        return next.run(req).await;
+    };
+    if let Some(wait) = state.refusals.held(&who.username) {
+        let resource = req.uri().path().to_string();
+        if let Err(e) = audit::record(
+            &*state.store,
+            &Actor::from(&who),
+            "write",
+            &resource,
+            None,
+            "denied",
+            "429: too many refused writes; held back",
+        )
+        .await
+        {
+            return AppError::from(e).into_response();
+        }
+        let seconds = wait.as_secs().max(1);
+        let mut res = outcome(
+            OperationOutcome::one(Issue::new(
+                IssueCode::Throttled,
+                format!(
+                    "this account met too many refused writes in the last minute: try again in {seconds} s"
+                ),
+            ))
+            .with_status(429),
+        );
+        res.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        return res;
+    }
+    let kind = req
+        .uri()
+        .path()
+        .trim_start_matches("/fhir")
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut res = next.run(req).await;
+    if matches!(
+        res.status().as_u16(),
+        400 | 403 | 404 | 405 | 409 | 412 | 422
+    ) {
+        state.refusals.refused(&who.username);
+    }
+    // A write the platform's own rules refuse with 405 (a referral's request is moved
+    // on by its Task; tiered care's records are not deleted) says what the URL takes.
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::ALLOW)
+    {
+        let allow = if kind == "ServiceRequest" {
+            "GET, HEAD"
+        } else {
+            "GET, HEAD, PUT"
+        };
+        res.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    res
+}
+
 /// The FHIR face of every answer under `/fhir`: a request for a format the server does
 /// not speak (XML) is answered `406`, and the plain answers the HTTP layers give on
 /// their own (`405` method, `413` body too large, `415`) become `OperationOutcome`s.
@@ -389,7 +466,7 @@ async fn case_report(
 }
 
 async fn metadata(State(state): State<Arc<AppState>>) -> Response {
-    let today = Local::now().date_naive().to_string();
+    let today = dhp_core::clock::today().to_string();
     let statement =
         capability::capability_statement(&fhir_base(&state), env!("CARGO_PKG_VERSION"), &today);
     fhir_json(StatusCode::OK, &statement)
@@ -505,7 +582,7 @@ async fn read_decision(
 ) -> Result<dhp_core::access::Decision, StoreError> {
     match state
         .store
-        .resident_access_facts(resident, Local::now().date_naive())
+        .resident_access_facts(resident, dhp_core::clock::today())
         .await
     {
         Ok(facts) => {
@@ -574,38 +651,76 @@ async fn audit_search(
             "AuditEvent: only managers and integrating systems read the audit log",
         ));
     }
-    let mut patient = None;
-    let mut count = 50;
+    let mut q = dhp_store::AuditQuery {
+        limit: 50,
+        ..Default::default()
+    };
     let mut issues = Vec::new();
+    let mut kept: Vec<(&str, &str)> = Vec::new();
     for (k, v) in &pairs {
         match k.as_str() {
             "patient" => match v.trim_start_matches("Patient/").parse::<i64>() {
-                Ok(id) => patient = Some(id),
+                Ok(id) => {
+                    q.resident = Some(id);
+                    kept.push((k, v));
+                }
                 Err(_) => issues.push(Issue::at(
                     IssueCode::Invalid,
                     "AuditEvent?patient",
                     format!("{v:?} is not a Patient reference"),
                 )),
             },
+            "date" => match dhp_fhir::search::instant_conditions(v) {
+                Ok(c) => {
+                    q.recorded.extend(c);
+                    kept.push((k, v));
+                }
+                Err(why) => issues.push(Issue::at(IssueCode::Invalid, "AuditEvent?date", why)),
+            },
             "_count" => match v.parse::<i64>() {
-                Ok(n) if (1..=500).contains(&n) => count = n,
+                Ok(n) if (1..=500).contains(&n) => {
+                    q.limit = n;
+                    kept.push((k, v));
+                }
                 _ => issues.push(Issue::at(
                     IssueCode::Invalid,
                     "AuditEvent?_count",
                     "must be a whole number from 1 to 500",
                 )),
             },
+            // The place after which the page starts, as the previous page's `next`
+            // link gives it (the newest-first order never skips nor repeats an
+            // entry, however many are written meanwhile).
+            "_page" => match audit_cursor(v) {
+                Some(at) => q.before = Some(at),
+                None => issues.push(Issue::at(
+                    IssueCode::Invalid,
+                    "AuditEvent?_page",
+                    "is not a page of this search: follow the link the previous page gives",
+                )),
+            },
             other => issues.push(Issue::at(
                 IssueCode::NotSupported,
                 format!("AuditEvent?{other}"),
-                format!("unknown search parameter {other:?}; AuditEvent supports patient, _count"),
+                format!(
+                    "unknown search parameter {other:?}; AuditEvent supports patient, date, _count"
+                ),
             )),
         }
     }
     if !issues.is_empty() {
         return Ok(outcome(OperationOutcome::new(issues).with_status(400)));
     }
-    let events = store.audit_events(patient, count).await?;
+    let patient = q.resident;
+    // One more than the page says whether a next page is there.
+    let mut events = store
+        .audit_page(&dhp_store::AuditQuery {
+            limit: q.limit + 1,
+            ..q.clone()
+        })
+        .await?;
+    let more = events.len() as i64 > q.limit;
+    events.truncate(q.limit as usize);
     audit::record(
         store,
         &actor,
@@ -637,9 +752,47 @@ async fn audit_search(
             })
         })
         .collect();
-    let mut bundle = serde_json::json!({ "resourceType": "Bundle", "type": "searchset" });
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    let at = |page: Option<String>| {
+        let mut url = format!("{base}/AuditEvent");
+        let mut sep = '?';
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
+            sep = '&';
+        }
+        match page {
+            Some(p) => format!("{url}{sep}_page={p}"),
+            None => url,
+        }
+    };
+    let mut links = vec![serde_json::json!({
+        "relation": "self",
+        "url": at(pairs.iter().find(|(k, _)| k == "_page").map(|(_, v)| v.clone())),
+    })];
+    if let (true, Some(last)) = (more, events.last()) {
+        links.push(serde_json::json!({
+            "relation": "next",
+            "url": at(Some(format!("{}_{}", last.recorded.and_utc().timestamp_micros(), last.id))),
+        }));
+    }
+    let mut bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+    });
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
     Ok(fhir_json(StatusCode::OK, &bundle))
+}
+
+/// The place a `_page` value of the audit search names: the recorded time (UTC
+/// microseconds) and id of the last entry of the page before.
+fn audit_cursor(v: &str) -> Option<(chrono::NaiveDateTime, String)> {
+    let (micros, id) = v.split_once('_')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    uuid::Uuid::parse_str(id).ok()?;
+    Some((at, id.to_string()))
 }

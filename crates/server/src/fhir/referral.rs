@@ -55,24 +55,13 @@ fn ids(q: &RecordQuery, field: Field) -> Vec<Id> {
         .collect()
 }
 
-/// The Task statuses a ServiceRequest status stands for (the inverse of
-/// `dhp_fhir::referral`'s `request_status`): `active` while the referral is open.
+/// The Task statuses a ServiceRequest status stands for: the inverse of
+/// [`dhp_fhir::referral::request_status`].
 fn task_statuses(request_status: &str) -> Vec<TaskStatus> {
-    match request_status {
-        "completed" => vec![TaskStatus::Completed],
-        "revoked" => vec![
-            TaskStatus::Rejected,
-            TaskStatus::Cancelled,
-            TaskStatus::Failed,
-        ],
-        "active" => vec![
-            TaskStatus::Requested,
-            TaskStatus::Received,
-            TaskStatus::Accepted,
-            TaskStatus::InProgress,
-        ],
-        _ => Vec::new(),
-    }
+    TaskStatus::ALL
+        .into_iter()
+        .filter(|t| dhp_fhir::referral::request_status(*t) == request_status)
+        .collect()
 }
 
 /// Referrals matching `q` within `scope`, as Tasks (or, `requests`, as the

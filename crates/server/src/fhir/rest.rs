@@ -5,7 +5,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use chrono::Local;
 use dhp_core::access::Scope;
 use dhp_core::Id;
 use dhp_fhir::search::parse_patient_search;
@@ -149,28 +148,27 @@ pub(crate) async fn audit_refused(
     Ok(())
 }
 
+/// The resident the stored record `kind/id` belongs to, if there is one.
+async fn stored_owner(
+    state: &AppState,
+    who: &dhp_core::access::Principal,
+    kind: &str,
+    id: &str,
+) -> Result<Option<Id>, AppError> {
+    let Ok(n) = id.parse::<Id>() else {
+        return Ok(None);
+    };
+    match Plan::new(state, who).await?.owner(kind, n).await {
+        Ok(owner) => Ok(owner),
+        Err(Refusal::Failed(e)) => Err(e),
+        Err(Refusal::Outcome(_)) => Ok(None),
+    }
+}
+
 /// The resident a written resource names (its subject, patient, `for` or a
 /// participant; a Patient its own id), for the audit row of a refused write.
 pub(crate) fn named_resident(kind: &str, body: &Value) -> Option<Id> {
-    let patient = |r: &Value| -> Option<Id> {
-        r.get("reference")?
-            .as_str()?
-            .strip_prefix("Patient/")?
-            .parse()
-            .ok()
-    };
-    if kind == "Patient" {
-        return body.get("id")?.as_str()?.parse().ok();
-    }
-    ["subject", "patient", "for"]
-        .iter()
-        .find_map(|k| patient(body.get(*k)?))
-        .or_else(|| {
-            body.get("participant")?
-                .as_array()?
-                .iter()
-                .find_map(|p| patient(p.get("actor")?))
-        })
+    dhp_fhir::types::resident_named(kind, body)
 }
 
 /// A store conflict at commit (a version moved, an id taken, a record still referred
@@ -250,7 +248,7 @@ pub(crate) async fn matches(
     };
     let (found, _) = state
         .store
-        .search_residents(&filter, scope, Local::now().date_naive(), 2, 0)
+        .search_residents(&filter, scope, dhp_core::clock::today(), 2, 0)
         .await?;
     Ok(Ok(found.into_iter().map(|r| r.id).collect()))
 }
@@ -327,7 +325,7 @@ pub async fn create(
     if let Some(filter) = &filter {
         let (found, _) = state
             .store
-            .search_residents(filter, &scope, Local::now().date_naive(), 2, 0)
+            .search_residents(filter, &scope, dhp_core::clock::today(), 2, 0)
             .await?;
         if found.len() > 1 {
             return at
@@ -352,7 +350,7 @@ pub async fn create(
         plan.guard(Guard::NoResident {
             filter: Box::new(filter),
             scope,
-            today: Local::now().date_naive(),
+            today: dhp_core::clock::today(),
         });
     }
     match plan.commit().await {
@@ -401,11 +399,15 @@ pub async fn update(
         resource: resource.clone(),
         resident: None,
     };
+    // A refused update is logged against the resident whose record it aims at, or
+    // else the one its body names.
+    let owner = stored_owner(&state, &who, &kind, &id).await?;
+    at.resident = owner;
     let body = match body_json(&body) {
         Ok(v) => v,
         Err(o) => return at.refuse(o).await,
     };
-    at.resident = named_resident(&kind, &body);
+    at.resident = owner.or_else(|| named_resident(&kind, &body));
     let Ok(n) = id.parse::<Id>() else {
         return at
             .refuse(OperationOutcome::one(Issue::new(
@@ -528,7 +530,7 @@ pub async fn delete(
         who: who.clone(),
         action: "delete",
         resource: resource.clone(),
-        resident: None,
+        resident: stored_owner(&state, &who, &kind, &id).await?,
     };
     let Ok(n) = id.parse::<Id>() else {
         return at

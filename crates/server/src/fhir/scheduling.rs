@@ -361,6 +361,20 @@ impl<'a> Plan<'a> {
                         "an appointment keeps its patient",
                     ));
                 }
+                // A hold is booked by the institution that holds it (nor is it written
+                // unchanged by another).
+                if let Some(holder) = old.held_by.filter(|_| {
+                    old.row.status == Status::Pending && self.who().org_id != old.held_by
+                }) {
+                    return Err(Refusal::Outcome(
+                        OperationOutcome::one(Issue::at(
+                            IssueCode::Forbidden,
+                            "Appointment.id",
+                            format!("Appointment/{id} is held by Organization/{holder}: only it books or lets go of its hold"),
+                        ))
+                        .with_status(403),
+                    ));
+                }
                 if old.row.status == a.status {
                     // Nothing moves: the appointment as it stands.
                     let v = appointment_json(&old);
@@ -380,19 +394,6 @@ impl<'a> Plan<'a> {
                         resource: Some(v),
                         status: 200,
                     });
-                }
-                // A hold is booked by the institution that holds it.
-                if let Some(holder) = old.held_by.filter(|_| {
-                    old.row.status == Status::Pending && self.who().org_id != old.held_by
-                }) {
-                    return Err(Refusal::Outcome(
-                        OperationOutcome::one(Issue::at(
-                            IssueCode::Forbidden,
-                            "Appointment.id",
-                            format!("Appointment/{id} is held by Organization/{holder}: only it books or lets go of its hold"),
-                        ))
-                        .with_status(403),
-                    ));
                 }
                 let step = step_for(a.status).ok_or_else(|| {
                     refuse(

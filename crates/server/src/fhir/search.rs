@@ -10,7 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use chrono::Local;
 use dhp_core::access::resident_scope;
 use dhp_core::query::{Field, Filter, RecordQuery};
 use dhp_core::Id;
@@ -276,7 +275,7 @@ pub(crate) async fn fetch(
     scope: &dhp_core::access::Scope,
     masked: bool,
 ) -> Result<(Vec<Rendered>, i64, Batch), StoreError> {
-    let today = Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let store = &*state.store;
     if kind == "Task" {
         let (rows, total) = super::referral::fetch(state, q, scope, false).await?;
@@ -478,7 +477,7 @@ async fn search(
     };
     let org = org_facts(state, &who).await?;
     let scope = resident_scope(&who, org.as_ref());
-    let today = Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let masked = !who.role.sees_full_identity();
     let (rows, total, batch) = if plan.impossible {
         (Vec::new(), 0, Batch::default())
@@ -750,7 +749,7 @@ pub(crate) async fn everything(
         ))));
     }
     let place = state.place().await?;
-    let today = Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let masked = !who.role.sees_full_identity();
     let scope = dhp_core::access::Scope::Resident(resident);
     let mut out: Vec<(&str, Rendered)> = Vec::new();

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{Local, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use dhp_core::access::{may_read_resident, may_write_records, OrgFacts, Principal, ResidentFacts};
 use dhp_core::Id;
 use dhp_fhir::input::{self};
@@ -132,7 +132,7 @@ impl<'a> Plan<'a> {
             who,
             actor: Actor::from(who),
             org,
-            today: Local::now().date_naive(),
+            today: dhp_core::clock::today(),
             now: now_instant(),
             set: WriteSet::default(),
             facts: HashMap::new(),
@@ -433,7 +433,7 @@ impl<'a> Plan<'a> {
                 ))
             }
         }
-        self.not_a_referral(kind, id).await?;
+        self.not_a_referral(kind, id, "update").await?;
         let (prior, current) = self.current(kind, id).await?;
         let Some(current) = current else {
             return Err(Refusal::Outcome(
@@ -467,10 +467,17 @@ impl<'a> Plan<'a> {
 
     /// A referral's request (a ServiceRequest read from the referral at its Task's id)
     /// is not replaced or deleted as a resource: the referral moves on through its Task.
-    async fn not_a_referral(&self, kind: &str, id: Id) -> Result<(), Refusal> {
-        if kind != "ServiceRequest" || super::referral::find(self.state, id, true).await?.is_none()
-        {
+    /// Only an account that may see the referral learns that it is one.
+    async fn not_a_referral(&mut self, kind: &str, id: Id, action: &str) -> Result<(), Refusal> {
+        if kind != "ServiceRequest" {
             return Ok(());
+        }
+        let Some((_, resident)) = super::referral::find(self.state, id, true).await? else {
+            return Ok(());
+        };
+        if let Some(r) = resident {
+            self.check_scope(r, action, &format!("ServiceRequest/{id}"))
+                .await?;
         }
         Err(Refusal::Outcome(
             OperationOutcome::one(Issue::at(
@@ -485,7 +492,7 @@ impl<'a> Plan<'a> {
     /// Delete resource `kind/id`. Deleting what is already deleted succeeds.
     pub async fn delete(&mut self, kind: &str, id: Id) -> Result<Written, Refusal> {
         self.check_role()?;
-        self.not_a_referral(kind, id).await?;
+        self.not_a_referral(kind, id, "delete").await?;
         if dhp_fhir::types::care_tables(kind) {
             return Err(Refusal::Outcome(
                 OperationOutcome::one(Issue::new(

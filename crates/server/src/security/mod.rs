@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod login;
 pub mod password;
+pub mod refusals;
 pub mod session;
 pub mod token;
 pub mod web;

@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{Days, Local, NaiveDate, NaiveDateTime};
+use chrono::{Days, NaiveDate, NaiveDateTime};
 use dhp_core::access::Principal;
 use dhp_core::surveillance::{
     self as sv, check_case_report, merge_alarms, timeliness, Alarm, CaseReport, CaseStatus,
@@ -189,7 +189,7 @@ pub(crate) async fn case_from_request(
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         },
-        None => Local::now().naive_local(),
+        None => dhp_core::clock::now(),
     };
     let report = CaseReport {
         id: 0,
@@ -399,7 +399,7 @@ pub async fn api_sentinel(
     }
     state
         .store
-        .put_sentinel_reports(&rows, Local::now().naive_local())
+        .put_sentinel_reports(&rows, dhp_core::clock::now())
         .await?;
     audit::record(
         &*state.store,
@@ -528,7 +528,7 @@ pub(crate) async fn verify(
     }
     let event = SignalEvent {
         signal_id: id,
-        at: Local::now().naive_local(),
+        at: dhp_core::clock::now(),
         username: who.username.clone(),
         from: signal.status,
         to,

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{Days, Local, NaiveDate};
+use chrono::{Days, NaiveDate};
 use dhp_analytics::surveillance as runs;
 use dhp_core::access::Principal;
 use dhp_core::surveillance::{self as sv, timeliness, Cadence, DateBasis, Signal, SignalStatus};
@@ -348,7 +348,7 @@ pub async fn run_now(
         return Ok((StatusCode::FORBIDDEN, Html(t.get("cdc_only").to_string())).into_response());
     }
     let today = as_of(&state).await?;
-    let r = runs::run(&*state.store, today, today, Local::now().naive_local()).await?;
+    let r = runs::run(&*state.store, today, today, dhp_core::clock::now()).await?;
     let summary = format!("{}: {} / {}", today, r.new_signals, r.updated_signals);
     Ok(Redirect::to(&format!(
         "/surveillance?lang={}&ran={}",

@@ -5,7 +5,6 @@ use super::*;
 use crate::{AppError, AppState};
 use dhp_core::access::Principal;
 use dhp_core::surveillance::{self as sv};
-use dhp_core::Id;
 use dhp_store::StoreError;
 
 /// `POST /fhir/Condition/$report`: a Condition with a notifiable code, sent by a
@@ -42,8 +41,7 @@ pub(crate) async fn report_condition(
     };
     let Some(patient) = condition["subject"]["reference"]
         .as_str()
-        .and_then(|r| r.strip_prefix("Patient/"))
-        .and_then(|id| id.parse::<Id>().ok())
+        .and_then(dhp_fhir::types::patient_reference)
     else {
         return bad(
             "Condition.subject",

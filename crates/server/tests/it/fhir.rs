@@ -503,7 +503,7 @@ async fn a_residents_records_follow_the_residents_scope() {
 async fn patient_search_stays_in_scope_pages_and_reports_bad_parameters() {
     let s = site(1_500).await;
     let store = &*s.state.store;
-    let today = chrono::Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let view = doctor_view(store).await;
     // Counted here from the rows, independently of the store's search SQL.
     let in_scope: Vec<i64> = view.in_scope(today);
@@ -675,6 +675,76 @@ async fn managers_read_the_audit_log_through_fhir() {
     assert!(kinds.contains(&"110114"), "logins are in the log");
     let bad = read(&s, Some(&m), "/fhir/AuditEvent?who=x").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Paged, newest first, by the next link: every entry of the resident once, none
+    // skipped, however many reviews are logged meanwhile (each page read is one).
+    for _ in 0..6 {
+        read(&s, Some(&d), &format!("/fhir/Patient/{target}")).await;
+    }
+    let before: Vec<String> = s
+        .state
+        .store
+        .audit_events(Some(target), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(before.len() >= 7);
+    let mut next = Some(format!("/fhir/AuditEvent?patient={target}&_count=3"));
+    let mut paged = Vec::new();
+    while let Some(path) = next.take() {
+        let page = read(&s, Some(&m), &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+        let entries = page.json["entry"].as_array().cloned().unwrap_or_default();
+        assert!(entries.len() <= 3);
+        paged.extend(
+            entries
+                .iter()
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_string()),
+        );
+        next = page.json["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| {
+                let url = l["url"].as_str().unwrap();
+                url[url.find("/fhir/").unwrap()..].to_string()
+            });
+        assert!(paged.len() <= before.len(), "paging does not end");
+    }
+    assert_eq!(paged, before);
+    // By the day it was recorded (Shanghai time unless a zone is named).
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let on = |q: String| {
+        let s = &s;
+        let m = m.clone();
+        async move {
+            read(
+                s,
+                Some(&m),
+                &format!("/fhir/AuditEvent?patient={target}&{q}"),
+            )
+            .await
+        }
+    };
+    let later = on(format!("date=gt{today}")).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.json);
+    assert!(later.json.get("entry").is_none(), "{}", later.json);
+    let now = on(format!("date={today}&_count=500")).await;
+    assert!(now.json["entry"].as_array().unwrap().len() >= before.len());
+    for bad in ["date=yesterday", "_page=12_x", "_count=0"] {
+        let r = on(bad.to_string()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        let field = bad.split('=').next().unwrap();
+        assert_eq!(
+            r.json["issue"][0]["expression"][0],
+            format!("AuditEvent?{field}"),
+            "{}",
+            r.json
+        );
+    }
     // The refusal and the reviews are themselves in the log.
     let rows = s.state.store.audit_events(None, 1000).await.unwrap();
     assert!(rows

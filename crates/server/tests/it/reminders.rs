@@ -250,7 +250,7 @@ async fn a_freed_place_is_offered_to_the_waitlist_and_accepted() {
     let doctor = token(&s, "doctor").await;
     // The server's present moment (the district's day at the clock's time): the offer
     // made at it is still open when the API accepts it a moment later.
-    let now = today.and_time(chrono::Local::now().time());
+    let now = today.and_time(dhp_core::clock::now().time());
     // A community clinic: the generator's waitlists are the hospitals'.
     let slot = empty_slot(store, now + Duration::days(3), |s| {
         s.slot.capacity <= 12 && s.service == "general_practice"

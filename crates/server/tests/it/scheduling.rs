@@ -572,7 +572,7 @@ async fn a_hold_keeps_a_place_until_it_is_booked_or_lapses() {
     assert_eq!(out["id"], held[0]["id"]);
     assert_eq!(store.reminders_of(first).await.unwrap().len(), 2);
     // The round lets the other holds go once their time is up; the booked one stays.
-    let now = today.and_time(chrono::Local::now().time());
+    let now = today.and_time(dhp_core::clock::now().time());
     let minutes = dhp_core::booking::limits().hold_minutes;
     assert_eq!(store.release_holds(now).await.unwrap(), 0);
     let later = now + Duration::minutes(minutes + 1);

@@ -342,7 +342,7 @@ async fn registry_searches_and_includes() {
 async fn includes_stay_in_scope_and_are_audited() {
     let s = site(1_500).await;
     let store = &*s.state.store;
-    let today = chrono::Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let in_scope: BTreeSet<i64> = doctor_view(store)
         .await
         .in_scope(today)
@@ -500,7 +500,7 @@ async fn written_status_and_last_updated_are_searchable() {
         .unwrap();
     assert_eq!(now_final, total_final - 1);
     // Only the written one changed since the district was generated.
-    let today = chrono::Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let a = read(
         &s,
         Some(&t),

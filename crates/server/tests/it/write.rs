@@ -90,7 +90,7 @@ async fn person(s: &Site, user: &str) -> String {
 /// A new resident of the street or town named `area` (Chinese name), with an identity
 /// number no generated resident has.
 fn new_patient(area: &str, seq: u16) -> Value {
-    let today = chrono::Local::now().date_naive();
+    let today = dhp_core::clock::today();
     let born = chrono::NaiveDate::from_ymd_opt(1961, 5, 17).unwrap();
     let id = IdentityNumber::compose("310118", born, 900 + seq);
     let id = IdentityNumber::parse(id.as_str(), today).unwrap();

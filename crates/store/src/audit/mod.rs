@@ -90,6 +90,62 @@ pub(crate) async fn audit_events<E: Exec>(
     rows.iter().map(audit_event).collect()
 }
 
+/// One page of the audit log, newest first: entries of `resident` (any when `None`)
+/// recorded within `recorded` (UTC), after the place `before` (the recorded time and
+/// id of the last entry of the page before), at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    pub resident: Option<Id>,
+    pub recorded: Vec<dhp_core::query::DateCond>,
+    pub before: Option<(chrono::NaiveDateTime, String)>,
+    pub limit: i64,
+}
+
+pub(crate) async fn audit_page<E: Exec>(e: &E, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+    use dhp_core::query::DateCond;
+    let mut wheres = Vec::new();
+    let mut params = Vec::new();
+    let p = |v: Param, params: &mut Vec<Param>| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    if let Some(r) = q.resident {
+        wheres.push(format!("resident_id = {}", p(Param::I64(r), &mut params)));
+    }
+    for c in &q.recorded {
+        wheres.push(match *c {
+            DateCond::Ge(t) => format!("recorded >= {}", p(Param::DateTime(t), &mut params)),
+            DateCond::Lt(t) => format!("recorded < {}", p(Param::DateTime(t), &mut params)),
+            DateCond::Outside(a, b) => {
+                let a = p(Param::DateTime(a), &mut params);
+                let b = p(Param::DateTime(b), &mut params);
+                format!("(recorded < {a} OR recorded >= {b})")
+            }
+        });
+    }
+    if let Some((t, id)) = &q.before {
+        let t1 = p(Param::DateTime(*t), &mut params);
+        let t2 = p(Param::DateTime(*t), &mut params);
+        let id = p(id.as_str().into(), &mut params);
+        wheres.push(format!(
+            "(recorded < {t1} OR (recorded = {t2} AND id < {id}))"
+        ));
+    }
+    let limit = p(Param::I64(q.limit), &mut params);
+    let filter = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wheres.join(" AND "))
+    };
+    let rows = e
+        .rows(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit_events {filter} ORDER BY recorded DESC, id DESC LIMIT {limit}"),
+            params,
+        )
+        .await?;
+    rows.iter().map(audit_event).collect()
+}
+
 /// An audit entry from a row of [`AUDIT_COLUMNS`] (more columns may follow).
 pub(crate) fn audit_event<R: Col>(r: &R) -> Result<AuditEvent> {
     Ok(AuditEvent {
@@ -115,6 +171,8 @@ pub trait AuditStore: Send + Sync {
     async fn insert_audits(&self, events: &[AuditEvent]) -> Result<()>;
     /// The audit log, newest first, at most `limit` entries, optionally for one resident.
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>>;
+    /// One page of the audit log (see [`AuditQuery`]).
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>>;
     /// Seal every audit entry written so far into the hash chain (in batches, one
     /// process at a time): how many were sealed.
     async fn seal_audit(&self) -> Result<u64>;
@@ -145,6 +203,9 @@ impl<B: Backend> AuditStore for B {
     }
     async fn audit_events(&self, resident_id: Option<Id>, limit: i64) -> Result<Vec<AuditEvent>> {
         audit_events(self.pool(), resident_id, limit).await
+    }
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        audit_page(self.pool(), q).await
     }
     async fn seal_audit(&self) -> Result<u64> {
         let mut total = 0;

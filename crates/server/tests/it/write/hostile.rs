@@ -342,3 +342,91 @@ async fn implausible_records_and_hostile_requests_are_refused_in_fhir_terms() {
         "nothing written"
     );
 }
+
+/// An account out of a resident's scope cannot fill the resident's audit trail with
+/// refused writes: past the bound its writes are held back (429, Retry-After) before
+/// they are read, audited without the resident; reads and other accounts go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_writes_past_the_bound_are_held_back_without_touching_the_residents_trail() {
+    let s = crate::site_with(
+        300,
+        dhp_server::ServerConfig {
+            refused_writes_per_minute: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    let store = &*s.state.store;
+    let clinician = store.user_by_username("clinician").await.unwrap();
+    let hospital = clinician.org_id.unwrap();
+    let today = dhp_store::as_of(store).await.unwrap();
+    let mut stranger = None;
+    for r in store
+        .page(Table::Residents, 0, 300)
+        .await
+        .unwrap()
+        .residents
+    {
+        let facts = store.resident_access_facts(r.id, today).await.unwrap();
+        if !facts.encounter_orgs.contains(&hospital)
+            && !facts.referred_or_booked.contains(&hospital)
+        {
+            stranger = Some(r.id);
+            break;
+        }
+    }
+    let stranger = stranger.expect("a resident the hospital has not seen");
+    let t = person(&s, "clinician").await;
+    let body = encounter_at(stranger, &hospital.to_string(), "2026-06-01T09:00:00+08:00");
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        let r = send(&s, "POST", "/fhir/Encounter", &t, Some(&body), &[]).await;
+        answers.push(r.status.as_u16());
+    }
+    // Five let through at once and the sixth that passes the bound, then held back.
+    assert_eq!(answers, [403, 403, 403, 403, 403, 403, 429, 429, 429, 429]);
+    let held = send(&s, "POST", "/fhir/Encounter", &t, Some(&body), &[]).await;
+    assert_eq!(held.json["issue"][0]["code"], "throttled", "{}", held.json);
+    let trail = store.audit_events(Some(stranger), 100).await.unwrap();
+    assert_eq!(
+        trail.iter().filter(|e| e.username == "clinician").count(),
+        6,
+        "{trail:?}"
+    );
+    let all = store.audit_events(None, 1000).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .filter(|e| e.username == "clinician" && e.detail.starts_with("429"))
+            .count(),
+        5,
+        "every held-back attempt is audited, without the resident"
+    );
+    // Reads are not held back, nor another account's writes.
+    let me = send(&s, "GET", "/fhir/metadata", &t, None, &[]).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let d = person(&s, "doctor").await;
+    let other = send(&s, "POST", "/fhir/Encounter", &d, Some(&json!({})), &[]).await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST, "{}", other.json);
+    // A bad update aimed at someone's record is logged against them, whatever its
+    // body names.
+    let obs = store
+        .page(Table::Observations, 0, 1)
+        .await
+        .unwrap()
+        .observations
+        .remove(0);
+    let path = format!("/fhir/Observation/{}", obs.id);
+    let bad = json!({"resourceType": "Observation", "status": "final"});
+    let r = send(&s, "PUT", &path, &d, Some(&bad), &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    let trail = store
+        .audit_events(Some(obs.resident_id), 100)
+        .await
+        .unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.username == "doctor" && e.action == "update" && e.outcome == "invalid"),
+        "{trail:?}"
+    );
+}
