@@ -164,6 +164,18 @@ async fn appointments_through_fhir_book_under_the_pools_guard() {
         }
     }
     assert_eq!(booked.len(), open);
+    // Stamped by the district's clock (China Standard Time), given in UTC: on a host
+    // set to UTC too, the instant is the district's day at the present UTC time.
+    let stamped: chrono::DateTime<chrono::Utc> = booked[0]["meta"]["lastUpdated"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = (today.and_time(dhp_core::clock::now().time()) - Duration::hours(8)).and_utc();
+    assert!(
+        (stamped - expected).num_seconds().abs() < 120,
+        "{stamped} is not {expected}"
+    );
 
     // Concurrent bookings of the same slot by the family doctor (who may take the
     // reserved places): exactly the capacity is booked, never more.
@@ -296,6 +308,7 @@ async fn appointments_through_fhir_book_under_the_pools_guard() {
     )
     .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
+    assert_eq!(r.allow.as_deref(), Some("GET, HEAD, PUT"));
 
     // Bad input names the element and books nothing.
     let spare = empty
@@ -538,6 +551,22 @@ async fn a_hold_keeps_a_place_until_it_is_booked_or_lapses() {
     letgo["cancelationReason"] = json!({ "coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
         "code": "prov" }] });
+    // Not even written back unchanged.
+    let r = send(
+        &s,
+        "PUT",
+        &format!("/fhir/Appointment/{first}"),
+        &clinician,
+        Some(&held[0]),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    assert_eq!(
+        r.json["issue"][0]["expression"][0], "Appointment.id",
+        "{}",
+        r.json
+    );
     for body in [book.clone(), letgo] {
         let (st, out) = post(
             s.state.clone(),
@@ -870,8 +899,40 @@ async fn referrals_through_fhir_are_tasks_moved_on_by_their_status() {
     let r = send(&s, "PUT", &sr, &doctor, Some(&replaced), &[]).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
     assert!(r.json.to_string().contains("/fhir/Task/"), "{}", r.json);
+    assert_eq!(r.allow.as_deref(), Some("GET, HEAD"));
     let r = send(&s, "DELETE", &sr, &doctor, None, &[]).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.json);
+    // An account that may not see the resident is not told it is a referral.
+    let mut other = store.user_by_username("clinician").await.unwrap();
+    let hospital = other.org_id.unwrap();
+    let facts = store
+        .resident_access_facts(resident, dhp_store::as_of(store).await.unwrap())
+        .await
+        .unwrap();
+    let elsewhere = dhp_store::organisations(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| {
+            o.kind == dhp_core::OrgKind::Hospital
+                && o.id != hospital
+                && !facts.encounter_orgs.contains(&o.id)
+                && !facts.referred_or_booked.contains(&o.id)
+        })
+        .unwrap();
+    other.username = "clinician3".into();
+    other.id = 900_003;
+    other.password_hash = dhp_server::auth::hash_password("clinician3");
+    other.practitioner_id = None;
+    other.org_id = Some(elsewhere.id);
+    store.insert_user(&other).await.unwrap();
+    let stranger = token(&s, "clinician3").await;
+    for method in ["PUT", "DELETE"] {
+        let body = (method == "PUT").then_some(&replaced);
+        let r = send(&s, method, &sr, &stranger, body, &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method}: {}", r.json);
+        assert!(!r.json.to_string().contains("Task"), "{}", r.json);
+    }
     let still = read(&s, Some(&doctor), &sr).await;
     assert_eq!(still.json["priority"], made["priority"], "{}", still.json);
 

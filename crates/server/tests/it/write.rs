@@ -18,6 +18,7 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     location: Option<String>,
     etag: Option<String>,
+    pub(crate) allow: Option<String>,
     pub(crate) json: Value,
 }
 
@@ -46,7 +47,12 @@ pub(crate) async fn send(
             .get(n)
             .map(|v| v.to_str().unwrap().to_string())
     };
-    let (status, location, etag) = (res.status(), h(header::LOCATION), h(header::ETAG));
+    let (status, location, etag, allow) = (
+        res.status(),
+        h(header::LOCATION),
+        h(header::ETAG),
+        h(header::ALLOW),
+    );
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
         .await
         .unwrap();
@@ -54,6 +60,7 @@ pub(crate) async fn send(
         status,
         location,
         etag,
+        allow,
         json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
 }
