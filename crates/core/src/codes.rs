@@ -23,6 +23,53 @@ pub struct ObservationCode {
     /// Plausible range; a value outside is rejected as a data-entry error.
     pub min: f64,
     pub max: f64,
+    /// Reference range shown to residents, as its source words it: a value at or
+    /// above `high_from` is high; at or below `low_at`, or below `low_below`, low.
+    #[serde(default)]
+    pub high_from: Option<f64>,
+    #[serde(default)]
+    pub low_at: Option<f64>,
+    #[serde(default)]
+    pub low_below: Option<f64>,
+    /// The public source of the reference range, in each language.
+    #[serde(default)]
+    pub ref_source_zh: Option<String>,
+    #[serde(default)]
+    pub ref_source_en: Option<String>,
+}
+
+/// A result against its reference range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    Low,
+    High,
+}
+
+impl ObservationCode {
+    /// `value` against the reference range (`None`: within it, or no range is known).
+    pub fn flag(&self, value: f64) -> Option<Flag> {
+        if self.high_from.is_some_and(|h| value >= h) {
+            return Some(Flag::High);
+        }
+        if self.low_at.is_some_and(|l| value <= l) || self.low_below.is_some_and(|l| value < l) {
+            return Some(Flag::Low);
+        }
+        None
+    }
+
+    /// The reference range in words (`< 140`, `18.5–24.0`, `> 3.9 – < 7.0`), if known.
+    pub fn range_text(&self) -> Option<String> {
+        let low = match (self.low_at, self.low_below) {
+            (Some(l), _) => Some(format!("> {l}")),
+            (None, Some(l)) => Some(format!("≥ {l}")),
+            _ => None,
+        };
+        let high = self.high_from.map(|h| format!("< {h}"));
+        match (low, high) {
+            (Some(l), Some(h)) => Some(format!("{l}, {h}")),
+            (l, h) => l.or(h),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -286,5 +333,33 @@ mod condition_name_tests {
         // A subcode not listed takes its category's name; an unknown code shows as itself.
         assert_eq!(condition_name("E11.2", true), "2型糖尿病");
         assert_eq!(condition_name("Q99.9", true), "Q99.9");
+    }
+}
+
+#[cfg(test)]
+mod reference_ranges {
+    use super::*;
+
+    #[test]
+    fn results_are_flagged_as_their_source_words_the_range() {
+        let sbp = observation("sbp").unwrap();
+        assert_eq!(sbp.flag(139.0), None);
+        assert_eq!(sbp.flag(140.0), Some(Flag::High));
+        let glucose = observation("fasting_glucose").unwrap();
+        assert_eq!(glucose.flag(3.9), Some(Flag::Low));
+        assert_eq!(glucose.flag(4.0), None);
+        assert_eq!(glucose.flag(7.0), Some(Flag::High));
+        let bmi = observation("bmi").unwrap();
+        assert_eq!(bmi.flag(18.5), None);
+        assert_eq!(bmi.flag(18.4), Some(Flag::Low));
+        assert_eq!(bmi.flag(24.0), Some(Flag::High));
+        assert_eq!(bmi.range_text().as_deref(), Some("≥ 18.5, < 24"));
+        // Every range names its public source, in both languages.
+        for c in observation_codes() {
+            if c.high_from.is_some() || c.low_at.is_some() || c.low_below.is_some() {
+                assert!(c.ref_source_zh.is_some() && c.ref_source_en.is_some(), "{}", c.key);
+            }
+        }
+        assert_eq!(observation("weight").unwrap().flag(500.0), None);
     }
 }

@@ -29,6 +29,34 @@ impl Messages {
     }
 }
 
+impl Messages {
+    /// A programme's name (`hypertension` → 高血压患者健康管理).
+    pub fn programme(&self, p: dhp_core::Programme) -> String {
+        self.get(&format!("prog_{}", p.as_str())).to_string()
+    }
+
+    /// A programme status as a person reads it (`controlled` → 已控制); unknown values
+    /// as they are.
+    pub fn programme_status(&self, status: &str) -> String {
+        let parts: Vec<String> = status
+            .split('+')
+            .map(|p| {
+                let key = format!("st_{}", p.replace('-', "_"));
+                match self.get(&key) {
+                    k if k == key => p.to_string(),
+                    v => v.to_string(),
+                }
+            })
+            .collect();
+        parts.join(" + ")
+    }
+
+    /// A due item's status (`overdue` → 已逾期).
+    pub fn due_status(&self, s: dhp_core::programmes::DueStatus) -> String {
+        self.get(&format!("status_{}", s.as_str())).to_string()
+    }
+}
+
 fn load(text: &str) -> Messages {
     Messages(toml::from_str(text).expect("message catalogue is valid TOML"))
 }

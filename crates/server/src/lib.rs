@@ -19,6 +19,7 @@ pub mod contracts;
 mod emergency;
 mod fhir;
 mod home;
+mod portal;
 pub mod indicators;
 mod signin;
 pub mod surveillance;
@@ -207,6 +208,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(surveillance::routes())
         .merge(indicators::routes())
         .merge(care::routes())
+        .merge(portal::routes())
         .nest(
             "/fhir",
             fhir::router().layer(axum::middleware::from_fn_with_state(

@@ -691,7 +691,7 @@ async fn audit_search(
             // The place after which the page starts, as the previous page's `next`
             // link gives it (the newest-first order never skips nor repeats an
             // entry, however many are written meanwhile).
-            "_page" => match audit_cursor(v) {
+            "_page" => match dhp_store::AuditQuery::parse_place(v) {
                 Some(at) => q.before = Some(at),
                 None => issues.push(Issue::at(
                     IssueCode::Invalid,
@@ -774,7 +774,7 @@ async fn audit_search(
     if let (true, Some(last)) = (more, events.last()) {
         links.push(serde_json::json!({
             "relation": "next",
-            "url": at(Some(format!("{}_{}", last.recorded.and_utc().timestamp_micros(), last.id))),
+            "url": at(Some(last.place())),
         }));
     }
     let mut bundle = serde_json::json!({
@@ -788,11 +788,3 @@ async fn audit_search(
     Ok(fhir_json(StatusCode::OK, &bundle))
 }
 
-/// The place a `_page` value of the audit search names: the recorded time (UTC
-/// microseconds) and id of the last entry of the page before.
-fn audit_cursor(v: &str) -> Option<(chrono::NaiveDateTime, String)> {
-    let (micros, id) = v.split_once('_')?;
-    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
-    uuid::Uuid::parse_str(id).ok()?;
-    Some((at, id.to_string()))
-}

@@ -85,10 +85,16 @@ pub async fn login(
             tracing::info!(username = %user.username, role = %user.role, "login");
             let lang = q.lang.as_deref().unwrap_or("zh");
             let next = q.next.as_deref().and_then(same_site_path);
+            let start = crate::portal::start_page(&user.role);
             let (token, to) = match crate::security::password::change_needed(&state, &user).await? {
                 None => (
                     state.sessions.open(user),
-                    next.map_or_else(|| format!("/?lang={lang}"), str::to_string),
+                    // Each role lands on its own start page unless it was going
+                    // somewhere.
+                    next.map_or_else(
+                        || format!("{start}?lang={lang}"),
+                        str::to_string,
+                    ),
                 ),
                 // The password first: the session opens only the password page.
                 Some(reason) => {

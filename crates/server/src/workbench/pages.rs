@@ -99,27 +99,15 @@ pub(crate) fn doctor(
 }
 
 pub(crate) fn programme_label(t: &Messages, p: Programme) -> String {
-    t.get(&format!("prog_{}", p.as_str())).to_string()
+    t.programme(p)
 }
 
-/// A programme status as a person reads it (`controlled` → 已控制); unknown values as
-/// they are.
 pub(crate) fn status_name(t: &Messages, status: &str) -> String {
-    let parts: Vec<String> = status
-        .split('+')
-        .map(|p| {
-            let key = format!("st_{}", p.replace('-', "_"));
-            match t.get(&key) {
-                k if k == key => p.to_string(),
-                v => v.to_string(),
-            }
-        })
-        .collect();
-    parts.join(" + ")
+    t.programme_status(status)
 }
 
 pub(crate) fn status_label(t: &Messages, s: DueStatus) -> String {
-    t.get(&format!("status_{}", s.as_str())).to_string()
+    t.due_status(s)
 }
 
 pub async fn workbench(

@@ -5,6 +5,7 @@ mod contracts;
 mod duties;
 mod fhir;
 mod passwords;
+mod portal;
 mod reminders;
 mod roundtrip;
 mod scheduling;

@@ -351,11 +351,12 @@ async fn forms_from_another_site_or_without_the_token_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_goes_only_to_paths_on_this_site() {
     let s = site(50).await;
+    // A `next` off the site is dropped: the doctor lands on their own start page.
     for (next, to) in [
-        ("/\\evil.example/", "/?lang=en"),
-        ("//evil.example/", "/?lang=en"),
-        ("https://evil.example/", "/?lang=en"),
-        ("/workbench?lang=en", "/workbench?lang=en"),
+        ("/\\evil.example/", "/workbench?lang=en"),
+        ("//evil.example/", "/workbench?lang=en"),
+        ("https://evil.example/", "/workbench?lang=en"),
+        ("/care?lang=en", "/care?lang=en"),
     ] {
         let enc: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
         let req = Request::post(format!("/login?lang=en&next={enc}"))
@@ -365,6 +366,23 @@ async fn login_goes_only_to_paths_on_this_site() {
         let res = app(s.state.clone()).oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(res.headers()[header::LOCATION], to, "next={next}");
+    }
+    // Each role lands on its own start page.
+    for (user, to) in [
+        ("resident", "/me?lang=zh"),
+        ("doctor", "/workbench?lang=zh"),
+        ("clinician", "/care?lang=zh"),
+        ("phdoctor", "/surveillance?lang=zh"),
+        ("manager", "/indicators?lang=zh"),
+        ("auditor", "/emergency-access?lang=zh"),
+    ] {
+        let req = Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("username={user}&password={user}")))
+            .unwrap();
+        let res = app(s.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{user}");
+        assert_eq!(res.headers()[header::LOCATION], to, "{user}");
     }
     // The login form keeps a same-site `next` and drops another.
     let (_, page) = get(&s, "/login?lang=en&next=/workbench", None).await;

@@ -101,6 +101,26 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+impl AuditQuery {
+    /// The place `before` a page link gives (`{UTC microseconds}_{id}`, as
+    /// [`AuditEvent::place`] writes it), or `None` when it is not one.
+    pub fn parse_place(v: &str) -> Option<(chrono::NaiveDateTime, String)> {
+        let (micros, id) = v.split_once('_')?;
+        let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        // Entry ids are UUIDs (36 characters, hex digits and dashes).
+        let uuid = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        uuid.then(|| (at, id.to_string()))
+    }
+}
+
+impl AuditEvent {
+    /// Where this entry stands in the newest-first order, for the link to the page
+    /// after it.
+    pub fn place(&self) -> String {
+        format!("{}_{}", self.recorded.and_utc().timestamp_micros(), self.id)
+    }
+}
+
 pub(crate) async fn audit_page<E: Exec>(e: &E, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
     use dhp_core::query::DateCond;
     let mut wheres = Vec::new();

@@ -1,0 +1,84 @@
+//! The resident portal: my record, and who looked at it — only ever one's own.
+
+use axum::http::StatusCode;
+
+use super::{get, login, site};
+
+/// The items of a portal list (`<li class="card…">` of `ul.me-items`).
+fn items(page: &str) -> usize {
+    page.matches("<li class=\"card").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let me = store.user_by_username("resident").await.unwrap();
+    let rid = me.resident_id.expect("the demo resident has a record");
+    let resident = store.resident(rid).await.unwrap();
+
+    // Without a session: to the login, coming back here.
+    let (status, _) = get(&s, "/me", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let (status, cookie, _) = login(&s, "resident", "resident").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap();
+    let (status, zh) = get(&s, "/me", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{zh}");
+    assert!(zh.contains(&resident.name), "their own name");
+    assert!(zh.contains("我的家庭医生") && zh.contains("健康记录"));
+    // No catalogue key or English heading left on the Chinese page.
+    for raw in ["me_", "My health", "Reference range", "svc_", "appt_"] {
+        assert!(!zh.contains(raw), "{raw} on the Chinese page");
+    }
+    let (_, en) = get(&s, "/me?lang=en", Some(&cookie)).await;
+    assert!(en.contains("My health record") && en.contains("Health timeline"));
+    assert!(!en.contains("我的家庭医生"));
+
+    // Another role is refused with a styled page; it reaches no one's record.
+    let (_, doctor, _) = login(&s, "doctor", "doctor").await;
+    let doctor = doctor.unwrap();
+    let (status, page) = get(&s, "/me", Some(&doctor)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("<html") && page.contains("/workbench"), "{page}");
+    // A resident id in the query is no way into another's record: there is none.
+    let (_, same) = get(&s, &format!("/me?id={}", rid + 1), Some(&cookie)).await;
+    assert!(same.contains(&resident.name));
+
+    // Reads by others, allowed or refused, are in the resident's access log, paged
+    // newest first, none skipped or repeated.
+    let token = super::fhir::token(&s, "doctor").await;
+    for _ in 0..60 {
+        super::fhir::read(&s, Some(&token), &format!("/fhir/Patient/{rid}")).await;
+    }
+    // Reads of someone else are not in this resident's log.
+    for _ in 0..5 {
+        super::fhir::read(&s, Some(&token), &format!("/fhir/Patient/{}", rid + 1)).await;
+    }
+    let logged = store.audit_events(Some(rid), 10_000).await.unwrap();
+    let (status, first) = get(&s, "/me/access", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let doctor_name = store.user_by_username("doctor").await.unwrap().display_name;
+    assert!(first.contains(&doctor_name), "the doctor is named");
+    let mut seen = items(&first);
+    let mut saw_self = first.contains("您本人");
+    assert_eq!(seen, 50);
+    let mut page = first;
+    while let Some(at) = page.find("before=") {
+        let rest = &page[at + "before=".len()..];
+        let next = &rest[..rest.find('"').unwrap()];
+        let (status, more) = get(&s, &format!("/me/access?before={next}"), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK);
+        seen += items(&more);
+        saw_self |= more.contains("您本人");
+        page = more;
+        assert!(seen <= logged.len(), "paging does not end");
+    }
+    assert_eq!(seen, logged.len());
+    assert!(saw_self, "the resident's own reads are shown as theirs");
+    // A forged place is a styled refusal, not a parse message.
+    let (status, bad) = get(&s, "/me/access?before=abc", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("<html") && !bad.contains("Cannot parse"), "{bad}");
+}
