@@ -357,7 +357,11 @@ mod reference_ranges {
         // Every range names its public source, in both languages.
         for c in observation_codes() {
             if c.high_from.is_some() || c.low_at.is_some() || c.low_below.is_some() {
-                assert!(c.ref_source_zh.is_some() && c.ref_source_en.is_some(), "{}", c.key);
+                assert!(
+                    c.ref_source_zh.is_some() && c.ref_source_en.is_some(),
+                    "{}",
+                    c.key
+                );
             }
         }
         assert_eq!(observation("weight").unwrap().flag(500.0), None);

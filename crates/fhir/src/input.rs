@@ -670,6 +670,17 @@ mod tests {
             paths(&imaging_study(&study(serde_json::json!([uid("urn:oid:1.02.3")]))).unwrap_err()),
             ["ImagingStudy.identifier[0].value"]
         );
+        let upper = serde_json::json!([
+            uid("urn:oid:1.2.3"),
+            { "system": "urn:DICOM:uid", "value": "urn:oid:1.2.4" }
+        ]);
+        assert_eq!(
+            paths(&imaging_study(&study(upper)).unwrap_err()),
+            [
+                "ImagingStudy.identifier[1].system",
+                "ImagingStudy.identifier[1]"
+            ]
+        );
         let two = serde_json::json!([
             { "system": "urn:other", "value": "x" },
             uid("urn:oid:1.2.3"),

@@ -117,35 +117,12 @@ pub(crate) async fn readable(
     )
 }
 
-/// A JSON request body for `/api`: one that cannot be read as `T` is refused with
-/// `400 {"error", "field"}` naming the field at fault (its path in the body; `body`
-/// when the body as a whole is wrong: empty, not JSON, not an object, too large),
-/// never the framework's plain-text answer. Only an object is read: serde would take
-/// an array as the fields in order, which no client means.
-pub(crate) struct ApiJson<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
-        let body = match axum::body::Bytes::from_request(req, state).await {
-            Ok(b) => b,
-            Err(e) => {
-                let status = e.status();
-                let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "the body is too large".to_string()
-                } else {
-                    format!("the body could not be read: {e}")
-                };
-                return Err(Refusal::new(status, "body", why).api());
-            }
-        };
-        read_object(&body).map(ApiJson).map_err(|r| r.api())
-    }
-}
-
-/// `body` read as the object `T`, or the refusal naming what is wrong.
-fn read_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+/// A JSON request body for `/api` read as the object `T` (after the caller is
+/// known), or the refusal `400 {"error", "field"}` naming the field at fault (its path
+/// in the body; `body` when the body as a whole is wrong: empty, not JSON, not an
+/// object), in words, never the parser's. Only an object is read: serde would take an
+/// array as the fields in order, which no client means.
+pub(crate) fn api_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => {
@@ -180,7 +157,7 @@ fn read_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal
             (p, None) => p.to_string(),
         };
         let why = if inner.is_syntax() || inner.is_eof() {
-            format!("the body is not JSON: {inner}")
+            "the body is not JSON (cut short, or a character out of place)".to_string()
         } else if let Some(f) = named {
             if text.starts_with("missing") {
                 format!("{f} is required")
@@ -188,9 +165,7 @@ fn read_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal
                 format!("{f} is given twice")
             }
         } else {
-            // "invalid type: null, expected a string at line 1 column 9": the
-            // position says nothing the field does not.
-            text.split(" at line ").next().unwrap_or(&text).to_string()
+            expected(&text)
         };
         Refusal::bad(&field, why)
     })?;
@@ -199,20 +174,45 @@ fn read_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal
     Ok(value)
 }
 
+/// What a field should have been, in words, from serde's "invalid type: string
+/// \"abc\", expected i64 at line 1 column 9".
+fn expected(text: &str) -> String {
+    let wanted = text
+        .split(" at line ")
+        .next()
+        .unwrap_or(text)
+        .rsplit("expected ")
+        .next()
+        .unwrap_or_default();
+    let words = match wanted {
+        w if w.contains("i64") || w.contains("i32") || w.contains("u32") || w.contains("u64") => {
+            "a whole number"
+        }
+        w if w.contains("f64") || w.contains("f32") => "a number",
+        w if w.contains("string") || w.contains("str") => "text",
+        w if w.contains("bool") => "true or false",
+        w if w.contains("sequence") => "a list",
+        w if w.contains("struct") || w.contains("map") => "an object",
+        w if w.starts_with("an id") => w,
+        w if w.contains("variant") => "one of the values the field takes",
+        _ if text.contains("out of range") => "a number in range",
+        _ => "a different value",
+    };
+    format!("must be {words}")
+}
+
 /// An id a client may send as a number (as `/api` lists give it) or as text.
 pub(crate) fn number_or_text<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Given {
-        Number(i64),
-        Text(String),
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) if n.is_i64() => Ok(Some(n.to_string())),
+        Some(serde_json::Value::String(t)) => Ok(Some(t)),
+        Some(_) => Err(serde::de::Error::custom(
+            "invalid type: expected an id (a whole number or text)",
+        )),
     }
-    Ok(Option::<Given>::deserialize(d)?.map(|g| match g {
-        Given::Number(n) => n.to_string(),
-        Given::Text(t) => t,
-    }))
 }
 
 #[cfg(test)]
@@ -230,15 +230,15 @@ mod tests {
     }
 
     fn refused(body: &str) -> (String, String) {
-        let r = read_object::<Order>(body.as_bytes()).unwrap_err();
+        let r = api_body::<Order>(body.as_bytes()).unwrap_err();
         (r.field.unwrap_or_default(), r.message)
     }
 
     #[test]
     fn a_body_is_read_as_an_object_and_faults_name_their_field() {
-        let o: Order = read_object(br#"{"resident_id": 4, "code": "24627-2", "slot": 7}"#).unwrap();
+        let o: Order = api_body(br#"{"resident_id": 4, "code": "24627-2", "slot": 7}"#).unwrap();
         assert_eq!((o.resident_id, o.slot.as_deref()), (4, Some("7")));
-        let o: Order = read_object(br#"{"resident_id": 4, "code": "x", "slot": "8"}"#).unwrap();
+        let o: Order = api_body(br#"{"resident_id": 4, "code": "x", "slot": "8"}"#).unwrap();
         assert_eq!(o.slot.as_deref(), Some("8"));
         assert_eq!(refused(r#"[4, "24627-2"]"#).0, "body");
         assert_eq!(refused("null").0, "body");
@@ -373,6 +373,18 @@ pub(crate) fn principal_of(user: &User) -> Option<Principal> {
         practitioner_id: user.practitioner_id,
         resident_id: user.resident_id,
     })
+}
+
+/// The page language a request's query asks for (`zh` unless `lang=en`).
+pub(crate) fn lang_of(uri: &axum::http::Uri) -> &'static str {
+    let en = uri.query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "lang" && v == "en")
+    });
+    if en {
+        "en"
+    } else {
+        "zh"
+    }
 }
 
 /// The caller of an API request: bearer token or portal session.

@@ -57,6 +57,60 @@ impl Messages {
     }
 }
 
+tokio::task_local! {
+    /// The page a request shows (its path and query; for a form's answer, the page the
+    /// form was on), for the language switch.
+    static PAGE: String;
+}
+
+/// Remember the page each request shows, so that its language switch keeps it.
+pub(crate) async fn remember_page(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, Method};
+    let page = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())
+    } else {
+        // A form's answer (an error shown on it) switches to the form's own page,
+        // which a GET can reach; only its path and query are taken.
+        req.headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| url::Url::parse(r).ok())
+            .map(|u| match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            })
+            .unwrap_or_else(|| req.uri().path().to_string())
+    };
+    PAGE.scope(page, next.run(req)).await
+}
+
+/// The link to the page being shown in the other language: its path and query kept,
+/// `lang` set.
+pub fn switch_href(t: &Messages) -> String {
+    let lang = t.get("other_lang");
+    PAGE.try_with(|p| with_lang(p, lang))
+        .unwrap_or_else(|_| format!("?lang={lang}"))
+}
+
+/// `page` (a path with its query) with `lang` set and every other parameter kept.
+fn with_lang(page: &str, lang: &str) -> String {
+    let (path, query) = page.split_once('?').unwrap_or((page, ""));
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k != "lang" {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.append_pair("lang", lang);
+    format!("{path}?{}", out.finish())
+}
+
 fn load(text: &str) -> Messages {
     Messages(toml::from_str(text).expect("message catalogue is valid TOML"))
 }
@@ -92,6 +146,19 @@ pub(crate) fn thousands(n: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_language_switch_keeps_the_page_and_its_query() {
+        assert_eq!(
+            with_lang("/workbench?programme=hypertension&lang=zh&page=3", "en"),
+            "/workbench?programme=hypertension&page=3&lang=en"
+        );
+        assert_eq!(with_lang("/me", "en"), "/me?lang=en");
+        assert_eq!(
+            with_lang("/care?q=%E7%8E%8B", "zh"),
+            "/care?q=%E7%8E%8B&lang=zh"
+        );
+    }
 
     #[test]
     fn both_catalogues_have_the_same_keys() {

@@ -19,8 +19,8 @@ pub mod contracts;
 mod emergency;
 mod fhir;
 mod home;
-mod portal;
 pub mod indicators;
+mod portal;
 mod signin;
 pub mod surveillance;
 pub mod workbench;
@@ -209,13 +209,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(indicators::routes())
         .merge(care::routes())
         .merge(portal::routes())
-        .nest(
-            "/fhir",
-            fhir::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                fhir::write_gate,
-            )),
-        )
+        .nest("/fhir", fhir::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::refusals::gate,
+        ))
+        .layer(axum::middleware::from_fn(i18n::remember_page))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::password::gate,

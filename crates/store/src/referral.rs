@@ -127,6 +127,8 @@ pub struct ReferralSearch {
     pub statuses: Vec<TaskStatus>,
     /// On the referral's creation.
     pub authored: Vec<dhp_core::query::DateCond>,
+    /// On the referral's last step (district-local, as `updated` is kept).
+    pub updated: Vec<dhp_core::query::DateCond>,
     pub scope: dhp_core::access::Scope,
     pub today: NaiveDate,
     pub limit: i64,
@@ -215,20 +217,22 @@ impl<B: Backend> ReferralStore for B {
                 .collect();
             cond.push(format!("f.status IN ({})", marks.join(", ")));
         }
-        for c in &f.authored {
-            cond.push(match c {
-                DateCond::Ge(t) => {
-                    format!("f.created >= {}", bind(Param::DateTime(*t), &mut params))
-                }
-                DateCond::Lt(t) => {
-                    format!("f.created < {}", bind(Param::DateTime(*t), &mut params))
-                }
-                DateCond::Outside(a, b) => format!(
-                    "(f.created < {} OR f.created >= {})",
-                    bind(Param::DateTime(*a), &mut params),
-                    bind(Param::DateTime(*b), &mut params)
-                ),
-            });
+        for (col, conds) in [("f.created", &f.authored), ("f.updated", &f.updated)] {
+            for c in conds {
+                cond.push(match c {
+                    DateCond::Ge(t) => {
+                        format!("{col} >= {}", bind(Param::DateTime(*t), &mut params))
+                    }
+                    DateCond::Lt(t) => {
+                        format!("{col} < {}", bind(Param::DateTime(*t), &mut params))
+                    }
+                    DateCond::Outside(a, b) => format!(
+                        "({col} < {} OR {col} >= {})",
+                        bind(Param::DateTime(*a), &mut params),
+                        bind(Param::DateTime(*b), &mut params)
+                    ),
+                });
+            }
         }
         if let Some(c) =
             crate::shared::scope_clause(&f.scope, f.today, &mut |p| bind(p, &mut params))

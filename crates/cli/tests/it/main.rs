@@ -4,6 +4,7 @@ mod accounts;
 mod browser;
 mod care_walk;
 mod cli;
+mod portal_walk;
 mod serve_kill;
 mod surveillance;
 mod tls;

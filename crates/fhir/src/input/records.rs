@@ -448,11 +448,27 @@ pub fn imaging_study(v: &Value) -> Result<ImagingStudyInput, Vec<Issue>> {
         .map(|ids| {
             ids.iter()
                 .enumerate()
-                .filter(|(_, i)| i.get("system").and_then(Value::as_str) == Some(DICOM_UID_SYSTEM))
+                // A URN's scheme and namespace are case-insensitive (RFC 8141):
+                // `urn:DICOM:uid` is the same system, and is checked as one.
+                .filter(|(_, i)| {
+                    i.get("system")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case(DICOM_UID_SYSTEM))
+                })
                 .map(|(n, _)| n)
                 .collect()
         })
         .unwrap_or_default();
+    for n in &uids {
+        let path = format!("identifier[{n}].system");
+        if r.get(&path).and_then(Value::as_str) != Some(DICOM_UID_SYSTEM) {
+            r.fail(
+                IssueCode::Value,
+                &path,
+                format!("write the system as {DICOM_UID_SYSTEM}"),
+            );
+        }
+    }
     if let Some(second) = uids.get(1) {
         r.fail(
             IssueCode::Value,

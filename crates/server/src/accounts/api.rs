@@ -102,14 +102,21 @@ pub async fn api_create(
         Ok(w) => w,
         Err(r) => return Ok(r),
     };
-    let req: CreateRequest = match serde_json::from_slice(&body) {
+    let req: CreateRequest = match crate::context::api_body(&body) {
         Ok(r) => r,
-        Err(e) => {
+        Err(r) => {
             return Ok(Refused::new(
                 StatusCode::BAD_REQUEST,
-                "body",
+                match r.field.as_deref() {
+                    Some("username") => "username",
+                    Some("role") => "role",
+                    Some("org") => "org",
+                    Some("display_name") => "display_name",
+                    _ => "body",
+                },
                 format!(
-                    "the body must be {{\"username\", \"role\", \"org\", \"display_name\"}}: {e}"
+                    "the body must be {{\"username\", \"role\", \"org\", \"display_name\"}}: {}",
+                    r.message
                 ),
                 "acc_err_other",
             )

@@ -59,11 +59,15 @@ pub(crate) fn referral_json(r: &ReferralRow, steps: Option<&[ReferralStep]>) -> 
 pub async fn create(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    crate::context::ApiJson(req): crate::context::ApiJson<ReferRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let who = match signed_in(&state, &headers) {
         Ok(w) => w,
         Err(r) => return Ok(*r),
+    };
+    let req: ReferRequest = match crate::context::api_body(&body) {
+        Ok(r) => r,
+        Err(r) => return Ok(r.api()),
     };
     Ok(match refer(&state, &who, &req).await? {
         Ok(id) => {
@@ -234,11 +238,15 @@ pub async fn take_step(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    crate::context::ApiJson(req): crate::context::ApiJson<StepRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let who = match signed_in(&state, &headers) {
         Ok(w) => w,
         Err(r) => return Ok(*r),
+    };
+    let req: StepRequest = match crate::context::api_body(&body) {
+        Ok(r) => r,
+        Err(r) => return Ok(r.api()),
     };
     let Ok(id) = id.parse::<Id>() else {
         return Ok(Refusal::bad("id", format!("{id:?} is not a referral id")).api());
@@ -254,11 +262,15 @@ pub async fn take_step(
 pub async fn order_test(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    crate::context::ApiJson(req): crate::context::ApiJson<OrderRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let who = match signed_in(&state, &headers) {
         Ok(w) => w,
         Err(r) => return Ok(*r),
+    };
+    let req: OrderRequest = match crate::context::api_body(&body) {
+        Ok(r) => r,
+        Err(r) => return Ok(r.api()),
     };
     Ok(match order(&state, &who, &req).await? {
         Ok(OrderOutcome::Ordered(id)) => (

@@ -110,8 +110,18 @@ fn refused(e: StoreError, field: &'static str) -> Result<Refusal, AppError> {
 pub async fn join(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    crate::context::ApiJson(req): crate::context::ApiJson<WaitRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    // Who asks is known before the body is read.
+    let req: WaitRequest = match crate::context::api_body(&body) {
+        Ok(r) => r,
+        Err(r) => {
+            if let Err(no) = booker(&state, &headers, None).await? {
+                return Ok(no.api());
+            }
+            return Ok(r.api());
+        }
+    };
     let who = match booker(&state, &headers, req.resident_id).await? {
         Ok(w) => w,
         Err(r) => return Ok(r.api()),

@@ -272,13 +272,13 @@ pub async fn api_change(
         )
         .api());
     };
-    let req: ContractRequest = match serde_json::from_slice(&body) {
+    let req: ContractRequest = match crate::context::api_body(&body) {
         Ok(r) => r,
-        Err(e) => {
+        Err(r) => {
             return Ok(Refused::new(
                 StatusCode::BAD_REQUEST,
-                "body",
-                format!("body is not a contract request: {e}"),
+                r.field.as_deref().unwrap_or("body"),
+                r.message,
             )
             .api())
         }

@@ -131,15 +131,15 @@ pub async fn open(
         )
         .await;
     }
-    let req: EmergencyRequest = match serde_json::from_slice(&body) {
+    let req: EmergencyRequest = match crate::context::api_body(&body) {
         Ok(r) => r,
-        Err(e) => {
+        Err(r) => {
             return refuse(
                 &state,
                 &who,
                 StatusCode::BAD_REQUEST,
-                "body",
-                &format!("the body is not the JSON expected: {e}"),
+                r.field.as_deref().unwrap_or("body"),
+                &r.message,
             )
             .await
         }

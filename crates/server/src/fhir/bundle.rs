@@ -372,7 +372,20 @@ pub async fn run_bundle<'a>(
     // On import a batch's entries go into the caller's plan too, each left out alone
     // when refused: committed with the import's mark, nothing is written twice.
     let in_plan = transaction || plan.batches_in_plan();
+    // A batch's refused entries count toward the bound on refused writes; once past
+    // it, the rest are held back unread (one audit row for them, without a resident).
+    let mut held_back = 0;
     for i in order {
+        if !transaction && state.refusals.held(&who.username).is_some() {
+            let o = OperationOutcome::one(Issue::new(
+                IssueCode::Throttled,
+                "held back: this account met too many refused writes in the last minute",
+            ))
+            .with_status(429);
+            results[i] = Some(failed_entry(&o));
+            held_back += 1;
+            continue;
+        }
         let mark = plan.mark();
         let to: &mut Plan<'a> = if in_plan {
             &mut *plan
@@ -454,9 +467,22 @@ pub async fn run_bundle<'a>(
                         .and_then(|r| super::rest::named_resident(&e.kind, r));
                     audit_refused(state, who, action, &e.kind, resident, &o).await?;
                 }
+                state.refusals.refused(&who.username);
                 results[i] = Some(failed_entry(&o));
             }
         }
+    }
+    if held_back > 0 {
+        crate::audit::record(
+            &*state.store,
+            &crate::audit::Actor::from(who),
+            "batch",
+            "Bundle",
+            None,
+            "denied",
+            &format!("429: {held_back} entries held back (too many refused writes)"),
+        )
+        .await?;
     }
     let response = json!({
         "resourceType": "Bundle",

@@ -222,82 +222,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .fallback(not_supported)
 }
 
-/// The bound on refused writes (see [`crate::security::refusals`]): an account past
-/// it is answered `429` before its write is read, audited without a resident; every
-/// write of a signed-in account answered as refused counts.
-pub(crate) async fn write_gate(
-    State(state): State<Arc<AppState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let writes = !matches!(
-        *req.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    ) && !req.uri().path().ends_with("/_search");
-    let Some(who) = writes
-        .then(|| authenticate(&state, req.headers()).ok())
-        .flatten()
-    else {
-        return next.run(req).await;
-    };
-    if let Some(wait) = state.refusals.held(&who.username) {
-        let resource = req.uri().path().to_string();
-        if let Err(e) = audit::record(
-            &*state.store,
-            &Actor::from(&who),
-            "write",
-            &resource,
-            None,
-            "denied",
-            "429: too many refused writes; held back",
-        )
-        .await
-        {
-            return AppError::from(e).into_response();
-        }
-        let seconds = wait.as_secs().max(1);
-        let mut res = outcome(
-            OperationOutcome::one(Issue::new(
-                IssueCode::Throttled,
-                format!(
-                    "this account met too many refused writes in the last minute: try again in {seconds} s"
-                ),
-            ))
-            .with_status(429),
-        );
-        res.headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, seconds.into());
-        return res;
-    }
-    let kind = req
-        .uri()
-        .path()
-        .trim_start_matches("/fhir")
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut res = next.run(req).await;
-    if matches!(
-        res.status().as_u16(),
-        400 | 403 | 404 | 405 | 409 | 412 | 422
-    ) {
-        state.refusals.refused(&who.username);
-    }
-    // A write the platform's own rules refuse with 405 (a referral's request is moved
-    // on by its Task; tiered care's records are not deleted) says what the URL takes.
-    if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::ALLOW)
-    {
-        let allow = if kind == "ServiceRequest" {
-            "GET, HEAD"
-        } else {
-            "GET, HEAD, PUT"
-        };
-        res.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-    }
-    res
+/// The answer to a write held back by the bound on refused writes.
+pub(crate) fn throttled(why: &str) -> Response {
+    outcome(OperationOutcome::one(Issue::new(IssueCode::Throttled, why)).with_status(429))
 }
 
 /// The FHIR face of every answer under `/fhir`: a request for a format the server does
@@ -308,6 +235,31 @@ pub(crate) async fn negotiate(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if req.uri().path().starts_with("/api") {
+        // The JSON API's face of the same plain answers: `{"error", "field"}`.
+        let method = req.method().clone();
+        let res = next.run(req).await;
+        let json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/json"));
+        let why = match res.status().as_u16() {
+            _ if json => return res,
+            405 => format!("{method} is not a method this URL takes"),
+            413 => format!(
+                "the body is larger than this server takes ({} bytes)",
+                crate::BODY_LIMIT
+            ),
+            415 => "send JSON (Content-Type: application/json)".to_string(),
+            _ => return res,
+        };
+        let mut out = crate::context::Refusal::new(res.status(), "body", why).api();
+        if let Some(allow) = res.headers().get(header::ALLOW) {
+            out.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        return out;
+    }
     if !req.uri().path().starts_with("/fhir") {
         return next.run(req).await;
     }
@@ -787,4 +739,3 @@ async fn audit_search(
     }
     Ok(fhir_json(StatusCode::OK, &bundle))
 }
-

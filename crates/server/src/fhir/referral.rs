@@ -103,7 +103,7 @@ pub(crate) async fn fetch(
                 performers.extend(orgs);
             }
             Filter::Ids(Field::Id | Field::Resident | Field::Org | Field::Reference, _)
-            | Filter::Date(Field::Date, _) => {}
+            | Filter::Date(Field::Date | Field::LastUpdated, _) => {}
             _ if requests => return Ok((Vec::new(), 0)),
             _ => {}
         }
@@ -113,6 +113,22 @@ pub(crate) async fn fetch(
         .iter()
         .filter_map(|f| match f {
             Filter::Date(Field::Date, c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    // `_lastUpdated` (and `$everything`'s `_since`) are instants in UTC; a referral's
+    // last step is kept in district time.
+    let local =
+        |t: chrono::NaiveDateTime| t + chrono::Duration::hours(dhp_core::clock::UTC_OFFSET_HOURS);
+    let updated: Vec<DateCond> = q
+        .filters
+        .iter()
+        .filter_map(|f| match f {
+            Filter::Date(Field::LastUpdated, c) => Some(match *c {
+                DateCond::Ge(t) => DateCond::Ge(local(t)),
+                DateCond::Lt(t) => DateCond::Lt(local(t)),
+                DateCond::Outside(a, b) => DateCond::Outside(local(a), local(b)),
+            }),
             _ => None,
         })
         .collect();
@@ -134,6 +150,7 @@ pub(crate) async fn fetch(
             requesters,
             statuses,
             authored,
+            updated,
             scope: scope.clone(),
             today: crate::context::as_of(state).await?,
             limit: q.limit,

@@ -166,11 +166,13 @@ pub async fn my_record(
     let rec = match readable(&state, &who, id, on, "read", Reading::Full).await? {
         Readable::Record(rec) => *rec,
         Readable::NotFound | Readable::Denied => {
-            return Ok(Refusal::bare(StatusCode::NOT_FOUND, t.get("me_no_record")).page(
-                t,
-                Some(user),
-                ("/", "back_home"),
-            ))
+            return Ok(
+                Refusal::bare(StatusCode::NOT_FOUND, t.get("me_no_record")).page(
+                    t,
+                    Some(user),
+                    ("/", "back_home"),
+                ),
+            )
         }
     };
     let page = me_page(&state, t, user, &rec, on).await?;
@@ -215,7 +217,13 @@ async fn me_page(
         .iter()
         .filter(|i| i.status != DueStatus::Upcoming || i.earliest <= on + chrono::Days::new(90))
         .collect();
-    items.sort_by_key(|i| (i.status != DueStatus::Overdue, i.status != DueStatus::Due, i.due));
+    items.sort_by_key(|i| {
+        (
+            i.status != DueStatus::Overdue,
+            i.status != DueStatus::Due,
+            i.due,
+        )
+    });
     let due = items
         .into_iter()
         .take(50)
@@ -284,7 +292,9 @@ async fn me_page(
         .iter()
         .map(|f| Referral {
             when: f.created.format("%Y-%m-%d").to_string(),
-            direction: t.get(&format!("care_dir_{}", f.direction.as_str())).to_string(),
+            direction: t
+                .get(&format!("care_dir_{}", f.direction.as_str()))
+                .to_string(),
             to: org(f.to_org),
             status: t
                 .get(&format!("care_st_{}", f.status.as_str().replace('-', "_")))
@@ -365,7 +375,11 @@ fn timeline(
             .unwrap_or_else(|| o.code.clone());
         let flag = code.and_then(|c| c.flag(o.value));
         if let (Some(c), Some(_)) = (code, flag) {
-            let source = if zh { &c.ref_source_zh } else { &c.ref_source_en };
+            let source = if zh {
+                &c.ref_source_zh
+            } else {
+                &c.ref_source_en
+            };
             if let Some(s) = source.as_ref().filter(|s| !sources.contains(*s)) {
                 sources.push(s.clone());
             }
@@ -402,7 +416,12 @@ fn timeline(
             plain(
                 i.date.to_string(),
                 "immunization",
-                format!("{vaccine} · {} {} · {}", t.get("me_dose"), i.dose_number, org(i.org_id)),
+                format!(
+                    "{vaccine} · {} {} · {}",
+                    t.get("me_dose"),
+                    i.dose_number,
+                    org(i.org_id)
+                ),
             ),
         ));
     }
@@ -517,7 +536,9 @@ pub async fn my_access(
                 .unwrap_or_default(),
             what: action_label(t, &e.action),
             allowed,
-            outcome: t.get(if allowed { "me_allowed" } else { "me_refused" }).to_string(),
+            outcome: t
+                .get(if allowed { "me_allowed" } else { "me_refused" })
+                .to_string(),
         });
     }
     let next = match (more, entries.last()) {

@@ -68,6 +68,100 @@ impl RefusalGuard {
     }
 }
 
+/// The bound in force on every write (any method but GET, HEAD, OPTIONS; a FHIR
+/// `_search` is a read) of a signed-in account, bearer token or portal session: an
+/// account past it is answered `429` before its write is read (an OperationOutcome
+/// under `/fhir`, `{"error"}` under `/api`, a page elsewhere), audited without a
+/// resident; every write answered as refused counts.
+pub(crate) async fn gate(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let path = req.uri().path().to_string();
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.ends_with("/_search");
+    let Some(who) = writes
+        .then(|| crate::context::caller(&state, req.headers()))
+        .flatten()
+    else {
+        return next.run(req).await;
+    };
+    if let Some(wait) = state.refusals.held(&who.username) {
+        if let Err(e) = crate::audit::record(
+            &*state.store,
+            &crate::audit::Actor::from(&who),
+            "write",
+            &path,
+            None,
+            "denied",
+            "429: too many refused writes; held back",
+        )
+        .await
+        {
+            return crate::AppError::from(e).into_response();
+        }
+        let seconds = wait.as_secs().max(1);
+        let t = crate::i18n::messages(if path.starts_with("/fhir") || path.starts_with("/api") {
+            "en"
+        } else {
+            crate::context::lang_of(req.uri())
+        });
+        let why = t
+            .get("held_back")
+            .replace("{seconds}", &seconds.to_string());
+        let mut res = if path.starts_with("/fhir") {
+            crate::fhir::throttled(&why)
+        } else {
+            let r = crate::context::Refusal::bare(StatusCode::TOO_MANY_REQUESTS, why);
+            if path.starts_with("/api") {
+                r.api()
+            } else {
+                r.page(
+                    t,
+                    crate::context::current_user(&state, req.headers()),
+                    ("/", "back_home"),
+                )
+            }
+        };
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return res;
+    }
+    let kind = path
+        .trim_start_matches("/fhir")
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut res = next.run(req).await;
+    if matches!(
+        res.status().as_u16(),
+        400 | 403 | 404 | 405 | 409 | 412 | 422
+    ) {
+        state.refusals.refused(&who.username);
+    }
+    // A FHIR write the platform's own rules refuse with 405 (a referral's request is
+    // moved on by its Task; tiered care's records are not deleted) says what the URL
+    // takes.
+    if path.starts_with("/fhir")
+        && res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::ALLOW)
+    {
+        let allow = if kind == "ServiceRequest" {
+            "GET, HEAD"
+        } else {
+            "GET, HEAD, PUT"
+        };
+        res.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    res
+}
+
 impl std::fmt::Debug for RefusalGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefusalGuard")

@@ -91,10 +91,7 @@ pub async fn login(
                     state.sessions.open(user),
                     // Each role lands on its own start page unless it was going
                     // somewhere.
-                    next.map_or_else(
-                        || format!("{start}?lang={lang}"),
-                        str::to_string,
-                    ),
+                    next.map_or_else(|| format!("{start}?lang={lang}"), str::to_string),
                 ),
                 // The password first: the session opens only the password page.
                 Some(reason) => {

@@ -289,12 +289,12 @@ pub(crate) async fn report_sender<T: serde::de::DeserializeOwned>(
             format!("this role does not send {what}s"),
         )));
     }
-    Ok(match serde_json::from_slice(body) {
+    Ok(match crate::context::api_body(body) {
         Ok(r) => Ok((who, r)),
-        Err(e) => Err(refuse(
+        Err(r) => Err(refuse(
             StatusCode::BAD_REQUEST,
-            "body",
-            format!("not a {what}: {e}"),
+            r.field.as_deref().unwrap_or("body"),
+            format!("not a {what}: {}", r.message),
         )),
     })
 }
@@ -562,13 +562,13 @@ pub async fn api_verify(
     let Some(who) = caller(&state, &headers) else {
         return unauthenticated(&state, "/api/surveillance/signals").await;
     };
-    let r: VerifyRequest = match serde_json::from_slice(&body) {
+    let r: VerifyRequest = match crate::context::api_body(&body) {
         Ok(r) => r,
-        Err(e) => {
+        Err(r) => {
             return Ok(refuse(
                 StatusCode::BAD_REQUEST,
-                "body",
-                format!("not a verification step: {e}"),
+                r.field.as_deref().unwrap_or("body"),
+                format!("not a verification step: {}", r.message),
             ))
         }
     };

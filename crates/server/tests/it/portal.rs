@@ -41,7 +41,10 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     let doctor = doctor.unwrap();
     let (status, page) = get(&s, "/me", Some(&doctor)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(page.contains("<html") && page.contains("/workbench"), "{page}");
+    assert!(
+        page.contains("<html") && page.contains("/workbench"),
+        "{page}"
+    );
     // A resident id in the query is no way into another's record: there is none.
     let (_, same) = get(&s, &format!("/me?id={}", rid + 1), Some(&cookie)).await;
     assert!(same.contains(&resident.name));
@@ -80,5 +83,8 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     // A forged place is a styled refusal, not a parse message.
     let (status, bad) = get(&s, "/me/access?before=abc", Some(&cookie)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(bad.contains("<html") && !bad.contains("Cannot parse"), "{bad}");
+    assert!(
+        bad.contains("<html") && !bad.contains("Cannot parse"),
+        "{bad}"
+    );
 }

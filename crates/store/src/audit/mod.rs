@@ -102,11 +102,11 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
-    /// The place `before` a page link gives (`{UTC microseconds}_{id}`, as
+    /// The place `before` a page link gives (`{UTC nanoseconds}_{id}`, as
     /// [`AuditEvent::place`] writes it), or `None` when it is not one.
     pub fn parse_place(v: &str) -> Option<(chrono::NaiveDateTime, String)> {
-        let (micros, id) = v.split_once('_')?;
-        let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        let (nanos, id) = v.split_once('_')?;
+        let at = chrono::DateTime::from_timestamp_nanos(nanos.parse().ok()?).naive_utc();
         // Entry ids are UUIDs (36 characters, hex digits and dashes).
         let uuid = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
         uuid.then(|| (at, id.to_string()))
@@ -117,7 +117,13 @@ impl AuditEvent {
     /// Where this entry stands in the newest-first order, for the link to the page
     /// after it.
     pub fn place(&self) -> String {
-        format!("{}_{}", self.recorded.and_utc().timestamp_micros(), self.id)
+        // Nanoseconds, as the entry's time is kept: a coarser place would drop the
+        // entries of the same microsecond that follow it.
+        let at = self.recorded.and_utc();
+        let nanos = at
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| at.timestamp_micros().saturating_mul(1_000));
+        format!("{nanos}_{}", self.id)
     }
 }
 

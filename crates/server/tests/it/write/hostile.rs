@@ -417,6 +417,32 @@ async fn refused_writes_past_the_bound_are_held_back_without_touching_the_reside
         .remove(0);
     let path = format!("/fhir/Observation/{}", obs.id);
     let bad = json!({"resourceType": "Observation", "status": "final"});
+    // A batch's refused entries count too: past the bound the rest are held back,
+    // and the resident's trail stops growing.
+    let ph = person(&s, "phdoctor").await;
+    let entry = json!({ "resource": { "resourceType": "Observation", "status": "final",
+        "subject": { "reference": format!("Patient/{stranger}") } },
+        "request": { "method": "POST", "url": "Observation" } });
+    let batch = json!({ "resourceType": "Bundle", "type": "batch",
+        "entry": vec![entry; 10] });
+    let r = send(&s, "POST", "/fhir", &ph, Some(&batch), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let statuses: Vec<&str> = r.json["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses[..6].iter().all(|s| !s.starts_with("429")),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[6..].iter().all(|s| s.starts_with("429")),
+        "{statuses:?}"
+    );
+    let trail = store.audit_events(Some(stranger), 1000).await.unwrap();
+    assert_eq!(trail.iter().filter(|e| e.username == "phdoctor").count(), 6);
     let r = send(&s, "PUT", &path, &d, Some(&bad), &[]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
     let trail = store
