@@ -85,6 +85,28 @@ impl Walk {
         )
         .unwrap();
         let tab = browser.new_tab().unwrap();
+        // Chromium keeps a window at least 500 px wide; a phone's width is set on the
+        // page's viewport itself, as a phone (mobile layout, touch-sized text).
+        if size.0 < 500 {
+            use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
+            tab.call_method(SetDeviceMetricsOverride {
+                width: size.0,
+                height: size.1,
+                device_scale_factor: 1.0,
+                mobile: true,
+                scale: None,
+                screen_width: Some(size.0),
+                screen_height: Some(size.1),
+                position_x: None,
+                position_y: None,
+                dont_set_visible_size: None,
+                screen_orientation: None,
+                viewport: None,
+                display_feature: None,
+                device_posture: None,
+            })
+            .unwrap();
+        }
         Self {
             _browser: browser,
             tab,

@@ -18,14 +18,18 @@ fn untranslated(text: &str) -> Vec<&'static str> {
     .collect()
 }
 
-/// The page is no wider than the window (nothing runs off a phone's screen).
-fn fits(walk: &Walk, width: u32) -> bool {
-    walk.tab
-        .evaluate("document.documentElement.scrollWidth", false)
-        .unwrap()
-        .value
-        .and_then(|v| v.as_u64())
-        .is_some_and(|w| w <= u64::from(width))
+/// How wide the page is laid out, and the widest element running past `width`
+/// (nothing may run off a phone's screen).
+fn overflow(walk: &Walk, width: u32) -> Option<String> {
+    let js = format!(
+        "(() => {{ const w = document.documentElement.scrollWidth; if (w <= {width}) return ''; \
+         const e = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > {width}) \
+         .sort((a, b) => b.getBoundingClientRect().width - a.getBoundingClientRect().width)[0]; \
+         return w + 'px: ' + (e ? e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 60) : ''); }})()"
+    );
+    let v = walk.tab.evaluate(&js, false).unwrap().value;
+    v.and_then(|v| v.as_str().map(str::to_string))
+        .filter(|s| !s.is_empty())
 }
 
 #[test]
@@ -57,9 +61,22 @@ fn a_resident_reads_their_record_on_a_phone_and_every_role_lands_on_its_page() {
         assert!(page.contains(text), "the record lacks {text}");
     }
     let text = phone.text();
-    assert!(untranslated(&text).is_empty(), "{:?}", untranslated(&text));
-    assert!(fits(&phone, 390), "the record runs off a phone's screen");
     phone.shoot("resident-me-phone-zh");
+    assert!(untranslated(&text).is_empty(), "{:?}", untranslated(&text));
+    assert_eq!(
+        overflow(&phone, 390),
+        None,
+        "the record runs off a phone's screen"
+    );
+    // Further down: the timeline of results, flagged against their ranges.
+    phone
+        .tab
+        .evaluate(
+            "document.querySelector('ul.timeline, h2:last-of-type').scrollIntoView()",
+            false,
+        )
+        .unwrap();
+    phone.shoot("resident-me-phone-timeline-zh");
     // The language switch keeps the page.
     let english = phone.click("a.lang", "section.hero h1");
     assert!(phone.tab.get_url().contains("/me?lang=en"));
@@ -69,16 +86,17 @@ fn a_resident_reads_their_record_on_a_phone_and_every_role_lands_on_its_page() {
     // Who looked at my record, both languages.
     let access = phone.open("/me/access");
     assert!(access.contains("谁查看了我的档案"));
+    phone.shoot("resident-access-phone-zh");
     assert!(
         untranslated(&phone.text()).is_empty(),
         "{:?}",
         untranslated(&phone.text())
     );
-    assert!(
-        fits(&phone, 390),
+    assert_eq!(
+        overflow(&phone, 390),
+        None,
         "the access log runs off a phone's screen"
     );
-    phone.shoot("resident-access-phone-zh");
     phone.open("/me/access?lang=en");
     phone.shoot("resident-access-phone-en");
     phone.sign_out();
