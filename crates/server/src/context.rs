@@ -375,6 +375,23 @@ pub(crate) fn principal_of(user: &User) -> Option<Principal> {
     })
 }
 
+/// The session of a page's request, or the answer that sends the browser to the login
+/// (in the page's language), coming back to `path` after it.
+pub(crate) fn session_or_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    t: &Messages,
+    path: &str,
+) -> Result<SignedIn, Box<Response>> {
+    current_user(state, headers).ok_or_else(|| {
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        Box::new(
+            axum::response::Redirect::to(&format!("/login?lang={}&next={next}", t.get("lang")))
+                .into_response(),
+        )
+    })
+}
+
 /// The page language a request's query asks for (`zh` unless `lang=en`).
 pub(crate) fn lang_of(uri: &axum::http::Uri) -> &'static str {
     let en = uri.query().is_some_and(|q| {

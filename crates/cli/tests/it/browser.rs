@@ -203,6 +203,24 @@ impl Walk {
     }
 }
 
+/// A district of `residents` generated with `seed` into a new scratch directory
+/// `name`: the directory and the database's URL.
+pub fn generated(name: &str, residents: u32, seed: u32) -> (Scratch, String) {
+    let dir = Scratch::new(name);
+    let url = dir.url("d.db");
+    let o = dhp(&[
+        "generate",
+        "--database",
+        &url,
+        "--residents",
+        &residents.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (dir, url)
+}
+
 /// Chromium, or `None` where it is not installed (outside CI, which must have it).
 pub fn chromium_or_skip() -> Option<PathBuf> {
     let found = chromium();
@@ -221,18 +239,7 @@ fn home_and_login_pages_render_in_chromium() {
     let Some(chrome) = chromium_or_skip() else {
         return;
     };
-    let dir = Scratch::new("browser");
-    let url = dir.url("d.db");
-    let o = dhp(&[
-        "generate",
-        "--database",
-        &url,
-        "--residents",
-        "3000",
-        "--seed",
-        "9",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (dir, url) = generated("browser", 3000, 9);
     // The last weeks' detection run, so the CDC view has signals to show.
     let o = dhp(&[
         "surveillance",

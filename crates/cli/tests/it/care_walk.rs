@@ -9,8 +9,7 @@ use chrono::Duration;
 use dhp_core::{Encounter, EncounterType, ImagingStudy, Observation};
 use dhp_store::{Batch, Table};
 
-use crate::browser::{chromium_or_skip, start_server, Walk};
-use crate::{dhp, stderr, Scratch};
+use crate::browser::{chromium_or_skip, generated, start_server, Walk};
 
 /// The resident, the hospital's name and the centre's name the walk uses.
 struct Cast {
@@ -128,18 +127,7 @@ fn a_referral_walks_up_to_the_hospital_and_back_down_in_chromium() {
     let Some(chrome) = chromium_or_skip() else {
         return;
     };
-    let dir = Scratch::new("care-walk");
-    let url = dir.url("d.db");
-    let o = dhp(&[
-        "generate",
-        "--database",
-        &url,
-        "--residents",
-        "3000",
-        "--seed",
-        "9",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_dir, url) = generated("care-walk", 3000, 9);
     let cast = cast(&url);
     let (_server, base) = start_server(&url);
     let walk = Walk::new(&chrome, &base, (1280, 1600));

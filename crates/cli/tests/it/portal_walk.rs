@@ -3,8 +3,7 @@
 //! lands on their record, switches language on the same page, opens who looked at
 //! their record. Screenshots land in target/tmp/screenshots/ for a person to look at.
 
-use crate::browser::{chromium_or_skip, start_server, Walk};
-use crate::{dhp, stderr, Scratch};
+use crate::browser::{chromium_or_skip, generated, start_server, Walk};
 
 /// Text that shows a message key, a raw placeholder or an English heading where
 /// Chinese should be.
@@ -37,18 +36,7 @@ fn a_resident_reads_their_record_on_a_phone_and_every_role_lands_on_its_page() {
     let Some(chrome) = chromium_or_skip() else {
         return;
     };
-    let dir = Scratch::new("portal-walk");
-    let url = dir.url("d.db");
-    let o = dhp(&[
-        "generate",
-        "--database",
-        &url,
-        "--residents",
-        "3000",
-        "--seed",
-        "11",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_dir, url) = generated("portal-walk", 3000, 11);
     let (_server, base) = start_server(&url);
 
     // On a phone: the resident lands on their own record.

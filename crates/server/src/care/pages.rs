@@ -20,7 +20,6 @@ use dhp_core::referral::{next, TaskStatus};
 use dhp_core::Organisation;
 use dhp_store::{ReferralFilter, SlotQuery};
 
-use crate::context::current_user;
 use crate::context::{principal_of, LangQuery};
 use crate::i18n::Messages;
 use crate::security::session::SignedIn;
@@ -32,12 +31,7 @@ fn staff(
     t: &'static Messages,
     path: &str,
 ) -> Result<(SignedIn, Principal, Id), Box<Response>> {
-    let Some(user) = current_user(state, headers) else {
-        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-        return Err(Box::new(
-            Redirect::to(&format!("/login?lang={}&next={next}", t.get("lang"))).into_response(),
-        ));
-    };
+    let user = crate::context::session_or_login(state, headers, t, path)?;
     match principal_of(&user) {
         Some(p) => match carer(&p) {
             Some(org) => Ok((user, p, org)),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{Duration, NaiveDate, NaiveDateTime};
@@ -21,7 +21,7 @@ use dhp_core::{Id, Sex};
 use dhp_store::{AppointmentFilter, AuditQuery, Reading};
 use serde::Deserialize;
 
-use crate::context::{as_of, current_user, principal_of, readable, Readable, Refusal};
+use crate::context::{as_of, principal_of, readable, Readable, Refusal};
 use crate::i18n::{messages, Messages};
 use crate::security::session::SignedIn;
 use crate::{AppError, AppState};
@@ -67,12 +67,7 @@ fn resident(
     t: &'static Messages,
     path: &str,
 ) -> Result<(SignedIn, Principal, Id), Box<Response>> {
-    let Some(user) = current_user(state, headers) else {
-        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-        return Err(Box::new(
-            Redirect::to(&format!("/login?lang={}&next={next}", t.get("lang"))).into_response(),
-        ));
-    };
+    let user = crate::context::session_or_login(state, headers, t, path)?;
     match principal_of(&user) {
         Some(p) if p.role == Role::Resident && p.resident_id.is_some() => {
             let id = p.resident_id.expect("checked");
