@@ -17,6 +17,18 @@ pub struct AuditEntry<'a> {
     pub detail: &'a str,
 }
 
+/// The AuditEventAction code (C create, R read or search, U update, D delete, E
+/// execute) of an entry's action.
+fn action_code(action: &str) -> &'static str {
+    match action {
+        "create" | "import" => "C",
+        "update" => "U",
+        "delete" => "D",
+        "read" | "vread" | "search" | "history" | "export" | "everything" => "R",
+        _ => "E",
+    }
+}
+
 /// The FHIR AuditEvent for an entry.
 pub fn audit_event(e: &AuditEntry<'_>) -> Value {
     let login = e.action == "login";
@@ -40,7 +52,7 @@ pub fn audit_event(e: &AuditEntry<'_>) -> Value {
         "resourceType": "AuditEvent",
         "id": e.id,
         "type": kind,
-        "action": if login { "E" } else { "R" },
+        "action": action_code(e.action),
         "recorded": format!("{}Z", e.recorded.format("%Y-%m-%dT%H:%M:%S%.3f")),
         "outcome": outcome,
         "outcomeDesc": format!("{}: {}", e.outcome, e.detail),
@@ -99,5 +111,18 @@ mod tests {
         assert_eq!(login["type"]["code"], "110114");
         assert_eq!(login["entity"][0]["what"]["display"], "/auth/token");
         assert!(login.get("subtype").is_none());
+        assert_eq!(login["action"], "E");
+        for (action, code) in [
+            ("create", "C"),
+            ("update", "U"),
+            ("delete", "D"),
+            ("search", "R"),
+        ] {
+            assert_eq!(
+                audit_event(&AuditEntry { action, ..e })["action"],
+                code,
+                "{action}"
+            );
+        }
     }
 }

@@ -338,8 +338,16 @@ impl Refusal {
         user: Option<SignedIn>,
         back: (&str, &str),
     ) -> Response {
+        let title = match self.status.as_u16() {
+            401 | 403 => "err_title_forbidden",
+            404 => "err_title_not_found",
+            429 => "err_title_busy",
+            s if s >= 500 => "err_title_failed",
+            _ => "bad_request",
+        };
         let page = RefusalPage {
             t,
+            title: t.get(title),
             user,
             field: self.field.clone().unwrap_or_default(),
             message: self.message.clone(),
@@ -358,6 +366,8 @@ impl Refusal {
 struct RefusalPage {
     pub(crate) t: &'static Messages,
     pub(crate) user: Option<SignedIn>,
+    /// The page's heading: what kind of refusal it is.
+    pub(crate) title: &'static str,
     pub(crate) field: String,
     pub(crate) message: String,
     pub(crate) back: String,
@@ -390,6 +400,195 @@ pub(crate) fn session_or_login(
                 .into_response(),
         )
     })
+}
+
+/// The bound on refused writes (`security::refusals`) in force on every write (any method but GET, HEAD, OPTIONS; a FHIR
+/// `_search` is a read) of a signed-in account, bearer token or portal session: an
+/// account past it is answered `429` before its write is read (an OperationOutcome
+/// under `/fhir`, `{"error"}` under `/api`, a page elsewhere), audited without a
+/// resident; every write answered as refused counts.
+pub(crate) async fn refusal_gate(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let path = req.uri().path().to_string();
+    // Signing out and changing one's password stay open to a held-back account.
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.ends_with("/_search")
+        && !matches!(path.as_str(), "/logout" | "/password" | "/auth/password");
+    let Some(who) = writes
+        .then(|| crate::context::caller(&state, req.headers()))
+        .flatten()
+    else {
+        return next.run(req).await;
+    };
+    if let Some(wait) = state.refusals.held(&who.username) {
+        if let Err(e) = crate::audit::record(
+            &*state.store,
+            &crate::audit::Actor::from(&who),
+            "write",
+            &path,
+            None,
+            "denied",
+            "429: too many refused writes; held back",
+        )
+        .await
+        {
+            return crate::AppError::from(e).into_response();
+        }
+        let seconds = wait.as_secs().max(1);
+        let t = crate::i18n::messages(if path.starts_with("/fhir") || path.starts_with("/api") {
+            "en"
+        } else {
+            crate::context::lang_of(req.uri())
+        });
+        let why = t
+            .get("held_back")
+            .replace("{seconds}", &seconds.to_string());
+        let mut res = if path.starts_with("/fhir") {
+            let o = dhp_fhir::OperationOutcome::one(dhp_fhir::Issue::new(
+                dhp_fhir::IssueCode::Throttled,
+                why,
+            ));
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::CONTENT_TYPE, dhp_fhir::FHIR_JSON)],
+                o.to_json().to_string(),
+            )
+                .into_response()
+        } else {
+            let r = crate::context::Refusal::bare(StatusCode::TOO_MANY_REQUESTS, why);
+            if path.starts_with("/api") {
+                r.api()
+            } else {
+                r.page(
+                    t,
+                    crate::context::current_user(&state, req.headers()),
+                    ("/", "back_home"),
+                )
+            }
+        };
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return res;
+    }
+    let kind = path
+        .trim_start_matches("/fhir")
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut res = next.run(req).await;
+    if matches!(
+        res.status().as_u16(),
+        400 | 403 | 404 | 405 | 409 | 412 | 422
+    ) {
+        state.refusals.refused(&who.username);
+    }
+    // A FHIR write the platform's own rules refuse with 405 (a referral's request is
+    // moved on by its Task; tiered care's records are not deleted) says what the URL
+    // takes.
+    if path.starts_with("/fhir")
+        && res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::ALLOW)
+    {
+        let allow = if kind == "ServiceRequest" {
+            "GET, HEAD"
+        } else {
+            "GET, HEAD, PUT"
+        };
+        res.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    res
+}
+
+/// Every error a page route answers is a styled page in the page's language: a bare
+/// catalogue sentence (`<p>…</p>` or text) keeps its words, the framework's own
+/// plain-text answers (a bad path or query parameter: "Cannot parse …", a method the
+/// URL does not take, a body too large) are said in words — never the parser's.
+/// `/api`, `/fhir`, `/auth`, static files and the health check keep their own forms.
+pub(crate) async fn styled_errors(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if ["/api", "/fhir", "/auth", "/static", "/healthz"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        return next.run(req).await;
+    }
+    let t = messages(lang_of(req.uri()));
+    let user = current_user(&state, req.headers());
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let kind = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if kind.starts_with("application/json") {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Refusal::bare(status, t.get("err_failed")).page(t, user, ("/", "back_home"));
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let trimmed = text.trim_start();
+    if kind.starts_with("text/html")
+        && trimmed.len() > 9
+        && trimmed[..9].eq_ignore_ascii_case("<!doctype")
+    {
+        // Already a whole page.
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let message = if kind.starts_with("text/html") && !trimmed.is_empty() {
+        trimmed
+            .trim_start_matches("<p>")
+            .trim_end()
+            .trim_end_matches("</p>")
+            .to_string()
+    } else {
+        t.get(match status.as_u16() {
+            404 => "err_not_found",
+            405 => "err_method",
+            413 => "err_too_large",
+            400 | 422 => "err_bad_address",
+            _ => "err_failed",
+        })
+        .to_string()
+    };
+    let mut out = Refusal::bare(status, message).page(t, user, ("/", "back_home"));
+    if let Some(allow) = parts.headers.get(axum::http::header::ALLOW) {
+        out.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// The page a role lands on after signing in.
+pub(crate) fn start_page(role: &str) -> &'static str {
+    match Role::parse(role) {
+        Some(Role::Resident) => "/me",
+        Some(Role::FamilyDoctor) => "/workbench",
+        Some(Role::HospitalClinician) => "/care",
+        Some(Role::PublicHealthDoctor) => "/surveillance",
+        Some(Role::Manager) => "/indicators",
+        Some(Role::SystemAdmin | Role::SecurityAdmin) => "/admin/accounts",
+        Some(Role::AuditAdmin) => "/emergency-access",
+        _ => "/",
+    }
 }
 
 /// The page language a request's query asks for (`zh` unless `lang=en`).

@@ -212,7 +212,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .nest("/fhir", fhir::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            security::refusals::gate,
+            context::refusal_gate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::styled_errors,
         ))
         .layer(axum::middleware::from_fn(i18n::remember_page))
         .layer(axum::middleware::from_fn_with_state(

@@ -222,11 +222,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .fallback(not_supported)
 }
 
-/// The answer to a write held back by the bound on refused writes.
-pub(crate) fn throttled(why: &str) -> Response {
-    outcome(OperationOutcome::one(Issue::new(IssueCode::Throttled, why)).with_status(429))
-}
-
 /// The FHIR face of every answer under `/fhir`: a request for a format the server does
 /// not speak (XML) is answered `406`, and the plain answers the HTTP layers give on
 /// their own (`405` method, `413` body too large, `415`) become `OperationOutcome`s.
@@ -611,6 +606,11 @@ async fn audit_search(
     let mut kept: Vec<(&str, &str)> = Vec::new();
     for (k, v) in &pairs {
         match k.as_str() {
+            "patient" if q.resident.is_some() => issues.push(Issue::at(
+                IssueCode::Invalid,
+                "AuditEvent?patient",
+                "give one patient (one record's log at a time)",
+            )),
             "patient" => match v.trim_start_matches("Patient/").parse::<i64>() {
                 Ok(id) => {
                     q.resident = Some(id);
@@ -643,6 +643,11 @@ async fn audit_search(
             // The place after which the page starts, as the previous page's `next`
             // link gives it (the newest-first order never skips nor repeats an
             // entry, however many are written meanwhile).
+            "_page" if q.before.is_some() => issues.push(Issue::at(
+                IssueCode::Invalid,
+                "AuditEvent?_page",
+                "give one page",
+            )),
             "_page" => match dhp_store::AuditQuery::parse_place(v) {
                 Some(at) => q.before = Some(at),
                 None => issues.push(Issue::at(
@@ -661,7 +666,9 @@ async fn audit_search(
         }
     }
     if !issues.is_empty() {
-        return Ok(outcome(OperationOutcome::new(issues).with_status(400)));
+        let o = OperationOutcome::new(issues).with_status(400);
+        rest::audit_refused(&state, &who, "search", "AuditEvent", q.resident, &o).await?;
+        return Ok(outcome(o));
     }
     let patient = q.resident;
     // One more than the page says whether a next page is there.

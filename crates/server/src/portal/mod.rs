@@ -32,20 +32,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/me/access", get(my_access))
 }
 
-/// The page a role lands on after signing in.
-pub(crate) fn start_page(role: &str) -> &'static str {
-    match Role::parse(role) {
-        Some(Role::Resident) => "/me",
-        Some(Role::FamilyDoctor) => "/workbench",
-        Some(Role::HospitalClinician) => "/care",
-        Some(Role::PublicHealthDoctor) => "/surveillance",
-        Some(Role::Manager) => "/indicators",
-        Some(Role::SystemAdmin | Role::SecurityAdmin) => "/admin/accounts",
-        Some(Role::AuditAdmin) => "/emergency-access",
-        _ => "/",
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub struct PortalQuery {
     pub(crate) lang: Option<String>,
@@ -74,7 +60,7 @@ fn resident(
             Ok((user, p, id))
         }
         _ => {
-            let home = start_page(&user.role);
+            let home = crate::context::start_page(&user.role);
             Err(Box::new(
                 Refusal::bare(StatusCode::FORBIDDEN, t.get("me_residents_only")).page(
                     t,

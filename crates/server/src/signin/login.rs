@@ -85,7 +85,7 @@ pub async fn login(
             tracing::info!(username = %user.username, role = %user.role, "login");
             let lang = q.lang.as_deref().unwrap_or("zh");
             let next = q.next.as_deref().and_then(same_site_path);
-            let start = crate::portal::start_page(&user.role);
+            let start = crate::context::start_page(&user.role);
             let (token, to) = match crate::security::password::change_needed(&state, &user).await? {
                 None => (
                     state.sessions.open(user),

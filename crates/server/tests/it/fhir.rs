@@ -734,7 +734,8 @@ async fn managers_read_the_audit_log_through_fhir() {
     assert!(later.json.get("entry").is_none(), "{}", later.json);
     let now = on(format!("date={today}&_count=500")).await;
     assert!(now.json["entry"].as_array().unwrap().len() >= before.len());
-    for bad in ["date=yesterday", "_page=12_x", "_count=0"] {
+    let twice = format!("patient={target}");
+    for bad in ["date=yesterday", "_page=12_x", "_count=0", twice.as_str()] {
         let r = on(bad.to_string()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         let field = bad.split('=').next().unwrap();

@@ -88,3 +88,41 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
         "{bad}"
     );
 }
+
+/// A bad address, a missing record, a page of another role: each a styled page in
+/// the page's language, never the framework's plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_on_pages_are_styled_pages_in_the_pages_language() {
+    let s = site(300).await;
+    let (_, doctor, _) = login(&s, "doctor", "doctor").await;
+    let doctor = doctor.unwrap();
+    let (status, page) = get(&s, "/workbench/resident/abc", Some(&doctor)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("<html") && page.contains("地址中的参数无效"),
+        "{page}"
+    );
+    assert!(!page.contains("Cannot parse"), "{page}");
+    let (status, page) = get(&s, "/workbench/resident/abc?lang=en", Some(&doctor)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("A value in the address is not valid"),
+        "{page}"
+    );
+    let (status, page) = get(&s, "/workbench/resident/999999999", Some(&doctor)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("<html") && page.contains("未找到"), "{page}");
+    let (status, page) = get(&s, "/no-such-page", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        page.contains("<html") && page.contains("没有这个页面"),
+        "{page}"
+    );
+    let (_, resident, _) = login(&s, "resident", "resident").await;
+    let (status, page) = get(&s, "/workbench", Some(&resident.unwrap())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        page.contains("<html") && page.contains("无权访问"),
+        "{page}"
+    );
+}
