@@ -68,7 +68,12 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     let mut saw_self = first.contains("您本人");
     assert_eq!(seen, 50);
     let mut page = first;
-    while let Some(at) = page.find("before=") {
+    // The "older" link of the pager (the language switch carries the place too).
+    let older = |page: &str| -> Option<usize> {
+        let pager = page.find("class=\"pager\"")?;
+        page[pager..].find("before=").map(|at| pager + at)
+    };
+    while let Some(at) = older(&page) {
         let rest = &page[at + "before=".len()..];
         let next = &rest[..rest.find('"').unwrap()];
         let (status, more) = get(&s, &format!("/me/access?before={next}"), Some(&cookie)).await;
