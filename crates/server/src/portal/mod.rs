@@ -490,15 +490,20 @@ pub async fn my_access(
     for e in &entries {
         let who_name = if e.username == who.username {
             t.get("me_you").to_string()
+        } else if e.role == Role::Resident.as_str() {
+            // Another resident is never named to this one.
+            t.get("me_another_resident").to_string()
         } else if let Some(n) = names.get(&e.username) {
             n.clone()
         } else {
-            let n = state
-                .store
-                .user_by_username(&e.username)
-                .await
-                .map(|u| u.display_name)
-                .unwrap_or_else(|_| e.username.clone());
+            // A person's name, never a login id or a client id: an account without
+            // a name of its own is shown by its role alone.
+            let n = match state.store.user_by_username(&e.username).await {
+                Ok(u) if !u.display_name.trim().is_empty() && u.display_name != u.username => {
+                    u.display_name
+                }
+                _ => String::new(),
+            };
             names.insert(e.username.clone(), n.clone());
             n
         };

@@ -55,6 +55,32 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     for _ in 0..60 {
         super::fhir::read(&s, Some(&token), &format!("/fhir/Patient/{rid}")).await;
     }
+    // Neither a login id (an account without a name of its own) nor another
+    // resident's name is shown to the resident.
+    let mut nameless = store.user_by_username("doctor").await.unwrap();
+    nameless.id = 900_101;
+    nameless.username = "zhang.wei.xy".into();
+    nameless.display_name = "zhang.wei.xy".into();
+    nameless.password_hash = dhp_server::auth::hash_password("zhang.wei.xy");
+    store.insert_user(&nameless).await.unwrap();
+    let mut neighbour = me.clone();
+    neighbour.id = 900_102;
+    neighbour.username = "neighbour".into();
+    neighbour.resident_id = Some(rid + 1);
+    neighbour.password_hash = dhp_server::auth::hash_password("neighbour");
+    store.insert_user(&neighbour).await.unwrap();
+    let neighbour_name = store.resident(rid + 1).await.unwrap().name;
+    for user in ["zhang.wei.xy", "neighbour"] {
+        let t = super::fhir::token(&s, user).await;
+        super::fhir::read(&s, Some(&t), &format!("/fhir/Patient/{rid}")).await;
+    }
+    let (_, shown) = get(&s, "/me/access", Some(&cookie)).await;
+    assert!(!shown.contains("zhang.wei.xy"), "a login id is shown");
+    assert!(
+        !shown.contains(&neighbour_name),
+        "another resident is named"
+    );
+    assert!(shown.contains("另一位居民"), "{shown}");
     // Reads of someone else are not in this resident's log.
     for _ in 0..5 {
         super::fhir::read(&s, Some(&token), &format!("/fhir/Patient/{}", rid + 1)).await;
