@@ -483,10 +483,7 @@ pub(crate) async fn refusal_gate(
         .unwrap_or_default()
         .to_string();
     let mut res = next.run(req).await;
-    if matches!(
-        res.status().as_u16(),
-        400 | 403 | 404 | 405 | 409 | 412 | 422
-    ) {
+    if crate::security::refusals::counts(res.status().as_u16()) {
         state.refusals.refused(&who.username);
     }
     // A FHIR write the platform's own rules refuse with 405 (a referral's request is

@@ -467,7 +467,9 @@ pub async fn run_bundle<'a>(
                         .and_then(|r| super::rest::named_resident(&e.kind, r));
                     audit_refused(state, who, action, &e.kind, resident, &o).await?;
                 }
-                state.refusals.refused(&who.username);
+                if crate::security::refusals::counts(o.http_status()) {
+                    state.refusals.refused(&who.username);
+                }
                 results[i] = Some(failed_entry(&o));
             }
         }

@@ -17,6 +17,15 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 /// Refused writes an account may meet per minute (and at once) before it is held back.
 pub const REFUSED_WRITES_PER_MINUTE: u32 = 60;
 
+/// Whether an answer of this status counts toward the bound: a refusal of the write
+/// itself (bad input, out of scope, no such record, a method the URL does not take).
+/// A conflict (`409`: the slot is full, the resident already booked that day) or a
+/// stale version (`412`) is the normal outcome of writers racing for one record by
+/// accounts allowed to write it, and never holds anyone back.
+pub fn counts(status: u16) -> bool {
+    matches!(status, 400 | 403 | 404 | 405 | 413 | 415 | 422)
+}
+
 pub struct RefusalGuard {
     /// Refusals a minute.
     per_minute: u32,
@@ -97,5 +106,11 @@ mod tests {
         let wait = g.held("a").expect("held back after the fourth refusal");
         assert!(wait <= Duration::from_secs(20), "{wait:?}");
         assert_eq!(g.held("b"), None);
+    }
+
+    #[test]
+    fn conflicts_from_racing_writers_do_not_count() {
+        assert!(counts(403) && counts(400) && counts(422) && counts(404));
+        assert!(!counts(409) && !counts(412) && !counts(201) && !counts(500));
     }
 }
