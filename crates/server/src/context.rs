@@ -351,7 +351,8 @@ impl Refusal {
             user,
             field: self.field.clone().unwrap_or_default(),
             message: self.message.clone(),
-            back: back.0.to_string(),
+            // The way back keeps the page's language.
+            back: crate::i18n::with_lang(back.0, t.get("lang")),
             back_label: t.get(back.1).to_string(),
         };
         match page.render() {
@@ -521,10 +522,27 @@ pub(crate) async fn styled_errors(
     {
         return next.run(req).await;
     }
-    let t = messages(lang_of(req.uri()));
+    let lang = lang_of(req.uri());
+    let t = messages(lang);
     let user = current_user(&state, req.headers());
-    let res = next.run(req).await;
+    let back = return_to(&req);
+    let mut res = next.run(req).await;
     let status = res.status();
+    if status.is_redirection() {
+        // Sent to sign in: come back to this page (its query kept) afterwards.
+        let to_login = res
+            .headers()
+            .get(axum::http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l == "/login" || l.starts_with("/login?"));
+        if to_login && back != "/" && !back.starts_with("/login") {
+            let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+            if let Ok(v) = format!("/login?lang={lang}&next={next}").parse() {
+                res.headers_mut().insert(axum::http::header::LOCATION, v);
+            }
+        }
+        return res;
+    }
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
@@ -572,6 +590,37 @@ pub(crate) async fn styled_errors(
             .insert(axum::http::header::ALLOW, allow.clone());
     }
     out
+}
+
+/// Where a request would come back to after signing in: a page's path and query (its
+/// `lang` left to the sign-in page); for a form sent without a session, the
+/// same-site page the form was on.
+fn return_to(req: &axum::extract::Request) -> String {
+    let page = if req.method() == axum::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default()
+    } else {
+        req.headers()
+            .get(axum::http::header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.parse::<axum::http::Uri>().ok())
+            .filter(|u| {
+                u.authority().is_none()
+                    || u.authority().map(|a| a.as_str())
+                        == req
+                            .headers()
+                            .get(axum::http::header::HOST)
+                            .and_then(|h| h.to_str().ok())
+            })
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+            .unwrap_or_default()
+    };
+    let page = crate::i18n::without_lang(&page);
+    crate::security::web::same_site_path(&page)
+        .unwrap_or("/")
+        .to_string()
 }
 
 /// The page a role lands on after signing in.
@@ -636,6 +685,7 @@ pub(crate) async fn org_facts(
 /// to go next.
 #[derive(Debug, Deserialize)]
 pub struct LangQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     /// Where to go after logging in (a path on this server).
     pub(crate) next: Option<String>,

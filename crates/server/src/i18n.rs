@@ -98,8 +98,25 @@ pub fn switch_href(t: &Messages) -> String {
         .unwrap_or_else(|_| format!("?lang={lang}"))
 }
 
+/// `page` (a path with its query) without its `lang`, every other parameter kept.
+pub(crate) fn without_lang(page: &str) -> String {
+    let (path, query) = page.split_once('?').unwrap_or((page, ""));
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k != "lang" {
+            out.append_pair(&k, &v);
+        }
+    }
+    let q = out.finish();
+    if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{q}")
+    }
+}
+
 /// `page` (a path with its query) with `lang` set and every other parameter kept.
-fn with_lang(page: &str, lang: &str) -> String {
+pub(crate) fn with_lang(page: &str, lang: &str) -> String {
     let (path, query) = page.split_once('?').unwrap_or((page, ""));
     let mut out = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -109,6 +126,16 @@ fn with_lang(page: &str, lang: &str) -> String {
     }
     out.append_pair("lang", lang);
     format!("{path}?{}", out.finish())
+}
+
+/// A page's `lang` query parameter as one of the two catalogues: `en`, else `zh`.
+/// Whatever else a URL carries there (a CR LF, a script) is never echoed into a
+/// redirect or a link.
+pub(crate) fn page_lang<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let raw: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(raw.map(|l| if l == "en" { "en" } else { "zh" }.to_string()))
 }
 
 fn load(text: &str) -> Messages {
@@ -171,5 +198,75 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(messages("zh").get("residents"), "常住居民");
         assert_eq!(messages("en").get("residents"), "Residents");
+    }
+
+    /// Every key the code and the templates ask for (`t.get("…")`, a refusal page's
+    /// way back `("/…", "…")`) is in the catalogue: a missing key would show itself, in
+    /// English, on a Chinese page.
+    #[test]
+    fn every_key_asked_for_is_in_the_catalogue() {
+        let zh: HashMap<String, String> = toml::from_str(include_str!("../i18n/zh.toml")).unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("src"), root.join("templates")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        let key = |s: &str| {
+            let end = s.find('"')?;
+            let k = &s[..end];
+            (!k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .then(|| k.to_string())
+        };
+        let mut missing = Vec::new();
+        let mut asked = 0;
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let mut keys = Vec::new();
+            for (at, _) in text.match_indices("t.get(\"") {
+                // `t.get`, not `sent.get`.
+                let whole = text[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+                if whole {
+                    keys.extend(key(&text[at + 7..]));
+                }
+            }
+            for part in text.split("(\"/").skip(1) {
+                // A way back: the path, then its label's key.
+                let Some((path, rest)) = part.split_once('"') else {
+                    continue;
+                };
+                if path.contains(char::is_whitespace) {
+                    continue;
+                }
+                if let Some(k) = rest.strip_prefix(", \"").and_then(key) {
+                    if rest[3 + k.len()..].starts_with("\")") {
+                        keys.push(k);
+                    }
+                }
+            }
+            for k in keys {
+                asked += 1;
+                if !zh.contains_key(&k) && k != "zh" && k != "en" {
+                    missing.push(format!("{}: {k}", f.display()));
+                }
+            }
+        }
+        assert!(asked > 500, "only {asked} keys found: the scan is wrong");
+        assert!(
+            missing.is_empty(),
+            "keys not in the catalogue: {missing:#?}"
+        );
     }
 }

@@ -216,17 +216,18 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            context::styled_errors,
-        ))
-        .layer(axum::middleware::from_fn(i18n::remember_page))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
             security::password::gate,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::web::guard,
         ))
+        // Outside the guards, so that what they refuse is a styled page too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::styled_errors,
+        ))
+        .layer(axum::middleware::from_fn(i18n::remember_page))
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

@@ -45,6 +45,7 @@ pub(crate) async fn api_caller(
 pub struct ListQuery {
     pub(crate) q: Option<String>,
     pub(crate) page: Option<String>,
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     /// What the last act did (a message key) and for whom, shown above the list.
     pub(crate) done: Option<String>,

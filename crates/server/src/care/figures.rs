@@ -97,7 +97,7 @@ pub async fn figures(
             Refusal::bare(StatusCode::FORBIDDEN, t.get("care_figures_staff_only")).page(
                 t,
                 Some(user),
-                ("/", "home"),
+                ("/", "back_home"),
             ),
         );
     }

@@ -39,7 +39,7 @@ fn staff(
                 Refusal::bare(StatusCode::FORBIDDEN, t.get("care_staff_only")).page(
                     t,
                     Some(user),
-                    ("/", "home"),
+                    ("/", "back_home"),
                 ),
             )),
         },
@@ -178,6 +178,7 @@ pub(crate) struct InboxPage {
 
 #[derive(Debug, Deserialize, Default)]
 pub struct InboxQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     #[serde(rename = "box")]
     pub(crate) box_: Option<String>,
@@ -373,6 +374,7 @@ pub(crate) struct ReferralPage {
 
 #[derive(Debug, Deserialize, Default)]
 pub struct SavedQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     pub(crate) saved: Option<String>,
     pub(crate) code: Option<String>,

@@ -302,6 +302,7 @@ pub async fn api_change(
 
 #[derive(Debug, Deserialize)]
 pub struct LangQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     lang: Option<String>,
     date: Option<String>,
 }
@@ -425,13 +426,25 @@ pub async fn api_rates(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Result<Response, AppError> {
-    let Some(who) = caller(&state, &headers).filter(staff) else {
-        return Ok(Refused::new(
-            StatusCode::UNAUTHORIZED,
-            "authorization",
-            "staff sign-in or a bearer token is required",
-        )
-        .api());
+    let who = match caller(&state, &headers) {
+        Some(who) if staff(&who) => who,
+        // Signed in, but not as staff: known, and refused.
+        Some(_) => {
+            return Ok(Refused::new(
+                StatusCode::FORBIDDEN,
+                "role",
+                "the contracting figures are for staff",
+            )
+            .api())
+        }
+        None => {
+            return Ok(Refused::new(
+                StatusCode::UNAUTHORIZED,
+                "authorization",
+                "staff sign-in or a bearer token is required",
+            )
+            .api())
+        }
     };
     let on = match q.date.as_deref().filter(|d| !d.is_empty()) {
         Some(d) => match d.parse::<NaiveDate>() {

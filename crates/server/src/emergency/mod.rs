@@ -362,6 +362,7 @@ struct ReportPage {
 #[derive(Debug, Deserialize)]
 pub struct PageParams {
     days: Option<String>,
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     lang: Option<String>,
     page: Option<String>,
 }

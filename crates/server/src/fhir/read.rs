@@ -160,6 +160,12 @@ pub(crate) async fn read_version(
                 decision.reason(),
             )
             .await?;
+            // A resident is told no more about another's record than that it is not
+            // theirs to find: the same answer as for no record at all (audited as
+            // the refusal it is).
+            if who.role == dhp_core::access::Role::Resident {
+                return Ok(not_found());
+            }
             return Ok(issue(
                 IssueCode::Forbidden,
                 format!("{resource}: {}", decision.reason()),

@@ -42,6 +42,7 @@ fn may_monitor(who: &Principal) -> bool {
 
 #[derive(Debug, Deserialize)]
 pub struct IndicatorQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     pub(crate) org: Option<String>,
     pub(crate) period: Option<String>,
@@ -63,9 +64,14 @@ struct Frame {
     pub(crate) csv: bool,
 }
 
+/// A refused query, the field named in the page's words.
 fn bad_request(t: &'static Messages, user: Option<SignedIn>, field: &str, why: String) -> Response {
-    let back = format!("/indicators?lang={}", t.get("lang"));
-    Refusal::bad(field, why).page(t, user, (&back, "indicators_title"))
+    let field = match field {
+        "period" => t.get("field_period"),
+        "org" => t.get("field_org"),
+        _ => t.get("field_indicator"),
+    };
+    Refusal::bad(field, why).page(t, user, ("/indicators", "indicators_title"))
 }
 
 async fn frame(
@@ -104,12 +110,12 @@ async fn frame(
                     format!("{p} {}", t.get("not_counted")),
                 )))
             }
-            Err(e) => {
+            Err(_) => {
                 return Ok(Err(bad_request(
                     t,
                     Some(user.clone()),
                     "period",
-                    e.to_string(),
+                    t.get("period_bad").replace("{value}", p),
                 )))
             }
         },

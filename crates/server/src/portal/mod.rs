@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 #[derive(Debug, Deserialize)]
 pub struct PortalQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     /// `/me/access`: the page after this place (the last entry's time and id).
     pub(crate) before: Option<String>,

@@ -91,28 +91,42 @@ fn refuse(status: StatusCode, field: &str, error: &str) -> Response {
         .into_response()
 }
 
-/// A refused form post as a person sees it: a short page in the page's language.
+/// A refused request of a page (not `/api`, `/fhir`, `/auth`): the catalogue's
+/// sentence in the page's language, which the page layer shows as a styled page.
 fn refuse_page(status: StatusCode, uri: &axum::http::Uri, key: &str) -> Response {
-    let lang = uri
-        .query()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "lang")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_else(|| "zh".into());
-    let t = crate::i18n::messages(&lang);
-    let html = format!(
-        "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><title>{}</title>\
-         <link rel=\"stylesheet\" href=\"/static/app.css\"><main><p class=\"error\" role=\"alert\">{}</p>\
-         <p><a href=\"/?lang={}\">{}</a></p></main></html>",
-        t.get("lang"),
-        t.get("platform"),
-        t.get(key),
-        t.get("lang"),
-        t.get("back_home"),
+    let t = crate::i18n::messages(
+        if uri.query().is_some_and(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "lang" && v == "en")
+        }) {
+            "en"
+        } else {
+            "zh"
+        },
     );
-    (status, axum::response::Html(html)).into_response()
+    (
+        status,
+        axum::response::Html(format!("<p>{}</p>", t.get(key))),
+    )
+        .into_response()
+}
+
+/// `refuse` for the APIs, `refuse_page` for a page.
+fn refuse_either(
+    uri: &axum::http::Uri,
+    status: StatusCode,
+    field: &str,
+    error: &str,
+    key: &str,
+) -> Response {
+    let path = uri.path();
+    if ["/api", "/fhir", "/auth"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        refuse(status, field, error)
+    } else {
+        refuse_page(status, uri, key)
+    }
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -162,19 +176,23 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
         if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             if !matches!(site, "same-origin" | "none") {
                 tracing::warn!(site, path = req.uri().path(), "cross-site request refused");
-                return refuse(
+                return refuse_either(
+                    req.uri(),
                     StatusCode::FORBIDDEN,
                     "Sec-Fetch-Site",
                     "a request from another site may not change anything here",
+                    "cross_site_refused",
                 );
             }
         }
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             if !own_origin(&state, headers, origin) {
-                return refuse(
+                return refuse_either(
+                    req.uri(),
                     StatusCode::FORBIDDEN,
                     "Origin",
                     "a request from another origin may not change anything here",
+                    "cross_site_refused",
                 );
             }
         }
@@ -208,18 +226,22 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
         return next.run(req).await;
     }
     if !is_form(headers) {
-        return refuse(
+        return refuse_either(
+            req.uri(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type",
             "forms are sent as application/x-www-form-urlencoded",
+            "form_kind_refused",
         );
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, crate::BODY_LIMIT).await else {
-        return refuse(
+        return refuse_either(
+            &parts.uri,
             StatusCode::PAYLOAD_TOO_LARGE,
             "body",
             "the form is too large",
+            "err_too_large",
         );
     };
     let token = url::form_urlencoded::parse(&bytes)

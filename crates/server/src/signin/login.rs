@@ -91,12 +91,12 @@ pub async fn login(
                     state.sessions.open(user),
                     // Each role lands on its own start page unless it was going
                     // somewhere.
-                    next.map_or_else(|| format!("{start}?lang={lang}"), str::to_string),
+                    crate::i18n::with_lang(next.unwrap_or(start), lang),
                 ),
                 // The password first: the session opens only the password page.
                 Some(reason) => {
                     let then: String =
-                        url::form_urlencoded::byte_serialize(next.unwrap_or("/").as_bytes())
+                        url::form_urlencoded::byte_serialize(next.unwrap_or(start).as_bytes())
                             .collect();
                     (
                         state.sessions.open_for_change(user, reason),

@@ -87,6 +87,7 @@ pub(crate) struct PasswordPage {
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     pub(crate) next: Option<String>,
 }
@@ -181,14 +182,18 @@ pub async fn submit(
     };
     match outcome {
         Ok(user) => {
-            let token = state.sessions.open(user);
             let lang = q.lang.as_deref().unwrap_or("zh");
             let next = q.next();
-            let to = if next.is_empty() {
-                format!("/?lang={lang}")
-            } else {
-                next
-            };
+            // On to where the sign-in was going, else the role's own start page.
+            let to = crate::i18n::with_lang(
+                if next.is_empty() || next == "/" {
+                    crate::context::start_page(&user.role)
+                } else {
+                    &next
+                },
+                lang,
+            );
+            let token = state.sessions.open(user);
             Ok((
                 [(
                     header::SET_COOKIE,

@@ -108,6 +108,7 @@ pub(crate) struct CdcPage {
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     pub(crate) area: Option<String>,
     pub(crate) ran: Option<String>,

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::audit::{self, Actor};
-use crate::context::{as_of, principal_of};
+use crate::context::{as_of, principal_of, Refusal};
+use crate::i18n::Messages;
 use crate::{AppError, AppState};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -24,36 +25,40 @@ pub struct DueParams {
 
 /// Parse the query of a due list; `Err` is the answer naming the field at fault.
 pub(crate) fn parse_due_params(
+    t: &Messages,
     date: Option<&str>,
     programme: Option<&str>,
     within: Option<&str>,
     default_date: NaiveDate,
-) -> Result<(NaiveDate, DueQuery), Box<Response>> {
+) -> Result<(NaiveDate, DueQuery), Refusal> {
+    let wrong = |field: &str, key: &str, value: &str| {
+        Refusal::bad(
+            t.get(field),
+            t.get(key).replace("{value}", value).replace(
+                "{programmes}",
+                &Programme::ALL.map(|p| p.as_str()).join(", "),
+            ),
+        )
+    };
     let on = match date.filter(|d| !d.is_empty()) {
         Some(d) => d
             .parse::<NaiveDate>()
-            .map_err(|_| Box::new(bad("date", format!("date {d:?} must be YYYY-MM-DD"))))?,
+            .map_err(|_| wrong("field_date", "due_bad_date", d))?,
         None => default_date,
     };
     let programme = match programme.filter(|p| !p.is_empty()) {
-        Some(p) => Some(Programme::parse(p).ok_or_else(|| {
-            Box::new(bad(
-                "programme",
-                format!(
-                    "programme {p:?} is not one of {}",
-                    Programme::ALL.map(|p| p.as_str()).join(", ")
-                ),
-            ))
-        })?),
+        Some(p) => Some(
+            Programme::parse(p).ok_or_else(|| wrong("field_programme", "due_bad_programme", p))?,
+        ),
         None => None,
     };
     let within_days = match within.filter(|w| !w.is_empty()) {
-        Some(w) => Some(w.parse::<u32>().ok().filter(|n| *n <= 366).ok_or_else(|| {
-            Box::new(bad(
-                "within",
-                format!("within {w:?} must be a number of days from 0 to 366"),
-            ))
-        })?),
+        Some(w) => Some(
+            w.parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 366)
+                .ok_or_else(|| wrong("field_within", "due_bad_within", w))?,
+        ),
         None => None,
     };
     Ok((
@@ -109,13 +114,14 @@ pub async fn api_due(
     let actor = Actor::from(&who);
     let default_date = as_of(&state).await?;
     let (on, query) = match parse_due_params(
+        crate::i18n::messages("en"),
         q.date.as_deref(),
         q.programme.as_deref(),
         q.within.as_deref(),
         default_date,
     ) {
         Ok(x) => x,
-        Err(answer) => return Ok(*answer),
+        Err(r) => return Ok(r.api()),
     };
     let orgs = state.orgs().await?;
     let own = who.org_id.and_then(|id| orgs.get(&id));

@@ -26,6 +26,7 @@ pub(crate) const SHOWN: usize = 400;
 
 #[derive(Debug, Deserialize, Default)]
 pub struct WorkbenchQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
     pub(crate) date: Option<String>,
     pub(crate) programme: Option<String>,
@@ -122,13 +123,14 @@ pub async fn workbench(
     };
     let today = as_of(&state).await?;
     let (on, query) = match parse_due_params(
+        t,
         q.date.as_deref(),
         q.programme.as_deref(),
         q.within.as_deref(),
         today,
     ) {
         Ok(x) => x,
-        Err(r) => return Ok(*r),
+        Err(r) => return Ok(r.page(t, Some(user), ("/workbench", "workbench"))),
     };
     let orgs = state.orgs().await?;
     let centre = who

@@ -26,6 +26,7 @@ use std::sync::Arc;
 /// The language of the page a contract form was posted from.
 #[derive(Debug, Deserialize)]
 pub struct ContractPageQuery {
+    #[serde(default, deserialize_with = "crate::i18n::page_lang")]
     pub(crate) lang: Option<String>,
 }
 

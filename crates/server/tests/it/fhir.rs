@@ -325,11 +325,22 @@ async fn patient_reads_are_scoped_masked_and_audited() {
     } else {
         inside.id
     };
+    // Another resident's record answers as no record does: a resident cannot tell
+    // which numbers are residents; the refusal is still audited against it.
+    let theirs = read(&s, Some(&r), &format!("/fhir/Patient/{other}")).await;
+    let nobody = read(&s, Some(&r), "/fhir/Patient/987654321").await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        read(&s, Some(&r), &format!("/fhir/Patient/{other}"))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
+        theirs.json["issue"][0]["code"],
+        nobody.json["issue"][0]["code"]
+    );
+    let trail = store.audit_events(None, 100_000).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.resident_id == Some(other) && e.outcome == "denied"),
+        "the refused read is audited against the other resident"
     );
 
     // A hospital clinician sees residents with an encounter at their hospital only.
@@ -375,7 +386,7 @@ async fn patient_reads_are_scoped_masked_and_audited() {
         assert_eq!(a.json["issue"][0]["code"], "not-found");
     }
 
-    // Every attempt left one audit row: 2 unauthenticated, 9 reads, 4 token logins.
+    // Every attempt left one audit row: 2 unauthenticated, 10 reads, 4 token logins.
     let after = store.audit_events(None, 10_000).await.unwrap();
     let new = &after[..after.len() - audit_before];
     let count = |action: &str, outcome: &str| {
@@ -386,9 +397,9 @@ async fn patient_reads_are_scoped_masked_and_audited() {
     assert_eq!(count("read", "unauthenticated"), 2);
     assert_eq!(count("read", "success"), 4); // doctor, manager, resident, clinician
     assert_eq!(count("read", "denied"), 3); // doctor, resident, clinician outside their scope
-    assert_eq!(count("read", "not-found"), 2);
+    assert_eq!(count("read", "not-found"), 3); // the resident's and two unknown ids
     assert_eq!(count("login", "success"), 4);
-    assert_eq!(new.len(), 15);
+    assert_eq!(new.len(), 16);
     let reads: Vec<_> = new.iter().filter(|e| e.action == "read").collect();
     let denied = store.audit_events(Some(outside.id), 10).await.unwrap();
     assert!(denied.iter().any(|e| e.username == "doctor"

@@ -753,3 +753,115 @@ async fn the_emergency_access_report_pages_through_every_grant() {
         !page.contains(&resident.name) && page.contains(&format!("居民记录号 {}", resident.id))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_sends_one_to_sign_in_and_back_and_refuses_in_the_pages_words() {
+    let s = site(200).await;
+    let location = |res: &axum::response::Response| {
+        res.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // Without a session a page sends one to sign in, coming back to it with its query.
+    let res = app(s.state.clone())
+        .oneshot(
+            Request::get("/workbench?programme=hypertension&lang=en")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location(&res);
+    assert_eq!(
+        to,
+        "/login?lang=en&next=%2Fworkbench%3Fprogramme%3Dhypertension"
+    );
+    // Signing in there goes back, in the language chosen on the sign-in page.
+    let post = |uri: String| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("username=doctor&password=doctor"))
+            .unwrap()
+    };
+    let res = app(s.state.clone())
+        .oneshot(post(to.replace("lang=en", "lang=zh")))
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/workbench?programme=hypertension&lang=zh");
+    // A `lang` that is neither language is never echoed (a CR LF would break the
+    // answer's header): the page is Chinese.
+    let res = app(s.state.clone())
+        .oneshot(post("/login?lang=%0D%0ASet-Cookie:%20x%3D1".into()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/workbench?lang=zh");
+    assert!(res.headers().get_all(header::SET_COOKIE).iter().count() == 1);
+
+    // A bad filter on a page answers a page in its language naming the field in words.
+    let (_, cookie, _) = login(&s, "doctor", "doctor").await;
+    let cookie = cookie.unwrap();
+    let (status, page) = get(&s, "/workbench?date=yesterday", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(
+        page.contains("<b>日期</b>") && page.contains("“yesterday”不是日期"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("YYYY") && !page.contains("must be"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"/workbench?lang=zh\""),
+        "the way back keeps the language"
+    );
+    let (_, manager, _) = login(&s, "manager", "manager").await;
+    let (status, page) = get(&s, "/indicators?period=2026Q9", Some(&manager.unwrap())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("<b>统计期</b>") && page.contains("“2026Q9”不是统计期"),
+        "{page}"
+    );
+    assert!(!page.contains("is not a period"), "{page}");
+
+    // A form without its CSRF token is refused on a styled page in its language.
+    let req = Request::post("/workbench/resident/1/contract?lang=en")
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("action=renew"))
+        .unwrap();
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let page = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        page.starts_with("<!doctype html>") && page.contains("Signed in as"),
+        "{page}"
+    );
+    assert!(page.contains("The form has expired"), "{page}");
+
+    // The contracting figures: a resident is known and refused (403), nobody is 401.
+    let (_, resident, _) = login(&s, "resident", "resident").await;
+    let (status, _) = get(&s, "/api/contracts/rates", Some(&resident.unwrap())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = get(&s, "/api/contracts/rates", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // An account that owes a password change comes to its own start page after it.
+    s.state
+        .store
+        .require_password_change("resident", true, None)
+        .await
+        .unwrap();
+    let req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("username=resident&password=resident"))
+        .unwrap();
+    let res = app(s.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(location(&res), "/password?lang=zh&next=%2Fme");
+}
