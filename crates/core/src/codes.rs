@@ -36,6 +36,16 @@ pub struct ObservationCode {
     pub ref_source_zh: Option<String>,
     #[serde(default)]
     pub ref_source_en: Option<String>,
+    /// A coded answer's words, one per value from `min` up (`0` none, `1` present).
+    #[serde(default)]
+    pub answers_zh: Vec<String>,
+    #[serde(default)]
+    pub answers_en: Vec<String>,
+    /// The unit as read out, where the stored one is a UCUM annotation (`{score}`).
+    #[serde(default)]
+    pub shown_unit_zh: Option<String>,
+    #[serde(default)]
+    pub shown_unit_en: Option<String>,
 }
 
 /// A result against its reference range.
@@ -55,6 +65,32 @@ impl ObservationCode {
             return Some(Flag::Low);
         }
         None
+    }
+
+    /// A value as a person reads it: a coded answer's words (`有`, `规律`), else the
+    /// number with its unit (`134 mmHg`, `85 分`); never a UCUM annotation.
+    pub fn shown_value(&self, value: f64, zh: bool) -> String {
+        let answers = if zh {
+            &self.answers_zh
+        } else {
+            &self.answers_en
+        };
+        let at = value - self.min;
+        if at >= 0.0 && at.fract() == 0.0 {
+            if let Some(a) = answers.get(at as usize) {
+                return a.clone();
+            }
+        }
+        let unit = if zh {
+            &self.shown_unit_zh
+        } else {
+            &self.shown_unit_en
+        };
+        match unit.as_deref() {
+            Some(u) => format!("{value} {u}"),
+            None if self.unit.starts_with('{') => value.to_string(),
+            None => format!("{value} {}", self.unit),
+        }
     }
 
     /// The reference range in words (`< 140`, `18.5–24.0`, `> 3.9 – < 7.0`), if known.
@@ -226,6 +262,32 @@ pub fn immunization_schedule() -> &'static ImmunizationSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_read_out_in_words_never_as_ucum_annotations() {
+        let code = |c: &str| observation(c).unwrap();
+        assert_eq!(code("DHP-SELFCARE").shown_value(85.0, true), "85 分");
+        assert_eq!(code("DHP-SELFCARE").shown_value(85.0, false), "85 points");
+        assert_eq!(code("DHP-DANGER-SIGNS").shown_value(1.0, true), "有");
+        assert_eq!(code("DHP-ADHERENCE").shown_value(2.0, true), "间断");
+        assert_eq!(code("DHP-ADHERENCE").shown_value(3.0, false), "not taking");
+        assert_eq!(code("DHP-NEEDS-LEVEL").shown_value(0.0, true), "评估正常");
+        assert_eq!(code("8480-6").shown_value(134.0, true), "134 mmHg");
+        // Every coded answer list covers its whole range, and no unit shown is an
+        // annotation.
+        for c in observation_codes() {
+            if !c.answers_zh.is_empty() {
+                let n = (c.max - c.min) as usize + 1;
+                assert_eq!(c.answers_zh.len(), n, "{}", c.code);
+                assert_eq!(c.answers_en.len(), n, "{}", c.code);
+            }
+            for v in [c.min, c.max] {
+                for zh in [true, false] {
+                    assert!(!c.shown_value(v, zh).contains('{'), "{} {v}", c.code);
+                }
+            }
+        }
+    }
 
     #[test]
     fn observation_table_has_the_programme_codes_with_units() {

@@ -38,6 +38,10 @@ pub struct PortalQuery {
     pub(crate) lang: Option<String>,
     /// `/me/access`: the page after this place (the last entry's time and id).
     pub(crate) before: Option<String>,
+    /// `/me`: the page of the health record's timeline (1 = the newest).
+    pub(crate) page: Option<String>,
+    /// `/me/access`: `1` leaves out the resident's own acts.
+    pub(crate) others: Option<String>,
 }
 
 impl PortalQuery {
@@ -86,7 +90,38 @@ pub(crate) struct Due {
     status_label: String,
     programme: String,
     what: String,
-    due: String,
+    /// When, in words: from when it may be done, by when, or how late it is.
+    when: String,
+}
+
+/// The colour of a programme status: the worst of its parts (`a+b`), each as the
+/// programme's own scale reads it — controlled, independent, green, level 0,
+/// complete, on time are good; uncontrolled, emergency, dependent, orange / red /
+/// purple, danger level 3 and above are bad; the rest (no reading yet, mild or
+/// moderate dependence, yellow, level 1–2, in progress, behind) want attention.
+fn tone(status: &str) -> &'static str {
+    let rank = |part: &str| match part {
+        "controlled" | "independent" | "green" | "level-0" | "complete" | "on-track" => 0,
+        "uncontrolled" | "emergency" | "dependent" | "orange" | "red" | "purple" | "level-3"
+        | "level-4" | "level-5" => 2,
+        _ => 1,
+    };
+    match status.split('+').map(rank).max().unwrap_or(1) {
+        0 => "good",
+        2 => "bad",
+        _ => "warn",
+    }
+}
+
+/// Timeline entries a page.
+const TIMELINE_PAGE: usize = 50;
+
+/// The 1+1+1 contract in force: the doctor, the centre, the two hospitals, its end.
+pub(crate) struct Contract {
+    doctor: String,
+    centre: String,
+    hospitals: String,
+    until: String,
 }
 
 pub(crate) struct Visit {
@@ -113,6 +148,8 @@ pub(crate) struct Entry {
     flag: &'static str,
     flag_label: String,
     range: String,
+    /// The public source of the range shown, if one is.
+    source: Option<String>,
 }
 
 #[derive(Template)]
@@ -126,11 +163,15 @@ pub(crate) struct MePage {
     date: String,
     statuses: Vec<Status>,
     due: Vec<Due>,
-    contract: Option<(String, String, String, String)>,
+    contract: Option<Contract>,
     visits: Vec<Visit>,
     referrals: Vec<Referral>,
     timeline: Vec<Entry>,
     sources: Vec<String>,
+    /// The timeline's page (1 = newest), of `pages`; its entries in all.
+    page: usize,
+    pages: usize,
+    entries: usize,
 }
 
 /// `GET /me`: my health record.
@@ -143,6 +184,19 @@ pub async fn my_record(
     let (user, who, id) = match resident(&state, &headers, t, "/me") {
         Ok(x) => x,
         Err(r) => return Ok(*r),
+    };
+    let page = match q.page.as_deref().filter(|p| !p.is_empty()) {
+        None => 1,
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Ok(Refusal::bad(t.get("me_f_page"), t.get("me_bad_page")).page(
+                    t,
+                    Some(user),
+                    ("/me", "me_title"),
+                ))
+            }
+        },
     };
     let on = as_of(&state).await?;
     let rec = match readable(&state, &who, id, on, "read", Reading::Full).await? {
@@ -157,7 +211,7 @@ pub async fn my_record(
             )
         }
     };
-    let page = me_page(&state, t, user, &rec, on).await?;
+    let page = me_page(&state, t, user, &rec, on, page).await?;
     Ok(Html(page.render()?).into_response())
 }
 
@@ -167,6 +221,7 @@ async fn me_page(
     user: SignedIn,
     rec: &ResidentRecord,
     on: NaiveDate,
+    page: usize,
 ) -> Result<MePage, AppError> {
     let zh = t.get("lang") == "zh";
     let orgs = state.orgs().await?;
@@ -184,13 +239,7 @@ async fn me_page(
             programme: t.programme(s.programme),
             status: t.programme_status(&s.status),
             detail: if zh { &s.detail_zh } else { &s.detail_en }.clone(),
-            tone: if s.status.contains("uncontrolled") || s.status.contains("emergency") {
-                "bad"
-            } else if s.status.contains("controlled") || s.status == "complete" {
-                "good"
-            } else {
-                "warn"
-            },
+            tone: tone(&s.status),
         })
         .collect();
     // What is due now and in the next three months, the most pressing first.
@@ -214,17 +263,49 @@ async fn me_page(
             status_label: t.due_status(i.status),
             programme: t.programme(i.programme),
             what: if zh { &i.what_zh } else { &i.what_en }.clone(),
-            due: i.due.to_string(),
+            when: match i.status {
+                DueStatus::Upcoming => t
+                    .get("me_when_upcoming")
+                    .replace("{from}", &i.earliest.to_string())
+                    .replace("{due}", &i.due.to_string()),
+                DueStatus::Due => t
+                    .get("me_when_due")
+                    .replace("{by}", &i.overdue_after.to_string()),
+                DueStatus::Overdue => t
+                    .get("me_when_overdue")
+                    .replace("{due}", &i.due.to_string())
+                    .replace("{days}", &(on - i.overdue_after).num_days().to_string()),
+            },
         })
         .collect();
-    let contract = rec.contract_on(on).map(|c| {
-        (
-            org(c.centre_org_id),
-            org(c.district_hospital_id),
-            org(c.city_hospital_id),
-            c.end.to_string(),
-        )
-    });
+    let contract = match rec.contract_on(on) {
+        Some(c) => {
+            let doctor = match state
+                .store
+                .get(dhp_store::Table::Practitioners, c.doctor_id)
+                .await
+            {
+                Ok(b) => b
+                    .practitioners
+                    .first()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                Err(dhp_store::StoreError::NotFound(_)) => String::new(),
+                Err(e) => return Err(e.into()),
+            };
+            Some(Contract {
+                doctor,
+                centre: org(c.centre_org_id),
+                hospitals: format!(
+                    "{} · {}",
+                    org(c.district_hospital_id),
+                    org(c.city_hospital_id)
+                ),
+                until: c.end.to_string(),
+            })
+        }
+        None => None,
+    };
     // Appointments, newest first; those still ahead marked so.
     let now = crate::context::district_now(state).await?;
     let (views, _) = state
@@ -283,7 +364,22 @@ async fn me_page(
                 .to_string(),
         })
         .collect();
-    let (timeline, sources) = timeline(t, rec, &org);
+    let all = timeline(t, rec, &org);
+    let entries = all.len();
+    let pages = entries.div_ceil(TIMELINE_PAGE).max(1);
+    // Past the last page: the last.
+    let page = page.min(pages);
+    let timeline: Vec<Entry> = all
+        .into_iter()
+        .skip((page - 1) * TIMELINE_PAGE)
+        .take(TIMELINE_PAGE)
+        .collect();
+    let mut sources: Vec<String> = Vec::new();
+    for s in timeline.iter().filter_map(|e| e.source.as_ref()) {
+        if !sources.contains(s) {
+            sources.push(s.clone());
+        }
+    }
     Ok(MePage {
         t,
         user: Some(user),
@@ -304,16 +400,15 @@ async fn me_page(
         referrals,
         timeline,
         sources,
+        page,
+        pages,
+        entries,
     })
 }
 
-/// The record as a timeline, newest first (at most 300 entries), with the public
-/// sources of the reference ranges it flags against.
-fn timeline(
-    t: &Messages,
-    rec: &ResidentRecord,
-    org: &dyn Fn(Id) -> String,
-) -> (Vec<Entry>, Vec<String>) {
+/// The record as a timeline, newest first, each result with its reference range and
+/// the range's public source.
+fn timeline(t: &Messages, rec: &ResidentRecord, org: &dyn Fn(Id) -> String) -> Vec<Entry> {
     let zh = t.get("lang") == "zh";
     let mut out: Vec<(NaiveDateTime, Entry)> = Vec::new();
     let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight");
@@ -325,6 +420,7 @@ fn timeline(
         flag: "",
         flag_label: String::new(),
         range: String::new(),
+        source: None,
     };
     for e in &rec.encounters {
         let what = match e.programme {
@@ -349,30 +445,31 @@ fn timeline(
             ),
         ));
     }
-    let mut sources = Vec::new();
     for o in &rec.observations {
         let code = observation(&o.code);
         let name = code
             .map(|c| if zh { &c.name_zh } else { &c.name_en }.clone())
             .unwrap_or_else(|| o.code.clone());
         let flag = code.and_then(|c| c.flag(o.value));
-        if let (Some(c), Some(_)) = (code, flag) {
-            let source = if zh {
+        // The source of every range shown, not only of those a value fell outside.
+        let source = code.filter(|c| c.range_text().is_some()).and_then(|c| {
+            if zh {
                 &c.ref_source_zh
             } else {
                 &c.ref_source_en
-            };
-            if let Some(s) = source.as_ref().filter(|s| !sources.contains(*s)) {
-                sources.push(s.clone());
             }
-        }
+            .clone()
+        });
         out.push((
             o.effective,
             Entry {
                 date: o.effective.format("%Y-%m-%d %H:%M").to_string(),
                 kind: t.get("me_result").to_string(),
                 what: name,
-                value: format!("{} {}", o.value, o.unit),
+                value: code.map_or_else(
+                    || format!("{} {}", o.value, o.unit),
+                    |c| c.shown_value(o.value, zh),
+                ),
                 flag: match flag {
                     Some(Flag::High) => "high",
                     Some(Flag::Low) => "low",
@@ -384,6 +481,7 @@ fn timeline(
                     None => String::new(),
                 },
                 range: code.and_then(|c| c.range_text()).unwrap_or_default(),
+                source,
             },
         ));
     }
@@ -408,7 +506,7 @@ fn timeline(
         ));
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.0));
-    (out.into_iter().take(300).map(|(_, e)| e).collect(), sources)
+    out.into_iter().map(|(_, e)| e).collect()
 }
 
 pub(crate) struct Look {
@@ -419,6 +517,8 @@ pub(crate) struct Look {
     what: String,
     allowed: bool,
     outcome: String,
+    /// Under an emergency grant (break the glass).
+    emergency: bool,
 }
 
 #[derive(Template)]
@@ -431,13 +531,21 @@ pub(crate) struct AccessPage {
     /// The `before` value of the next page, if there is one.
     next: String,
     first: bool,
+    /// Only what others did (the resident's own acts left out).
+    others: bool,
 }
 
-/// Entries a page of "who looked at my record" shows.
-const ACCESS_PAGE: i64 = 50;
+/// Lines a page of "who looked at my record" shows.
+const ACCESS_PAGE: usize = 50;
+
+/// Entries read for one page: one request may leave many (an `$everything` one per
+/// record it released), shown as one line.
+const ACCESS_ROWS: i64 = 2_000;
 
 /// `GET /me/access`: who looked at my record — every entry of the audit log about
-/// it (reads, searches, writes, refusals), newest first, paged.
+/// it (reads, searches, writes, refusals, sign-ins to my account), newest first,
+/// paged; the entries one act left together (same account, act, outcome, minute) on
+/// one line with their number.
 pub async fn my_access(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -461,18 +569,18 @@ pub async fn my_access(
             }
         },
     };
+    let others = q.others.as_deref() == Some("1");
     let first = before.is_none();
-    let mut entries = state
+    let entries = state
         .store
         .audit_page(&AuditQuery {
             resident: Some(id),
+            not_username: others.then(|| who.username.clone()),
             before,
-            limit: ACCESS_PAGE + 1,
+            limit: ACCESS_ROWS + 1,
             ..Default::default()
         })
         .await?;
-    let more = entries.len() as i64 > ACCESS_PAGE;
-    entries.truncate(ACCESS_PAGE as usize);
     // Reading the log of one's own record is itself a read of it.
     crate::audit::record(
         &*state.store,
@@ -487,9 +595,43 @@ pub async fn my_access(
     let zh = t.get("lang") == "zh";
     let orgs = state.orgs().await?;
     let mut names: std::collections::HashMap<String, String> = Default::default();
-    let mut looks = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let who_name = if e.username == who.username {
+    // Runs of entries one act left, newest first: (first entry, how many).
+    let key = |e: &dhp_store::AuditEvent| {
+        (
+            e.username.clone(),
+            e.action.clone(),
+            e.outcome.clone(),
+            e.org_id,
+            e.detail == dhp_core::access::EMERGENCY_ACCESS,
+            e.recorded.format("%Y%m%d%H%M").to_string(),
+        )
+    };
+    let mut runs: Vec<(&dhp_store::AuditEvent, usize)> = Vec::new();
+    let mut last_taken: Option<&dhp_store::AuditEvent> = None;
+    let complete = entries.len() as i64 <= ACCESS_ROWS;
+    let mut more = false;
+    for e in entries.iter().take(ACCESS_ROWS as usize) {
+        let full = runs.len() == ACCESS_PAGE;
+        match runs.last_mut() {
+            Some((head, n)) if key(head) == key(e) => *n += 1,
+            _ if full => {
+                more = true;
+                break;
+            }
+            _ => runs.push((e, 1)),
+        }
+        last_taken = Some(e);
+    }
+    if !complete {
+        more = true;
+    }
+    let mut looks = Vec::with_capacity(runs.len());
+    for (e, n) in runs {
+        let unverified = e.action == "login" && e.outcome != "success";
+        let who_name = if unverified {
+            // A failed sign-in names the account tried, not who tried it.
+            t.get("me_someone").to_string()
+        } else if e.username == who.username {
             t.get("me_you").to_string()
         } else if e.role == Role::Resident.as_str() {
             // Another resident is never named to this one.
@@ -509,26 +651,35 @@ pub async fn my_access(
             n
         };
         let allowed = e.outcome == "success";
+        let mut what = entry_label(t, e);
+        if n > 1 {
+            what.push_str(&t.get("me_entries").replace("{n}", &n.to_string()));
+        }
         looks.push(Look {
             // Kept in UTC; shown in the district's time.
             when: (e.recorded + Duration::hours(dhp_core::clock::UTC_OFFSET_HOURS))
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
             who: who_name,
-            role: t.role(&e.role).to_string(),
+            role: if unverified || e.role.is_empty() {
+                String::new()
+            } else {
+                t.role(&e.role).to_string()
+            },
             place: e
                 .org_id
                 .and_then(|o| orgs.get(&o))
                 .map(|o| if zh { &o.name_zh } else { &o.name_en }.clone())
                 .unwrap_or_default(),
-            what: action_label(t, &e.action),
+            what,
             allowed,
             outcome: t
                 .get(if allowed { "me_allowed" } else { "me_refused" })
                 .to_string(),
+            emergency: e.detail == dhp_core::access::EMERGENCY_ACCESS,
         });
     }
-    let next = match (more, entries.last()) {
+    let next = match (more, last_taken) {
         (true, Some(last)) => last.place(),
         _ => String::new(),
     };
@@ -539,8 +690,25 @@ pub async fn my_access(
         looks,
         next,
         first,
+        others,
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// What an audit entry records, as a resident reads it: a sign-in to their account
+/// (or a failed one, or the lock after failures), a password change, else the act
+/// on their record.
+fn entry_label(t: &Messages, e: &dhp_store::AuditEvent) -> String {
+    let key = match (e.action.as_str(), e.outcome.as_str()) {
+        // The check of the current password before a change.
+        ("login", _) if e.detail.starts_with("password change") => "me_act_password_check",
+        ("login", "success") => "me_act_login",
+        ("login", "locked") => "me_act_login_locked",
+        ("login", _) => "me_act_login_failed",
+        ("password", _) => "me_act_password",
+        (action, _) => return action_label(t, action),
+    };
+    t.get(key).to_string()
 }
 
 /// An audit action as a resident reads it (`read` → 查看).

@@ -140,11 +140,9 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
         practitioner_id: Some(p.id),
         ..account(username, role, p.name.clone())
     };
-    let mut plan = vec![account(
-        "system",
-        "system",
-        "集成系统 Integrating system".into(),
-    )];
+    // Accounts that are not a person of the registry carry no name of their own:
+    // pages show them by their role, in the page's language.
+    let mut plan = vec![account("system", "system", String::new())];
     if let (Some(m), Some(c)) = (
         practitioner_of(PractitionerRole::Manager, OrgKind::Commission),
         org_of(OrgKind::Commission),
@@ -165,22 +163,14 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
     }
     // The three administrators (三员) work at the commission.
     if let Some(c) = org_of(OrgKind::Commission) {
-        for (username, role, name) in [
-            (
-                "sysadmin",
-                "system_admin",
-                "系统管理员 System administrator",
-            ),
-            (
-                "secadmin",
-                "security_admin",
-                "安全管理员 Security administrator",
-            ),
-            ("auditor", "audit_admin", "审计管理员 Audit administrator"),
+        for (username, role) in [
+            ("sysadmin", "system_admin"),
+            ("secadmin", "security_admin"),
+            ("auditor", "audit_admin"),
         ] {
             plan.push(User {
                 org_id: Some(c.id),
-                ..account(username, role, name.into())
+                ..account(username, role, String::new())
             });
         }
     }

@@ -234,15 +234,19 @@ impl LoginGuard {
                 store
                     .record_login_failure(attempt.username, attempt.address, now, since)
                     .await?;
-                self.audit(store, &attempt, None, "failed", attempt.method)
+                // A failed sign-in to a resident's account is in that resident's
+                // trail ("who tried my account"), under the name that was tried.
+                let resident = user.as_ref().and_then(|u| u.resident_id);
+                self.audit_for(store, &attempt, None, resident, "failed", attempt.method)
                     .await?;
                 let mut times = failures.account;
                 times.push(now);
                 if let Some(until) = self.locked_until(&times, window) {
-                    self.audit(
+                    self.audit_for(
                         store,
                         &attempt,
                         None,
+                        resident,
                         "locked",
                         &format!(
                             "{} failed logins within {} min: account locked until {until} UTC",
@@ -300,6 +304,20 @@ impl LoginGuard {
         outcome: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
+        let resident = user.and_then(|u| u.resident_id);
+        self.audit_for(store, attempt, user, resident, outcome, detail)
+            .await
+    }
+
+    async fn audit_for(
+        &self,
+        store: &dyn Store,
+        attempt: &Attempt<'_>,
+        user: Option<&User>,
+        resident: Option<dhp_core::Id>,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         let actor = match user {
             Some(u) => Actor::from(u),
             None => Actor::unverified(attempt.username),
@@ -309,7 +327,7 @@ impl LoginGuard {
             &actor,
             "login",
             attempt.resource,
-            user.and_then(|u| u.resident_id),
+            resident,
             outcome,
             &format!("{detail}; from {}", attempt.address),
         )

@@ -177,7 +177,7 @@ pub async fn change(state: &AppState, c: Change<'_>) -> Result<Result<User, Refu
             &actor,
             "password",
             &resource,
-            None,
+            user.resident_id,
             "refused",
             &format!("{why}; from {}", c.address),
         )
@@ -195,7 +195,7 @@ pub async fn change(state: &AppState, c: Change<'_>) -> Result<Result<User, Refu
         &actor,
         "password",
         &resource,
-        None,
+        user.resident_id,
         "success",
         &format!("password changed; from {}", c.address),
     )

@@ -143,21 +143,21 @@ pub(crate) async fn resident_page(
         ));
     }
     for o in &rec.observations {
-        let name = dhp_core::codes::observation(&o.code)
-            .map(|c| {
-                if zh {
-                    c.name_zh.clone()
-                } else {
-                    c.name_en.clone()
-                }
-            })
-            .unwrap_or_else(|| o.code.clone());
+        let code = dhp_core::codes::observation(&o.code);
+        let what = match code {
+            Some(c) => format!(
+                "{} {}",
+                if zh { &c.name_zh } else { &c.name_en },
+                c.shown_value(o.value, zh)
+            ),
+            None => format!("{} {} {}", o.code, o.value, o.unit),
+        };
         events.push((
             o.effective,
             Event {
                 date: o.effective.format("%Y-%m-%d %H:%M").to_string(),
                 kind: t.get("observation").into(),
-                what: format!("{name} {} {}", o.value, o.unit),
+                what,
             },
         ));
     }

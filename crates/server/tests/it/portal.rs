@@ -9,6 +9,24 @@ fn items(page: &str) -> usize {
     page.matches("<li class=\"card").count()
 }
 
+/// The audit entries the lines of a "who looked" page stand for: one a line, or the
+/// number a line says it groups (`（共 85 条）`).
+fn entries(page: &str) -> usize {
+    page.split("<li class=\"card")
+        .skip(1)
+        .map(|line| {
+            let line = &line[..line.find("</li>").unwrap_or(line.len())];
+            match line.find("（共 ") {
+                Some(at) => {
+                    let rest = &line[at + "（共 ".len()..];
+                    rest[..rest.find(' ').unwrap()].parse().unwrap()
+                }
+                None => 1,
+            }
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     let s = site(2_000).await;
@@ -36,6 +54,37 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     assert!(en.contains("My health record") && en.contains("Health timeline"));
     assert!(!en.contains("我的家庭医生"));
 
+    // The timeline pages, fifty entries a page; a page past the end shows the last,
+    // a page that is not a number is refused in words.
+    let (status, bad) = get(&s, "/me?page=0", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("<b>页码</b>"), "{bad}");
+    let (status, far) = get(&s, "/me?page=9999", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let in_timeline = |page: &str| {
+        page.split("ul class=\"me-items timeline\"")
+            .nth(1)
+            .map_or(0, |rest| items(&rest[..rest.find("</ul>").unwrap()]))
+    };
+    let total = {
+        let mut n = 0;
+        let mut p = 1;
+        loop {
+            let (_, page) = get(&s, &format!("/me?page={p}"), Some(&cookie)).await;
+            n += in_timeline(&page);
+            if !page.contains(&format!("page={}#timeline\">更早", p + 1)) {
+                assert_eq!(in_timeline(&page), in_timeline(&far), "the last page");
+                break n;
+            }
+            assert_eq!(in_timeline(&page), 50);
+            p += 1;
+        }
+    };
+    assert!(total > 0);
+    if total > 50 {
+        assert!(zh.contains(&format!("共 {total} 条")), "{zh}");
+    }
+
     // Another role is refused with a styled page; it reaches no one's record.
     let (_, doctor, _) = login(&s, "doctor", "doctor").await;
     let doctor = doctor.unwrap();
@@ -50,10 +99,13 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     assert!(same.contains(&resident.name));
 
     // Reads by others, allowed or refused, are in the resident's access log, paged
-    // newest first, none skipped or repeated.
+    // newest first, none skipped or repeated; the entries one act left together are
+    // one line with their number.
     let token = super::fhir::token(&s, "doctor").await;
-    for _ in 0..60 {
-        super::fhir::read(&s, Some(&token), &format!("/fhir/Patient/{rid}")).await;
+    let manager = super::fhir::token(&s, "manager").await;
+    for i in 0..60 {
+        let t = if i % 2 == 0 { &token } else { &manager };
+        super::fhir::read(&s, Some(t), &format!("/fhir/Patient/{rid}")).await;
     }
     // Neither a login id (an account without a name of its own) nor another
     // resident's name is shown to the resident.
@@ -90,9 +142,9 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
     assert_eq!(status, StatusCode::OK, "{first}");
     let doctor_name = store.user_by_username("doctor").await.unwrap().display_name;
     assert!(first.contains(&doctor_name), "the doctor is named");
-    let mut seen = items(&first);
+    let mut seen = entries(&first);
     let mut saw_self = first.contains("您本人");
-    assert_eq!(seen, 50);
+    assert_eq!(items(&first), 50);
     let mut page = first;
     // The "older" link of the pager (the language switch carries the place too).
     let older = |page: &str| -> Option<usize> {
@@ -104,13 +156,79 @@ async fn a_resident_sees_their_own_record_and_who_looked_at_it() {
         let next = &rest[..rest.find('"').unwrap()];
         let (status, more) = get(&s, &format!("/me/access?before={next}"), Some(&cookie)).await;
         assert_eq!(status, StatusCode::OK);
-        seen += items(&more);
+        seen += entries(&more);
         saw_self |= more.contains("您本人");
         page = more;
         assert!(seen <= logged.len(), "paging does not end");
     }
     assert_eq!(seen, logged.len());
     assert!(saw_self, "the resident's own reads are shown as theirs");
+    // Past the end: said so, not "nobody looked".
+    let (_, end) = get(
+        &s,
+        &format!("/me/access?before={}", logged.last().unwrap().place()),
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        end.contains("没有更早的记录了") && !end.contains("还没有人查看过"),
+        "{end}"
+    );
+
+    // The whole record released at once is one line with its number of records.
+    super::fhir::read(
+        &s,
+        Some(&manager),
+        &format!("/fhir/Patient/{rid}/$everything"),
+    )
+    .await;
+    let (_, shown) = get(&s, "/me/access", Some(&cookie)).await;
+    let line = shown
+        .split("<li class=\"card")
+        .find(|l| l.contains("查看完整档案"))
+        .expect("the $everything read is shown");
+    assert!(line.contains("（共 "), "{line}");
+    // A failed sign-in to the resident's account is shown, naming no one; the lock
+    // after failures too.
+    let (status, _, _) = login(&s, "resident", "not-the-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, shown) = get(&s, "/me/access", Some(&cookie)).await;
+    assert!(
+        shown.contains("尝试登录您的账号，密码错误") && shown.contains("有人"),
+        "{shown}"
+    );
+    // "Others only" leaves out the resident's own acts.
+    let (_, others) = get(&s, "/me/access?others=1", Some(&cookie)).await;
+    assert!(
+        !others.contains("您本人") && others.contains(&doctor_name),
+        "{others}"
+    );
+    // A read under an emergency grant is marked as one.
+    let clinician = store.user_by_username("clinician").await.unwrap();
+    store
+        .grant_emergency_access(&dhp_store::EmergencyGrant {
+            id: "g-portal".into(),
+            username: "clinician".into(),
+            role: "hospital_clinician".into(),
+            org_id: clinician.org_id,
+            resident_id: rid,
+            reason: "车祸昏迷，急诊抢救".into(),
+            granted: chrono::Utc::now().naive_utc(),
+            expires: chrono::Utc::now().naive_utc() + chrono::Duration::hours(4),
+        })
+        .await
+        .unwrap();
+    let ct = super::fhir::token(&s, "clinician").await;
+    let read = super::fhir::read(&s, Some(&ct), &format!("/fhir/Patient/{rid}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    // Whether the grant was what let the clinician in (the resident may have been
+    // seen at that hospital anyway), the line says which.
+    let under_grant = store.audit_events(Some(rid), 1).await.unwrap()[0].detail
+        == dhp_core::access::EMERGENCY_ACCESS;
+    let (_, shown) = get(&s, "/me/access", Some(&cookie)).await;
+    let line = shown.split("<li class=\"card").nth(1).unwrap();
+    assert_eq!(line.contains("紧急授权"), under_grant, "{line}");
+
     // A forged place is a styled refusal, not a parse message.
     let (status, bad) = get(&s, "/me/access?before=abc", Some(&cookie)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -96,6 +96,8 @@ pub(crate) async fn audit_events<E: Exec>(
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditQuery {
     pub resident: Option<Id>,
+    /// Leave out the entries of this account (a resident's own acts on their record).
+    pub not_username: Option<String>,
     pub recorded: Vec<dhp_core::query::DateCond>,
     pub before: Option<(chrono::NaiveDateTime, String)>,
     pub limit: i64,
@@ -137,6 +139,9 @@ pub(crate) async fn audit_page<E: Exec>(e: &E, q: &AuditQuery) -> Result<Vec<Aud
     };
     if let Some(r) = q.resident {
         wheres.push(format!("resident_id = {}", p(Param::I64(r), &mut params)));
+    }
+    if let Some(u) = &q.not_username {
+        wheres.push(format!("username <> {}", p(u.as_str().into(), &mut params)));
     }
     for c in &q.recorded {
         wheres.push(match *c {
