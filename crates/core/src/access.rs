@@ -255,6 +255,13 @@ pub fn may_write_records(role: Role) -> bool {
     )
 }
 
+/// Who books and cancels appointments in the slot pool: those who record clinical
+/// data, and residents — for themselves only (their own record is their whole scope;
+/// SPEC capability 9, "booking through the unified pool").
+pub fn may_book(role: Role) -> bool {
+    may_write_records(role) || role == Role::Resident
+}
+
 /// Who may read the audit log: the audit administrator, the commission's managers, who
 /// supervise access (等保三级 audit review), and integrating systems that archive it.
 /// Not the system or security administrator, whose own acts it records.
@@ -398,6 +405,22 @@ mod tests {
             encounter_orgs: vec![6],
             referred_or_booked: Vec::new(),
             emergency_users: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn residents_book_for_themselves_and_record_nothing_clinical() {
+        assert!(may_book(Role::Resident) && !may_write_records(Role::Resident));
+        for r in [Role::FamilyDoctor, Role::HospitalClinician, Role::System] {
+            assert!(may_book(r), "{r:?}");
+        }
+        for r in [
+            Role::Manager,
+            Role::SystemAdmin,
+            Role::SecurityAdmin,
+            Role::AuditAdmin,
+        ] {
+            assert!(!may_book(r), "{r:?}");
         }
     }
 

@@ -24,7 +24,7 @@ pub mod export;
 mod read;
 mod referral;
 pub(crate) mod rest;
-mod scheduling;
+pub(crate) mod scheduling;
 mod search;
 
 use read::{find, Found};

@@ -240,6 +240,7 @@ impl<'a> Plan<'a> {
             .map_err(|issues| Refusal::Outcome(OperationOutcome::new(issues).with_status(400)))?;
         let resource = format!("Appointment/{id}");
         self.check_scope(a.resident_id, action, &resource).await?;
+        let resident = self.who().role == dhp_core::access::Role::Resident;
         let now: NaiveDateTime = district_now(self.state).await?;
         let slot = match self.state.store.slot_state(a.slot_id).await {
             Ok(s) => s,
@@ -272,6 +273,18 @@ impl<'a> Plan<'a> {
                             ),
                         ))
                         .with_status(400),
+                    ));
+                }
+                // A resident books; holding a place for a booking to follow is the
+                // institutions' (a hold is booked by the one that holds it).
+                if resident && a.status == Status::Pending {
+                    return Err(Refusal::Outcome(
+                        OperationOutcome::one(Issue::at(
+                            IssueCode::Forbidden,
+                            "Appointment.status",
+                            "a resident books a place (status booked); holds are the institutions'",
+                        ))
+                        .with_status(403),
                     ));
                 }
                 if slot.status != "free" {
@@ -406,6 +419,18 @@ impl<'a> Plan<'a> {
                         ),
                     )
                 })?;
+                // A resident cancels their appointment or takes a place offered from
+                // the waitlist; checking in, completing and no-shows are the clinic's.
+                if resident && !matches!(step, Step::Cancel | Step::Accept) {
+                    return Err(Refusal::Outcome(
+                        OperationOutcome::one(Issue::at(
+                            IssueCode::Forbidden,
+                            "Appointment.status",
+                            "a resident cancels an appointment or accepts an offered place; the clinic records the rest",
+                        ))
+                        .with_status(403),
+                    ));
+                }
                 let to = next(old.row.status, step)
                     .map_err(|why| refuse(IssueCode::Invalid, "Appointment.status", why))?;
                 self.set.appointment_steps.push(AppointmentStep {

@@ -26,10 +26,17 @@ use crate::i18n::{messages, Messages};
 use crate::security::session::SignedIn;
 use crate::{AppError, AppState};
 
+mod booking;
+
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/me", get(my_record))
         .route("/me/access", get(my_access))
+        .route("/me/book", get(booking::search).post(booking::book))
+        .route(
+            "/me/appointments/{id}/cancel",
+            axum::routing::post(booking::cancel),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +49,8 @@ pub struct PortalQuery {
     pub(crate) page: Option<String>,
     /// `/me/access`: `1` leaves out the resident's own acts.
     pub(crate) others: Option<String>,
+    /// `/me`: what was just done (`booked`, `cancelled`), to say so.
+    pub(crate) saved: Option<String>,
 }
 
 impl PortalQuery {
@@ -125,6 +134,9 @@ pub(crate) struct Contract {
 }
 
 pub(crate) struct Visit {
+    id: Id,
+    /// Still ahead and booked: the resident may cancel it.
+    cancellable: bool,
     when: String,
     place: String,
     service: String,
@@ -168,6 +180,10 @@ pub(crate) struct MePage {
     referrals: Vec<Referral>,
     timeline: Vec<Entry>,
     sources: Vec<String>,
+    /// What was just done, said (empty when nothing was).
+    saved: String,
+    /// The reasons a cancellation may give: (code, words).
+    reasons: Vec<(String, String)>,
     /// The timeline's page (1 = newest), of `pages`; its entries in all.
     page: usize,
     pages: usize,
@@ -211,7 +227,7 @@ pub async fn my_record(
             )
         }
     };
-    let page = me_page(&state, t, user, &rec, on, page).await?;
+    let page = me_page(&state, t, user, &rec, on, page, q.saved.as_deref()).await?;
     Ok(Html(page.render()?).into_response())
 }
 
@@ -222,6 +238,7 @@ async fn me_page(
     rec: &ResidentRecord,
     on: NaiveDate,
     page: usize,
+    saved: Option<&str>,
 ) -> Result<MePage, AppError> {
     let zh = t.get("lang") == "zh";
     let orgs = state.orgs().await?;
@@ -328,14 +345,13 @@ async fn me_page(
     let mut visits: Vec<(NaiveDateTime, Visit)> = views
         .iter()
         .map(|v| {
-            let key = format!("svc_{}", v.slot.service);
-            let service = match t.get(&key) {
-                k if k == key => v.slot.service.clone(),
-                name => name.to_string(),
-            };
+            let service = booking::service_name(t, &v.slot.service);
             (
                 v.slot.slot.start,
                 Visit {
+                    id: v.row.id,
+                    cancellable: v.slot.slot.start > now
+                        && v.row.status == dhp_core::booking::Status::Booked,
                     when: v.slot.slot.start.format("%Y-%m-%d %H:%M").to_string(),
                     place: org(v.slot.org_id),
                     service,
@@ -400,6 +416,21 @@ async fn me_page(
         referrals,
         timeline,
         sources,
+        saved: match saved {
+            Some("booked") => t.get("me_saved_booked").to_string(),
+            Some("cancelled") => t.get("me_saved_cancelled").to_string(),
+            _ => String::new(),
+        },
+        reasons: booking::CANCEL_REASONS
+            .iter()
+            .map(|r| {
+                (
+                    (*r).to_string(),
+                    t.get(&format!("me_reason_{}", r.replace('-', "_")))
+                        .to_string(),
+                )
+            })
+            .collect(),
         page,
         pages,
         entries,

@@ -275,3 +275,223 @@ async fn errors_on_pages_are_styled_pages_in_the_pages_language() {
         "{page}"
     );
 }
+
+/// A form post from a signed-in page (its CSRF token), answered with its status,
+/// where it sends one and the page.
+async fn send_form(
+    s: &super::Site,
+    path: &str,
+    cookie: &str,
+    form: &str,
+) -> (StatusCode, String, String) {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use tower::ServiceExt;
+    let csrf = super::csrf_of(s, cookie).await;
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(format!("{form}&csrf={csrf}")))
+        .unwrap();
+    let res = dhp_server::app(s.state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let to = res
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, to, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The slot ids a booking page offers, in its order.
+fn offered(page: &str) -> Vec<i64> {
+    page.split("name=\"slot\" value=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_books_and_cancels_their_own_appointments_through_the_pool() {
+    use dhp_core::booking::Status;
+    let s = site(2_000).await;
+    let store = &*s.state.store;
+    let rid = store
+        .user_by_username("resident")
+        .await
+        .unwrap()
+        .resident_id
+        .unwrap();
+    let (_, cookie, _) = login(&s, "resident", "resident").await;
+    let cookie = cookie.unwrap();
+
+    // The open places of one service, earliest first, in words.
+    let (status, page) = get(&s, "/me/book?service=cardiology", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("预约挂号") && page.contains("心内科"),
+        "{page}"
+    );
+    let slots = offered(&page);
+    assert!(slots.len() >= 2, "open cardiology places: {page}");
+    let (status, bad) = get(&s, "/me/book?service=surgery", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.contains("<b>科室</b>") && bad.contains("“surgery”"),
+        "{bad}"
+    );
+
+    // Book the first: through the pool's guard, with its reminders, audited.
+    let before = store.appointments_of(rid).await.unwrap().len();
+    let held = store.slot_state(slots[0]).await.unwrap().booked;
+    let (status, to, _) = send_form(&s, "/me/book", &cookie, &format!("slot={}", slots[0])).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/me?lang=zh&saved=booked#visits");
+    let mine = store.appointments_of(rid).await.unwrap();
+    assert_eq!(mine.len(), before + 1);
+    let booked = mine.iter().find(|a| a.slot_id == slots[0]).unwrap().clone();
+    assert_eq!(booked.status, Status::Booked);
+    assert_eq!(store.slot_state(slots[0]).await.unwrap().booked, held + 1);
+    assert!(!store.reminders_of(booked.id).await.unwrap().is_empty());
+    let trail = store.audit_events(Some(rid), 50).await.unwrap();
+    assert!(trail.iter().any(|e| e.username == "resident"
+        && e.action == "create"
+        && e.resource == format!("Appointment/{}", booked.id)
+        && e.outcome == "success"));
+
+    // The same slot again (the same service the same day): refused in words, nothing
+    // written.
+    let (status, _, page) = send_form(&s, "/me/book", &cookie, &format!("slot={}", slots[0])).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("同一天同一科室只能预约一次"), "{page}");
+    assert_eq!(store.appointments_of(rid).await.unwrap().len(), before + 1);
+    assert_eq!(store.slot_state(slots[0]).await.unwrap().booked, held + 1);
+
+    // Listed on the record with a way to cancel it.
+    let (_, me) = get(&s, "/me?saved=booked", Some(&cookie)).await;
+    assert!(me.contains("预约成功"), "{me}");
+    let cancel = format!("/me/appointments/{}/cancel", booked.id);
+    assert!(me.contains(&cancel), "{me}");
+    // A reason not on the list is refused; a good one cancels and gives the place back.
+    let (status, _, page) = send_form(&s, &cancel, &cookie, "reason=because").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("<b>取消原因</b>"), "{page}");
+    let (status, to, _) = send_form(&s, &cancel, &cookie, "reason=pat-fb").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let after = store.appointment(booked.id).await.unwrap().unwrap();
+    assert_eq!(after.row.status, Status::Cancelled);
+    assert_eq!(after.row.cancel_reason.as_deref(), Some("pat-fb"));
+    assert_eq!(store.slot_state(slots[0]).await.unwrap().booked, held);
+    let (status, _, page) = send_form(&s, &cancel, &cookie, "reason=pat-fb").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("不能再取消"), "{page}");
+
+    // Another resident's appointment answers as none at all.
+    let doctor = super::fhir::token(&s, "doctor").await;
+    let view = super::fhir::doctor_view(store).await;
+    let today = dhp_store::as_of(store).await.unwrap();
+    let other = *view.in_scope(today).iter().find(|r| **r != rid).unwrap();
+    let made = super::write::send(
+        &s,
+        "POST",
+        "/fhir/Appointment",
+        &doctor,
+        Some(&serde_json::json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "slot": [{ "reference": format!("Slot/{}", slots[1]) }],
+            "participant": [{ "actor": { "reference": format!("Patient/{other}") }, "status": "accepted" }],
+        })),
+        &[],
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.json);
+    let theirs = made.json["id"].as_str().unwrap().to_string();
+    let (s1, _, p1) = send_form(
+        &s,
+        &format!("/me/appointments/{theirs}/cancel"),
+        &cookie,
+        "reason=pat",
+    )
+    .await;
+    let (s2, _, p2) = send_form(
+        &s,
+        "/me/appointments/987654321/cancel",
+        &cookie,
+        "reason=pat",
+    )
+    .await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert!(p1.contains("没有找到这个预约") && p2.contains("没有找到这个预约"));
+    let theirs_now = store
+        .appointment(theirs.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(theirs_now.row.status, Status::Booked, "untouched");
+
+    // Through FHIR too a resident books only for themself, and of the life cycle only
+    // cancels (or takes an offered place): checking in is the clinic's.
+    let me_tok = super::fhir::token(&s, "resident").await;
+    let for_other = super::write::send(
+        &s,
+        "POST",
+        "/fhir/Appointment",
+        &me_tok,
+        Some(&serde_json::json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "slot": [{ "reference": format!("Slot/{}", slots[1]) }],
+            "participant": [{ "actor": { "reference": format!("Patient/{other}") }, "status": "accepted" }],
+        })),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        for_other.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        for_other.json
+    );
+    let (status, _, _) = send_form(&s, "/me/book", &cookie, &format!("slot={}", slots[1])).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let mine = store
+        .appointments_of(rid)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.slot_id == slots[1] && a.status == Status::Booked)
+        .unwrap();
+    let body = serde_json::json!({
+        "resourceType": "Appointment",
+        "id": mine.id.to_string(),
+        "status": "checked-in",
+        "slot": [{ "reference": format!("Slot/{}", slots[1]) }],
+        "participant": [{ "actor": { "reference": format!("Patient/{rid}") }, "status": "accepted" }],
+    });
+    let checked = super::write::send(
+        &s,
+        "PUT",
+        &format!("/fhir/Appointment/{}", mine.id),
+        &me_tok,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(checked.status, StatusCode::FORBIDDEN, "{}", checked.json);
+    // Deleting is nobody's, a resident's least of all.
+    let gone = super::write::send(
+        &s,
+        "DELETE",
+        &format!("/fhir/Appointment/{}", mine.id),
+        &me_tok,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::FORBIDDEN, "{}", gone.json);
+    assert_eq!(store.pool_faults().await.unwrap(), (0, 0));
+}
