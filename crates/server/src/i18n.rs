@@ -87,6 +87,12 @@ pub(crate) async fn remember_page(
             })
             .unwrap_or_else(|| req.uri().path().to_string())
     };
+    // Only a path of this site is ever linked to (`//host/…` or `/\host` would be
+    // another site's).
+    let page = match crate::security::web::same_site_path(&page) {
+        Some(_) if !page.starts_with("//") => page,
+        _ => "/".to_string(),
+    };
     PAGE.scope(page, next.run(req)).await
 }
 

@@ -87,6 +87,24 @@ fn a_resident_reads_their_record_on_a_phone_and_every_role_lands_on_its_page() {
     );
     phone.open("/me/access?lang=en");
     phone.shoot("resident-access-phone-en");
+    // Booking: the search form and the open places fit a phone, in both languages.
+    for lang in ["zh", "en"] {
+        let page = phone.open(&format!("/me/book?lang={lang}&service=cardiology"));
+        assert!(page.contains("name=\"slot\""), "open places are offered");
+        phone.shoot(&format!("resident-book-phone-{lang}"));
+        assert_eq!(
+            overflow(&phone, 390),
+            None,
+            "the booking page runs off a phone's screen ({lang})"
+        );
+        if lang == "zh" {
+            assert!(
+                untranslated(&phone.text()).is_empty(),
+                "{:?}",
+                untranslated(&phone.text())
+            );
+        }
+    }
     phone.sign_out();
 
     // On a desktop, the same pages, and each role's start page in both languages.

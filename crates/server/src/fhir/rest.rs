@@ -608,6 +608,13 @@ pub async fn history(
                 decision.reason(),
             )
             .await?;
+            // A resident learns no more of another's record than of none.
+            if who.role == dhp_core::access::Role::Resident {
+                return Ok(outcome(OperationOutcome::one(Issue::new(
+                    IssueCode::NotFound,
+                    format!("{kind}/{id} does not exist"),
+                ))));
+            }
             return Ok(outcome(OperationOutcome::one(Issue::new(
                 IssueCode::Forbidden,
                 format!("{resource}: {}", decision.reason()),

@@ -743,6 +743,13 @@ pub(crate) async fn everything(
             decision.reason(),
         )
         .await?;
+        // A resident learns no more of another's record than of none.
+        if who.role == dhp_core::access::Role::Resident {
+            return Ok(outcome(OperationOutcome::one(dhp_fhir::Issue::new(
+                dhp_fhir::IssueCode::NotFound,
+                format!("Patient/{id} does not exist"),
+            ))));
+        }
         return Ok(outcome(OperationOutcome::one(dhp_fhir::Issue::new(
             dhp_fhir::IssueCode::Forbidden,
             format!("{resource}: {}", decision.reason()),

@@ -335,6 +335,15 @@ async fn patient_reads_are_scoped_masked_and_audited() {
         theirs.json["issue"][0]["code"],
         nobody.json["issue"][0]["code"]
     );
+    for tail in ["/$everything", "/_history"] {
+        let theirs = read(&s, Some(&r), &format!("/fhir/Patient/{other}{tail}")).await;
+        let nobody = read(&s, Some(&r), &format!("/fhir/Patient/987654321{tail}")).await;
+        assert_eq!(
+            (theirs.status, nobody.status),
+            (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
+            "{tail}"
+        );
+    }
     let trail = store.audit_events(None, 100_000).await.unwrap();
     assert!(
         trail
@@ -386,7 +395,8 @@ async fn patient_reads_are_scoped_masked_and_audited() {
         assert_eq!(a.json["issue"][0]["code"], "not-found");
     }
 
-    // Every attempt left one audit row: 2 unauthenticated, 10 reads, 4 token logins.
+    // Every attempt left one audit row: 2 unauthenticated, 10 reads, 4 whole-record or
+    // history attempts, 4 token logins.
     let after = store.audit_events(None, 10_000).await.unwrap();
     let new = &after[..after.len() - audit_before];
     let count = |action: &str, outcome: &str| {
@@ -399,7 +409,12 @@ async fn patient_reads_are_scoped_masked_and_audited() {
     assert_eq!(count("read", "denied"), 3); // doctor, resident, clinician outside their scope
     assert_eq!(count("read", "not-found"), 3); // the resident's and two unknown ids
     assert_eq!(count("login", "success"), 4);
-    assert_eq!(new.len(), 16);
+    // The resident's whole-record and history attempts, another's and none's.
+    assert_eq!(
+        count("everything", "denied") + count("history", "denied"),
+        2
+    );
+    assert_eq!(new.len(), 20);
     let reads: Vec<_> = new.iter().filter(|e| e.action == "read").collect();
     let denied = store.audit_events(Some(outside.id), 10).await.unwrap();
     assert!(denied.iter().any(|e| e.username == "doctor"

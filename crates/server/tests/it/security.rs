@@ -800,6 +800,15 @@ async fn a_page_sends_one_to_sign_in_and_back_and_refuses_in_the_pages_words() {
     assert_eq!(location(&res), "/workbench?lang=zh");
     assert!(res.headers().get_all(header::SET_COOKIE).iter().count() == 1);
 
+    // The language link of a page whose path names another site links to this one.
+    for path in ["//evil.example/me"] {
+        let (_, page) = get(&s, path, None).await;
+        assert!(
+            !page.contains("href=\"//evil") && !page.contains("href=\"/\\evil"),
+            "{path}: {page}"
+        );
+    }
+
     // A bad filter on a page answers a page in its language naming the field in words.
     let (_, cookie, _) = login(&s, "doctor", "doctor").await;
     let cookie = cookie.unwrap();

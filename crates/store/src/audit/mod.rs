@@ -96,7 +96,8 @@ pub(crate) async fn audit_events<E: Exec>(
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditQuery {
     pub resident: Option<Id>,
-    /// Leave out the entries of this account (a resident's own acts on their record).
+    /// Leave out the entries of this account (a resident's own acts on their record),
+    /// but not failed sign-ins under its name.
     pub not_username: Option<String>,
     pub recorded: Vec<dhp_core::query::DateCond>,
     pub before: Option<(chrono::NaiveDateTime, String)>,
@@ -141,7 +142,11 @@ pub(crate) async fn audit_page<E: Exec>(e: &E, q: &AuditQuery) -> Result<Vec<Aud
         wheres.push(format!("resident_id = {}", p(Param::I64(r), &mut params)));
     }
     if let Some(u) = &q.not_username {
-        wheres.push(format!("username <> {}", p(u.as_str().into(), &mut params)));
+        // A failed sign-in under the account's name is not the account's own act.
+        wheres.push(format!(
+            "(username <> {} OR (action IN ('login', 'password') AND outcome <> 'success'))",
+            p(u.as_str().into(), &mut params)
+        ));
     }
     for c in &q.recorded {
         wheres.push(match *c {
