@@ -89,10 +89,11 @@ pub(crate) async fn remember_page(
     };
     // Only a path of this site is ever linked to (`//host/…` or `/\host` would be
     // another site's).
-    let page = match crate::security::web::same_site_path(&page) {
-        Some(_) if !page.starts_with("//") => page,
-        _ => "/".to_string(),
-    };
+    let own = page.starts_with('/')
+        && !page.starts_with("//")
+        && !page.contains('\\')
+        && !page.chars().any(char::is_control);
+    let page = if own { page } else { "/".to_string() };
     PAGE.scope(page, next.run(req)).await
 }
 
