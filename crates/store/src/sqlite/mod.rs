@@ -196,7 +196,15 @@ impl crate::resources::WriteSets for SqliteStore {
         // IMMEDIATE (begin_write): take the write lock first, so the version checks
         // inside cannot be overtaken by another writer between read and write.
         let tx = self.begin_write().await?;
-        crate::resources::check_searches(&tx, w).await?;
+        if let Err(e) = crate::resources::check_searches(&tx, w).await {
+            // What the search found may be another writer's work in the shared
+            // transaction, not yet committed: "it exists" is answered only once that
+            // commit is done (and not at all if it failed), so the caller can read it.
+            if matches!(e, crate::StoreError::Exists(_)) {
+                tx.commit().await?;
+            }
+            return Err(e);
+        }
         // Indicator counts move in the same transaction (before/after tallies).
         let tracking = crate::indicators::Tracking::before(&tx, w).await?;
         {

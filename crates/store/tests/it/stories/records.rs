@@ -332,12 +332,19 @@ pub async fn conditional_creates_are_one_step(s: &dyn Store) {
         }
     };
     let (a, b2, c, d) = (create(1000), create(1001), create(1002), create(1003));
-    let results = tokio::join!(
-        s.write_resources(&a),
-        s.write_resources(&b2),
-        s.write_resources(&c),
-        s.write_resources(&d)
-    );
+    // Each answer of "exists" names a record that can be read at once: the one found
+    // may be another writer's work not yet committed (SQLite's shared transaction),
+    // and the answer waits for that commit.
+    let write = |w: WriteSet| async move {
+        let r = s.write_resources(&w).await;
+        if let Err(StoreError::Exists(id)) = &r {
+            s.get(Table::Residents, *id)
+                .await
+                .unwrap_or_else(|e| panic!("resident {id} found but not readable: {e}"));
+        }
+        r
+    };
+    let results = tokio::join!(write(a), write(b2), write(c), write(d));
     let results = [results.0, results.1, results.2, results.3];
     let won: Vec<usize> = (0..4).filter(|i| results[*i].is_ok()).collect();
     assert_eq!(won.len(), 1, "{results:?}");
