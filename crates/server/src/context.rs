@@ -420,10 +420,12 @@ pub(crate) async fn refusal_gate(
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         && !path.ends_with("/_search")
         && !matches!(path.as_str(), "/logout" | "/password" | "/auth/password");
-    let Some(who) = writes
-        .then(|| crate::context::caller(&state, req.headers()))
-        .flatten()
-    else {
+    let who = if writes {
+        crate::context::caller(&state, req.headers()).await
+    } else {
+        None
+    };
+    let Some(who) = who else {
         return next.run(req).await;
     };
     if let Some(wait) = state.refusals.held(&who.username) {
@@ -650,10 +652,17 @@ pub(crate) fn lang_of(uri: &axum::http::Uri) -> &'static str {
 }
 
 /// The caller of an API request: bearer token or portal session.
-pub(crate) fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    crate::security::token::principal(&state.token_key, headers)
-        .ok()
-        .or_else(|| current_user(state, headers).and_then(|u| principal_of(&u)))
+pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    if let Ok((who, issued)) = crate::security::token::principal(&state.token_key, headers) {
+        // A token issued before the password was last set is no one's.
+        return state
+            .revoked
+            .check(&*state.store, &who.username, issued)
+            .await
+            .ok()
+            .map(|()| who);
+    }
+    current_user(state, headers).and_then(|u| principal_of(&u))
 }
 
 /// The organisation facts the access rules decide `who`'s scope on (none for an

@@ -55,6 +55,8 @@ pub struct AppState {
     pub config: ServerConfig,
     /// HS256 key that signs bearer tokens; kept in the store so tokens outlive a restart.
     pub(crate) token_key: Vec<u8>,
+    /// Tokens issued before their account's password was last set, refused.
+    pub(crate) revoked: security::token::Revocations,
     /// The organisation registry, read once: it changes only with a new district.
     orgs: OnceCell<std::collections::HashMap<dhp_core::Id, dhp_core::Organisation>>,
     /// Values of the `meta` table the FHIR layer reads on every request.
@@ -147,6 +149,7 @@ impl AppState {
             sessions: security::session::Sessions::new(config.sessions.clone()),
             login: security::login::LoginGuard::new(config.login.clone()),
             token_key,
+            revoked: Default::default(),
             orgs: OnceCell::new(),
             place: OnceCell::new(),
             refusals: security::refusals::RefusalGuard::new(config.refused_writes_per_minute),

@@ -17,7 +17,7 @@ pub(crate) async fn api_caller(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Result<Principal, Response>, StoreError> {
-    match crate::context::caller(state, headers) {
+    match crate::context::caller(state, headers).await {
         Some(who) => Ok(Ok(who)),
         None => {
             audit::record(

@@ -418,11 +418,10 @@ async fn do_reset(
     }
     let password = one_time_password();
     let hash = state.login.hash(&password).await;
-    state
-        .store
-        .set_password(username, &hash, true, Utc::now().naive_utc())
-        .await?;
+    let at = Utc::now().naive_utc();
+    state.store.set_password(username, &hash, true, at).await?;
     state.sessions.close_user(username);
+    state.revoked.password_set(username, at);
     audit::record(
         &*state.store,
         &Actor::from(who),

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use crate::context::caller;
 
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
-    caller(state, headers).ok_or_else(|| {
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
+    caller(state, headers).await.ok_or_else(|| {
         Box::new(Refusal::bare(StatusCode::UNAUTHORIZED, "sign in or send a bearer token").api())
     })
 }
@@ -61,7 +61,7 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return Ok(*r),
     };
@@ -97,7 +97,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return Ok(*r),
     };
@@ -214,7 +214,7 @@ pub async fn one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return Ok(*r),
     };
@@ -240,7 +240,7 @@ pub async fn take_step(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return Ok(*r),
     };
@@ -264,7 +264,7 @@ pub async fn order_test(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return Ok(*r),
     };
@@ -333,7 +333,7 @@ pub async fn slots(
     headers: HeaderMap,
     Query(q): Query<SlotsQuery>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return Ok(*r),
     };

@@ -55,7 +55,7 @@ async fn booker(
     headers: &HeaderMap,
     resident: Option<Id>,
 ) -> Result<Result<Principal, Refusal>, AppError> {
-    let Some(who) = caller(state, headers) else {
+    let Some(who) = caller(state, headers).await else {
         return Ok(Err(Refusal::bare(
             StatusCode::UNAUTHORIZED,
             "sign in or send a bearer token",

@@ -254,7 +254,7 @@ pub async fn api_change(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let Some(who) = caller(&state, &headers) else {
+    let Some(who) = caller(&state, &headers).await else {
         audit::record(
             &*state.store,
             &Actor::unverified(""),
@@ -426,7 +426,7 @@ pub async fn api_rates(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Result<Response, AppError> {
-    let who = match caller(&state, &headers) {
+    let who = match caller(&state, &headers).await {
         Some(who) if staff(&who) => who,
         // Signed in, but not as staff: known, and refused.
         Some(_) => {

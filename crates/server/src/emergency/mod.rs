@@ -115,7 +115,7 @@ pub async fn open(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let Some(who) = crate::context::caller(&state, &headers) else {
+    let Some(who) = crate::context::caller(&state, &headers).await else {
         return unauthenticated(&state, "break-glass", "Patient").await;
     };
     if !may_break_glass(who.role) {
@@ -271,7 +271,7 @@ pub async fn report(
     headers: HeaderMap,
     Query(p): Query<ReportParams>,
 ) -> Result<Response, AppError> {
-    let Some(who) = crate::context::caller(&state, &headers) else {
+    let Some(who) = crate::context::caller(&state, &headers).await else {
         return unauthenticated(&state, "read", "emergency-access").await;
     };
     let actor = Actor::from(&who);

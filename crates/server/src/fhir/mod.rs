@@ -351,8 +351,19 @@ fn issue(code: IssueCode, text: impl Into<String>) -> Response {
 }
 
 /// The principal of a request, or the `OperationOutcome` that refuses it.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, OperationOutcome> {
-    token::principal(&state.token_key, headers).map_err(|e| {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, OperationOutcome> {
+    let checked = match token::principal(&state.token_key, headers) {
+        Ok((who, issued)) => state
+            .revoked
+            .check(&*state.store, &who.username, issued)
+            .await
+            .map(|()| who),
+        Err(e) => Err(e),
+    };
+    checked.map_err(|e| {
         OperationOutcome::one(match e {
             TokenError::Missing => Issue::new(
                 IssueCode::Login,
@@ -371,7 +382,7 @@ pub(crate) async fn signed_in(
     action: &str,
     resource: &str,
 ) -> Result<Result<Principal, Response>, AppError> {
-    match authenticate(state, headers) {
+    match authenticate(state, headers).await {
         Ok(p) => Ok(Ok(p)),
         Err(refusal) => {
             audit::record(

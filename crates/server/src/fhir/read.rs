@@ -117,7 +117,7 @@ pub(crate) async fn read_version(
             Err(res) => return Ok(res),
         }
     } else {
-        match authenticate(state, headers) {
+        match authenticate(state, headers).await {
             Ok(p) => p,
             Err(refusal) => return Ok(outcome(refusal)),
         }

@@ -185,11 +185,13 @@ pub async fn change(state: &AppState, c: Change<'_>) -> Result<Result<User, Refu
         return Ok(Err(refusal));
     }
     let hash = state.login.hash(c.new).await;
+    let at = Utc::now().naive_utc();
     state
         .store
-        .set_password(&user.username, &hash, false, Utc::now().naive_utc())
+        .set_password(&user.username, &hash, false, at)
         .await?;
     state.sessions.close_user(&user.username);
+    state.revoked.password_set(&user.username, at);
     audit::record(
         &*state.store,
         &actor,

@@ -279,7 +279,7 @@ pub(crate) async fn report_sender<T: serde::de::DeserializeOwned>(
     resource: &str,
     what: &str,
 ) -> Result<Result<(Principal, T), Response>, AppError> {
-    let Some(who) = caller(state, headers) else {
+    let Some(who) = caller(state, headers).await else {
         return Ok(Err(unauthenticated(state, resource).await?));
     };
     if !may_report(&who) {
@@ -429,7 +429,7 @@ pub async fn api_signals(
     headers: HeaderMap,
     Query(q): Query<SinceQuery>,
 ) -> Result<Response, AppError> {
-    let Some(who) = caller(&state, &headers) else {
+    let Some(who) = caller(&state, &headers).await else {
         return unauthenticated(&state, "/api/surveillance/signals").await;
     };
     if !may_watch(&who) {
@@ -559,7 +559,7 @@ pub async fn api_verify(
     Path(id): Path<Id>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let Some(who) = caller(&state, &headers) else {
+    let Some(who) = caller(&state, &headers).await else {
         return unauthenticated(&state, "/api/surveillance/signals").await;
     };
     let r: VerifyRequest = match crate::context::api_body(&body) {

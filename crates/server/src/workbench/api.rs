@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::audit::{self, Actor};
-use crate::context::{as_of, principal_of, Refusal};
+use crate::context::{as_of, Refusal};
 use crate::i18n::Messages;
 use crate::{AppError, AppState};
 use axum::extract::{Query, State};
@@ -89,10 +89,7 @@ pub async fn api_due(
     headers: HeaderMap,
     Query(q): Query<DueParams>,
 ) -> Result<Response, AppError> {
-    let who = match crate::security::token::principal(&state.token_key, &headers)
-        .ok()
-        .or_else(|| crate::context::current_user(&state, &headers).and_then(|u| principal_of(&u)))
-    {
+    let who = match crate::context::caller(&state, &headers).await {
         Some(p) => p,
         None => {
             audit::record(

@@ -266,3 +266,77 @@ async fn an_expired_password_gets_no_token_and_none_of_the_last_five_comes_back(
     .await;
     assert_eq!(t.status, StatusCode::OK);
 }
+
+/// A bearer token ends with the password it was issued under: changed by its owner
+/// (at once), reset by an administrator, or set at the console (another process: a
+/// server that reads the account afresh refuses it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_before_a_password_change_are_refused() {
+    let s = site(200).await;
+    let read = |t: String| {
+        axum::http::Request::get("/fhir/Organization?_count=1")
+            .header(axum::http::header::AUTHORIZATION, format!("Bearer {t}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let old = super::fhir::token(&s, "doctor").await;
+    assert_eq!(
+        super::fhir::call(&s, read(old.clone())).await.status,
+        StatusCode::OK
+    );
+
+    let (status, json) = api_change(&s, "doctor", "doctor", "Qingpu-2026-t1").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let refused = super::fhir::call(&s, read(old.clone())).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.json);
+    assert!(refused.json["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("before the account's password was last set"));
+    // The same token is no one's on the JSON APIs either.
+    let req = axum::http::Request::get("/api/contracts/rates")
+        .header(axum::http::header::AUTHORIZATION, format!("Bearer {old}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(
+        super::fhir::call(&s, req).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A token under the new password works.
+    let t = token_request(
+        &s,
+        "grant_type=password&username=doctor&password=Qingpu-2026-t1",
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.json);
+    let fresh = t.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        super::fhir::call(&s, read(fresh.clone())).await.status,
+        StatusCode::OK
+    );
+
+    // Set at the console, through the store: a server reading the account afresh (a
+    // restart, another instance) refuses the token issued before.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    s.state
+        .store
+        .set_password(
+            "doctor",
+            &hash_password("Qingpu-2026-t2"),
+            true,
+            Utc::now().naive_utc(),
+        )
+        .await
+        .unwrap();
+    let again = Site {
+        state: dhp_server::AppState::open_with(s.state.store.clone(), Default::default())
+            .await
+            .unwrap(),
+        dir: s.dir.clone(),
+    };
+    assert_eq!(
+        super::fhir::call(&again, read(fresh)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
