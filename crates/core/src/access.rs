@@ -262,6 +262,60 @@ pub fn may_book(role: Role) -> bool {
     may_write_records(role) || role == Role::Resident
 }
 
+/// A guardian's standing for a child linked to them in the registry, on a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    /// Under 14: the guardian sees and acts for the child.
+    Guardian,
+    /// 14 to 17 and the child has given consent: as [`Proxy::Guardian`].
+    Consented,
+    /// 14 to 17 without the child's own consent: nothing.
+    NeedsConsent,
+    /// 18 or older: an adult, nobody's proxy reaches them.
+    Adult,
+}
+
+impl Proxy {
+    pub fn allowed(self) -> bool {
+        matches!(self, Proxy::Guardian | Proxy::Consented)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proxy::Guardian => "guardian",
+            Proxy::Consented => "consented",
+            Proxy::NeedsConsent => "needs-consent",
+            Proxy::Adult => "adult",
+        }
+    }
+}
+
+/// Age below which a guardian consents for the child (《个人信息保护法》第三十一条:
+/// the personal information of a minor under fourteen is processed with the consent
+/// of the parent or other guardian).
+pub const PROXY_WITHOUT_CONSENT_BELOW: u32 = 14;
+/// Age of majority (《民法典》第十七条: eighteen and over is an adult).
+pub const ADULT_AT: u32 = 18;
+
+/// What a guardian may do for a child born on `birth`, on `on`, given whether the
+/// child has consented (which counts from 14 only).
+pub fn proxy(birth: chrono::NaiveDate, on: chrono::NaiveDate, consented: bool) -> Proxy {
+    let age = crate::registry::age_years(birth, on);
+    if on < birth {
+        // Not yet born on that day: nothing to see.
+        return Proxy::NeedsConsent;
+    }
+    if age >= ADULT_AT {
+        Proxy::Adult
+    } else if age < PROXY_WITHOUT_CONSENT_BELOW {
+        Proxy::Guardian
+    } else if consented {
+        Proxy::Consented
+    } else {
+        Proxy::NeedsConsent
+    }
+}
+
 /// Who may read the audit log: the audit administrator, the commission's managers, who
 /// supervise access (等保三级 audit review), and integrating systems that archive it.
 /// Not the system or security administrator, whose own acts it records.
@@ -678,5 +732,19 @@ mod scope_tests {
             let scope = resident_scope(&who, org.as_ref());
             prop_assert_eq!(in_scope(&scope, &facts), may_read_resident(&who, org.as_ref(), &facts).allowed(), "{:?}", scope);
         }
+    }
+
+    #[test]
+    fn a_guardian_acts_under_14_with_consent_to_17_and_never_for_an_adult() {
+        let d = |y, m, dd| chrono::NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+        let born = d(2012, 6, 15);
+        assert_eq!(proxy(born, d(2026, 6, 14), false), Proxy::Guardian);
+        assert_eq!(proxy(born, d(2026, 6, 15), false), Proxy::NeedsConsent);
+        assert_eq!(proxy(born, d(2026, 6, 15), true), Proxy::Consented);
+        assert_eq!(proxy(born, d(2030, 6, 14), true), Proxy::Consented);
+        assert_eq!(proxy(born, d(2030, 6, 15), true), Proxy::Adult);
+        assert!(!proxy(born, d(2030, 6, 15), true).allowed());
+        assert!(!proxy(born, d(2011, 1, 1), true).allowed(), "not yet born");
+        assert!(proxy(born, d(2013, 1, 1), false).allowed());
     }
 }

@@ -11,6 +11,7 @@ mod accounts;
 mod audit;
 mod booking;
 mod indicators;
+mod portal;
 mod postgres;
 mod programmes;
 mod recognition;
@@ -51,6 +52,7 @@ pub use booking::{
 };
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
+pub use portal::{Guardianship, PortalStore, Survey, SurveyScore};
 pub use postgres::PostgresStore;
 pub use programmes::CohortStore;
 pub use programmes::{Cohort, Reading};
@@ -458,6 +460,7 @@ pub trait Store:
     + BookingStore
     + ReferralStore
     + RecognitionStore
+    + PortalStore
     + Send
     + Sync
     + fmt::Debug
@@ -478,6 +481,7 @@ impl<
             + BookingStore
             + ReferralStore
             + RecognitionStore
+            + PortalStore
             + Send
             + Sync
             + fmt::Debug

@@ -333,6 +333,21 @@ pub async fn generate(
     if let Some(e) = failure {
         return Err(e);
     }
+    let links: Vec<dhp_store::Guardianship> = shared
+        .people
+        .guardians
+        .iter()
+        .map(
+            |&(child_id, guardian_id, relation)| dhp_store::Guardianship {
+                child_id,
+                guardian_id,
+                relation: relation.to_string(),
+                consent_at: None,
+            },
+        )
+        .collect();
+    store.add_guardians(&links).await?;
+    rows += links.len() as u64;
     rows += write_surveillance(store, &shared, &cfg).await?;
     rows += tiered::write(store, &shared, params.end, &mut stream(params.seed, 9, 0)).await?;
     for (k, v) in [

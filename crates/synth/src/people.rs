@@ -27,6 +27,8 @@ pub(crate) struct Person {
 pub(crate) struct People {
     pub households: Vec<Household>,
     pub persons: Vec<Person>,
+    /// The parents of each minor of a household: (child, parent, HL7 RoleCode).
+    pub guardians: Vec<(Id, Id, &'static str)>,
 }
 
 /// Issues identity-number sequences so that no two residents share a number.
@@ -108,14 +110,23 @@ pub(crate) fn generate(
                 Sex::Male
             }
         };
+        // Members (by place in `members`) who are a minor's parents, and the minors.
+        let mut parents: Vec<(usize, &'static str)> = Vec::new();
+        let mut minors: Vec<usize> = Vec::new();
         if anchor_age < 18 {
             let parent_age = anchor_age + rng.random_range(24..37);
+            minors.push(0);
+            parents.push((members.len(), "MTH"));
             members.push((parent_age, Sex::Female));
             if rng.random_bool(0.9) {
+                parents.push((members.len(), "FTH"));
                 members.push((parent_age + rng.random_range(0..4), Sex::Male));
             }
             if rng.random_bool(0.3) {
                 let sib = anchor_age + rng.random_range(1..7);
+                if sib < 18 {
+                    minors.push(members.len());
+                }
                 members.push((
                     sib,
                     if rng.random_bool(0.5) {
@@ -153,6 +164,19 @@ pub(crate) fn generate(
         let registered = rng.random_bool(reg_share);
         let migrant_region = &cfg.population.migrant_regions
             [rng.random_range(0..cfg.population.migrant_regions.len())];
+        let first_id = people.persons.len() as Id + 1;
+        let written = members.len().min(n - people.persons.len());
+        for &child in &minors {
+            for &(parent, relation) in &parents {
+                if child < written && parent < written {
+                    people.guardians.push((
+                        first_id + child as Id,
+                        first_id + parent as Id,
+                        relation,
+                    ));
+                }
+            }
+        }
         for (age, sex) in members {
             if people.persons.len() >= n {
                 break;

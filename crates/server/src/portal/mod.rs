@@ -27,6 +27,7 @@ use crate::security::session::SignedIn;
 use crate::{AppError, AppState};
 
 mod booking;
+mod children;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -36,6 +37,12 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/me/appointments/{id}/cancel",
             axum::routing::post(booking::cancel),
+        )
+        .route("/me/children/{id}", get(children::child_page))
+        .route("/me/children/{id}/vaccines", get(children::vaccine_plan))
+        .route(
+            "/me/guardians/{id}/consent",
+            axum::routing::post(children::consent),
         )
 }
 
@@ -182,12 +189,43 @@ pub(crate) struct MePage {
     sources: Vec<String>,
     /// What was just done, said (empty when nothing was).
     saved: String,
+    /// The section that says it: `visits` or `guardians`.
+    saved_at: &'static str,
     /// The reasons a cancellation may give: (code, words).
     reasons: Vec<(String, String)>,
     /// The timeline's page (1 = newest), of `pages`; its entries in all.
     page: usize,
     pages: usize,
     entries: usize,
+    /// The page's own path: `/me`, or a child's as the guardian sees it.
+    base: String,
+    /// A guardian looking at a child's record.
+    proxy: bool,
+    /// The signed-in resident's children (their own page only).
+    children: Vec<children::Child>,
+    /// The guardians whose sight of the record a 14-to-17-year-old decides.
+    guardians: Vec<children::Guardian>,
+}
+
+/// The timeline page a query asks for (1 when none), or the styled refusal.
+fn timeline_page(
+    t: &'static Messages,
+    user: &SignedIn,
+    raw: Option<&str>,
+) -> Result<usize, Box<Response>> {
+    match raw.filter(|p| !p.is_empty()) {
+        None => Ok(1),
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Box::new(
+                Refusal::bad(t.get("me_f_page"), t.get("me_bad_page")).page(
+                    t,
+                    Some(user.clone()),
+                    ("/me", "me_title"),
+                ),
+            )),
+        },
+    }
 }
 
 /// `GET /me`: my health record.
@@ -201,18 +239,9 @@ pub async fn my_record(
         Ok(x) => x,
         Err(r) => return Ok(*r),
     };
-    let page = match q.page.as_deref().filter(|p| !p.is_empty()) {
-        None => 1,
-        Some(p) => match p.parse::<usize>() {
-            Ok(n) if n >= 1 => n,
-            _ => {
-                return Ok(Refusal::bad(t.get("me_f_page"), t.get("me_bad_page")).page(
-                    t,
-                    Some(user),
-                    ("/me", "me_title"),
-                ))
-            }
-        },
+    let page = match timeline_page(t, &user, q.page.as_deref()) {
+        Ok(p) => p,
+        Err(r) => return Ok(*r),
     };
     let on = as_of(&state).await?;
     let rec = match readable(&state, &who, id, on, "read", Reading::Full).await? {
@@ -227,7 +256,9 @@ pub async fn my_record(
             )
         }
     };
-    let page = me_page(&state, t, user, &rec, on, page, q.saved.as_deref()).await?;
+    let mut page = me_page(&state, t, user, &rec, on, page, q.saved.as_deref()).await?;
+    page.children = children::children(&state, t, id, on).await?;
+    page.guardians = children::guardians(&state, t, &rec.resident, on).await?;
     Ok(Html(page.render()?).into_response())
 }
 
@@ -416,9 +447,16 @@ async fn me_page(
         referrals,
         timeline,
         sources,
+        saved_at: if matches!(saved, Some("consented" | "withdrawn")) {
+            "guardians"
+        } else {
+            "visits"
+        },
         saved: match saved {
             Some("booked") => t.get("me_saved_booked").to_string(),
             Some("cancelled") => t.get("me_saved_cancelled").to_string(),
+            Some("consented") => t.get("kid_saved_consented").to_string(),
+            Some("withdrawn") => t.get("kid_saved_withdrawn").to_string(),
             _ => String::new(),
         },
         reasons: booking::CANCEL_REASONS
@@ -434,6 +472,10 @@ async fn me_page(
         page,
         pages,
         entries,
+        base: "/me".into(),
+        proxy: false,
+        children: Vec::new(),
+        guardians: Vec::new(),
     })
 }
 

@@ -113,12 +113,26 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
         after = last;
         practitioners.extend(page.practitioners);
     }
-    let resident = store
-        .page(Table::Residents, 0, 1)
-        .await?
-        .residents
-        .into_iter()
-        .next();
+    // The demo resident is a parent of a child under 14 (the portal's proxy pages have
+    // someone to show), or else the first resident.
+    let first = store.page(Table::Residents, 0, 500).await?.residents;
+    let today = dhp_core::clock::today();
+    let end = match store.meta("end_date").await? {
+        Some(d) => d.parse().unwrap_or(today),
+        None => today,
+    };
+    let mut resident = first.first().cloned();
+    for r in first.iter().filter(|r| r.age_on(end) >= 18) {
+        let children = store.children_of(r.id).await?;
+        if children.iter().any(|c| {
+            first.iter().any(|k| {
+                k.id == c.child_id && k.age_on(end) < dhp_core::access::PROXY_WITHOUT_CONSENT_BELOW
+            })
+        }) {
+            resident = Some(r.clone());
+            break;
+        }
+    }
     let org_of = |kind: OrgKind| orgs.iter().find(|o| o.kind == kind);
     let practitioner_of = |role: PractitionerRole, org_kind: OrgKind| {
         practitioners

@@ -1,6 +1,7 @@
 //! The server answered in-process (`oneshot`) over a real generated district.
 
 mod care;
+mod children;
 mod contracts;
 mod duties;
 mod fhir;

@@ -278,7 +278,7 @@ async fn errors_on_pages_are_styled_pages_in_the_pages_language() {
 
 /// A form post from a signed-in page (its CSRF token), answered with its status,
 /// where it sends one and the page.
-async fn send_form(
+pub(crate) async fn send_form(
     s: &super::Site,
     path: &str,
     cookie: &str,

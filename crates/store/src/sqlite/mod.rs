@@ -363,7 +363,9 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 34] = [
+pub(crate) const CLEAR_SQL: [&str; 36] = [
+    "DELETE FROM guardians",
+    "DELETE FROM surveys",
     "DELETE FROM test_orders",
     "DELETE FROM waitlist",
     "DELETE FROM reminders",

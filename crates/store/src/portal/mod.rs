@@ -1,0 +1,275 @@
+//! The resident portal's own rows: guardians of minors (who may see and act for a
+//! child, and the consent of a child of 14 to 17) and satisfaction surveys after a
+//! completed visit. The rules (ages, the survey's items) are `dhp_core`'s.
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use dhp_core::Id;
+
+use crate::rows::Col;
+use crate::shared::{Backend, Commit, Exec, Param};
+use crate::{Result, StoreError};
+
+/// A guardian of a child, as the registry links them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guardianship {
+    pub child_id: Id,
+    pub guardian_id: Id,
+    /// HL7 v3 RoleCode: `MTH`, `FTH` or `GUARD`.
+    pub relation: String,
+    /// When the child (14 to 17) consented to this guardian seeing their record.
+    pub consent_at: Option<NaiveDateTime>,
+}
+
+/// A satisfaction survey answered after a completed visit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    pub appointment_id: Id,
+    pub resident_id: Id,
+    /// The institution visited.
+    pub org_id: Id,
+    pub answered_at: NaiveDateTime,
+    /// When the visit was.
+    pub visit_at: NaiveDateTime,
+    /// Each item's key and score (1 to 5).
+    pub items: Vec<(String, u8)>,
+    pub comment: String,
+}
+
+impl Survey {
+    /// The mean of the item scores.
+    pub fn mean(&self) -> f64 {
+        if self.items.is_empty() {
+            return 0.0;
+        }
+        self.items.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / self.items.len() as f64
+    }
+}
+
+/// The surveys of one institution in one quarter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurveyScore {
+    pub org_id: Id,
+    /// The quarter's first day.
+    pub quarter: NaiveDate,
+    pub answers: i64,
+    /// The mean of the answers' means, on the 1–5 scale.
+    pub mean: f64,
+}
+
+const ROWS_AT_ONCE: usize = 500;
+
+#[async_trait]
+pub trait PortalStore {
+    /// Link guardians to children (a link already there is kept as it is).
+    async fn add_guardians(&self, links: &[Guardianship]) -> Result<()>;
+    /// The children `guardian` is linked to, youngest link first by child id.
+    async fn children_of(&self, guardian: Id) -> Result<Vec<Guardianship>>;
+    /// The guardians linked to `child`.
+    async fn guardians_of(&self, child: Id) -> Result<Vec<Guardianship>>;
+    /// The child's consent to `guardian` seeing their record, given at `at` (`None`:
+    /// withdrawn). [`StoreError::NotFound`] if the two are not linked.
+    async fn set_proxy_consent(
+        &self,
+        child: Id,
+        guardian: Id,
+        at: Option<NaiveDateTime>,
+    ) -> Result<()>;
+    /// Record a survey; [`StoreError::Exists`] (the appointment's id) if that visit's
+    /// survey was answered already.
+    async fn record_survey(&self, s: &Survey) -> Result<()>;
+    /// The appointments among `ids` whose survey was answered.
+    async fn surveyed(&self, ids: &[Id]) -> Result<Vec<Id>>;
+    /// Per institution and quarter, the surveys of visits from `from` to before `to`.
+    async fn survey_scores(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<SurveyScore>>;
+}
+
+fn link(r: &impl Col) -> Result<Guardianship> {
+    Ok(Guardianship {
+        child_id: r.i64(0)?,
+        guardian_id: r.i64(1)?,
+        relation: r.text(2)?,
+        consent_at: r.odatetime(3)?,
+    })
+}
+
+const LINK_COLUMNS: &str = "g.child_id, g.guardian_id, g.relation, g.consent_at";
+
+#[async_trait]
+impl<B: Backend> PortalStore for B {
+    async fn add_guardians(&self, links: &[Guardianship]) -> Result<()> {
+        for chunk in links.chunks(ROWS_AT_ONCE) {
+            let mut sql = String::from(
+                "INSERT INTO guardians (child_id, guardian_id, relation, consent_at) VALUES ",
+            );
+            let mut params = Vec::with_capacity(chunk.len() * 4);
+            for (i, g) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = i * 4;
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                params.extend([
+                    Param::I64(g.child_id),
+                    Param::I64(g.guardian_id),
+                    g.relation.as_str().into(),
+                    Param::OptDateTime(g.consent_at),
+                ]);
+            }
+            sql.push_str(" ON CONFLICT (child_id, guardian_id) DO NOTHING");
+            let tx = self.begin_write().await?;
+            tx.execute(&sql, params).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn children_of(&self, guardian: Id) -> Result<Vec<Guardianship>> {
+        self.pool()
+            .rows(
+                &format!(
+                    "SELECT {LINK_COLUMNS} FROM guardians g JOIN residents r ON r.id = g.child_id \
+                     WHERE g.guardian_id = $1 ORDER BY r.birth_date DESC, g.child_id"
+                ),
+                vec![Param::I64(guardian)],
+            )
+            .await?
+            .iter()
+            .map(link)
+            .collect()
+    }
+
+    async fn guardians_of(&self, child: Id) -> Result<Vec<Guardianship>> {
+        self.pool()
+            .rows(
+                &format!(
+                    "SELECT {LINK_COLUMNS} FROM guardians g JOIN residents r ON r.id = g.guardian_id \
+                     WHERE g.child_id = $1 ORDER BY g.guardian_id"
+                ),
+                vec![Param::I64(child)],
+            )
+            .await?
+            .iter()
+            .map(link)
+            .collect()
+    }
+
+    async fn set_proxy_consent(
+        &self,
+        child: Id,
+        guardian: Id,
+        at: Option<NaiveDateTime>,
+    ) -> Result<()> {
+        let tx = self.begin_write().await?;
+        let linked = tx
+            .rows(
+                "SELECT 1 FROM guardians WHERE child_id = $1 AND guardian_id = $2",
+                vec![Param::I64(child), Param::I64(guardian)],
+            )
+            .await?;
+        if linked.is_empty() {
+            return Err(StoreError::NotFound(format!(
+                "guardian {guardian} of resident {child}"
+            )));
+        }
+        tx.execute(
+            "UPDATE guardians SET consent_at = $3 WHERE child_id = $1 AND guardian_id = $2",
+            vec![
+                Param::I64(child),
+                Param::I64(guardian),
+                Param::OptDateTime(at),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn record_survey(&self, s: &Survey) -> Result<()> {
+        let tx = self.begin_write().await?;
+        let there = tx
+            .rows(
+                "SELECT 1 FROM surveys WHERE appointment_id = $1",
+                vec![Param::I64(s.appointment_id)],
+            )
+            .await?;
+        if !there.is_empty() {
+            return Err(StoreError::Exists(s.appointment_id));
+        }
+        let items = s
+            .items
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";");
+        tx.execute(
+            "INSERT INTO surveys (appointment_id, resident_id, org_id, answered_at, visit_at, items, mean_score, comment) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                Param::I64(s.appointment_id),
+                Param::I64(s.resident_id),
+                Param::I64(s.org_id),
+                Param::DateTime(s.answered_at),
+                Param::DateTime(s.visit_at),
+                items.as_str().into(),
+                Param::F64(s.mean()),
+                s.comment.as_str().into(),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn surveyed(&self, ids: &[Id]) -> Result<Vec<Id>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ROWS_AT_ONCE) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let rows = self
+                .pool()
+                .rows(
+                    &format!(
+                        "SELECT appointment_id FROM surveys WHERE appointment_id IN ({})",
+                        marks.join(", ")
+                    ),
+                    chunk.iter().map(|i| Param::I64(*i)).collect(),
+                )
+                .await?;
+            for r in &rows {
+                out.push(r.i64(0)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn survey_scores(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<SurveyScore>> {
+        use chrono::Datelike;
+        let rows = self
+            .pool()
+            .rows(
+                "SELECT org_id, visit_at, mean_score FROM surveys \
+                 WHERE visit_at >= $1 AND visit_at < $2",
+                vec![
+                    Param::DateTime(from.and_hms_opt(0, 0, 0).expect("midnight")),
+                    Param::DateTime(to.and_hms_opt(0, 0, 0).expect("midnight")),
+                ],
+            )
+            .await?;
+        let mut sums: std::collections::BTreeMap<(Id, NaiveDate), (i64, f64)> = Default::default();
+        for r in &rows {
+            let at = r.datetime(1)?.date();
+            let quarter = NaiveDate::from_ymd_opt(at.year(), (at.month0() / 3) * 3 + 1, 1)
+                .expect("a quarter's first day");
+            let e = sums.entry((r.i64(0)?, quarter)).or_default();
+            e.0 += 1;
+            e.1 += r.f64(2)?;
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((org_id, quarter), (n, sum))| SurveyScore {
+                org_id,
+                quarter,
+                answers: n,
+                mean: sum / n as f64,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,27 @@
+-- The resident portal. Guardians (监护人) of minors, from the registry's household
+-- relations: who may see and act for a child (relation: HL7 v3 RoleCode, MTH, FTH,
+-- GUARD). consent_at: when a child of 14 to 17 consented to this guardian seeing their
+-- record (NULL: never, or withdrawn). Rows of a resident removed later are not read
+-- (every read joins residents).
+CREATE TABLE guardians (
+    child_id    BIGINT NOT NULL,
+    guardian_id BIGINT NOT NULL,
+    relation    TEXT NOT NULL,
+    consent_at  TIMESTAMP,
+    PRIMARY KEY (child_id, guardian_id)
+);
+CREATE INDEX guardians_guardian ON guardians (guardian_id);
+
+-- Satisfaction surveys after a completed visit: one per appointment, each item 1 to 5,
+-- an optional comment; counted per institution per quarter on the scorecard.
+CREATE TABLE surveys (
+    appointment_id BIGINT PRIMARY KEY,
+    resident_id    BIGINT NOT NULL,
+    org_id         BIGINT NOT NULL,
+    answered_at    TIMESTAMP NOT NULL,
+    visit_at     TIMESTAMP NOT NULL,
+    items          TEXT NOT NULL,
+    mean_score     DOUBLE PRECISION NOT NULL,
+    comment        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX surveys_org ON surveys (org_id, visit_at);
