@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{Datelike, NaiveDate};
 use dhp_core::indicators::rules::{
     case_report_tallies, order_tallies, referral_tallies, resource_tallies, signal_tallies,
+    survey_tallies,
 };
 use dhp_core::indicators::{self, Count, Indicator, Period, Totals, Units};
 use dhp_core::{Id, Organisation, Practitioner};
@@ -182,6 +183,17 @@ pub async fn compute(
         order_tallies(
             o,
             district_of(o.org_id),
+            &defs,
+            &ctx.units,
+            periods,
+            &mut |t| sums.add(t),
+        );
+    }
+    // Satisfaction counts at the institution visited.
+    for f in &store.survey_facts(first).await? {
+        survey_tallies(
+            f,
+            district_of(f.org_id),
             &defs,
             &ctx.units,
             periods,

@@ -20,6 +20,7 @@ pub mod record;
 pub mod referral;
 pub mod registry;
 pub mod surveillance;
+pub mod survey;
 
 pub use identity::{IdentityError, IdentityNumber};
 pub use record::{

@@ -92,7 +92,7 @@ const HISTORY_CHUNK: usize = 2_000;
 async fn history(
     store: &dyn Store,
     adults: &[Id],
-    slots: &[(Id, NaiveDateTime, NaiveDateTime, u32)],
+    slots: &[(Id, NaiveDateTime, Id, u32)],
     end: NaiveDate,
     rng: &mut ChaCha8Rng,
 ) -> Result<u64, GenerateError> {
@@ -110,7 +110,7 @@ async fn history(
     let mut tries = 0;
     while bookings.len() < wanted && tries < wanted * 4 {
         tries += 1;
-        let (slot, start, _, public) = slots[rng.random_range(0..slots.len())];
+        let (slot, start, org, public) = slots[rng.random_range(0..slots.len())];
         let resident = adults[rng.random_range(0..adults.len())];
         // Within the public share, one booking a resident a day: nothing is refused.
         let n = taken.entry(slot).or_default();
@@ -120,7 +120,7 @@ async fn history(
         *n += 1;
         let ahead =
             Duration::days(rng.random_range(1..=14)) + Duration::minutes(rng.random_range(0..600));
-        bookings.push((slot, resident, start - ahead, start));
+        bookings.push((slot, resident, start - ahead, start, org));
     }
     let first = store
         .reserve_ids("Appointment", bookings.len().max(1) as i64)
@@ -132,7 +132,7 @@ async fn history(
             bookings: chunk
                 .iter()
                 .enumerate()
-                .map(|(k, (slot, resident, at, _))| Booking {
+                .map(|(k, (slot, resident, at, _, _))| Booking {
                     appointment_id: base + k as i64,
                     slot_id: *slot,
                     resident_id: *resident,
@@ -144,10 +144,11 @@ async fn history(
         };
         store.write_resources(&set).await?;
         let mut steps = Vec::new();
+        let mut surveys = Vec::new();
         // The reminders that fell due before a cancellation, or before the slot, went
         // out then.
         let mut delivered = Vec::new();
-        for (k, (_, _, at, start)) in chunk.iter().enumerate() {
+        for (k, (_, resident, at, start, org)) in chunk.iter().enumerate() {
             let appointment_id = base + k as i64;
             let roll = rng.random_range(0..1000);
             if roll < 100 {
@@ -165,18 +166,35 @@ async fn history(
             }
             delivered.push((appointment_id, *start));
             if roll >= 165 {
+                let done = *start + Duration::minutes(rng.random_range(5..40));
                 steps.push(AppointmentStep {
                     appointment_id,
                     step: Step::Complete,
                     reason: None,
-                    at: *start + Duration::minutes(rng.random_range(5..40)),
+                    at: done,
                     from: Status::Booked,
                 });
+                // About one visit in four answers the survey after it.
+                if rng.random_range(0..4) == 0 {
+                    surveys.push(survey(
+                        appointment_id,
+                        *resident,
+                        *org,
+                        *start,
+                        done,
+                        end,
+                        rng,
+                    ));
+                }
             }
         }
         store
             .settle_reminders(&delivered, "sent (generated history)")
             .await?;
+        for s in surveys.drain(..) {
+            store.record_survey(&s).await?;
+            rows += 1;
+        }
         store
             .write_resources(&WriteSet {
                 appointment_steps: steps,
@@ -188,6 +206,47 @@ async fn history(
     // Those nobody came to: what the server's first round would mark.
     store.mark_no_shows(end.and_time(NaiveTime::MIN)).await?;
     Ok(rows)
+}
+
+/// A satisfaction survey of a completed visit: each institution has its own standing
+/// (its id's spread), and every institution does a little better as the year goes on
+/// (the plan asks for a rise of one to two points a year).
+fn survey(
+    appointment_id: Id,
+    resident_id: Id,
+    org_id: Id,
+    start: NaiveDateTime,
+    done: NaiveDateTime,
+    end: NaiveDate,
+    rng: &mut ChaCha8Rng,
+) -> dhp_store::Survey {
+    let standing = 0.78 + (org_id % 7) as f64 * 0.025;
+    let months_left = (end - start.date()).num_days() as f64 / 30.0;
+    let p = (standing - months_left * 0.0015).clamp(0.5, 0.97);
+    let items = dhp_core::survey::survey()
+        .items
+        .iter()
+        .map(|i| {
+            let score = if rng.random_bool(p) {
+                rng.random_range(4..=5)
+            } else {
+                rng.random_range(1..=3)
+            };
+            (i.key.clone(), score)
+        })
+        .collect();
+    dhp_store::Survey {
+        appointment_id,
+        resident_id,
+        org_id,
+        // Answered within two days, and not after the district's last day.
+        answered_at: (done + Duration::hours(rng.random_range(1..48)))
+            .min(end.and_hms_opt(23, 0, 0).unwrap_or(done))
+            .max(done),
+        visit_at: start,
+        items,
+        comment: String::new(),
+    }
 }
 
 /// Residents waiting for places in full specialist clinics of the coming weeks: a few
@@ -361,7 +420,7 @@ pub(crate) async fn write(
             slots
                 .iter()
                 .filter(|x| x.start.date() < end)
-                .map(|x| (x.id, x.start, x.end, x.capacity - x.reserved)),
+                .map(|x| (x.id, x.start, s.org_id, x.capacity - x.reserved)),
         );
         if s.referral_share > 0 {
             future_specialist.extend(

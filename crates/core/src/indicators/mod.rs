@@ -142,6 +142,8 @@ pub enum Basis {
     Referrals,
     /// Test orders that met a recognised result (result recognition).
     Orders,
+    /// Satisfaction surveys answered after completed visits.
+    Surveys,
 }
 
 /// Comparison of a target.

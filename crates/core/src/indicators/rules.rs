@@ -43,7 +43,8 @@ pub(crate) fn parameters(rule: &str, basis: Basis) -> Option<&'static [&'static 
         (Basis::CaseReports, "reporting_timeliness") | (Basis::Signals, "signal_response") => &[],
         (Basis::Referrals, "referral_acceptance" | "referral_acceptance_minutes")
         | (Basis::Referrals, "referral_up_share")
-        | (Basis::Orders, "recognition") => &[],
+        | (Basis::Orders, "recognition")
+        | (Basis::Surveys, "satisfaction") => &[],
         _ => return None,
     })
 }
@@ -662,6 +663,23 @@ pub fn order_tallies(
     let at = distinct([units.district(district), Some(o.org_id)]);
     event_tallies_by(Basis::Orders, o.day, &at, defs, periods, out, |_| {
         Some((flag(o.recognised), 1))
+    });
+}
+
+/// What one answered satisfaction survey adds (`satisfaction`: its satisfied answers of
+/// all its answers), towards the district and the institution visited, in the periods
+/// of the visit's day.
+pub fn survey_tallies(
+    f: &crate::survey::SurveyFact,
+    district: &str,
+    defs: &[&Indicator],
+    units: &Units,
+    periods: &[Period],
+    out: &mut (impl FnMut(Tally) + ?Sized),
+) {
+    let at = distinct([units.district(district), Some(f.org_id)]);
+    event_tallies_by(Basis::Surveys, f.day, &at, defs, periods, out, |_| {
+        Some((f.satisfied, f.answers))
     });
 }
 

@@ -7,6 +7,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use super::rules::{
     case_report_tallies, order_tallies, referral_tallies, resource_tallies, signal_tallies,
+    survey_tallies,
 };
 use super::*;
 use crate::programmes::ResidentRecord;
@@ -377,6 +378,27 @@ fn totals(periods: &[Period]) -> Totals {
             &mut add,
         );
     }
+    // Surveys: at the hospital 5 of 6 and 2 of 6 answers satisfied; at C1 6 of 6 in
+    // the next quarter.
+    for (org, day, satisfied) in [
+        (HOSPITAL, "2025-05-20", 5),
+        (HOSPITAL, "2025-06-30", 2),
+        (C1, "2025-07-01", 6),
+    ] {
+        survey_tallies(
+            &crate::survey::SurveyFact {
+                org_id: org,
+                day: d(day),
+                satisfied,
+                answers: 6,
+            },
+            "310118",
+            &defs,
+            &units,
+            periods,
+            &mut add,
+        );
+    }
     out
 }
 
@@ -438,6 +460,8 @@ fn every_indicator_by_hand_for_the_district_in_2025() {
         ("referral_up_share", 3, 4),
         // Two of three orders that met a recognised result used it.
         ("result_recognition", 2, 3),
+        // Thirteen satisfied answers of eighteen, over three surveys.
+        ("satisfaction", 13, 18),
     ];
     let ids: Vec<&str> = expect.iter().map(|e| e.0).collect();
     for ind in supported() {
@@ -467,6 +491,15 @@ fn every_indicator_by_hand_for_the_district_in_2025() {
         got[&("referral_acceptance".to_string(), HOSPITAL, y)],
         (2, 3)
     );
+    // Satisfaction at the institution visited, per quarter.
+    let q = |n| Period::Quarter(2025, n);
+    let quarters = totals(&[q(2), q(3)]);
+    assert_eq!(
+        quarters[&("satisfaction".to_string(), HOSPITAL, q(2))],
+        (7, 12)
+    );
+    assert_eq!(quarters[&("satisfaction".to_string(), C1, q(3))], (6, 6));
+    assert!(!quarters.contains_key(&("satisfaction".to_string(), C1, q(2))));
 }
 
 #[test]

@@ -250,6 +250,7 @@ pub async fn child_page(
     page.proxy = true;
     for v in &mut page.visits {
         v.cancellable = false;
+        v.rate = false;
     }
     Ok(Html(page.render()?).into_response())
 }

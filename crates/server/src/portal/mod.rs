@@ -28,6 +28,7 @@ use crate::{AppError, AppState};
 
 mod booking;
 mod children;
+mod survey;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -37,6 +38,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/me/appointments/{id}/cancel",
             axum::routing::post(booking::cancel),
+        )
+        .route(
+            "/me/appointments/{id}/survey",
+            get(survey::form).post(survey::answer),
         )
         .route("/me/children/{id}", get(children::child_page))
         .route("/me/children/{id}/vaccines", get(children::vaccine_plan))
@@ -144,6 +149,8 @@ pub(crate) struct Visit {
     id: Id,
     /// Still ahead and booked: the resident may cancel it.
     cancellable: bool,
+    /// Completed and not rated yet: the resident may answer its survey.
+    rate: bool,
     when: String,
     place: String,
     service: String,
@@ -373,6 +380,7 @@ async fn me_page(
             offset: 0,
         })
         .await?;
+    let ratable = survey::open_for_rating(state, &views.iter().collect::<Vec<_>>()).await?;
     let mut visits: Vec<(NaiveDateTime, Visit)> = views
         .iter()
         .map(|v| {
@@ -383,6 +391,7 @@ async fn me_page(
                     id: v.row.id,
                     cancellable: v.slot.slot.start > now
                         && v.row.status == dhp_core::booking::Status::Booked,
+                    rate: ratable.contains(&v.row.id),
                     when: v.slot.slot.start.format("%Y-%m-%d %H:%M").to_string(),
                     place: org(v.slot.org_id),
                     service,
@@ -455,6 +464,7 @@ async fn me_page(
         saved: match saved {
             Some("booked") => t.get("me_saved_booked").to_string(),
             Some("cancelled") => t.get("me_saved_cancelled").to_string(),
+            Some("surveyed") => t.get("sv_saved").to_string(),
             Some("consented") => t.get("kid_saved_consented").to_string(),
             Some("withdrawn") => t.get("kid_saved_withdrawn").to_string(),
             _ => String::new(),

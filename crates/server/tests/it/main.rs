@@ -13,6 +13,7 @@ mod scheduling;
 mod search;
 mod security;
 mod surveillance;
+mod survey;
 mod workbench;
 mod write;
 

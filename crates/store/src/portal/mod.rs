@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
+use dhp_core::survey::SurveyFact;
 use dhp_core::Id;
 
 use crate::rows::Col;
@@ -36,27 +37,6 @@ pub struct Survey {
     pub comment: String,
 }
 
-impl Survey {
-    /// The mean of the item scores.
-    pub fn mean(&self) -> f64 {
-        if self.items.is_empty() {
-            return 0.0;
-        }
-        self.items.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / self.items.len() as f64
-    }
-}
-
-/// The surveys of one institution in one quarter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SurveyScore {
-    pub org_id: Id,
-    /// The quarter's first day.
-    pub quarter: NaiveDate,
-    pub answers: i64,
-    /// The mean of the answers' means, on the 1–5 scale.
-    pub mean: f64,
-}
-
 const ROWS_AT_ONCE: usize = 500;
 
 #[async_trait]
@@ -80,8 +60,8 @@ pub trait PortalStore {
     async fn record_survey(&self, s: &Survey) -> Result<()>;
     /// The appointments among `ids` whose survey was answered.
     async fn surveyed(&self, ids: &[Id]) -> Result<Vec<Id>>;
-    /// Per institution and quarter, the surveys of visits from `from` to before `to`.
-    async fn survey_scores(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<SurveyScore>>;
+    /// The surveys of visits from `since` on, as the indicators count them.
+    async fn survey_facts(&self, since: NaiveDate) -> Result<Vec<SurveyFact>>;
 }
 
 fn link(r: &impl Col) -> Result<Guardianship> {
@@ -201,9 +181,10 @@ impl<B: Backend> PortalStore for B {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(";");
+        let (satisfied, answers) = dhp_core::survey::survey().satisfied(&s.items);
         tx.execute(
-            "INSERT INTO surveys (appointment_id, resident_id, org_id, answered_at, visit_at, items, mean_score, comment) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO surveys (appointment_id, resident_id, org_id, answered_at, visit_at, items, satisfied, answers, comment) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             vec![
                 Param::I64(s.appointment_id),
                 Param::I64(s.resident_id),
@@ -211,7 +192,8 @@ impl<B: Backend> PortalStore for B {
                 Param::DateTime(s.answered_at),
                 Param::DateTime(s.visit_at),
                 items.as_str().into(),
-                Param::F64(s.mean()),
+                Param::I64(satisfied),
+                Param::I64(answers),
                 s.comment.as_str().into(),
             ],
         )
@@ -240,36 +222,25 @@ impl<B: Backend> PortalStore for B {
         Ok(out)
     }
 
-    async fn survey_scores(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<SurveyScore>> {
-        use chrono::Datelike;
-        let rows = self
-            .pool()
+    async fn survey_facts(&self, since: NaiveDate) -> Result<Vec<SurveyFact>> {
+        self.pool()
             .rows(
-                "SELECT org_id, visit_at, mean_score FROM surveys \
-                 WHERE visit_at >= $1 AND visit_at < $2",
-                vec![
-                    Param::DateTime(from.and_hms_opt(0, 0, 0).expect("midnight")),
-                    Param::DateTime(to.and_hms_opt(0, 0, 0).expect("midnight")),
-                ],
+                "SELECT org_id, visit_at, satisfied, answers FROM surveys WHERE visit_at >= $1 \
+                 ORDER BY visit_at, appointment_id",
+                vec![Param::DateTime(
+                    since.and_hms_opt(0, 0, 0).expect("midnight"),
+                )],
             )
-            .await?;
-        let mut sums: std::collections::BTreeMap<(Id, NaiveDate), (i64, f64)> = Default::default();
-        for r in &rows {
-            let at = r.datetime(1)?.date();
-            let quarter = NaiveDate::from_ymd_opt(at.year(), (at.month0() / 3) * 3 + 1, 1)
-                .expect("a quarter's first day");
-            let e = sums.entry((r.i64(0)?, quarter)).or_default();
-            e.0 += 1;
-            e.1 += r.f64(2)?;
-        }
-        Ok(sums
-            .into_iter()
-            .map(|((org_id, quarter), (n, sum))| SurveyScore {
-                org_id,
-                quarter,
-                answers: n,
-                mean: sum / n as f64,
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(SurveyFact {
+                    org_id: r.i64(0)?,
+                    day: r.datetime(1)?.date(),
+                    satisfied: r.i64(2)?,
+                    answers: r.i64(3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -21,7 +21,8 @@ CREATE TABLE surveys (
     answered_at    TIMESTAMP NOT NULL,
     visit_at     TIMESTAMP NOT NULL,
     items          TEXT NOT NULL,
-    mean_score     DOUBLE PRECISION NOT NULL,
+    satisfied      INTEGER NOT NULL,
+    answers        INTEGER NOT NULL,
     comment        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX surveys_org ON surveys (org_id, visit_at);

@@ -21,7 +21,8 @@ CREATE TABLE surveys (
     answered_at    TEXT NOT NULL,
     visit_at     TEXT NOT NULL,
     items          TEXT NOT NULL,
-    mean_score     REAL NOT NULL,
+    satisfied      INTEGER NOT NULL,
+    answers        INTEGER NOT NULL,
     comment        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX surveys_org ON surveys (org_id, visit_at);
