@@ -148,8 +148,8 @@ async fn child_record(
     me: Id,
     raw: &str,
     on: NaiveDate,
-    action: &str,
 ) -> Result<Result<(ResidentRecord, Guardianship), Response>, AppError> {
+    let action = "read";
     let actor = Actor::from(who);
     let back = ("/me", "me_title");
     let none = || {
@@ -241,7 +241,7 @@ pub async fn child_page(
         Err(r) => return Ok(*r),
     };
     let on = as_of(&state).await?;
-    let (rec, _) = match child_record(&state, t, &user, &who, me, &raw, on, "read").await? {
+    let (rec, _) = match child_record(&state, t, &user, &who, me, &raw, on).await? {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
@@ -296,7 +296,7 @@ pub async fn vaccine_plan(
         Err(r) => return Ok(*r),
     };
     let on = as_of(&state).await?;
-    let (rec, _) = match child_record(&state, t, &user, &who, me, &raw, on, "read").await? {
+    let (rec, _) = match child_record(&state, t, &user, &who, me, &raw, on).await? {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
@@ -307,14 +307,14 @@ pub async fn vaccine_plan(
             let (status, tone) = match (&s.state, &s.next) {
                 (SeriesState::Complete, _) => (t.get("kid_complete").to_string(), "good"),
                 (SeriesState::Closed, _) => (t.get("kid_closed").to_string(), "warn"),
-                (SeriesState::InProgress, Some(n)) => (
-                    t.due_status(n.status),
-                    match n.status {
-                        dhp_core::programmes::DueStatus::Overdue => "bad",
-                        dhp_core::programmes::DueStatus::Due => "warn",
-                        dhp_core::programmes::DueStatus::Upcoming => "good",
-                    },
-                ),
+                (SeriesState::InProgress, Some(n)) => {
+                    let (key, tone) = match n.status {
+                        dhp_core::programmes::DueStatus::Overdue => ("kid_overdue", "bad"),
+                        dhp_core::programmes::DueStatus::Due => ("kid_due", "warn"),
+                        dhp_core::programmes::DueStatus::Upcoming => ("kid_upcoming", "good"),
+                    };
+                    (t.get(key).to_string(), tone)
+                }
                 (SeriesState::InProgress, None) => (String::new(), "warn"),
             };
             PlanRow {

@@ -106,8 +106,12 @@ const REMEMBERED: usize = 10_000;
 pub struct Revocations {
     /// Per account: when its password was last set (milliseconds; `None`: never on
     /// record, or no such account: `Err`) and when that was read.
-    seen: Mutex<HashMap<String, (Instant, Result<Option<i64>, ()>)>>,
+    seen: Mutex<HashMap<String, (Instant, PasswordSet)>>,
 }
+
+/// When an account's password was last set (milliseconds): `Ok(None)` never on
+/// record, `Err(())` no such account.
+type PasswordSet = Result<Option<i64>, ()>;
 
 impl Revocations {
     /// `username`'s password was set at `at`: its earlier tokens end now.
