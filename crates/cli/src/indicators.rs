@@ -97,7 +97,8 @@ struct Line<'a> {
     gap: Option<f64>,
     on_track: Option<bool>,
     supported: bool,
-    source: &'a str,
+    source_zh: &'a str,
+    source_en: &'a str,
 }
 
 fn line<'a>(r: &'a ScoreRow, org: &'a str, period: Period) -> Line<'a> {
@@ -125,7 +126,8 @@ fn line<'a>(r: &'a ScoreRow, org: &'a str, period: Period) -> Line<'a> {
         gap: r.gap.map(round4),
         on_track: r.on_track,
         supported: i.supported,
-        source: &i.source,
+        source_zh: &i.source_zh,
+        source_en: &i.source_en,
     }
 }
 

@@ -52,7 +52,7 @@ pub use booking::{
 };
 pub use indicators::IndicatorStore;
 pub use indicators::PERIODS_META as INDICATOR_PERIODS_META;
-pub use portal::{Guardianship, PortalStore, Survey};
+pub use portal::{ContractAsk, Guardianship, PortalStore, Survey};
 pub use postgres::PostgresStore;
 pub use programmes::CohortStore;
 pub use programmes::{Cohort, Reading};

@@ -172,7 +172,19 @@ impl Op {
 pub struct Figure {
     pub year: i32,
     pub value: f64,
-    pub source: String,
+    pub source_zh: String,
+    pub source_en: String,
+}
+
+impl Figure {
+    /// The source in the page's language.
+    pub fn source(&self, zh: bool) -> &str {
+        if zh {
+            &self.source_zh
+        } else {
+            &self.source_en
+        }
+    }
 }
 
 /// A plan target with its source clause.
@@ -181,10 +193,20 @@ pub struct Target {
     pub year: i32,
     pub op: Op,
     pub value: f64,
-    pub source: String,
+    pub source_zh: String,
+    pub source_en: String,
 }
 
 impl Target {
+    /// The source in the page's language.
+    pub fn source(&self, zh: bool) -> &str {
+        if zh {
+            &self.source_zh
+        } else {
+            &self.source_en
+        }
+    }
+
     /// Whether `value` meets the target (an exact "=" target is met within 0.5%).
     pub fn met_by(&self, value: f64) -> bool {
         match self.op {
@@ -228,12 +250,16 @@ pub struct Indicator {
     pub programme: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, f64>,
-    pub source: String,
-    pub note: Option<String>,
+    /// The public document and clause the indicator comes from, in each language.
+    pub source_zh: String,
+    pub source_en: String,
+    pub note_zh: Option<String>,
+    pub note_en: Option<String>,
     #[serde(default = "yes")]
     pub supported: bool,
     /// Why the records cannot support an unsupported indicator.
-    pub reason: Option<String>,
+    pub reason_zh: Option<String>,
+    pub reason_en: Option<String>,
     pub baseline: Option<Figure>,
     #[serde(default)]
     pub targets: Vec<Target>,
@@ -244,6 +270,25 @@ fn yes() -> bool {
 }
 
 impl Indicator {
+    /// The source in the page's language.
+    pub fn source(&self, zh: bool) -> &str {
+        if zh {
+            &self.source_zh
+        } else {
+            &self.source_en
+        }
+    }
+
+    /// The note, if any, in the page's language.
+    pub fn note(&self, zh: bool) -> Option<&str> {
+        if zh { &self.note_zh } else { &self.note_en }.as_deref()
+    }
+
+    /// Why an unsupported indicator is not counted, in the page's language.
+    pub fn reason(&self, zh: bool) -> Option<&str> {
+        if zh { &self.reason_zh } else { &self.reason_en }.as_deref()
+    }
+
     /// The value of a (numerator, denominator) pair; `None` when nothing is counted.
     pub fn value(&self, num: i64, den: i64) -> Option<f64> {
         (den != 0).then(|| num as f64 * self.unit.scale() / den as f64)
@@ -304,12 +349,50 @@ pub fn parse(text: &str) -> Result<Vec<Indicator>, DefinitionError> {
         if !seen.insert(ind.id.as_str()) {
             return Err(fail("defined twice".into()));
         }
-        if ind.source.trim().is_empty() {
-            return Err(fail("source: missing".into()));
+        // What pages show is in both languages and names public documents only.
+        let mut shown: Vec<(&str, &str)> =
+            vec![("source_zh", &ind.source_zh), ("source_en", &ind.source_en)];
+        for (field, v) in [
+            ("note_zh", &ind.note_zh),
+            ("note_en", &ind.note_en),
+            ("reason_zh", &ind.reason_zh),
+            ("reason_en", &ind.reason_en),
+        ] {
+            if let Some(v) = v {
+                shown.push((field, v));
+            }
+        }
+        for f in ind
+            .baseline
+            .iter()
+            .map(|b| (&b.source_zh, &b.source_en))
+            .chain(ind.targets.iter().map(|t| (&t.source_zh, &t.source_en)))
+        {
+            shown.push(("baseline or target source_zh", f.0));
+            shown.push(("baseline or target source_en", f.1));
+        }
+        for (field, v) in &shown {
+            if v.trim().is_empty() {
+                return Err(fail(format!("{field}: missing")));
+            }
+            if v.contains("domain-rules") {
+                return Err(fail(format!(
+                    "{field}: cite the public source, not the digest"
+                )));
+            }
+            let han = v.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+            if field.ends_with("_en") && han {
+                return Err(fail(format!("{field}: Chinese in the English text")));
+            }
+        }
+        if ind.note_zh.is_some() != ind.note_en.is_some() {
+            return Err(fail("note_zh, note_en: both or neither".into()));
         }
         if !ind.supported {
-            if ind.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-                return Err(fail("reason: an unsupported indicator says why".into()));
+            if ind.reason_zh.is_none() || ind.reason_en.is_none() {
+                return Err(fail(
+                    "reason_zh, reason_en: an unsupported indicator says why".into(),
+                ));
             }
             continue;
         }

@@ -605,7 +605,7 @@ fn the_table_holds_together() {
     // Every Table 2 row appears, supported or with its reason.
     let table2: Vec<&Indicator> = all
         .iter()
-        .filter(|i| i.targets.iter().any(|t| t.source.starts_with("表2")))
+        .filter(|i| i.targets.iter().any(|t| t.source_zh.contains("表2")))
         .collect();
     assert_eq!(
         table2.len(),
@@ -629,6 +629,21 @@ fn the_table_holds_together() {
     assert!(e.message.starts_with("rule:"), "{e}");
     let bad = all_text().replace("params = { days = 365 }", "");
     assert_eq!(parse(&bad).unwrap_err().message, "params.days: missing");
+    // What pages show names the public source, in the page's language.
+    let bad = all_text().replacen(
+        "source_en = \"National",
+        "source_en = \"domain-rules §7; National",
+        1,
+    );
+    assert!(parse(&bad)
+        .unwrap_err()
+        .message
+        .contains("cite the public source"));
+    let bad = all_text().replacen("source_en = \"National", "source_en = \"国家 National", 1);
+    assert!(parse(&bad)
+        .unwrap_err()
+        .message
+        .contains("Chinese in the English text"));
 }
 
 fn all_text() -> String {
@@ -641,7 +656,8 @@ fn targets_meet_and_gap_both_ways() {
         year: 2025,
         op: Op::AtLeast,
         value: 80.0,
-        source: String::new(),
+        source_zh: String::new(),
+        source_en: String::new(),
     };
     assert!(t.met_by(80.0) && !t.met_by(79.9));
     assert!((t.gap(70.0) - 10.0).abs() < 1e-12);

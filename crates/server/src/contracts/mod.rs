@@ -240,7 +240,17 @@ pub(crate) async fn change(
         ..WriteSet::default()
     };
     match state.store.write_resources(&set).await {
-        Ok(()) => Ok(Ok(rows)),
+        Ok(()) => {
+            // A signature or renewal answers the resident's request from the portal.
+            if matches!(req.action.as_str(), "sign" | "renew") {
+                let at = crate::context::district_now(state).await?;
+                state
+                    .store
+                    .close_contract_asks(resident_id, &who.username, at)
+                    .await?;
+            }
+            Ok(Ok(rows))
+        }
         Err(StoreError::Conflict(why)) => {
             Ok(Err(Refused::new(StatusCode::CONFLICT, "contract", why)))
         }

@@ -221,7 +221,7 @@ pub async fn indicator(
     if let Some(b) = &def.baseline {
         facts.push((
             t.get("baseline").to_string(),
-            format!("{} ({}) — {}", b.value, b.year, b.source),
+            format!("{} ({}) — {}", b.value, b.year, b.source(zh)),
         ));
     }
     if let Some(tg) = target {
@@ -232,13 +232,13 @@ pub async fn indicator(
                 tg.op.symbol(),
                 tg.value,
                 tg.year,
-                tg.source
+                tg.source(zh)
             ),
         ));
     }
-    facts.push((t.get("source").to_string(), def.source.clone()));
-    if let Some(n) = &def.note {
-        facts.push((t.get("ind_note").to_string(), n.clone()));
+    facts.push((t.get("source").to_string(), def.source(zh).to_string()));
+    if let Some(n) = def.note(zh) {
+        facts.push((t.get("ind_note").to_string(), n.to_string()));
     }
     let child_kind = children
         .first()

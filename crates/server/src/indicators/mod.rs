@@ -313,9 +313,9 @@ fn score_row(r: &ScoreRow, t: &Messages, zh: bool) -> Row {
         status,
         status_label: label.to_string(),
         source: if i.supported {
-            i.source.clone()
+            i.source(zh).to_string()
         } else {
-            format!("{} — {}", i.reason.clone().unwrap_or_default(), i.source)
+            format!("{} — {}", i.reason(zh).unwrap_or_default(), i.source(zh))
         },
     }
 }

@@ -76,9 +76,9 @@ pub async fn scorecard(
                 r.gap.map(|g| format!("{g:.4}")).unwrap_or_default(),
                 r.on_track.map(|b| b.to_string()).unwrap_or_default(),
                 csv_cell(if i.supported {
-                    &i.source
+                    i.source(zh)
                 } else {
-                    i.reason.as_deref().unwrap_or("")
+                    i.reason(zh).unwrap_or("")
                 }),
             );
         }

@@ -28,6 +28,7 @@ use crate::{AppError, AppState};
 
 mod booking;
 mod children;
+mod contract;
 mod survey;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -43,6 +44,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/me/appointments/{id}/survey",
             get(survey::form).post(survey::answer),
         )
+        .route("/me/contract/ask", axum::routing::post(contract::ask))
         .route("/me/children/{id}", get(children::child_page))
         .route("/me/children/{id}/vaccines", get(children::vaccine_plan))
         .route(
@@ -212,6 +214,11 @@ pub(crate) struct MePage {
     children: Vec<children::Child>,
     /// The guardians whose sight of the record a 14-to-17-year-old decides.
     guardians: Vec<children::Guardian>,
+    /// A contract request waiting since this day (empty: none).
+    ask_waiting: String,
+    /// What the resident may ask for now: `sign`, `renew` or nothing.
+    ask_offer: &'static str,
+    ask_note_chars: usize,
 }
 
 /// The timeline page a query asks for (1 when none), or the styled refusal.
@@ -266,6 +273,11 @@ pub async fn my_record(
     let mut page = me_page(&state, t, user, &rec, on, page, q.saved.as_deref()).await?;
     page.children = children::children(&state, t, id, on).await?;
     page.guardians = children::guardians(&state, t, &rec.resident, on).await?;
+    match contract::offer(&state, &rec, on).await? {
+        contract::Offer::Waiting(since) => page.ask_waiting = since,
+        contract::Offer::Ask { renew } => page.ask_offer = if renew { "renew" } else { "sign" },
+        contract::Offer::Nothing => {}
+    }
     Ok(Html(page.render()?).into_response())
 }
 
@@ -456,15 +468,16 @@ async fn me_page(
         referrals,
         timeline,
         sources,
-        saved_at: if matches!(saved, Some("consented" | "withdrawn")) {
-            "guardians"
-        } else {
-            "visits"
+        saved_at: match saved {
+            Some("consented" | "withdrawn") => "guardians",
+            Some("asked") => "doctor",
+            _ => "visits",
         },
         saved: match saved {
             Some("booked") => t.get("me_saved_booked").to_string(),
             Some("cancelled") => t.get("me_saved_cancelled").to_string(),
             Some("surveyed") => t.get("sv_saved").to_string(),
+            Some("asked") => t.get("ca_saved").to_string(),
             Some("consented") => t.get("kid_saved_consented").to_string(),
             Some("withdrawn") => t.get("kid_saved_withdrawn").to_string(),
             _ => String::new(),
@@ -486,6 +499,9 @@ async fn me_page(
         proxy: false,
         children: Vec::new(),
         guardians: Vec::new(),
+        ask_waiting: String::new(),
+        ask_offer: "",
+        ask_note_chars: contract::NOTE_CHARS,
     })
 }
 

@@ -188,7 +188,9 @@ pub async fn workbench(
         },
     ];
     let returned = if query.programme.is_none() {
-        returned_referrals(&state, &who, t, centre.id, on, within).await?
+        let mut rows = contract_asks(&state, &who, t, centre.id, on).await?;
+        rows.extend(returned_referrals(&state, &who, t, centre.id, on, within).await?);
+        rows
     } else {
         Vec::new()
     };
@@ -300,6 +302,70 @@ async fn returned_referrals(
         ));
     }
     out.sort_by(|a, b| a.1.due.cmp(&b.1.due));
+    Ok(out)
+}
+
+/// Days a resident's contract request may wait before the worklist calls it overdue
+/// (local choice: a week).
+const ASK_ANSWERED_WITHIN_DAYS: i64 = 7;
+
+/// The centre's open contract requests from the portal, oldest first: each a task of
+/// the worklist until a doctor signs or renews (the contract service closes it). Every
+/// row shown names a resident: audited as a read.
+async fn contract_asks(
+    state: &AppState,
+    who: &Principal,
+    t: &Messages,
+    centre: Id,
+    on: chrono::NaiveDate,
+) -> Result<Vec<(DueStatus, Row)>, AppError> {
+    let mut out = Vec::new();
+    for a in state.store.open_contract_asks(centre).await? {
+        let by = a.asked_at.date() + chrono::Days::new(ASK_ANSWERED_WITHIN_DAYS as u64);
+        let status = if on > by {
+            DueStatus::Overdue
+        } else {
+            DueStatus::Due
+        };
+        let resident = match state.store.resident(a.resident_id).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        audit::record(
+            &*state.store,
+            &Actor::from(who),
+            "read",
+            &format!("Patient/{}/contract", a.resident_id),
+            Some(a.resident_id),
+            "success",
+            "workbench contract requests",
+        )
+        .await?;
+        let what = t.get(if a.renew {
+            "wb_ask_renew"
+        } else {
+            "wb_ask_sign"
+        });
+        out.push((
+            status,
+            Row {
+                status: status.as_str(),
+                status_label: status_label(t, status),
+                programme: t.get("wb_ask_prog").to_string(),
+                resident_id: a.resident_id,
+                resident: resident.name,
+                what: if a.note.is_empty() {
+                    what.to_string()
+                } else {
+                    format!("{what}{}{}", t.get("care_colon"), a.note)
+                },
+                due: by.to_string(),
+                rule: t.get("wb_ask_rule").to_string(),
+                refer: "",
+            },
+        ));
+    }
     Ok(out)
 }
 

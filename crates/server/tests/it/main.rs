@@ -2,6 +2,7 @@
 
 mod care;
 mod children;
+mod contract_ask;
 mod contracts;
 mod duties;
 mod fhir;

@@ -328,8 +328,23 @@ async fn a_resident_books_and_cancels_their_own_appointments_through_the_pool() 
     let (_, cookie, _) = login(&s, "resident", "resident").await;
     let cookie = cookie.unwrap();
 
-    // The open places of one service, earliest first, in words.
-    let (status, page) = get(&s, "/me/book?service=cardiology", Some(&cookie)).await;
+    // The open places of one service, earliest first, in words — a week ahead, where
+    // the generated district booked nobody (so no booking of the resident's own is in
+    // the way, whatever the time of day).
+    let end: chrono::NaiveDate = store
+        .meta("end_date")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let week_ahead = end + chrono::Duration::days(7);
+    let (status, page) = get(
+        &s,
+        &format!("/me/book?service=cardiology&from={week_ahead}"),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(
         page.contains("预约挂号") && page.contains("心内科"),
@@ -347,7 +362,11 @@ async fn a_resident_books_and_cancels_their_own_appointments_through_the_pool() 
     // Book the first: through the pool's guard, with its reminders, audited.
     let before = store.appointments_of(rid).await.unwrap().len();
     let held = store.slot_state(slots[0]).await.unwrap().booked;
+    // The district's clock: its last day at the time of day now.
+    let district_now = || end.and_time(dhp_core::clock::now().time());
+    let before_booking = district_now();
     let (status, to, _) = send_form(&s, "/me/book", &cookie, &format!("slot={}", slots[0])).await;
+    let after_booking = district_now();
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(to, "/me?lang=zh&saved=booked#visits");
     let mine = store.appointments_of(rid).await.unwrap();
@@ -355,7 +374,21 @@ async fn a_resident_books_and_cancels_their_own_appointments_through_the_pool() 
     let booked = mine.iter().find(|a| a.slot_id == slots[0]).unwrap().clone();
     assert_eq!(booked.status, Status::Booked);
     assert_eq!(store.slot_state(slots[0]).await.unwrap().booked, held + 1);
-    assert!(!store.reminders_of(booked.id).await.unwrap().is_empty());
+    // Its reminders: those not yet past when it was booked (the day before, two hours
+    // before), whatever the time of day the test runs at.
+    let start = store.slot_state(slots[0]).await.unwrap().slot.start;
+    let ahead = |at: chrono::NaiveDateTime| {
+        dhp_core::booking::limits()
+            .reminders
+            .iter()
+            .filter(|r| start - chrono::Duration::minutes(r.minutes_before) > at)
+            .count()
+    };
+    let queued = store.reminders_of(booked.id).await.unwrap().len();
+    assert!(
+        (ahead(after_booking)..=ahead(before_booking)).contains(&queued),
+        "{queued} reminders for a slot at {start}, booked at {before_booking}"
+    );
     let trail = store.audit_events(Some(rid), 50).await.unwrap();
     assert!(trail.iter().any(|e| e.username == "resident"
         && e.action == "create"

@@ -37,6 +37,23 @@ pub struct Survey {
     pub comment: String,
 }
 
+/// A resident's request to sign or renew a family-doctor contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractAsk {
+    pub id: Id,
+    pub resident_id: Id,
+    /// The centre whose doctors see it: the current contract's, or the one serving the
+    /// resident's street.
+    pub centre_org_id: Id,
+    /// A renewal of the contract in force (else a first contract).
+    pub renew: bool,
+    pub note: String,
+    pub asked_at: NaiveDateTime,
+    /// When a doctor signed, and who.
+    pub done_at: Option<NaiveDateTime>,
+    pub done_by: Option<String>,
+}
+
 const ROWS_AT_ONCE: usize = 500;
 
 #[async_trait]
@@ -60,8 +77,32 @@ pub trait PortalStore {
     async fn record_survey(&self, s: &Survey) -> Result<()>;
     /// The appointments among `ids` whose survey was answered.
     async fn surveyed(&self, ids: &[Id]) -> Result<Vec<Id>>;
+    /// Ask for a contract; [`StoreError::Exists`] (the open request's id) if one of the
+    /// resident's is still open. The new request's id.
+    async fn ask_for_contract(&self, ask: &ContractAsk) -> Result<Id>;
+    /// The open requests of a centre, oldest first.
+    async fn open_contract_asks(&self, centre: Id) -> Result<Vec<ContractAsk>>;
+    /// The resident's latest request, open or done.
+    async fn contract_ask_of(&self, resident: Id) -> Result<Option<ContractAsk>>;
+    /// A doctor signed for the resident: their open requests are done. How many.
+    async fn close_contract_asks(&self, resident: Id, by: &str, at: NaiveDateTime) -> Result<u64>;
     /// The surveys of visits from `since` on, as the indicators count them.
     async fn survey_facts(&self, since: NaiveDate) -> Result<Vec<SurveyFact>>;
+}
+
+const ASK_COLUMNS: &str = "id, resident_id, centre_org_id, renew, note, asked_at, done_at, done_by";
+
+fn ask(r: &impl Col) -> Result<ContractAsk> {
+    Ok(ContractAsk {
+        id: r.i64(0)?,
+        resident_id: r.i64(1)?,
+        centre_org_id: r.i64(2)?,
+        renew: r.i64(3)? != 0,
+        note: r.text(4)?,
+        asked_at: r.datetime(5)?,
+        done_at: r.odatetime(6)?,
+        done_by: r.otext(7)?,
+    })
 }
 
 fn link(r: &impl Col) -> Result<Guardianship> {
@@ -220,6 +261,94 @@ impl<B: Backend> PortalStore for B {
             }
         }
         Ok(out)
+    }
+
+    async fn ask_for_contract(&self, a: &ContractAsk) -> Result<Id> {
+        let tx = self.begin_write().await?;
+        let open = tx
+            .rows(
+                "SELECT id FROM contract_asks WHERE resident_id = $1 AND done_at IS NULL",
+                vec![Param::I64(a.resident_id)],
+            )
+            .await?;
+        if let Some(r) = open.first() {
+            return Err(StoreError::Exists(r.i64(0)?));
+        }
+        let id = tx
+            .rows("SELECT COALESCE(MAX(id), 0) + 1 FROM contract_asks", vec![])
+            .await?
+            .first()
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(1);
+        tx.execute(
+            "INSERT INTO contract_asks (id, resident_id, centre_org_id, renew, note, asked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                Param::I64(id),
+                Param::I64(a.resident_id),
+                Param::I64(a.centre_org_id),
+                Param::I64(i64::from(a.renew)),
+                a.note.as_str().into(),
+                Param::DateTime(a.asked_at),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn open_contract_asks(&self, centre: Id) -> Result<Vec<ContractAsk>> {
+        self.pool()
+            .rows(
+                &format!(
+                    "SELECT {ASK_COLUMNS} FROM contract_asks \
+                     WHERE centre_org_id = $1 AND done_at IS NULL ORDER BY asked_at, id"
+                ),
+                vec![Param::I64(centre)],
+            )
+            .await?
+            .iter()
+            .map(ask)
+            .collect()
+    }
+
+    async fn contract_ask_of(&self, resident: Id) -> Result<Option<ContractAsk>> {
+        self.pool()
+            .rows(
+                &format!(
+                    "SELECT {ASK_COLUMNS} FROM contract_asks WHERE resident_id = $1 \
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                vec![Param::I64(resident)],
+            )
+            .await?
+            .iter()
+            .map(ask)
+            .next()
+            .transpose()
+    }
+
+    async fn close_contract_asks(&self, resident: Id, by: &str, at: NaiveDateTime) -> Result<u64> {
+        let tx = self.begin_write().await?;
+        let open = tx
+            .rows(
+                "SELECT COUNT(*) FROM contract_asks WHERE resident_id = $1 AND done_at IS NULL",
+                vec![Param::I64(resident)],
+            )
+            .await?
+            .first()
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        tx.execute(
+            "UPDATE contract_asks SET done_at = $2, done_by = $3 \
+             WHERE resident_id = $1 AND done_at IS NULL",
+            vec![Param::I64(resident), Param::DateTime(at), by.into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(open as u64)
     }
 
     async fn survey_facts(&self, since: NaiveDate) -> Result<Vec<SurveyFact>> {

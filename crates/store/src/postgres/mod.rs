@@ -72,7 +72,7 @@ impl Backend for PostgresStore {
     }
 
     async fn clear_all(&self) -> Result<()> {
-        sqlx::query("TRUNCATE guardians, surveys, test_orders, waitlist, reminders, quality_assessments, referral_steps, referrals, appointments, slots, schedules, emergency_access, password_history, indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, imaging_studies, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
+        sqlx::query("TRUNCATE contract_asks, guardians, surveys, test_orders, waitlist, reminders, quality_assessments, referral_steps, referrals, appointments, slots, schedules, emergency_access, password_history, indicator_values, case_reports, sentinel_reports, signals, signal_events, injected_outbreaks, resources, resource_history, id_sequences, audit_events, users, imaging_studies, immunizations, observations, conditions, encounters, contracts, residents, households, practitioners, organisations, meta")
             .execute(&self.pool)
             .await?;
         sqlx::query(crate::audit::chain::RESET)

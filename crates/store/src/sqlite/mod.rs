@@ -363,7 +363,8 @@ fn sex(r: &Resident) -> &'static str {
 }
 
 /// Children before parents.
-pub(crate) const CLEAR_SQL: [&str; 36] = [
+pub(crate) const CLEAR_SQL: [&str; 37] = [
+    "DELETE FROM contract_asks",
     "DELETE FROM guardians",
     "DELETE FROM surveys",
     "DELETE FROM test_orders",

@@ -146,6 +146,7 @@ conformance!(
     conditional_creates_are_one_step,
     login_failures_are_counted_and_forgotten,
     surveillance_reports_counts_and_signals,
+    portal_rows_keep_their_rules,
 );
 
 fn raw_on<DB: sqlx::Database>(

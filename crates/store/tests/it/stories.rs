@@ -9,10 +9,12 @@ use crate::fixture;
 
 mod audit;
 mod booking;
+mod portal;
 mod records;
 mod referral;
 pub(crate) use audit::*;
 pub(crate) use booking::*;
+pub(crate) use portal::*;
 pub(crate) use records::*;
 pub(crate) use referral::*;
 

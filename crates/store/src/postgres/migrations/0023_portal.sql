@@ -21,8 +21,23 @@ CREATE TABLE surveys (
     answered_at    TIMESTAMP NOT NULL,
     visit_at     TIMESTAMP NOT NULL,
     items          TEXT NOT NULL,
-    satisfied      INTEGER NOT NULL,
-    answers        INTEGER NOT NULL,
+    satisfied      BIGINT NOT NULL,
+    answers        BIGINT NOT NULL,
     comment        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX surveys_org ON surveys (org_id, visit_at);
+
+-- A resident's request to sign or renew a family-doctor contract, waiting on the
+-- centre's workbench until a doctor signs (done_at, done_by).
+CREATE TABLE contract_asks (
+    id            BIGINT PRIMARY KEY,
+    resident_id   BIGINT NOT NULL,
+    centre_org_id BIGINT NOT NULL,
+    renew         BIGINT NOT NULL,
+    note          TEXT NOT NULL DEFAULT '',
+    asked_at      TIMESTAMP NOT NULL,
+    done_at       TIMESTAMP,
+    done_by       TEXT
+);
+CREATE INDEX contract_asks_centre ON contract_asks (centre_org_id, done_at);
+CREATE INDEX contract_asks_resident ON contract_asks (resident_id);

@@ -26,3 +26,18 @@ CREATE TABLE surveys (
     comment        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX surveys_org ON surveys (org_id, visit_at);
+
+-- A resident's request to sign or renew a family-doctor contract, waiting on the
+-- centre's workbench until a doctor signs (done_at, done_by).
+CREATE TABLE contract_asks (
+    id            INTEGER PRIMARY KEY,
+    resident_id   INTEGER NOT NULL,
+    centre_org_id INTEGER NOT NULL,
+    renew         INTEGER NOT NULL,
+    note          TEXT NOT NULL DEFAULT '',
+    asked_at      TEXT NOT NULL,
+    done_at       TEXT,
+    done_by       TEXT
+);
+CREATE INDEX contract_asks_centre ON contract_asks (centre_org_id, done_at);
+CREATE INDEX contract_asks_resident ON contract_asks (resident_id);
