@@ -87,6 +87,21 @@ impl OrgKind {
         }
     }
 
+    /// The kind in English words.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            OrgKind::City => "City",
+            OrgKind::District => "District",
+            OrgKind::Street => "Street",
+            OrgKind::Town => "Town",
+            OrgKind::CommunityHealthCentre => "Community health centre",
+            OrgKind::Station => "Health station",
+            OrgKind::Hospital => "Hospital",
+            OrgKind::PublicHealth => "Public-health institution",
+            OrgKind::Commission => "Health commission",
+        }
+    }
+
     /// Whether this kind is an address area (a street or a town) residents live in.
     pub fn is_area(self) -> bool {
         matches!(self, OrgKind::Street | OrgKind::Town)

@@ -522,7 +522,7 @@ pub async fn page(
                     if zh {
                         k.label_zh().to_string()
                     } else {
-                        u.kind.replace('_', " ")
+                        k.label_en().to_string()
                     }
                 })
                 .unwrap_or_default(),

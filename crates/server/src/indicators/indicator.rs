@@ -63,6 +63,10 @@ pub async fn indicator(
         .indicator_counts(Some(&id), Some(f.period), None)
         .await?;
     let by_org: HashMap<Id, &Count> = across.iter().map(|c| (c.org_id, c)).collect();
+    let shown: Vec<&&Organisation> = children
+        .iter()
+        .filter(|o| by_org.get(&o.id).is_some_and(|c| c.den > 0))
+        .collect();
     let rows: Vec<ChildRow> = children
         .iter()
         .map(|o| {
@@ -191,7 +195,7 @@ pub async fn indicator(
     let mut facts = vec![
         (
             t.get("value").to_string(),
-            format!("{} {}", fmt_value(value, def), unit_label(def)),
+            format!("{} {}", fmt_value(value, def), unit_label(t, def)),
         ),
         (
             t.get("numerator").to_string(),
@@ -240,17 +244,17 @@ pub async fn indicator(
     if let Some(n) = def.note(zh) {
         facts.push((t.get("ind_note").to_string(), n.to_string()));
     }
-    let child_kind = children
-        .first()
-        .map(|o| {
+    // The units compared, by their kind when they share one (hospitals, streets).
+    let child_kind = match shown.first() {
+        Some(first) if shown.iter().all(|o| o.kind == first.kind) => {
             if zh {
-                o.kind.label_zh()
+                first.kind.label_zh().to_string()
             } else {
-                o.kind.as_str()
+                first.kind.label_en().to_string()
             }
-        })
-        .unwrap_or_default()
-        .to_string();
+        }
+        _ => t.get("units_below").to_string(),
+    };
     let page = IndicatorPage {
         t,
         id: id.clone(),

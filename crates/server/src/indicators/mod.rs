@@ -209,15 +209,20 @@ fn fmt_value(v: Option<f64>, i: &Indicator) -> String {
     }
 }
 
-fn unit_label(i: &Indicator) -> &'static str {
+/// The unit after a value, in the page's language.
+fn unit_label(t: &Messages, i: &Indicator) -> String {
     match i.unit {
-        ind::Unit::Percent => "%",
-        ind::Unit::PerMille => "‰",
-        ind::Unit::Per1000 => "/千人",
-        ind::Unit::Per100000 => "/10万",
-        ind::Unit::Minutes => "分钟",
-        ind::Unit::Years => "岁",
-        ind::Unit::Count => "",
+        ind::Unit::Percent => "%".into(),
+        ind::Unit::PerMille => "‰".into(),
+        ind::Unit::Count => String::new(),
+        u => t
+            .get(match u {
+                ind::Unit::Per1000 => "unit_per_1000",
+                ind::Unit::Per100000 => "unit_per_100000",
+                ind::Unit::Minutes => "unit_minutes",
+                _ => "unit_years",
+            })
+            .to_string(),
     }
 }
 
@@ -261,7 +266,7 @@ struct Row {
     pub(crate) num: i64,
     pub(crate) den: i64,
     pub(crate) value: String,
-    pub(crate) unit: &'static str,
+    pub(crate) unit: String,
     pub(crate) baseline: String,
     pub(crate) target: String,
     pub(crate) gap: String,
@@ -290,7 +295,7 @@ fn score_row(r: &ScoreRow, t: &Messages, zh: bool) -> Row {
         } else {
             "—".into()
         },
-        unit: unit_label(i),
+        unit: unit_label(t, i),
         baseline: i
             .baseline
             .as_ref()

@@ -39,6 +39,10 @@ pub(crate) const SERVICES: [&str; 4] = [
 /// the patient's own).
 pub(crate) const CANCEL_REASONS: [&str; 5] = ["pat-fb", "pat-lt", "pat-ucp", "pat-mv", "pat"];
 
+/// The reason a rescheduled appointment is cancelled with: the patient's own request
+/// (HL7 appointment-cancellation-reason `pat`), made in the portal.
+const RESCHEDULE_REASON: &str = "pat";
+
 /// Days ahead a search looks.
 const HORIZON_DAYS: i64 = 28;
 
@@ -53,6 +57,10 @@ pub struct BookQuery {
     /// An institution's code.
     pub(crate) org: Option<String>,
     pub(crate) from: Option<String>,
+    /// Rescheduling this appointment of the resident's: the place chosen replaces it.
+    pub(crate) moving: Option<String>,
+    /// A guardian acting for this child of theirs.
+    pub(crate) child: Option<String>,
 }
 
 impl BookQuery {
@@ -64,6 +72,9 @@ impl BookQuery {
 #[derive(Debug, Deserialize)]
 pub struct BookForm {
     pub(crate) slot: String,
+    /// The appointment the new place replaces (a reschedule), if any.
+    #[serde(default)]
+    pub(crate) moving: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +108,68 @@ pub(crate) struct BookPage {
     places: Vec<Place>,
     /// Why the last booking was refused, in words (empty when it was not).
     error: String,
+    /// Rescheduling: the appointment replaced (its id) and what it was, in words.
+    moving: Option<(Id, String)>,
+    /// A guardian booking for a child: `&child=ID` for the links and forms, and the
+    /// child's name (empty: for oneself).
+    child_q: String,
+    child_name: String,
+}
+
+/// Where a portal act returns to: the resident's own page, or the child's.
+fn home_of(child: Option<Id>) -> String {
+    match child {
+        Some(c) => format!("/me/children/{c}"),
+        None => "/me".into(),
+    }
+}
+
+/// The resident's own appointment `raw`, still ahead and booked (one that may be
+/// moved), or the refusal: none of theirs (404, revealing nothing), or no longer
+/// movable (409).
+async fn movable(
+    state: &AppState,
+    t: &Messages,
+    resident: Id,
+    raw: &str,
+) -> Result<Result<dhp_store::AppointmentView, Refusal>, StoreError> {
+    let view = match raw.trim().parse::<Id>() {
+        Ok(n) => state.store.appointment(n).await?,
+        Err(_) => None,
+    };
+    let Some(view) = view.filter(|v| v.row.resident_id == resident) else {
+        return Ok(Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            t.get("me_f_appointment"),
+            t.get("me_no_appointment"),
+        )));
+    };
+    let now = district_now(state).await?;
+    if view.row.status != Status::Booked || view.slot.slot.start <= now {
+        return Ok(Err(Refusal::new(
+            StatusCode::CONFLICT,
+            t.get("me_f_appointment"),
+            t.get("me_cannot_cancel"),
+        )));
+    }
+    Ok(Ok(view))
+}
+
+/// What an appointment is, in words: when, where, which service.
+fn appointment_words(
+    t: &Messages,
+    orgs: &std::collections::HashMap<Id, dhp_core::Organisation>,
+    v: &dhp_store::AppointmentView,
+) -> String {
+    let zh = t.get("lang") == "zh";
+    format!(
+        "{} · {} · {}",
+        v.slot.slot.start.format("%Y-%m-%d %H:%M"),
+        orgs.get(&v.slot.org_id)
+            .map(|o| if zh { &o.name_zh } else { &o.name_en }.clone())
+            .unwrap_or_default(),
+        service_name(t, &v.slot.service)
+    )
 }
 
 /// A service's name in the page's language.
@@ -115,12 +188,17 @@ pub async fn search(
     Query(q): Query<BookQuery>,
 ) -> Result<Response, AppError> {
     let t = q.t();
-    let (user, _, _) = match super::resident(&state, &headers, t, "/me/book") {
+    let (user, who, me) = match super::resident(&state, &headers, t, "/me/book") {
         Ok(x) => x,
         Err(r) => return Ok(*r),
     };
+    let (_, me, _) =
+        match super::children::acting_for(&state, t, &user, who, me, q.child.as_deref()).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     Ok(
-        match book_page(&state, t, user.clone(), &q, String::new()).await? {
+        match book_page(&state, t, user.clone(), me, &q, String::new()).await? {
             Ok(page) => Html(page.render()?).into_response(),
             Err(r) => r.page(t, Some(user), ("/me/book", "me_book")),
         },
@@ -131,11 +209,20 @@ async fn book_page(
     state: &AppState,
     t: &'static Messages,
     user: SignedIn,
+    me: Id,
     q: &BookQuery,
     error: String,
 ) -> Result<Result<BookPage, Refusal>, AppError> {
     let zh = t.get("lang") == "zh";
     let now = district_now(state).await?;
+    // Rescheduling: the appointment moved must be the resident's own, still ahead.
+    let moving = match q.moving.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(raw) => match movable(state, t, me, raw).await? {
+            Ok(v) => Some(v),
+            Err(r) => return Ok(Err(r)),
+        },
+    };
     let from = match q.from.as_deref().filter(|s| !s.is_empty()) {
         None => now.date(),
         Some(s) => match s.parse::<NaiveDate>() {
@@ -149,7 +236,8 @@ async fn book_page(
         },
     };
     let service = match q.service.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
+        // A reschedule looks in the moved appointment's service unless told otherwise.
+        None => moving.as_ref().map(|v| v.slot.service.clone()),
         Some(s) if SERVICES.contains(&s) => Some(s.to_string()),
         Some(s) => {
             return Ok(Err(Refusal::bad(
@@ -240,6 +328,19 @@ async fn book_page(
         from: from.to_string(),
         places,
         error,
+        moving: moving
+            .as_ref()
+            .map(|v| (v.row.id, appointment_words(t, all, v))),
+        child_q: q
+            .child
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|_| format!("&child={me}"))
+            .unwrap_or_default(),
+        child_name: match q.child.as_deref().filter(|c| !c.is_empty()) {
+            Some(_) => state.store.resident(me).await?.name,
+            None => String::new(),
+        },
     }))
 }
 
@@ -272,6 +373,19 @@ pub async fn book(
         Ok(x) => x,
         Err(r) => return Ok(*r),
     };
+    let (who, id, child) =
+        match super::children::acting_for(&state, t, &user, who, id, q.child.as_deref()).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
+    // A reschedule: the appointment replaced must be the resident's own, still ahead.
+    let moving = match form.moving.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(raw) => match movable(&state, t, id, raw).await? {
+            Ok(v) => Some(v),
+            Err(r) => return Ok(r.page(t, Some(user), ("/me", "me_title"))),
+        },
+    };
     let Ok(slot) = form.slot.trim().parse::<Id>() else {
         return Ok(
             Refusal::bad(t.get("me_f_slot"), t.get("me_book_gone")).page(
@@ -288,6 +402,30 @@ pub async fn book(
         "participant": [{ "actor": { "reference": format!("Patient/{id}") }, "status": "accepted" }],
     });
     let mut plan = Plan::new(&state, &who).await?;
+    // Moving: the old one is cancelled in the same write as the new one is booked (the
+    // pool applies the cancellation first), both or neither.
+    if let Some(old) = &moving {
+        let mut cancelled = crate::fhir::scheduling::appointment_json(old);
+        cancelled["status"] = json!("cancelled");
+        cancelled["cancelationReason"] = json!({
+            "coding": [{ "system": CANCEL_REASON_SYSTEM, "code": RESCHEDULE_REASON }]
+        });
+        match plan
+            .update("Appointment", old.row.id, cancelled, None)
+            .await
+        {
+            Ok(_) => {}
+            Err(WriteRefusal::Outcome(_)) => {
+                return Ok(Refusal::new(
+                    StatusCode::CONFLICT,
+                    t.get("me_f_appointment"),
+                    t.get("me_cannot_cancel"),
+                )
+                .page(t, Some(user), ("/me", "me_title")))
+            }
+            Err(WriteRefusal::Failed(e)) => return Err(e),
+        }
+    }
     let refused = match plan.create("Appointment", body).await {
         Ok(_) => match plan.commit().await {
             Ok(()) => None,
@@ -304,16 +442,25 @@ pub async fn book(
         Err(WriteRefusal::Failed(e)) => return Err(e),
     };
     match refused {
-        None => Ok(
-            Redirect::to(&format!("/me?lang={}&saved=booked#visits", t.get("lang")))
-                .into_response(),
-        ),
+        None => Ok(Redirect::to(&format!(
+            "{}?lang={}&saved={}#visits",
+            home_of(child),
+            t.get("lang"),
+            if moving.is_some() { "moved" } else { "booked" }
+        ))
+        .into_response()),
         Some(why) => {
             let error = refusal_words(t, &why);
-            Ok(match book_page(&state, t, user.clone(), &q, error).await? {
-                Ok(page) => (StatusCode::CONFLICT, Html(page.render()?)).into_response(),
-                Err(r) => r.page(t, Some(user), ("/me/book", "me_book")),
-            })
+            let q = BookQuery {
+                moving: moving.as_ref().map(|v| v.row.id.to_string()),
+                ..q
+            };
+            Ok(
+                match book_page(&state, t, user.clone(), id, &q, error).await? {
+                    Ok(page) => (StatusCode::CONFLICT, Html(page.render()?)).into_response(),
+                    Err(r) => r.page(t, Some(user), ("/me/book", "me_book")),
+                },
+            )
         }
     }
 }
@@ -332,6 +479,11 @@ pub async fn cancel(
         Ok(x) => x,
         Err(r) => return Ok(*r),
     };
+    let (who, id, child) =
+        match super::children::acting_for(&state, t, &user, who, id, q.child.as_deref()).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     let back = ("/me", "me_title");
     // Another resident's appointment answers as none at all.
     let view = match raw.parse::<Id>() {
@@ -385,7 +537,8 @@ pub async fn cancel(
         .page(t, Some(user), back));
     }
     Ok(Redirect::to(&format!(
-        "/me?lang={}&saved=cancelled#visits",
+        "{}?lang={}&saved=cancelled#visits",
+        home_of(child),
         t.get("lang")
     ))
     .into_response())

@@ -223,6 +223,83 @@ async fn child_record(
     Ok(Ok((rec, link)))
 }
 
+/// Whom a portal act is for: the signed-in resident themself, or — given `child` —
+/// the guardian's child, acted for under the child's own scope (the accounts's name
+/// stays the guardian's in every audit entry). A child the guardian may not act for
+/// today answers as `child_record` does, and the attempt is audited on the child.
+pub(crate) async fn acting_for(
+    state: &AppState,
+    t: &'static Messages,
+    user: &SignedIn,
+    who: Principal,
+    me: Id,
+    child: Option<&str>,
+) -> Result<Result<(Principal, Id, Option<Id>), Response>, AppError> {
+    let Some(raw) = child.filter(|c| !c.is_empty()) else {
+        return Ok(Ok((who, me, None)));
+    };
+    let back = ("/me", "me_title");
+    let none = || {
+        Refusal::bare(StatusCode::NOT_FOUND, t.get("kid_none")).page(t, Some(user.clone()), back)
+    };
+    let Ok(child) = raw.parse::<Id>() else {
+        return Ok(Err(none()));
+    };
+    let on = as_of(state).await?;
+    let link = state
+        .store
+        .guardians_of(child)
+        .await?
+        .into_iter()
+        .find(|l| l.guardian_id == me);
+    let kid = match (&link, state.store.resident(child).await) {
+        (Some(_), Ok(k)) => k,
+        (_, Err(e)) if !matches!(e, StoreError::NotFound(_)) => return Err(e.into()),
+        _ => {
+            audit::record(
+                &*state.store,
+                &Actor::from(&who),
+                "book",
+                &format!("Patient/{child}"),
+                None,
+                "denied",
+                "guardian proxy: not a guardian of this resident",
+            )
+            .await?;
+            return Ok(Err(none()));
+        }
+    };
+    let link = link.expect("matched above");
+    let standing = proxy(kid.birth_date, on, link.consent_at.is_some());
+    if !standing.allowed() {
+        audit::record(
+            &*state.store,
+            &Actor::from(&who),
+            "book",
+            &format!("Patient/{child}"),
+            Some(child),
+            "denied",
+            &format!("guardian proxy ({}): {}", link.relation, standing.as_str()),
+        )
+        .await?;
+        let why = if standing == Proxy::Adult {
+            "kid_adult"
+        } else {
+            "kid_needs_consent"
+        };
+        return Ok(Err(Refusal::bare(StatusCode::FORBIDDEN, t.get(why)).page(
+            t,
+            Some(user.clone()),
+            back,
+        )));
+    }
+    let for_child = Principal {
+        resident_id: Some(child),
+        ..who
+    };
+    Ok(Ok((for_child, child, Some(child))))
+}
+
 /// `GET /me/children/{id}`: a child's record, as the guardian sees it.
 pub async fn child_page(
     State(state): State<Arc<AppState>>,
@@ -245,11 +322,11 @@ pub async fn child_page(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let mut page = super::me_page(&state, t, user, &rec, on, page, None).await?;
+    let mut page = super::me_page(&state, t, user, &rec, on, page, q.saved.as_deref()).await?;
     page.base = format!("/me/children/{}", rec.resident.id);
     page.proxy = true;
+    page.child_q = format!("&child={}", rec.resident.id);
     for v in &mut page.visits {
-        v.cancellable = false;
         v.rate = false;
     }
     Ok(Html(page.render()?).into_response())

@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{Duration, NaiveDate, NaiveDateTime};
-use dhp_core::access::{Principal, Role, Scope};
+use dhp_core::access::{Principal, Role};
 use dhp_core::codes::{condition_name, immunization_schedule, observation, Flag};
 use dhp_core::programmes::{assess, DueStatus, ResidentRecord};
 use dhp_core::registry::age_years;
@@ -30,6 +30,7 @@ mod booking;
 mod children;
 mod contract;
 mod survey;
+mod waitlist;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -45,6 +46,14 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             get(survey::form).post(survey::answer),
         )
         .route("/me/contract/ask", axum::routing::post(contract::ask))
+        .route(
+            "/me/waitlist/{id}/accept",
+            axum::routing::post(waitlist::accept),
+        )
+        .route(
+            "/me/waitlist/{id}/withdraw",
+            axum::routing::post(waitlist::withdraw),
+        )
         .route("/me/children/{id}", get(children::child_page))
         .route("/me/children/{id}/vaccines", get(children::vaccine_plan))
         .route(
@@ -219,6 +228,10 @@ pub(crate) struct MePage {
     /// What the resident may ask for now: `sign`, `renew` or nothing.
     ask_offer: &'static str,
     ask_note_chars: usize,
+    /// The lines the resident waits in, offers first.
+    lines: Vec<waitlist::Line>,
+    /// On a child's page, `&child=ID`: the booking links act for the child.
+    child_q: String,
 }
 
 /// The timeline page a query asks for (1 when none), or the styled refusal.
@@ -273,6 +286,7 @@ pub async fn my_record(
     let mut page = me_page(&state, t, user, &rec, on, page, q.saved.as_deref()).await?;
     page.children = children::children(&state, t, id, on).await?;
     page.guardians = children::guardians(&state, t, &rec.resident, on).await?;
+    page.lines = waitlist::lines(&state, t, id).await?;
     match contract::offer(&state, &rec, on).await? {
         contract::Offer::Waiting(since) => page.ask_waiting = since,
         contract::Offer::Ask { renew } => page.ask_offer = if renew { "renew" } else { "sign" },
@@ -378,18 +392,8 @@ async fn me_page(
     let (views, _) = state
         .store
         .search_appointments(&AppointmentFilter {
-            ids: Vec::new(),
             residents: vec![r.id],
-            slots: Vec::new(),
-            orgs: Vec::new(),
-            practitioners: Vec::new(),
-            statuses: Vec::new(),
-            services: Vec::new(),
-            date: Vec::new(),
-            scope: Scope::All,
-            today: on,
-            limit: 100,
-            offset: 0,
+            ..AppointmentFilter::all(on, 100)
         })
         .await?;
     let ratable = survey::open_for_rating(state, &views.iter().collect::<Vec<_>>()).await?;
@@ -477,6 +481,9 @@ async fn me_page(
             Some("booked") => t.get("me_saved_booked").to_string(),
             Some("cancelled") => t.get("me_saved_cancelled").to_string(),
             Some("surveyed") => t.get("sv_saved").to_string(),
+            Some("moved") => t.get("me_saved_moved").to_string(),
+            Some("taken") => t.get("wl_saved_taken").to_string(),
+            Some("left") => t.get("wl_saved_left").to_string(),
             Some("asked") => t.get("ca_saved").to_string(),
             Some("consented") => t.get("kid_saved_consented").to_string(),
             Some("withdrawn") => t.get("kid_saved_withdrawn").to_string(),
@@ -502,6 +509,8 @@ async fn me_page(
         ask_waiting: String::new(),
         ask_offer: "",
         ask_note_chars: contract::NOTE_CHARS,
+        lines: Vec::new(),
+        child_q: String::new(),
     })
 }
 

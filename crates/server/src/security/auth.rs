@@ -114,24 +114,34 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
         practitioners.extend(page.practitioners);
     }
     // The demo resident is a parent of a child under 14 (the portal's proxy pages have
-    // someone to show), or else the first resident.
-    let first = store.page(Table::Residents, 0, 500).await?.residents;
+    // someone to show), preferably one with a visit of the last weeks still to rate
+    // (the satisfaction survey); else the first resident.
+    let first = store.page(Table::Residents, 0, 3_000).await?.residents;
     let today = dhp_core::clock::today();
-    let end = match store.meta("end_date").await? {
+    let end: chrono::NaiveDate = match store.meta("end_date").await? {
         Some(d) => d.parse().unwrap_or(today),
         None => today,
     };
     let mut resident = first.first().cloned();
+    let mut parent = None;
     for r in first.iter().filter(|r| r.age_on(end) >= 18) {
         let children = store.children_of(r.id).await?;
-        if children.iter().any(|c| {
+        let young = children.iter().any(|c| {
             first.iter().any(|k| {
                 k.id == c.child_id && k.age_on(end) < dhp_core::access::PROXY_WITHOUT_CONSENT_BELOW
             })
-        }) {
-            resident = Some(r.clone());
+        });
+        if !young {
+            continue;
+        }
+        parent.get_or_insert_with(|| r.clone());
+        if recent_visit_to_rate(store, r.id, end).await? {
+            parent = Some(r.clone());
             break;
         }
+    }
+    if parent.is_some() {
+        resident = parent;
     }
     let org_of = |kind: OrgKind| orgs.iter().find(|o| o.kind == kind);
     let practitioner_of = |role: PractitionerRole, org_kind: OrgKind| {
@@ -208,6 +218,27 @@ pub async fn create_demo_accounts(store: &dyn Store) -> Result<Vec<DemoAccount>,
         });
     }
     Ok(out)
+}
+
+/// Whether resident `id` had a completed visit in the 20 days before `end` that has no
+/// survey yet.
+async fn recent_visit_to_rate(
+    store: &dyn Store,
+    id: dhp_core::Id,
+    end: chrono::NaiveDate,
+) -> Result<bool, StoreError> {
+    for a in store.appointments_of(id).await? {
+        if a.status != dhp_core::booking::Status::Fulfilled {
+            continue;
+        }
+        let slot = store.slot_state(a.slot_id).await?;
+        if slot.slot.start.date() > end - chrono::Duration::days(20)
+            && store.surveyed(&[a.id]).await?.is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -4,28 +4,9 @@
 
 use axum::http::StatusCode;
 use chrono::NaiveDate;
-use dhp_server::auth::hash_password;
-use dhp_store::{Guardianship, Table, User};
+use dhp_store::{Guardianship, Table};
 
 use super::{get, login, site, Site};
-
-async fn account(s: &Site, username: &str, resident: i64) {
-    let users = s.state.store.users().await.unwrap();
-    s.state
-        .store
-        .insert_user(&User {
-            id: users.iter().map(|u| u.id).max().unwrap_or(0) + 1,
-            username: username.into(),
-            password_hash: hash_password(username),
-            role: "resident".into(),
-            display_name: String::new(),
-            org_id: None,
-            practitioner_id: None,
-            resident_id: Some(resident),
-        })
-        .await
-        .unwrap();
-}
 
 async fn signed_in(s: &Site, username: &str) -> String {
     let (status, cookie, _) = login(s, username, username).await;
@@ -41,13 +22,7 @@ fn age(birth: NaiveDate, on: NaiveDate) -> u32 {
 async fn a_guardian_sees_a_child_under_14_a_teenager_only_with_consent_and_no_one_else() {
     let s = site(2_000).await;
     let store = &*s.state.store;
-    let on: NaiveDate = store
-        .meta("end_date")
-        .await
-        .unwrap()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let on = super::end_date(&s).await;
     let residents = store
         .page(Table::Residents, 0, 10_000)
         .await
@@ -75,8 +50,11 @@ async fn a_guardian_sees_a_child_under_14_a_teenager_only_with_consent_and_no_on
     assert_eq!(status, StatusCode::OK, "{record}");
     assert!(record.contains(&child.name) && record.contains("以监护人身份"));
     assert!(
-        !record.contains("/me/book?"),
-        "no booking from the child's page yet"
+        record
+            .split("href=\"/me/book?")
+            .skip(1)
+            .any(|h| h[..h.find('"').unwrap()].ends_with(&format!("child={}", child.id))),
+        "booking from the child's page acts for the child: {record}"
     );
     let (status, plan) = get(
         &s,
@@ -120,6 +98,76 @@ async fn a_guardian_sees_a_child_under_14_a_teenager_only_with_consent_and_no_on
         "no raw keys"
     );
 
+    // The guardian books for the child: the child's appointment, the guardian's name
+    // on the child's trail; then cancels it from the child's page.
+    let end = super::end_date(&s).await;
+    let ahead = end + chrono::Duration::days(9);
+    let (status, page) = get(
+        &s,
+        &format!(
+            "/me/book?child={}&service=general_practice&from={ahead}",
+            child.id
+        ),
+        Some(&parent),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("您正在为 {} 预约", child.name)),
+        "{page}"
+    );
+    let slot: i64 = {
+        let at = page
+            .find("name=\"slot\" value=\"")
+            .expect("a place offered");
+        let rest = &page[at + "name=\"slot\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].parse().unwrap()
+    };
+    let (status, to, page) = super::portal::send_form(
+        &s,
+        &format!("/me/book?child={}", child.id),
+        &parent,
+        &format!("slot={slot}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(
+        to.starts_with(&format!("/me/children/{}?", child.id)),
+        "{to}"
+    );
+    let theirs = store.appointments_of(child.id).await.unwrap();
+    let booked = theirs
+        .iter()
+        .find(|a| a.slot_id == slot)
+        .expect("the child's booking");
+    let me_now = store.appointments_of(me).await.unwrap();
+    assert!(
+        me_now.iter().all(|a| a.slot_id != slot),
+        "not the guardian's"
+    );
+    let trail = store.audit_events(Some(child.id), 200).await.unwrap();
+    assert!(trail
+        .iter()
+        .any(|e| e.username == "resident" && e.action == "create" && e.outcome == "success"));
+    let (status, _, _) = super::portal::send_form(
+        &s,
+        &format!("/me/appointments/{}/cancel?child={}", booked.id, child.id),
+        &parent,
+        "reason=pat",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        store
+            .appointment(booked.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .row
+            .status,
+        dhp_core::booking::Status::Cancelled
+    );
+
     // Anyone else's child — or an id that is no one — is no child of theirs.
     let stranger = residents
         .iter()
@@ -153,9 +201,8 @@ async fn a_guardian_sees_a_child_under_14_a_teenager_only_with_consent_and_no_on
         }
     }
     let (teen, guardian) = teen.expect("a generated teenager with a parent");
-    account(&s, "teen", teen.id).await;
-    account(&s, "guardian", guardian).await;
-    let g = signed_in(&s, "guardian").await;
+    let t = super::resident_account(&s, "teen", teen.id).await;
+    let g = super::resident_account(&s, "guardian", guardian).await;
     let (_, page) = get(&s, "/me", Some(&g)).await;
     assert!(
         page.contains(&teen.name) && page.contains("需孩子本人"),
@@ -165,8 +212,14 @@ async fn a_guardian_sees_a_child_under_14_a_teenager_only_with_consent_and_no_on
     let (status, page) = get(&s, &teen_page, Some(&g)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(page.contains("个人信息保护法"), "{page}");
+    // Nor book for them, nor for a stranger's child.
+    let (status, _) = get(&s, &format!("/me/book?child={}", teen.id), Some(&g)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) =
+        super::portal::send_form(&s, &format!("/me/book?child={}", stranger.id), &g, "slot=1")
+            .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let t = signed_in(&s, "teen").await;
     let (_, own) = get(&s, "/me", Some(&t)).await;
     assert!(
         own.contains("监护人查看") && own.contains("不能查看"),
@@ -241,7 +294,7 @@ async fn a_guardian_sees_a_child_under_14_a_teenager_only_with_consent_and_no_on
         .filter(|e| e.resident_id == Some(teen.id) && e.username == "guardian")
         .map(|e| e.outcome.as_str())
         .collect();
-    assert_eq!(on_teen.iter().filter(|o| **o == "denied").count(), 2);
+    assert_eq!(on_teen.iter().filter(|o| **o == "denied").count(), 3);
     assert_eq!(on_teen.iter().filter(|o| **o == "success").count(), 1);
     assert!(events
         .iter()

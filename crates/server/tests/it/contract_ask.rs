@@ -3,8 +3,7 @@
 
 use axum::http::StatusCode;
 use dhp_core::OrgKind;
-use dhp_server::auth::hash_password;
-use dhp_store::{Table, User};
+use dhp_store::Table;
 
 use super::portal::send_form;
 use super::{get, login, site};
@@ -33,13 +32,7 @@ async fn a_residents_request_reaches_the_workbench_and_a_signature_answers_it() 
         .find(|o| o.kind == OrgKind::Hospital && parent_kind(o) == Some(OrgKind::City))
         .unwrap();
     let centre = orgs.iter().find(|o| Some(o.id) == doctor.org_id).unwrap();
-    let on: chrono::NaiveDate = store
-        .meta("end_date")
-        .await
-        .unwrap()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let on = super::end_date(&s).await;
     // An adult of the doctor's street who never had a contract.
     let residents = store
         .page(Table::Residents, 0, 5_000)
@@ -69,22 +62,7 @@ async fn a_residents_request_reaches_the_workbench_and_a_signature_answers_it() 
         }
     }
     let resident = resident.expect("an unsigned adult of the doctor's street");
-    let users = store.users().await.unwrap();
-    store
-        .insert_user(&User {
-            id: users.iter().map(|u| u.id).max().unwrap() + 1,
-            username: "asker".into(),
-            password_hash: hash_password("asker"),
-            role: "resident".into(),
-            display_name: String::new(),
-            org_id: None,
-            practitioner_id: None,
-            resident_id: Some(resident.id),
-        })
-        .await
-        .unwrap();
-    let (_, me, _) = login(&s, "asker", "asker").await;
-    let me = me.unwrap();
+    let me = super::resident_account(&s, "asker", resident.id).await;
     let (_, page) = get(&s, "/me", Some(&me)).await;
     assert!(
         page.contains("/me/contract/ask") && page.contains("申请签约"),

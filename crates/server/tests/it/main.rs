@@ -6,6 +6,7 @@ mod contract_ask;
 mod contracts;
 mod duties;
 mod fhir;
+mod moving;
 mod passwords;
 mod portal;
 mod reminders;
@@ -89,6 +90,41 @@ async fn get(site: &Site, uri: &str, cookie: Option<&str>) -> (StatusCode, Strin
 }
 
 /// The CSRF token of a session, as its pages carry it (the logout form of every page).
+/// A portal account of resident `resident` (password = username), signed in: its
+/// session cookie.
+async fn resident_account(site: &Site, username: &str, resident: i64) -> String {
+    let store = &site.state.store;
+    let users = store.users().await.unwrap();
+    store
+        .insert_user(&dhp_store::User {
+            id: users.iter().map(|u| u.id).max().unwrap_or(0) + 1,
+            username: username.into(),
+            password_hash: dhp_server::auth::hash_password(username),
+            role: "resident".into(),
+            display_name: String::new(),
+            org_id: None,
+            practitioner_id: None,
+            resident_id: Some(resident),
+        })
+        .await
+        .unwrap();
+    let (status, cookie, _) = login(site, username, username).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{username} signs in");
+    cookie.unwrap()
+}
+
+/// The generated district's last day (its "today").
+async fn end_date(site: &Site) -> chrono::NaiveDate {
+    site.state
+        .store
+        .meta("end_date")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 async fn csrf_of(site: &Site, cookie: &str) -> String {
     let (_, page) = get(site, "/?lang=en", Some(cookie)).await;
     let at = page

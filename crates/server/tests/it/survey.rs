@@ -3,42 +3,20 @@
 //! count towards the visited institution's satisfaction rate.
 
 use axum::http::StatusCode;
-use chrono::{Duration, NaiveDate};
-use dhp_core::access::Scope;
+use chrono::Duration;
 use dhp_core::booking::Status;
-use dhp_server::auth::hash_password;
-use dhp_store::{AppointmentFilter, User};
+use dhp_store::AppointmentFilter;
 
 use super::portal::send_form;
-use super::{get, login, site};
+use super::{get, site};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resident_rates_a_completed_visit_once_and_it_counts_for_the_institution() {
     let s = site(2_000).await;
     let store = &*s.state.store;
-    let on: NaiveDate = store
-        .meta("end_date")
-        .await
-        .unwrap()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let filter = |residents: Vec<i64>| AppointmentFilter {
-        ids: Vec::new(),
-        residents,
-        slots: Vec::new(),
-        orgs: Vec::new(),
-        practitioners: Vec::new(),
-        statuses: Vec::new(),
-        services: Vec::new(),
-        date: Vec::new(),
-        scope: Scope::All,
-        today: on,
-        limit: 100_000,
-        offset: 0,
-    };
+    let on = super::end_date(&s).await;
     let (all, _) = store
-        .search_appointments(&filter(Vec::new()))
+        .search_appointments(&AppointmentFilter::all(on, 100_000))
         .await
         .unwrap();
     let ids: Vec<i64> = all.iter().map(|v| v.row.id).collect();
@@ -58,22 +36,7 @@ async fn a_resident_rates_a_completed_visit_once_and_it_counts_for_the_instituti
         .expect("a recent completed visit")
         .clone();
     let rid = visit.row.resident_id;
-    let users = store.users().await.unwrap();
-    store
-        .insert_user(&User {
-            id: users.iter().map(|u| u.id).max().unwrap() + 1,
-            username: "patient".into(),
-            password_hash: hash_password("patient"),
-            role: "resident".into(),
-            display_name: String::new(),
-            org_id: None,
-            practitioner_id: None,
-            resident_id: Some(rid),
-        })
-        .await
-        .unwrap();
-    let (_, cookie, _) = login(&s, "patient", "patient").await;
-    let cookie = cookie.unwrap();
+    let cookie = super::resident_account(&s, "patient", rid).await;
     let path = format!("/me/appointments/{}/survey", visit.row.id);
 
     let (_, me) = get(&s, "/me", Some(&cookie)).await;

@@ -60,6 +60,27 @@ pub struct AppointmentFilter {
     pub offset: i64,
 }
 
+impl AppointmentFilter {
+    /// Every appointment (the first `limit`), unscoped, as of `today`; narrowed by
+    /// setting fields.
+    pub fn all(today: NaiveDate, limit: i64) -> Self {
+        Self {
+            ids: Vec::new(),
+            residents: Vec::new(),
+            slots: Vec::new(),
+            orgs: Vec::new(),
+            practitioners: Vec::new(),
+            statuses: Vec::new(),
+            services: Vec::new(),
+            date: Vec::new(),
+            scope: Scope::All,
+            today,
+            limit,
+            offset: 0,
+        }
+    }
+}
+
 /// An appointment with everything its FHIR form shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppointmentView {

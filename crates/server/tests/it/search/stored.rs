@@ -30,6 +30,20 @@ async fn resources_kept_as_received_are_checked_searched_and_scoped() {
         .into_iter()
         .find(|o| o.kind == dhp_core::OrgKind::Hospital)
         .unwrap();
+    // The generated district's own referrals to that hospital, active already.
+    let already = {
+        let a = read(
+            &s,
+            Some(t.as_str()),
+            &format!(
+                "/fhir/ServiceRequest?performer=Organization/{}&status=active&_count=200",
+                hospital.id
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+        ids(&a.json, "ServiceRequest", "match")
+    };
     let created = |r: &crate::write::Reply| -> String {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
         r.json["id"].as_str().unwrap().to_string()
@@ -83,10 +97,12 @@ async fn resources_kept_as_received_are_checked_searched_and_scoped() {
         hospital.id
     ))
     .await;
-    assert_eq!(
-        ids(&a, "ServiceRequest", "match"),
-        [referral.parse::<i64>().unwrap()]
-    );
+    let mut expected = already.clone();
+    expected.push(referral.parse::<i64>().unwrap());
+    expected.sort_unstable();
+    let mut got = ids(&a, "ServiceRequest", "match");
+    got.sort_unstable();
+    assert_eq!(got, expected, "the generated ones and the one just made");
     let a = hits("/fhir/MedicationRequest?code=C09AA02&authoredon=2026-11".to_string()).await;
     assert_eq!(a["total"], 1);
     let a = hits(format!(
