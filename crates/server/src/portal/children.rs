@@ -137,10 +137,12 @@ pub(crate) async fn guardians(
         .collect())
 }
 
-/// Child `raw`'s record for the guardian `who`, or the styled refusal. The attempt is
-/// audited on the child's record either way; a child not linked to the guardian (or
-/// no such resident) is answered as none, revealing nothing.
-async fn child_record(
+/// Whether guardian `me` (signed in as `who`) may `action` for child `raw` on `on`: the
+/// child's id and the link, or the styled refusal. A child not linked to the guardian
+/// (or no such resident) is answered as none, revealing nothing; every refusal is
+/// audited, on the child's record where the link stands.
+#[allow(clippy::too_many_arguments)]
+async fn standing(
     state: &AppState,
     t: &'static Messages,
     user: &SignedIn,
@@ -148,8 +150,8 @@ async fn child_record(
     me: Id,
     raw: &str,
     on: NaiveDate,
-) -> Result<Result<(ResidentRecord, Guardianship), Response>, AppError> {
-    let action = "read";
+    action: &str,
+) -> Result<Result<(Id, Guardianship), Response>, AppError> {
     let actor = Actor::from(who);
     let back = ("/me", "me_title");
     let none = || {
@@ -165,7 +167,15 @@ async fn child_record(
         .await?
         .into_iter()
         .find(|l| l.guardian_id == me);
-    let Some(link) = link else {
+    let kid = match &link {
+        Some(_) => match state.store.resident(child).await {
+            Ok(k) => Some(k),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let (Some(link), Some(kid)) = (link, kid) else {
         audit::record(
             &*state.store,
             &actor,
@@ -178,105 +188,13 @@ async fn child_record(
         .await?;
         return Ok(Err(none()));
     };
-    let rec = state
-        .store
-        .programme_records(&Cohort::Resident(child), Reading::Full, on, child - 1, 1)
-        .await?
-        .pop();
-    let Some(rec) = rec else {
-        return Ok(Err(none()));
-    };
-    let standing = proxy(rec.resident.birth_date, on, link.consent_at.is_some());
-    let detail = format!("guardian proxy ({}): {}", link.relation, standing.as_str());
+    let standing = proxy(kid.birth_date, on, link.consent_at.is_some());
     if !standing.allowed() {
         audit::record(
             &*state.store,
             &actor,
             action,
             &resource,
-            Some(child),
-            "denied",
-            &detail,
-        )
-        .await?;
-        let why = if standing == Proxy::Adult {
-            "kid_adult"
-        } else {
-            "kid_needs_consent"
-        };
-        return Ok(Err(Refusal::bare(StatusCode::FORBIDDEN, t.get(why)).page(
-            t,
-            Some(user.clone()),
-            back,
-        )));
-    }
-    audit::record(
-        &*state.store,
-        &actor,
-        action,
-        &resource,
-        Some(child),
-        "success",
-        &detail,
-    )
-    .await?;
-    Ok(Ok((rec, link)))
-}
-
-/// Whom a portal act is for: the signed-in resident themself, or — given `child` —
-/// the guardian's child, acted for under the child's own scope (the accounts's name
-/// stays the guardian's in every audit entry). A child the guardian may not act for
-/// today answers as `child_record` does, and the attempt is audited on the child.
-pub(crate) async fn acting_for(
-    state: &AppState,
-    t: &'static Messages,
-    user: &SignedIn,
-    who: Principal,
-    me: Id,
-    child: Option<&str>,
-) -> Result<Result<(Principal, Id, Option<Id>), Response>, AppError> {
-    let Some(raw) = child.filter(|c| !c.is_empty()) else {
-        return Ok(Ok((who, me, None)));
-    };
-    let back = ("/me", "me_title");
-    let none = || {
-        Refusal::bare(StatusCode::NOT_FOUND, t.get("kid_none")).page(t, Some(user.clone()), back)
-    };
-    let Ok(child) = raw.parse::<Id>() else {
-        return Ok(Err(none()));
-    };
-    let on = as_of(state).await?;
-    let link = state
-        .store
-        .guardians_of(child)
-        .await?
-        .into_iter()
-        .find(|l| l.guardian_id == me);
-    let kid = match (&link, state.store.resident(child).await) {
-        (Some(_), Ok(k)) => k,
-        (_, Err(e)) if !matches!(e, StoreError::NotFound(_)) => return Err(e.into()),
-        _ => {
-            audit::record(
-                &*state.store,
-                &Actor::from(&who),
-                "book",
-                &format!("Patient/{child}"),
-                None,
-                "denied",
-                "guardian proxy: not a guardian of this resident",
-            )
-            .await?;
-            return Ok(Err(none()));
-        }
-    };
-    let link = link.expect("matched above");
-    let standing = proxy(kid.birth_date, on, link.consent_at.is_some());
-    if !standing.allowed() {
-        audit::record(
-            &*state.store,
-            &Actor::from(&who),
-            "book",
-            &format!("Patient/{child}"),
             Some(child),
             "denied",
             &format!("guardian proxy ({}): {}", link.relation, standing.as_str()),
@@ -293,6 +211,67 @@ pub(crate) async fn acting_for(
             back,
         )));
     }
+    Ok(Ok((child, link)))
+}
+
+/// Child `raw`'s record for the guardian `who`, or the styled refusal ([`standing`]);
+/// the read is audited on the child's record.
+async fn child_record(
+    state: &AppState,
+    t: &'static Messages,
+    user: &SignedIn,
+    who: &Principal,
+    me: Id,
+    raw: &str,
+    on: NaiveDate,
+) -> Result<Result<(ResidentRecord, Guardianship), Response>, AppError> {
+    let (child, link) = match standing(state, t, user, who, me, raw, on, "read").await? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    let rec = state
+        .store
+        .programme_records(&Cohort::Resident(child), Reading::Full, on, child - 1, 1)
+        .await?
+        .pop();
+    let Some(rec) = rec else {
+        return Ok(Err(Refusal::bare(StatusCode::NOT_FOUND, t.get("kid_none"))
+            .page(t, Some(user.clone()), ("/me", "me_title"))));
+    };
+    let standing = proxy(rec.resident.birth_date, on, link.consent_at.is_some());
+    audit::record(
+        &*state.store,
+        &Actor::from(who),
+        "read",
+        &format!("Patient/{child}"),
+        Some(child),
+        "success",
+        &format!("guardian proxy ({}): {}", link.relation, standing.as_str()),
+    )
+    .await?;
+    Ok(Ok((rec, link)))
+}
+
+/// Whom a portal act is for: the signed-in resident themself, or — given `child` —
+/// the guardian's child, acted for under the child's own scope (the account's name
+/// stays the guardian's in every audit entry); a child the guardian may not act for
+/// today is refused as [`standing`] says.
+pub(crate) async fn acting_for(
+    state: &AppState,
+    t: &'static Messages,
+    user: &SignedIn,
+    who: Principal,
+    me: Id,
+    child: Option<&str>,
+) -> Result<Result<(Principal, Id, Option<Id>), Response>, AppError> {
+    let Some(raw) = child.filter(|c| !c.is_empty()) else {
+        return Ok(Ok((who, me, None)));
+    };
+    let on = as_of(state).await?;
+    let (child, _) = match standing(state, t, user, &who, me, raw, on, "book").await? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
     let for_child = Principal {
         resident_id: Some(child),
         ..who

@@ -6,15 +6,8 @@ use axum::http::StatusCode;
 use dhp_core::booking::{Status, Step};
 use dhp_store::AppointmentFilter;
 
-use super::portal::send_form;
+use super::portal::{offered, send_form};
 use super::{get, login, site};
-
-fn offered(page: &str) -> Vec<i64> {
-    page.split("name=\"slot\" value=\"")
-        .skip(1)
-        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_is_one_step_and_only_of_ones_own() {

@@ -307,7 +307,7 @@ pub(crate) async fn send_form(
 }
 
 /// The slot ids a booking page offers, in its order.
-fn offered(page: &str) -> Vec<i64> {
+pub(crate) fn offered(page: &str) -> Vec<i64> {
     page.split("name=\"slot\" value=\"")
         .skip(1)
         .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
